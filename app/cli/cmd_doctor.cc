@@ -1,0 +1,69 @@
+// dipaco doctor: what this host can run, and whether it works.
+#include <cblas.h>
+
+#include <cstdio>
+
+#include "backend/cpu/blas_runtime.h"
+#include "backend/cpu/cpu_features.h"
+#include "cli/commands.h"
+#include "util/arg_parser.h"
+#ifdef DIPACO_HAVE_CUDA
+#include "backend/cuda/cuda_devices.h"
+#include "backend/cuda/cuda_self_test.h"
+#endif
+
+namespace dipaco::cli {
+namespace {
+
+double gib(size_t bytes) {
+  return static_cast<double>(bytes) / (1024.0 * 1024.0 * 1024.0);
+}
+
+std::string version_text(long long encoded, int major_div, int minor_div, int minor_mod) {
+  return std::to_string(encoded / major_div) + "." +
+         std::to_string((encoded / minor_div) % minor_mod);
+}
+
+}  // namespace
+
+int cmd_doctor(const Args& args) {
+  ArgParser parser("dipaco doctor",
+                   "Check this host: CPU features, BLAS, CUDA devices and libraries.");
+  if (Status s = parser.parse(args); !s) {
+    std::fprintf(stderr, "%s\n", s.message().c_str());
+    return kExitUsage;
+  }
+  if (parser.help_requested()) {
+    std::printf("%s", parser.usage().c_str());
+    return kExitOk;
+  }
+  std::printf("dipaco %s\n", DIPACO_VERSION);
+  std::printf("cpu:    %s\n", describe_cpu_features(cpu_features()).c_str());
+  std::printf("blas:   %s, kernels %s, %d threads\n", openblas_get_config(),
+              blas_core_name().c_str(), openblas_get_num_threads());
+  int failures = 0;
+#ifdef DIPACO_HAVE_CUDA
+  CudaRuntimeInfo cuda = probe_cuda();
+  std::printf("cuda:   runtime %s, cuDNN %zu, cuBLASLt %zu, NCCL %d\n",
+              version_text(cuda.runtime_version, 1000, 10, 100).c_str(), cuda.cudnn_version,
+              cuda.cublaslt_version, cuda.nccl_version);
+  if (cuda.devices.empty()) {
+    std::printf("gpu:    none (%s); training runs on the CPU backend\n",
+                cuda.unavailable_reason.c_str());
+  }
+  for (const auto& device : cuda.devices) {
+    std::printf("gpu %d:  %s, sm_%d%d, %.1f GiB (%.1f GiB free), %d SMs, driver %s\n", device.index,
+                device.name.c_str(), device.compute_major, device.compute_minor,
+                gib(device.total_bytes), gib(device.free_bytes), device.multiprocessors,
+                version_text(cuda.driver_version, 1000, 10, 100).c_str());
+    std::string error = cuda_axpy_self_test(device.index, 1 << 20);
+    std::printf("        kernel self-test: %s\n", error.empty() ? "ok" : error.c_str());
+    if (!error.empty()) ++failures;
+  }
+#else
+  std::printf("cuda:   not compiled in (build with -DDIPACO_CUDA=ON on a host with the toolkit)\n");
+#endif
+  return failures == 0 ? kExitOk : kExitFailure;
+}
+
+}  // namespace dipaco::cli

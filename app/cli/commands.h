@@ -1,0 +1,23 @@
+// The dipaco subcommands. Each takes its arguments (after the subcommand name) and returns the
+// process exit code: 0 success, 1 the work failed, 2 bad usage.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace dipaco::cli {
+
+using Args = std::vector<std::string>;
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 2;
+// A subcommand of the design that this build does not have yet.
+constexpr int kExitNotBuilt = 3;
+
+int cmd_data(const Args& args);
+int cmd_doctor(const Args& args);
+// Subcommands whose implementation has not landed: they say so and exit kExitNotBuilt.
+int cmd_planned(const std::string& name, const Args& args);
+
+}  // namespace dipaco::cli

@@ -1,0 +1,62 @@
+#include <QProcess>
+#include <QtTest>
+
+#include "cli_runner.h"
+
+class CliTest : public QObject {
+  Q_OBJECT
+
+ private slots:
+  void helpListsEverySubcommandOfTheDesign() {
+    CliResult r = run_cli({"--help"});
+    QCOMPARE(r.exit_code, 0);
+    for (const char* name :
+         {"run", "serve", "work", "train", "export", "generate", "eval", "doctor", "data"}) {
+      QVERIFY2(r.out.contains(QStringLiteral("  %1 ").arg(QLatin1String(name))), name);
+    }
+  }
+
+  void noArgumentsIsUsageError() {
+    CliResult r = run_cli({});
+    QCOMPARE(r.exit_code, 2);
+    QVERIFY(r.err.contains("usage: dipaco"));
+  }
+
+  void unknownCommandSuggestsTheClosest() {
+    CliResult r = run_cli({"trian"});
+    QCOMPARE(r.exit_code, 2);
+    QVERIFY2(r.err.contains("unknown command 'trian'"), qPrintable(r.err));
+    QVERIFY2(r.err.contains("did you mean 'train'?"), qPrintable(r.err));
+  }
+
+  void unknownFlagOfASubcommandIsUsageError() {
+    CliResult r = run_cli({"doctor", "--verbos"});
+    QCOMPARE(r.exit_code, 2);
+    QVERIFY2(r.err.contains("unknown option '--verbos'"), qPrintable(r.err));
+  }
+
+  void versionPrintsTheVersion() {
+    CliResult r = run_cli({"--version"});
+    QCOMPARE(r.exit_code, 0);
+    QVERIFY(r.out.startsWith("dipaco " DIPACO_VERSION));
+  }
+
+  void doctorReportsCpuAndBlas() {
+    CliResult r = run_cli({"doctor"});
+    QCOMPARE(r.exit_code, 0);
+    QVERIFY2(r.out.contains("cpu:"), qPrintable(r.out));
+    QVERIFY2(r.out.contains("blas:"), qPrintable(r.out));
+  }
+
+  void workerCheckAndVersion() {
+    CliResult r = run_program(DIPACO_WORKER_PATH, {"--check"});
+    QCOMPARE(r.exit_code, 0);
+    QVERIFY(r.out.contains("backend: cpu available"));
+    r = run_program(DIPACO_WORKER_PATH, {"--bogus"});
+    QCOMPARE(r.exit_code, 2);
+    QVERIFY(r.err.contains("unknown option '--bogus'"));
+  }
+};
+
+QTEST_GUILESS_MAIN(CliTest)
+#include "test_cli.moc"
