@@ -42,7 +42,7 @@ constexpr Subcommand kSubcommands[] = {
     {"run", "train a DiPaCo/DiLoCo grid: embedded coordinator + local workers", run_planned_run},
     {"serve", "run a headless coordinator that remote workers connect to", run_planned_serve},
     {"work", "run a worker in the foreground against a coordinator", run_planned_work},
-    {"train", "train one dense model (the baseline paths are compared against)", run_planned_train},
+    {"train", "train one dense model (the baseline paths are compared against)", dipaco::cli::cmd_train},
     {"export", "export trained paths (HF Llama safetensors, GGUF) and the router",
      run_planned_export},
     {"generate", "route a prompt to a path and sample from it", run_planned_generate},
