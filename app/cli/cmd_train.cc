@@ -2,6 +2,8 @@
 
 namespace dipaco::cli {
 
-int cmd_train(const Args& args) { return cmd_planned("train", args); }
+int cmd_train(const Args& args) {
+  return cmd_planned("train", args);
+}
 
 }  // namespace dipaco::cli

@@ -25,9 +25,6 @@ int run_planned_serve(const dipaco::cli::Args& a) {
 int run_planned_work(const dipaco::cli::Args& a) {
   return dipaco::cli::cmd_planned("work", a);
 }
-int run_planned_train(const dipaco::cli::Args& a) {
-  return dipaco::cli::cmd_planned("train", a);
-}
 int run_planned_export(const dipaco::cli::Args& a) {
   return dipaco::cli::cmd_planned("export", a);
 }
@@ -42,7 +39,8 @@ constexpr Subcommand kSubcommands[] = {
     {"run", "train a DiPaCo/DiLoCo grid: embedded coordinator + local workers", run_planned_run},
     {"serve", "run a headless coordinator that remote workers connect to", run_planned_serve},
     {"work", "run a worker in the foreground against a coordinator", run_planned_work},
-    {"train", "train one dense model (the baseline paths are compared against)", dipaco::cli::cmd_train},
+    {"train", "train one dense model (the baseline paths are compared against)",
+     dipaco::cli::cmd_train},
     {"export", "export trained paths (HF Llama safetensors, GGUF) and the router",
      run_planned_export},
     {"generate", "route a prompt to a path and sample from it", run_planned_generate},
