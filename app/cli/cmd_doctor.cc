@@ -13,6 +13,7 @@
 #endif
 
 namespace dipaco::cli {
+#ifdef DIPACO_HAVE_CUDA
 namespace {
 
 double gib(size_t bytes) {
@@ -25,6 +26,7 @@ std::string version_text(long long encoded, int major_div, int minor_div, int mi
 }
 
 }  // namespace
+#endif
 
 int cmd_doctor(const Args& args) {
   ArgParser parser("dipaco doctor",
