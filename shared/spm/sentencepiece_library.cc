@@ -204,7 +204,7 @@ int SentencePieceModel::pad_id() const {
 
 Result<std::string> train_sentencepiece(
     const std::vector<std::pair<std::string, std::string>>& options,
-    const SentenceSource& sentences) {
+    const SentenceSource& sentences, uint32_t seed) {
   DIPACO_ASSIGN_OR_RETURN(const ShimApi* api, shim());
   std::string flat;
   for (const auto& [key, value] : options) {
@@ -227,7 +227,7 @@ Result<std::string> train_sentencepiece(
   char* bytes = nullptr;
   size_t size = 0;
   char* error = nullptr;
-  if (api->train(flat.c_str(), next, &context, &bytes, &size, &error) != 0) {
+  if (api->train(flat.c_str(), seed, next, &context, &bytes, &size, &error) != 0) {
     return shim_error(api, error, "SentencePiece training failed");
   }
   std::string model(bytes, size);

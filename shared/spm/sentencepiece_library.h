@@ -63,10 +63,11 @@ class SentencePieceModel {
 using SentenceSource = std::function<bool(std::string_view* sentence)>;
 
 // Trains a model from `sentences` with SentencePiece trainer options given as key/value pairs
-// (e.g. {"vocab_size","8192"},{"model_type","bpe"}). Returns the serialized model.
+// (e.g. {"vocab_size","8192"},{"model_type","bpe"}); `seed` seeds SentencePiece's random
+// generator so that training is deterministic. Returns the serialized model.
 Result<std::string> train_sentencepiece(
     const std::vector<std::pair<std::string, std::string>>& options,
-    const SentenceSource& sentences);
+    const SentenceSource& sentences, uint32_t seed);
 
 // Loads the shim now; ok when SentencePiece is usable in this process. Exposed for `doctor`.
 Status sentencepiece_available();

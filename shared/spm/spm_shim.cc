@@ -64,8 +64,9 @@ int dipaco_spm_abi_version(void) {
   return DIPACO_SPM_ABI_VERSION;
 }
 
-int dipaco_spm_train(const char* options, dipaco_spm_next_sentence next, void* context,
-                     char** model_bytes, size_t* model_size, char** error) {
+int dipaco_spm_train(const char* options, uint32_t seed, dipaco_spm_next_sentence next,
+                     void* context, char** model_bytes, size_t* model_size, char** error) {
+  sentencepiece::SetRandomGeneratorSeed(seed);
   std::unordered_map<std::string, std::string> kwargs;
   std::istringstream lines(options == nullptr ? "" : options);
   for (std::string line; std::getline(lines, line);) {

@@ -30,10 +30,10 @@ typedef int (*dipaco_spm_next_sentence)(void* context, const char** data, size_t
 int dipaco_spm_abi_version(void);
 
 /* Trains a model. `options` holds SentencePiece trainer flags as "key=value" lines
- * (e.g. "vocab_size=8192\nmodel_type=bpe"). On success *model_bytes holds the serialized
- * ModelProto. */
-int dipaco_spm_train(const char* options, dipaco_spm_next_sentence next, void* context,
-                     char** model_bytes, size_t* model_size, char** error);
+ * (e.g. "vocab_size=8192\nmodel_type=bpe"); `seed` seeds SentencePiece's random generator.
+ * On success *model_bytes holds the serialized ModelProto. */
+int dipaco_spm_train(const char* options, uint32_t seed, dipaco_spm_next_sentence next,
+                     void* context, char** model_bytes, size_t* model_size, char** error);
 
 int dipaco_spm_load(const char* model_bytes, size_t model_size, dipaco_spm_model** model,
                     char** error);

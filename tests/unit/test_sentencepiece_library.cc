@@ -42,20 +42,22 @@ class SentencePieceLibraryTest : public QObject {
     if (dipaco::Status s = dipaco::sentencepiece_available(); !s) QSKIP(s.message().c_str());
     auto sentences = make_sentences();
     size_t next = 0;
-    auto model_bytes = dipaco::train_sentencepiece({{"vocab_size", "400"},
-                                                    {"model_type", "bpe"},
-                                                    {"byte_fallback", "true"},
-                                                    {"minloglevel", "2"},
-                                                    {"num_threads", "1"},
-                                                    {"unk_id", "0"},
-                                                    {"bos_id", "1"},
-                                                    {"eos_id", "2"},
-                                                    {"pad_id", "-1"}},
-                                                   [&](std::string_view* s) {
-                                                     if (next == sentences.size()) return false;
-                                                     *s = sentences[next++];
-                                                     return true;
-                                                   });
+    auto model_bytes = dipaco::train_sentencepiece(
+        {{"vocab_size", "400"},
+         {"model_type", "bpe"},
+         {"byte_fallback", "true"},
+         {"minloglevel", "2"},
+         {"num_threads", "1"},
+         {"unk_id", "0"},
+         {"bos_id", "1"},
+         {"eos_id", "2"},
+         {"pad_id", "-1"}},
+        [&](std::string_view* s) {
+          if (next == sentences.size()) return false;
+          *s = sentences[next++];
+          return true;
+        },
+        /*seed=*/1);
     QVERIFY2(model_bytes.is_ok(), model_bytes.status().message().c_str());
     auto model = dipaco::SentencePieceModel::from_bytes(*model_bytes);
     QVERIFY2(model.is_ok(), model.status().message().c_str());
@@ -82,7 +84,8 @@ class SentencePieceLibraryTest : public QObject {
           if (next == sentences.size()) return false;
           *s = sentences[next++];
           return true;
-        });
+        },
+        /*seed=*/1);
     QVERIFY(!model.is_ok());
     QVERIFY2(model.status().message().find("ocab") != std::string::npos,
              model.status().message().c_str());
