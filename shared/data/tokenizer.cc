@@ -1,10 +1,7 @@
 #include "data/tokenizer.h"
 
-#include <sentencepiece_processor.h>
-#include <sentencepiece_trainer.h>
-
 #include <optional>
-#include <unordered_map>
+#include <utility>
 
 #include "util/atomic_file.h"
 #include "util/progress.h"
@@ -12,31 +9,24 @@
 namespace dipaco {
 namespace {
 
-// SentencePiece skips training sentences longer than this many bytes; longer lines are cut
-// at spaces into pieces below it.
+// SentencePiece skips training sentences longer than its max_sentence_length; longer lines
+// are cut at spaces into pieces below this many bytes.
 constexpr size_t kMaxSentenceBytes = 4096;
 
-// Feeds the documents' lines to the trainer without a temporary file.
-class DocumentSentences : public sentencepiece::SentenceIterator {
+// Hands the documents' lines to the trainer one by one, without a temporary file.
+class DocumentSentences {
  public:
   DocumentSentences(const std::vector<Document>& documents, bool show_progress)
       : documents_(documents) {
     if (show_progress) progress_.emplace("tokenizer input", documents.size(), "docs");
-    advance();
   }
-  bool done() const override { return done_; }
-  void Next() override { advance(); }
-  const std::string& value() const override { return value_; }
-  sentencepiece::util::Status status() const override { return {}; }
 
- private:
-  // Moves to the next non-empty piece of text: a line, or a part of a long line.
-  void advance() {
+  // The next non-blank piece of text: a line, or a part of a long line. False at the end.
+  bool next(std::string_view* sentence) {
     while (true) {
       if (doc_ >= documents_.size()) {
-        done_ = true;
         if (progress_) progress_->finish();
-        return;
+        return false;
       }
       const std::string& text = documents_[doc_].text;
       if (pos_ >= text.size()) {
@@ -51,21 +41,23 @@ class DocumentSentences : public sentencepiece::SentenceIterator {
       if (end - pos_ > kMaxSentenceBytes) {
         size_t cut = text.rfind(' ', pos_ + kMaxSentenceBytes);
         end = (cut == std::string::npos || cut <= pos_) ? pos_ + kMaxSentenceBytes : cut;
-        // Do not split a UTF-8 sequence.
+        // Never split a UTF-8 sequence.
         while (end > pos_ + 1 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) --end;
         next = end;
       }
-      value_.assign(text, pos_, end - pos_);
+      std::string_view piece(text.data() + pos_, end - pos_);
       pos_ = next;
-      if (value_.find_first_not_of(" \t\r") != std::string::npos) return;
+      if (piece.find_first_not_of(" \t\r") != std::string_view::npos) {
+        *sentence = piece;
+        return true;
+      }
     }
   }
 
+ private:
   const std::vector<Document>& documents_;
   size_t doc_ = 0;
   size_t pos_ = 0;
-  std::string value_;
-  bool done_ = false;
   std::optional<Progress> progress_;
 };
 
@@ -81,11 +73,6 @@ std::string suggested_vocab(const std::string& message) {
 
 }  // namespace
 
-Tokenizer::Tokenizer() = default;
-Tokenizer::~Tokenizer() = default;
-Tokenizer::Tokenizer(Tokenizer&&) noexcept = default;
-Tokenizer& Tokenizer::operator=(Tokenizer&&) noexcept = default;
-
 Result<Tokenizer> Tokenizer::train(const std::vector<Document>& documents,
                                    const TokenizerOptions& options,
                                    const std::string& corpus_name) {
@@ -97,8 +84,7 @@ Result<Tokenizer> Tokenizer::train(const std::vector<Document>& documents,
     return invalid_argument("vocab size " + std::to_string(options.vocab_size) +
                             " is too small (at least 8)");
   }
-  sentencepiece::SetRandomGeneratorSeed(options.seed);
-  const std::unordered_map<std::string, std::string> args = {
+  const std::vector<std::pair<std::string, std::string>> args = {
       {"model_type", options.model_type},
       {"vocab_size", std::to_string(options.vocab_size)},
       {"character_coverage", std::to_string(options.character_coverage)},
@@ -117,36 +103,34 @@ Result<Tokenizer> Tokenizer::train(const std::vector<Document>& documents,
       {"minloglevel", "1"},
   };
   DocumentSentences sentences(documents, options.show_progress);
-  std::string serialized;
-  auto status = sentencepiece::SentencePieceTrainer::Train(args, &sentences, &serialized);
-  if (!status.ok()) {
-    std::string message = status.message();
+  auto serialized = train_sentencepiece(
+      args, [&](std::string_view* sentence) { return sentences.next(sentence); }, options.seed);
+  if (!serialized.is_ok()) {
+    const std::string& message = serialized.status().message();
     std::string hint;
     if (message.find("Vocabulary size") != std::string::npos) {
       std::string max = suggested_vocab(message);
       hint = "; try --vocab-size " + (max.empty() ? std::string("smaller") : max + " or less") +
              ", or a larger corpus";
     }
-    return invalid_argument(corpus_name + ": tokenizer training failed: " + message + hint);
+    return Status(serialized.status().code(),
+                  corpus_name + ": tokenizer training failed: " + message + hint);
   }
-  return from_serialized(std::move(serialized), corpus_name);
+  return from_serialized(std::move(serialized).value(), corpus_name);
 }
 
 Result<Tokenizer> Tokenizer::from_serialized(std::string serialized, const std::string& name) {
-  Tokenizer tokenizer;
-  tokenizer.processor_ = std::make_unique<sentencepiece::SentencePieceProcessor>();
-  auto status = tokenizer.processor_->LoadFromSerializedProto(serialized);
-  if (!status.ok()) {
-    return data_loss(name + ": not a SentencePiece model: " + std::string(status.message()));
+  auto model = SentencePieceModel::from_bytes(std::move(serialized));
+  if (!model.is_ok()) {
+    return Status(model.status().code(),
+                  name + ": not a usable SentencePiece model: " + model.status().message());
   }
-  const auto& p = *tokenizer.processor_;
-  if (p.unk_id() != kUnkId || p.bos_id() != kBosId || p.eos_id() != kEosId) {
-    return invalid_argument(name + ": special ids are unk=" + std::to_string(p.unk_id()) + " bos=" +
-                            std::to_string(p.bos_id()) + " eos=" + std::to_string(p.eos_id()) +
-                            "; dipaco needs unk=0 bos=1 eos=2");
+  if (model->unk_id() != kUnkId || model->bos_id() != kBosId || model->eos_id() != kEosId) {
+    return invalid_argument(name + ": special ids are unk=" + std::to_string(model->unk_id()) +
+                            " bos=" + std::to_string(model->bos_id()) + " eos=" +
+                            std::to_string(model->eos_id()) + "; dipaco needs unk=0 bos=1 eos=2");
   }
-  tokenizer.serialized_ = std::move(serialized);
-  return tokenizer;
+  return Tokenizer(std::move(model).value());
 }
 
 Result<Tokenizer> Tokenizer::load(const std::string& path) {
@@ -155,31 +139,25 @@ Result<Tokenizer> Tokenizer::load(const std::string& path) {
 }
 
 Status Tokenizer::save(const std::string& path) const {
-  return write_file_atomically(path, serialized_);
+  return write_file_atomically(path, serialized());
 }
 
 uint32_t Tokenizer::vocab_size() const {
-  return static_cast<uint32_t>(processor_->GetPieceSize());
+  return static_cast<uint32_t>(model_.vocab_size());
 }
 
-std::vector<uint32_t> Tokenizer::encode(std::string_view text) const {
-  std::vector<int> ids;
-  auto status = processor_->Encode(text, &ids);
-  assert(status.ok());
-  (void)status;
+Result<std::vector<uint32_t>> Tokenizer::encode(std::string_view text) const {
+  DIPACO_ASSIGN_OR_RETURN(auto ids, model_.encode(text));
   return std::vector<uint32_t>(ids.begin(), ids.end());
 }
 
-std::string Tokenizer::decode(const std::vector<uint32_t>& ids) const {
-  std::vector<int> signed_ids(ids.begin(), ids.end());
-  std::string text;
-  auto status = processor_->Decode(signed_ids, &text);
-  (void)status;
-  return text;
+Result<std::string> Tokenizer::decode(const std::vector<uint32_t>& ids) const {
+  std::vector<int32_t> signed_ids(ids.begin(), ids.end());
+  return model_.decode(signed_ids);
 }
 
 std::string Tokenizer::piece(uint32_t id) const {
-  return processor_->IdToPiece(static_cast<int>(id));
+  return model_.piece(static_cast<int>(id));
 }
 
 }  // namespace dipaco

@@ -7,17 +7,13 @@
 #pragma once
 
 #include <cstdint>
-#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "data/document.h"
+#include "spm/sentencepiece_library.h"
 #include "util/status.h"
-
-namespace sentencepiece {
-class SentencePieceProcessor;
-}
 
 namespace dipaco {
 
@@ -36,11 +32,6 @@ struct TokenizerOptions {
 
 class Tokenizer {
  public:
-  Tokenizer();
-  ~Tokenizer();
-  Tokenizer(Tokenizer&&) noexcept;
-  Tokenizer& operator=(Tokenizer&&) noexcept;
-
   // Trains on the documents' text. `corpus_name` names the corpus in errors, e.g. a vocab size
   // the corpus cannot support ("data/brown: ... Vocabulary size is too high (20000); try
   // --vocab-size 15000 or less, or a larger corpus").
@@ -54,16 +45,16 @@ class Tokenizer {
   Status save(const std::string& path) const;
 
   uint32_t vocab_size() const;
-  std::vector<uint32_t> encode(std::string_view text) const;
-  std::string decode(const std::vector<uint32_t>& ids) const;
+  Result<std::vector<uint32_t>> encode(std::string_view text) const;
+  Result<std::string> decode(const std::vector<uint32_t>& ids) const;
   // The piece text of `id` ("▁the", "<0x0A>", "<s>").
   std::string piece(uint32_t id) const;
   // The serialized model: what save() writes; hashed into meta files.
-  const std::string& serialized() const { return serialized_; }
+  const std::string& serialized() const { return model_.serialized(); }
 
  private:
-  std::unique_ptr<sentencepiece::SentencePieceProcessor> processor_;
-  std::string serialized_;
+  explicit Tokenizer(SentencePieceModel model) : model_(std::move(model)) {}
+  SentencePieceModel model_;
 };
 
 }  // namespace dipaco
