@@ -1,0 +1,64 @@
+// ThreadPool: a fixed set of persistent threads for the CPU backend's fused loops.
+//
+// The caller's thread is worker 0, so a pool of n threads starts n - 1. Work is split
+// statically (worker t always gets the same chunk of the same op), which keeps results
+// deterministic and makes run() allocation-free. Idle workers spin briefly, then sleep on a
+// futex, so they do not steal the cores from BLAS or from other processes between steps.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <thread>
+#include <vector>
+
+namespace dipaco {
+
+class ThreadPool {
+ public:
+  explicit ThreadPool(int n_threads);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int size() const { return n_threads_; }
+
+  // Calls fn(t) once for each worker t in [0, size()) and returns when all have finished.
+  // Not re-entrant: fn must not call run() again.
+  template <typename F>
+  void run(F&& fn) {
+    auto* ctx = &fn;
+    run_raw([](void* c, int t) { (*static_cast<decltype(ctx)>(c))(t); }, ctx);
+  }
+
+  // Splits [0, n) into size() contiguous chunks and calls fn(begin, end) for each non-empty one.
+  template <typename F>
+  void parallel_for(int64_t n, F&& fn) {
+    if (n <= 0) return;
+    int parts = n < n_threads_ ? static_cast<int>(n) : n_threads_;
+    if (parts == 1) {
+      fn(int64_t{0}, n);
+      return;
+    }
+    run([&](int t) {
+      if (t >= parts) return;
+      int64_t begin = n * t / parts;
+      int64_t end = n * (t + 1) / parts;
+      fn(begin, end);
+    });
+  }
+
+ private:
+  using Task = void (*)(void*, int);
+  void run_raw(Task task, void* ctx);
+  void worker_loop(int t);
+
+  int n_threads_;
+  std::vector<std::thread> threads_;
+  Task task_ = nullptr;
+  void* ctx_ = nullptr;
+  std::atomic<uint32_t> generation_{0};
+  std::atomic<int> pending_{0};
+  std::atomic<bool> stop_{false};
+};
+
+}  // namespace dipaco

@@ -1,0 +1,142 @@
+// Backend: the seam between model code and a compute device.
+//
+// Model, optimizer and trainer code call only this interface. Pointers passed to the ops are
+// *device* pointers obtained from alloc(); model code never dereferences them (a CUDA backend
+// hands out GPU memory). Data crosses the seam only through copy_to_device / copy_to_host.
+//
+// Conventions for every op below:
+//   - Shapes are row-major and given in brackets: [N, C] means N rows of C floats.
+//   - N is the number of token positions, B * T, laid out batch-major: row n = b * T + t.
+//   - "+=" outputs accumulate (weight gradients, so micro-batches add up; the residual
+//     stream's gradient); "=" outputs are overwritten.
+//   - Ops never allocate. Scratch memory an op needs is passed in by the caller, sized by the
+//     matching *_workspace_floats() query, so a training step allocates nothing.
+//   - Results are deterministic for a given backend and thread count (no atomics-order sums).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace dipaco {
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  // "cpu (2 threads, OpenBLAS SkylakeX)"
+  virtual std::string name() const = 0;
+
+  // ---- memory -------------------------------------------------------------------------------
+  // Device memory, 64-byte aligned. Returns nullptr only when out of memory.
+  virtual void* alloc(size_t bytes) = 0;
+  virtual void free(void* ptr) = 0;
+  virtual void fill_zero(void* dst, size_t bytes) = 0;
+  virtual void copy_to_device(void* dst, const void* host_src, size_t bytes) = 0;
+  virtual void copy_to_host(void* host_dst, const void* src, size_t bytes) = 0;
+  virtual void copy_device(void* dst, const void* src, size_t bytes) = 0;
+  // Waits until all queued work is done (a no-op for the CPU backend).
+  virtual void synchronize() = 0;
+
+  // ---- embedding ----------------------------------------------------------------------------
+  // out[N, C] = wte[tokens[n], :]. tokens[N] (device int32) must be in [0, V).
+  virtual void embedding_forward(float* out, const int32_t* tokens, const float* wte, int N,
+                                 int C) = 0;
+  // dwte[V, C] += scatter of dout[N, C] by tokens[N].
+  virtual void embedding_backward(float* dwte, const float* dout, const int32_t* tokens, int N,
+                                  int C) = 0;
+
+  // ---- RMSNorm (Llama): y = x / sqrt(mean(x^2) + eps) * weight ------------------------------
+  // out[N, C], rstd[N] (saved for backward), inp[N, C], weight[C].
+  virtual void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight,
+                               int N, int C, float eps) = 0;
+  // dinp[N, C] +=, dweight[C] +=; dout[N, C], inp[N, C], weight[C], rstd[N].
+  virtual void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp,
+                                const float* weight, const float* rstd, int N, int C) = 0;
+
+  // ---- linear (no bias) ---------------------------------------------------------------------
+  // out[N, OC] = inp[N, C] @ weight[OC, C]^T.
+  virtual void matmul_forward(float* out, const float* inp, const float* weight, int N, int C,
+                              int OC) = 0;
+  // dinp[N, C] = dout[N, OC] @ weight[OC, C]   (overwritten; skipped when dinp is null)
+  // dweight[OC, C] += dout[N, OC]^T @ inp[N, C]
+  virtual void matmul_backward(float* dinp, float* dweight, const float* dout, const float* inp,
+                               const float* weight, int N, int C, int OC) = 0;
+
+  // ---- rotary position embedding, in place ---------------------------------------------------
+  // Layout: the HF/Llama "rotate_half" convention. A head vector x[hd] is split in halves;
+  // for i < hd/2, with angle a = t * theta^(-2i/hd):
+  //   y[i]        = x[i] cos a - x[i + hd/2] sin a
+  //   y[i + hd/2] = x[i + hd/2] cos a + x[i] sin a
+  // x[N, row_stride]: the first n_heads * hd floats of each row are rotated (for a fused qkv
+  // row that is the q heads followed by the k heads); t = n % T.
+  // cos[T_max, hd/2], sin[T_max, hd/2]: tables from rope_tables() for positions 0..T_max-1.
+  virtual void rope_forward(float* x, const float* cos, const float* sin, int N, int T, int n_heads,
+                            int hd, int row_stride) = 0;
+  // The inverse rotation applied to the gradient dx (in place): dx = R(-a) dy.
+  virtual void rope_backward(float* dx, const float* cos, const float* sin, int N, int T,
+                             int n_heads, int hd, int row_stride) = 0;
+
+  // ---- causal multi-head attention with grouped-query heads ---------------------------------
+  // qkv[B, T, (H + 2 * KVH) * hd]: q heads, then k heads, then v heads (RoPE already applied).
+  // q head h reads kv head h / (H / KVH). Softmax scale 1/sqrt(hd).
+  // out[B, T, H * hd] = softmax(q k^T * scale + causal mask) v; att[B, H, T, T] saves the
+  // probabilities for backward (entries above the diagonal are 0).
+  virtual void attention_forward(float* out, float* att, const float* qkv, int B, int T, int H,
+                                 int KVH, int hd) = 0;
+  // dqkv[B, T, (H + 2 * KVH) * hd] = (overwritten); dout[B, T, H * hd]; qkv, att as saved.
+  // workspace: attention_workspace_floats(B, T, H, KVH, hd) floats.
+  virtual void attention_backward(float* dqkv, float* workspace, const float* dout,
+                                  const float* qkv, const float* att, int B, int T, int H, int KVH,
+                                  int hd) = 0;
+  virtual size_t attention_workspace_floats(int B, int T, int H, int KVH, int hd) const = 0;
+
+  // ---- SwiGLU: out = silu(gate) * up ---------------------------------------------------------
+  // h13[N, 2F] holds gate in columns [0, F) and up in [F, 2F) (one fused projection);
+  // out[N, F].
+  virtual void swiglu_forward(float* out, const float* h13, int N, int F) = 0;
+  // dh13[N, 2F] = (overwritten); dout[N, F].
+  virtual void swiglu_backward(float* dh13, const float* dout, const float* h13, int N, int F) = 0;
+
+  // ---- residual ------------------------------------------------------------------------------
+  // out[n] = a[n] + b[n] for n < count. Its backward is the identity (callers add dout into
+  // both inputs' gradients with add_inplace).
+  virtual void residual_forward(float* out, const float* a, const float* b, size_t count) = 0;
+  // dst[n] += src[n].
+  virtual void add_inplace(float* dst, const float* src, size_t count) = 0;
+  // x[n] *= s.
+  virtual void scale_inplace(float* x, float s, size_t count) = 0;
+
+  // ---- cross-entropy fused with softmax -----------------------------------------------------
+  // logits[N, V]; targets[N] (device int32, -1 = ignore: loss 0, no gradient).
+  // losses[N] = logsumexp(logits[n]) - logits[n, targets[n]]; lse[N] saved for backward.
+  virtual void crossentropy_forward(float* losses, float* lse, const float* logits,
+                                    const int32_t* targets, int N, int V) = 0;
+  // dlogits[N, V] = (softmax(logits[n]) - onehot(targets[n])) * dloss (overwritten).
+  // dlogits may alias logits (in place). dloss is d(total loss)/d(losses[n]), e.g. 1/N.
+  virtual void crossentropy_backward(float* dlogits, const float* logits, const float* lse,
+                                     const int32_t* targets, int N, int V, float dloss) = 0;
+
+  // ---- reductions (result on the host) --------------------------------------------------------
+  // sum of x[n]^2, accumulated in double.
+  virtual double sum_squares(const float* x, size_t count) = 0;
+  // sum of x[n], accumulated in double.
+  virtual double sum(const float* x, size_t count) = 0;
+
+  // ---- optimizer ---------------------------------------------------------------------------
+  // One AdamW step on count parameters, as torch.optim.AdamW does it:
+  //   g = grad * grad_scale
+  //   m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2
+  //   param -= lr * weight_decay * param                       (decoupled decay)
+  //   param -= lr * (m / (1 - beta1^step)) / (sqrt(v / (1 - beta2^step)) + eps)
+  // step counts from 1.
+  virtual void adamw_update(float* param, const float* grad, float* m, float* v, size_t count,
+                            float lr, float beta1, float beta2, float eps, float weight_decay,
+                            float grad_scale, int64_t step) = 0;
+};
+
+// Host-side helper: the cos/sin tables rope_forward expects, [T_max, hd/2] each, computed in
+// double and rounded to float. angle(t, i) = t * theta^(-2i/hd).
+void rope_tables(float* cos_out, float* sin_out, int T_max, int hd, double theta);
+
+}  // namespace dipaco
