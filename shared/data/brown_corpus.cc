@@ -45,6 +45,25 @@ void append_sentence(std::string_view line, std::string& out, bool& glue) {
   }
 }
 
+// A headline line: every token's tag carries the -hl suffix ("Merger/nn-hl proposed/vbn-hl").
+bool is_headline(std::string_view line) {
+  size_t pos = 0;
+  bool any = false;
+  while (pos < line.size()) {
+    while (pos < line.size() && is_space(line[pos])) ++pos;
+    size_t start = pos;
+    while (pos < line.size() && !is_space(line[pos])) ++pos;
+    if (start == pos) break;
+    std::string_view token = line.substr(start, pos - start);
+    size_t slash = token.rfind('/');
+    if (slash == std::string_view::npos || token.find("-hl", slash) == std::string_view::npos) {
+      return false;
+    }
+    any = true;
+  }
+  return any;
+}
+
 }  // namespace
 
 std::string brown_form_c_to_text(std::string_view form_c) {
@@ -65,11 +84,13 @@ std::string brown_form_c_to_text(std::string_view form_c) {
       if (end == form_c.size()) break;
       continue;
     }
-    if (!in_paragraph && !out.empty()) {
+    // A headline stands as its own paragraph, even when the text runs on without a blank line.
+    bool headline = is_headline(line);
+    if ((!in_paragraph || headline) && !out.empty()) {
       out += "\n\n";
       glue = false;
     }
-    in_paragraph = true;
+    in_paragraph = !headline;
     append_sentence(line, out, glue);
     if (end == form_c.size()) break;
   }

@@ -15,6 +15,7 @@ namespace dipaco {
 namespace {
 
 static_assert(sizeof(kTokenFileMagic) == 8);
+constexpr size_t kHeaderCrcAt = 60;  // the header's own CRC covers bytes [0, 60)
 
 uint32_t load_u32(const unsigned char* p) {
   return static_cast<uint32_t>(p[0]) | static_cast<uint32_t>(p[1]) << 8 |
@@ -111,9 +112,9 @@ Result<TokenFile> TokenFile::open(const std::string& path) {
     return bad(8, "unsupported token file version " + std::to_string(version) +
                       " (this build reads version " + std::to_string(kTokenFileVersion) + ")");
   }
-  uint32_t header_crc = load_u32(h + 44);
-  if (crc32_update(0, h, 44) != header_crc) {
-    return bad(44, "header checksum mismatch (the header is corrupt)");
+  uint32_t header_crc = load_u32(h + kHeaderCrcAt);
+  if (crc32_update(0, h, kHeaderCrcAt) != header_crc) {
+    return bad(kHeaderCrcAt, "header checksum mismatch (the header is corrupt)");
   }
   file.width_ = load_u32(h + 12);
   file.vocab_size_ = load_u32(h + 16);
@@ -266,7 +267,7 @@ Status write_token_file(const std::string& path, uint32_t vocab_size,
   store_u64(header + 24, num_tokens);
   store_u64(header + 32, documents.size());
   store_u32(header + 40, payload_crc);
-  store_u32(header + 44, crc32_update(0, header, 44));
+  store_u32(header + kHeaderCrcAt, crc32_update(0, header, kHeaderCrcAt));
   DIPACO_ASSIGN_OR_RETURN(AtomicFile file, AtomicFile::create(path));
   DIPACO_RETURN_IF_ERROR(file.write(header, sizeof header));
   DIPACO_RETURN_IF_ERROR(

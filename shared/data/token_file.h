@@ -9,8 +9,8 @@
 //   byte 24  u64 num_tokens
 //   byte 32  u64 num_documents
 //   byte 40  u32 CRC-32 of the payload (everything after the header)
-//   byte 44  u32 CRC-32 of header bytes 0..43
-//   byte 48  16 reserved bytes (0)                                   — header: 64 bytes
+//   byte 44  16 reserved bytes (0)
+//   byte 60  u32 CRC-32 of header bytes 0..59                        — header: 64 bytes
 //   byte 64  u64 document offsets[num_documents + 1]: document d is tokens
 //            [offsets[d], offsets[d+1]); offsets[0] = 0, offsets[num_documents] = num_tokens
 //   then     num_tokens ids of the given width; the file ends there.

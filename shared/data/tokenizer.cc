@@ -61,11 +61,21 @@ class DocumentSentences {
   std::optional<Progress> progress_;
 };
 
-// "Vocabulary size is too high (20000). Please set it to a value <= 15000." → "15000".
+// "Vocabulary size too high (20000). Please set it to a value <= 15000." → "15000".
 std::string suggested_vocab(const std::string& message) {
   size_t at = message.find("<= ");
   if (at == std::string::npos) return {};
   size_t begin = at + 3;
+  size_t end = begin;
+  while (end < message.size() && message[end] >= '0' && message[end] <= '9') ++end;
+  return message.substr(begin, end - begin);
+}
+
+// "Vocabulary size is smaller than required_chars. 64 vs 276. ..." → "276".
+std::string required_vocab(const std::string& message) {
+  size_t at = message.find(" vs ");
+  if (at == std::string::npos) return {};
+  size_t begin = at + 4;
   size_t end = begin;
   while (end < message.size() && message[end] >= '0' && message[end] <= '9') ++end;
   return message.substr(begin, end - begin);
@@ -106,12 +116,22 @@ Result<Tokenizer> Tokenizer::train(const std::vector<Document>& documents,
   auto serialized = train_sentencepiece(
       args, [&](std::string_view* sentence) { return sentences.next(sentence); }, options.seed);
   if (!serialized.is_ok()) {
-    const std::string& message = serialized.status().message();
+    std::string message = serialized.status().message();
+    // Drop SentencePiece's "Internal: ./src/x.cc(580) [condition] " prefix.
+    if (size_t bracket = message.find("] "); bracket != std::string::npos) {
+      message = message.substr(bracket + 2);
+    }
     std::string hint;
-    if (message.find("Vocabulary size") != std::string::npos) {
+    if (message.find("too high") != std::string::npos) {
       std::string max = suggested_vocab(message);
       hint = "; try --vocab-size " + (max.empty() ? std::string("smaller") : max + " or less") +
              ", or a larger corpus";
+    } else if (message.find("smaller than required_chars") != std::string::npos) {
+      std::string min = required_vocab(message);
+      hint =
+          "; the vocabulary must hold the 256 byte-fallback pieces, every character of the "
+          "corpus and the special pieces: try --vocab-size " +
+          (min.empty() ? std::string("larger") : min + " or more");
     }
     return Status(serialized.status().code(),
                   corpus_name + ": tokenizer training failed: " + message + hint);

@@ -33,7 +33,7 @@ struct TokenizerOptions {
 class Tokenizer {
  public:
   // Trains on the documents' text. `corpus_name` names the corpus in errors, e.g. a vocab size
-  // the corpus cannot support ("data/brown: ... Vocabulary size is too high (20000); try
+  // the corpus cannot support ("data/brown: ... Vocabulary size too high (20000) ...; try
   // --vocab-size 15000 or less, or a larger corpus").
   static Result<Tokenizer> train(const std::vector<Document>& documents,
                                  const TokenizerOptions& options, const std::string& corpus_name);
