@@ -40,7 +40,13 @@ Result<BatchLoader> BatchLoader::create(const TokenFile* file, std::vector<uint6
   loader.batch_ = static_cast<uint64_t>(batch);
   loader.seq_len_ = static_cast<uint64_t>(seq_len);
   loader.seed_ = seed;
+  std::vector<bool> selected(file->num_documents(), false);
   for (uint64_t d : documents) {
+    if (d < selected.size() && selected[d]) {
+      return invalid_argument(file->path() + ": document " + std::to_string(d) +
+                              " is selected twice");
+    }
+    if (d < selected.size()) selected[d] = true;
     if (d >= file->num_documents()) {
       return invalid_argument(file->path() + ": document " + std::to_string(d) +
                               " is out of range (the file has " +

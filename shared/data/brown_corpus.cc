@@ -33,6 +33,11 @@ void append_sentence(std::string_view line, std::string& out, bool& glue) {
     size_t slash = token.rfind('/');
     std::string_view word =
         (slash == std::string_view::npos || slash == 0) ? token : token.substr(0, slash);
+    // An abbreviation that ends a sentence ("Jr./np ./.") is printed with one period.
+    if (word == "." && !out.empty() && out.back() == '.') {
+      glue = false;
+      continue;
+    }
     if (!out.empty() && !glue && !attaches_left(word) && out.back() != '\n') out.push_back(' ');
     if (word == "``" || word == "''") {
       out.push_back('"');

@@ -17,7 +17,8 @@ namespace dipaco {
 // Plain text of one Form C file: tags stripped (the tag follows the last '/'), `` and '' as ",
 // punctuation attached the way it is printed (no space before , . ; : ? ! ' ) and closing quotes,
 // none after ( and opening quotes), sentences of a paragraph joined by one space, paragraphs
-// separated by "\n\n". A headline line (all tags end in -hl) is a paragraph of its own.
+// separated by "\n\n". A headline line (all tags end in -hl) is a paragraph of its own; a period
+// token after a word that already ends in one ("Jr." ".") is dropped.
 std::string brown_form_c_to_text(std::string_view form_c);
 
 // True for Brown file ids: 'c', a genre letter a–r, two digits.

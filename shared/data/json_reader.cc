@@ -129,7 +129,6 @@ class Parser {
   }
 
   Status number() {
-    size_t start = pos_;
     if (peek() == '-') ++pos_;
     if (peek() == '0') {
       ++pos_;
@@ -149,7 +148,6 @@ class Parser {
       if (!(peek() >= '0' && peek() <= '9')) return error("expected an exponent digit" + found());
       while (peek() >= '0' && peek() <= '9') ++pos_;
     }
-    (void)start;
     return Status::ok();
   }
 

@@ -143,6 +143,7 @@ Result<std::vector<Document>> read_corpus(const std::vector<std::string>& paths,
     } else {
       DIPACO_ASSIGN_OR_RETURN(text, read_file(file));
     }
+    if (text.compare(0, 3, "\xEF\xBB\xBF") == 0) text.erase(0, 3);  // a UTF-8 byte order mark
     std::vector<Document> found;
     if (ends_with(file, ".txt")) {
       found = documents_from_txt(text, file, options.txt_mode);

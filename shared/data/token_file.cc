@@ -127,27 +127,24 @@ Result<TokenFile> TokenFile::open(const std::string& path) {
     return bad(16, "vocab size " + std::to_string(file.vocab_size_) + " does not fit token width " +
                        std::to_string(file.width_));
   }
-  // Sizes are checked in a way that cannot overflow before comparing with the file size.
+  // Sizes are compared in a way that cannot overflow, whatever the header says.
   uint64_t room = size - kTokenFileHeaderBytes;
-  if (file.num_documents_ >= room / 8) {
-    return bad(size, "truncated token file: " + std::to_string(file.num_documents_) +
-                         " documents need a longer offset table than the file holds");
+  auto describe = [&] {
+    return "the header says " + std::to_string(file.num_documents_) + " documents and " +
+           std::to_string(file.num_tokens_) + " tokens of " + std::to_string(file.width_) +
+           " bytes";
+  };
+  if (file.num_documents_ >= room / 8 ||
+      file.num_tokens_ > (room - (file.num_documents_ + 1) * 8) / file.width_) {
+    return bad(size, "truncated token file: " + describe() + ", more than its " +
+                         std::to_string(size) + " bytes hold");
   }
   uint64_t table_bytes = (file.num_documents_ + 1) * 8;
-  if (file.num_tokens_ > (room - table_bytes) / file.width_ ||
-      kTokenFileHeaderBytes + table_bytes + file.num_tokens_ * file.width_ != size) {
-    uint64_t expected_tokens_bytes = file.num_tokens_ * file.width_;
-    bool shorter = file.num_tokens_ > (room - table_bytes) / file.width_ ||
-                   kTokenFileHeaderBytes + table_bytes + expected_tokens_bytes > size;
-    return bad(
-        size,
-        std::string(shorter ? "truncated token file" : "trailing bytes") + ": header says " +
-            std::to_string(file.num_documents_) + " documents and " +
-            std::to_string(file.num_tokens_) + " tokens, which need " +
-            (shorter ? std::string("more bytes")
-                     : std::to_string(kTokenFileHeaderBytes + table_bytes + expected_tokens_bytes) +
-                           " bytes") +
-            " than the file's " + std::to_string(size));
+  uint64_t expected = kTokenFileHeaderBytes + table_bytes + file.num_tokens_ * file.width_;
+  if (expected != size) {
+    return bad(expected, "trailing bytes: " + describe() + ", which end at byte " +
+                             std::to_string(expected) + ", but the file has " +
+                             std::to_string(size));
   }
   file.offsets_ = h + kTokenFileHeaderBytes;
   file.tokens_ = file.offsets_ + table_bytes;

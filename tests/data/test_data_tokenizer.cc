@@ -122,4 +122,4 @@ class TokenizerTest : public QObject {
 };
 
 QTEST_GUILESS_MAIN(TokenizerTest)
-#include "test_tokenizer.moc"
+#include "test_data_tokenizer.moc"

@@ -141,4 +141,4 @@ class JsonTest : public QObject {
 };
 
 QTEST_GUILESS_MAIN(JsonTest)
-#include "test_json.moc"
+#include "test_data_json.moc"

@@ -133,7 +133,7 @@ class CorpusReadersTest : public QObject {
     fixtures::write(dir.filePath("sub/a.jsonl.gz"),
                     fixtures::gzip("{\"text\": \"from gz\"}\n{\"text\": \"again\"}\n"));
     fixtures::write(dir.filePath("notes.md"), "ignored");
-    fixtures::write(dir.filePath("c.jsonl"), "{\"text\": \"last\"}\n");
+    fixtures::write(dir.filePath("c.jsonl"), "\xEF\xBB\xBF{\"text\": \"last\"}\n");  // with a BOM
     auto docs = dipaco::read_corpus({dir.path().toStdString()}, quiet());
     QVERIFY2(docs.is_ok(), docs.status().message().c_str());
     QCOMPARE(docs->size(), size_t{5});
@@ -202,4 +202,4 @@ class CorpusReadersTest : public QObject {
 };
 
 QTEST_GUILESS_MAIN(CorpusReadersTest)
-#include "test_corpus_readers.moc"
+#include "test_data_corpus_readers.moc"

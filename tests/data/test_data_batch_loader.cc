@@ -143,8 +143,9 @@ class BatchLoaderTest : public QObject {
     QVERIFY(!loader.is_ok());
     QCOMPARE(loader.status().message(),
              std::string("shard has 12 tokens, needs at least 257 for seq_len 256"));
-    QVERIFY(!BatchLoader::create(&*file, {2}, 1, 4, 0).is_ok());  // no document 2
-    QVERIFY(BatchLoader::create(&*file, {}, 1, 11, 0).is_ok());   // exactly seq_len + 1
+    QVERIFY(!BatchLoader::create(&*file, {2}, 1, 4, 0).is_ok());     // no document 2
+    QVERIFY(!BatchLoader::create(&*file, {1, 1}, 1, 4, 0).is_ok());  // selected twice
+    QVERIFY(BatchLoader::create(&*file, {}, 1, 11, 0).is_ok());      // exactly seq_len + 1
   }
 
  private:
@@ -154,4 +155,4 @@ class BatchLoaderTest : public QObject {
 };
 
 QTEST_GUILESS_MAIN(BatchLoaderTest)
-#include "test_batch_loader.moc"
+#include "test_data_batch_loader.moc"

@@ -144,4 +144,4 @@ class TokenFileTest : public QObject {
 };
 
 QTEST_GUILESS_MAIN(TokenFileTest)
-#include "test_token_file.moc"
+#include "test_data_token_file.moc"
