@@ -167,6 +167,42 @@ class ModelTest : public QObject {
       QVERIFY(std::fabs(twice[i] - 1.5f * grads[i]) <= 1e-5f + 1e-4f * std::fabs(grads[i]));
   }
 
+  // Big enough that every op splits across threads: 1 and 3 threads must agree (up to sgemm
+  // blocking and reduction order), so the threaded paths are checked against the serial ones
+  // that the reference comparisons above exercise.
+  void threadedMatchesSingleThreaded() {
+    ModelConfig c;
+    c.vocab_size = 300;
+    c.d_model = 64;
+    c.n_layers = 2;
+    c.n_heads = 4;
+    c.n_kv_heads = 2;
+    c.d_ff = 96;
+    c.max_seq_len = 80;
+    const int B = 3, T = 80;
+    std::vector<int32_t> in(B * T), tg(B * T);
+    for (int i = 0; i < B * T; ++i) {
+      in[i] = (i * 31 + 7) % c.vocab_size;
+      tg[i] = (i * 17 + 3) % c.vocab_size;
+    }
+    std::vector<float> grads[2], logits[2];
+    double loss[2];
+    for (int run = 0; run < 2; ++run) {
+      dipaco::CpuBackend be(run == 0 ? 1 : 3);
+      auto m = dipaco::Model::create(&be, c, B, T);
+      QVERIFY(m.is_ok());
+      (*m)->init_params(5);
+      loss[run] = (*m)->forward(in.data(), tg.data(), B, T);
+      logits[run] = (*m)->get_logits();
+      (*m)->zero_grad();
+      (*m)->backward();
+      grads[run] = (*m)->get_grads();
+    }
+    QVERIFY(std::fabs(loss[0] - loss[1]) < 1e-6 * loss[0]);
+    QVERIFY(close(logits[1], to_double(logits[0]), 1e-4, 1e-6, "logits 3 vs 1 threads"));
+    QVERIFY(close(grads[1], to_double(grads[0]), 1e-3, 1e-7, "gradients 3 vs 1 threads"));
+  }
+
   void smallerBatchThanAllocatedWorks() {
     dipaco::CpuBackend be(2);
     ModelConfig c = tiny_config();

@@ -14,7 +14,7 @@ void CpuBackend::adamw_update(float* param, const float* grad, float* m, float* 
   float step_size = static_cast<float>(lr / bc1);
   float inv_sqrt_bc2 = static_cast<float>(1.0 / std::sqrt(bc2));
   float decay = 1.0f - lr * weight_decay;
-  pool_.parallel_for(static_cast<int64_t>(count), [&](int64_t begin, int64_t end) {
+  pool_.parallel_for(static_cast<int64_t>(count), 8, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       float g = grad[i] * grad_scale;
       float mi = beta1 * m[i] + (1.0f - beta1) * g;

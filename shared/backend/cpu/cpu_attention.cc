@@ -32,38 +32,39 @@ void CpuBackend::attention_forward(float* out, float* att, const float* qkv, int
   const int group = H / KVH;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   const int64_t out_row = static_cast<int64_t>(H) * hd;
-  pool_.parallel_for(static_cast<int64_t>(B) * H, [&](int64_t begin, int64_t end) {
-    for (int64_t bh = begin; bh < end; ++bh) {
-      int64_t b = bh / H;
-      int h = static_cast<int>(bh % H);
-      int g = h / group;
-      const float* base = qkv + b * T * hs.row;
-      const float* q = base + hs.q(h);
-      const float* k = base + hs.k(g);
-      const float* v = base + hs.v(g);
-      float* p = att + bh * T * T;
-      float* o = out + b * T * out_row + static_cast<int64_t>(h) * hd;
-      for (int r0 = 0; r0 < T; r0 += kRowBlock) {
-        int r1 = r0 + kRowBlock < T ? r0 + kRowBlock : T;
-        // S[r0:r1, 0:r1] = scale * Q[r0:r1] K[0:r1]^T
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r1 - r0, r1, hd, scale,
-                    q + r0 * hs.row, static_cast<int>(hs.row), k, static_cast<int>(hs.row), 0.0f,
-                    p + static_cast<int64_t>(r0) * T, T);
-        for (int i = r0; i < r1; ++i) {
-          float* row = p + static_cast<int64_t>(i) * T;
-          float m = cpu::max_of(row, i + 1);
-          for (int j = 0; j <= i; ++j) row[j] = cpu::exp_approx(row[j] - m);
-          float inv = 1.0f / cpu::sum(row, i + 1);
-          for (int j = 0; j <= i; ++j) row[j] *= inv;
-          std::memset(row + i + 1, 0, sizeof(float) * (T - i - 1));
+  pool_.parallel_for(
+      static_cast<int64_t>(B) * H, int64_t{2} * T * T * hd, [&](int64_t begin, int64_t end) {
+        for (int64_t bh = begin; bh < end; ++bh) {
+          int64_t b = bh / H;
+          int h = static_cast<int>(bh % H);
+          int g = h / group;
+          const float* base = qkv + b * T * hs.row;
+          const float* q = base + hs.q(h);
+          const float* k = base + hs.k(g);
+          const float* v = base + hs.v(g);
+          float* p = att + bh * T * T;
+          float* o = out + b * T * out_row + static_cast<int64_t>(h) * hd;
+          for (int r0 = 0; r0 < T; r0 += kRowBlock) {
+            int r1 = r0 + kRowBlock < T ? r0 + kRowBlock : T;
+            // S[r0:r1, 0:r1] = scale * Q[r0:r1] K[0:r1]^T
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r1 - r0, r1, hd, scale,
+                        q + r0 * hs.row, static_cast<int>(hs.row), k, static_cast<int>(hs.row),
+                        0.0f, p + static_cast<int64_t>(r0) * T, T);
+            for (int i = r0; i < r1; ++i) {
+              float* row = p + static_cast<int64_t>(i) * T;
+              float m = cpu::max_of(row, i + 1);
+              for (int j = 0; j <= i; ++j) row[j] = cpu::exp_approx(row[j] - m);
+              float inv = 1.0f / cpu::sum(row, i + 1);
+              for (int j = 0; j <= i; ++j) row[j] *= inv;
+              std::memset(row + i + 1, 0, sizeof(float) * (T - i - 1));
+            }
+            // O[r0:r1] = P[r0:r1, 0:r1] V[0:r1]
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, r1 - r0, hd, r1, 1.0f,
+                        p + static_cast<int64_t>(r0) * T, T, v, static_cast<int>(hs.row), 0.0f,
+                        o + r0 * out_row, static_cast<int>(out_row));
+          }
         }
-        // O[r0:r1] = P[r0:r1, 0:r1] V[0:r1]
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, r1 - r0, hd, r1, 1.0f,
-                    p + static_cast<int64_t>(r0) * T, T, v, static_cast<int>(hs.row), 0.0f,
-                    o + r0 * out_row, static_cast<int>(out_row));
-      }
-    }
-  });
+      });
 }
 
 size_t CpuBackend::attention_workspace_floats(int, int T, int, int, int) const {
@@ -83,8 +84,9 @@ void CpuBackend::attention_backward(float* dqkv, float* workspace, const float* 
   const int64_t out_row = static_cast<int64_t>(H) * hd;
   const int ld = static_cast<int>(hs.row);
   const int64_t tasks = static_cast<int64_t>(B) * KVH;
-  const int parts = pool_.size();
-  pool_.run([&](int t) {
+  int parts = pool_.threads_for(tasks * 4 * T * T * hd * (H / KVH));
+  if (parts > tasks) parts = static_cast<int>(tasks);
+  auto chunk = [&](int t) {
     int64_t begin = tasks * t / parts;
     int64_t end = tasks * (t + 1) / parts;
     float* dp = workspace + static_cast<int64_t>(t) * T * T;
@@ -132,7 +134,14 @@ void CpuBackend::attention_backward(float* dqkv, float* workspace, const float* 
         }
       }
     }
-  });
+  };
+  if (parts == 1) {
+    chunk(0);
+  } else {
+    pool_.run([&](int t) {
+      if (t < parts) chunk(t);
+    });
+  }
 }
 
 }  // namespace dipaco

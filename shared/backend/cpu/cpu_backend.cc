@@ -55,19 +55,19 @@ void CpuBackend::copy_device(void* dst, const void* src, size_t bytes) {
 }
 
 void CpuBackend::residual_forward(float* out, const float* a, const float* b, size_t count) {
-  pool_.parallel_for(static_cast<int64_t>(count), [&](int64_t begin, int64_t end) {
+  pool_.parallel_for(static_cast<int64_t>(count), 1, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) out[i] = a[i] + b[i];
   });
 }
 
 void CpuBackend::add_inplace(float* dst, const float* src, size_t count) {
-  pool_.parallel_for(static_cast<int64_t>(count), [&](int64_t begin, int64_t end) {
+  pool_.parallel_for(static_cast<int64_t>(count), 1, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) dst[i] += src[i];
   });
 }
 
 void CpuBackend::scale_inplace(float* x, float s, size_t count) {
-  pool_.parallel_for(static_cast<int64_t>(count), [&](int64_t begin, int64_t end) {
+  pool_.parallel_for(static_cast<int64_t>(count), 1, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) x[i] *= s;
   });
 }
@@ -79,9 +79,9 @@ template <bool kSquare>
 double reduce(ThreadPool& pool, const float* x, size_t count) {
   constexpr int kMaxThreads = 256;
   double partial[kMaxThreads] = {};
-  int parts = pool.size() < kMaxThreads ? pool.size() : kMaxThreads;
-  pool.run([&](int t) {
-    if (t >= parts) return;
+  int parts = pool.threads_for(static_cast<int64_t>(count));
+  parts = parts < kMaxThreads ? parts : kMaxThreads;
+  auto chunk = [&](int t) {
     size_t begin = count * t / parts;
     size_t end = count * (t + 1) / parts;
     double acc[8] = {};
@@ -98,7 +98,14 @@ double reduce(ThreadPool& pool, const float* x, size_t count) {
     }
     for (int j = 0; j < 8; ++j) s += acc[j];
     partial[t] = s;
-  });
+  };
+  if (parts == 1) {
+    chunk(0);
+  } else {
+    pool.run([&](int t) {
+      if (t < parts) chunk(t);
+    });
+  }
   double total = 0.0;
   for (int t = 0; t < parts; ++t) total += partial[t];
   return total;

@@ -9,7 +9,7 @@ namespace dipaco {
 // losses[N], lse[N]; logits[N, V], targets[N]
 void CpuBackend::crossentropy_forward(float* losses, float* lse, const float* logits,
                                       const int32_t* targets, int N, int V) {
-  pool_.parallel_for(N, [&](int64_t begin, int64_t end) {
+  pool_.parallel_for(N, 8 * V, [&](int64_t begin, int64_t end) {
     for (int64_t n = begin; n < end; ++n) {
       const float* x = logits + n * V;
       float m = cpu::max_of(x, V);
@@ -24,7 +24,7 @@ void CpuBackend::crossentropy_forward(float* losses, float* lse, const float* lo
 // dlogits[N, V] = (softmax - onehot(target)) * dloss; may be the logits buffer itself.
 void CpuBackend::crossentropy_backward(float* dlogits, const float* logits, const float* lse,
                                        const int32_t* targets, int N, int V, float dloss) {
-  pool_.parallel_for(N, [&](int64_t begin, int64_t end) {
+  pool_.parallel_for(N, 8 * V, [&](int64_t begin, int64_t end) {
     for (int64_t n = begin; n < end; ++n) {
       const float* x = logits + n * V;
       float* dx = dlogits + n * V;

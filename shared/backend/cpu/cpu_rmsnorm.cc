@@ -9,7 +9,7 @@ namespace dipaco {
 // out[N, C], rstd[N]; inp[N, C], weight[C]
 void CpuBackend::rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight,
                                  int N, int C, float eps) {
-  pool_.parallel_for(N, [&](int64_t begin, int64_t end) {
+  pool_.parallel_for(N, 4 * C, [&](int64_t begin, int64_t end) {
     for (int64_t n = begin; n < end; ++n) {
       const float* x = inp + n * C;
       float* y = out + n * C;
@@ -24,7 +24,7 @@ void CpuBackend::rmsnorm_forward(float* out, float* rstd, const float* inp, cons
 // dweight[C] += sum over n of dy * x * rstd
 void CpuBackend::rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp,
                                   const float* weight, const float* rstd, int N, int C) {
-  pool_.parallel_for(N, [&](int64_t begin, int64_t end) {
+  pool_.parallel_for(N, 4 * C, [&](int64_t begin, int64_t end) {
     for (int64_t n = begin; n < end; ++n) {
       const float* x = inp + n * C;
       const float* dy = dout + n * C;
@@ -35,7 +35,7 @@ void CpuBackend::rmsnorm_backward(float* dinp, float* dweight, const float* dout
     }
   });
   // The weight gradient is a sum over rows: split by columns so each sum has one owner.
-  pool_.parallel_for(C, [&](int64_t c0, int64_t c1) {
+  pool_.parallel_for(C, 2 * N, [&](int64_t c0, int64_t c1) {
     for (int64_t n = 0; n < N; ++n) {
       const float* x = inp + n * C;
       const float* dy = dout + n * C;

@@ -8,7 +8,7 @@ namespace {
 void rotate_rows(ThreadPool& pool, float* x, const float* cos, const float* sin, int N, int T,
                  int n_heads, int hd, int row_stride, float sign) {
   int half = hd / 2;
-  pool.parallel_for(N, [&](int64_t begin, int64_t end) {
+  pool.parallel_for(N, int64_t{4} * n_heads * hd, [&](int64_t begin, int64_t end) {
     for (int64_t n = begin; n < end; ++n) {
       int64_t t = n % T;
       const float* c = cos + t * half;

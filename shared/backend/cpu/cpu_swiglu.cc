@@ -8,7 +8,7 @@ namespace dipaco {
 
 // out[N, F]; h13[N, 2F] = [gate | up]
 void CpuBackend::swiglu_forward(float* out, const float* h13, int N, int F) {
-  pool_.parallel_for(N, [&](int64_t begin, int64_t end) {
+  pool_.parallel_for(N, 16 * F, [&](int64_t begin, int64_t end) {
     for (int64_t n = begin; n < end; ++n) {
       const float* g = h13 + n * 2 * F;
       const float* u = g + F;
@@ -24,7 +24,7 @@ void CpuBackend::swiglu_forward(float* out, const float* h13, int N, int F) {
 // dh13[N, 2F] = [dout * up * silu'(gate) | dout * silu(gate)],
 // silu'(g) = sig(g) * (1 + g * (1 - sig(g)))
 void CpuBackend::swiglu_backward(float* dh13, const float* dout, const float* h13, int N, int F) {
-  pool_.parallel_for(N, [&](int64_t begin, int64_t end) {
+  pool_.parallel_for(N, 16 * F, [&](int64_t begin, int64_t end) {
     for (int64_t n = begin; n < end; ++n) {
       const float* g = h13 + n * 2 * F;
       const float* u = g + F;

@@ -30,11 +30,21 @@ class ThreadPool {
     run_raw([](void* c, int t) { (*static_cast<decltype(ctx)>(c))(t); }, ctx);
   }
 
-  // Splits [0, n) into size() contiguous chunks and calls fn(begin, end) for each non-empty one.
+  // How many threads a job of `work` units (about one float operation each) deserves: waking
+  // a thread costs microseconds, so small jobs run on the caller alone.
+  int threads_for(int64_t work) const {
+    int64_t parts = work / kMinWorkPerThread;
+    if (parts < 1) return 1;
+    return parts < n_threads_ ? static_cast<int>(parts) : n_threads_;
+  }
+
+  // Splits [0, n) into contiguous chunks, one per thread the work deserves (n items of
+  // `cost_per_item` units each), and calls fn(begin, end) for each non-empty one.
   template <typename F>
-  void parallel_for(int64_t n, F&& fn) {
+  void parallel_for(int64_t n, int64_t cost_per_item, F&& fn) {
     if (n <= 0) return;
-    int parts = n < n_threads_ ? static_cast<int>(n) : n_threads_;
+    int parts = threads_for(n * cost_per_item);
+    if (parts > n) parts = static_cast<int>(n);
     if (parts == 1) {
       fn(int64_t{0}, n);
       return;
@@ -51,6 +61,8 @@ class ThreadPool {
   using Task = void (*)(void*, int);
   void run_raw(Task task, void* ctx);
   void worker_loop(int t);
+
+  static constexpr int64_t kMinWorkPerThread = 1 << 15;
 
   int n_threads_;
   std::vector<std::thread> threads_;
