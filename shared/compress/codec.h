@@ -1,0 +1,35 @@
+// Encoding and decoding of outer gradients (flat float vectors) for the wire.
+//
+// The layouts are in compress/wire_dtype.h. Encoding is lossy for every dtype but fp32:
+//   bf16  |x - x̂| <= 2^-8 · |x|                 (round to nearest even, 8 significant bits)
+//   int8  |x - x̂| <= max|x over chunk| / 254    (+ float rounding of the scale)
+//   int4  |x - x̂| <= max|x over chunk| / 14     (+ float rounding of the scale)
+// Every loop is a plain pass over the values (no per-value allocation) written so the
+// compiler vectorizes it; the output buffers are reused by the *_into variants.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "compress/wire_dtype.h"
+#include "util/status.h"
+
+namespace dipaco {
+
+// Encodes x into *out (resized to encoded_size(dtype, x.size()); its capacity is reused).
+// Fails with kInvalidArgument, naming the first offending index, when a value is NaN or
+// infinite, or (bf16) too large to be represented: an outer gradient like that would poison
+// the global model, so it never leaves the worker.
+Status encode_into(WireDtype dtype, std::span<const float> x, std::vector<uint8_t>* out);
+Result<std::vector<uint8_t>> encode(WireDtype dtype, const float* x, size_t n);
+
+// Decodes n values from bytes into out (out.size() must be n). Fails with kDataLoss when the
+// payload size is not encoded_size(dtype, n), a scale is negative or not finite, a value is
+// not finite, or a quantized value lies outside the encoder's range (int8 -128, int4 -8, a
+// non-zero padding nibble). On failure out's contents are unspecified.
+Status decode_into(std::span<const uint8_t> bytes, WireDtype dtype, std::span<float> out);
+Result<std::vector<float>> decode(std::span<const uint8_t> bytes, WireDtype dtype, size_t n);
+
+}  // namespace dipaco
