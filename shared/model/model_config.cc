@@ -43,13 +43,34 @@ Status ModelConfig::validate() const {
   return Status::ok();
 }
 
+namespace {
+// Shortest text that reads back as the same double.
+std::string shortest(double v) {
+  char buf[32];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, end);
+}
+}  // namespace
+
 std::string ModelConfig::to_string() const {
   std::ostringstream out;
-  out.precision(17);
   out << "vocab_size=" << vocab_size << " d_model=" << d_model << " n_layers=" << n_layers
       << " n_heads=" << n_heads << " n_kv_heads=" << n_kv_heads << " d_ff=" << d_ff
-      << " max_seq_len=" << max_seq_len << " rope_theta=" << rope_theta << " norm_eps=" << norm_eps;
+      << " max_seq_len=" << max_seq_len << " rope_theta=" << shortest(rope_theta)
+      << " norm_eps=" << shortest(norm_eps);
   return out.str();
+}
+
+std::string ModelConfig::difference(const ModelConfig& other) const {
+  std::istringstream a(to_string()), b(other.to_string());
+  std::string x, y, diff;
+  while (a >> x && b >> y) {
+    if (x == y) continue;
+    size_t eq = x.find('=');
+    diff += (diff.empty() ? "" : ", ") + x.substr(0, eq) + " " + x.substr(eq + 1) + " vs " +
+            y.substr(eq + 1);
+  }
+  return diff;
 }
 
 Result<ModelConfig> ModelConfig::parse(std::string_view text) {

@@ -29,6 +29,8 @@ struct ModelConfig {
   // "vocab_size=8192 d_model=256 ..." (stored in checkpoints) and back.
   std::string to_string() const;
   static Result<ModelConfig> parse(std::string_view text);
+  // "d_model 64 vs 128, d_ff 172 vs 344": the keys where this and `other` differ.
+  std::string difference(const ModelConfig& other) const;
 
   bool operator==(const ModelConfig&) const = default;
 };

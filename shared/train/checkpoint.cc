@@ -52,8 +52,9 @@ Result<CheckpointState> read_checkpoint(const std::string& path, const ModelConf
   auto config = ModelConfig::parse(get("model_config"));
   if (!config.is_ok()) return config.status().with_context(path);
   if (!(*config == expected)) {
-    return invalid_argument(path + ": checkpoint is for a different model (" + config->to_string() +
-                            "); this run's model is " + expected.to_string());
+    return invalid_argument(path +
+                            ": checkpoint is for a different model (checkpoint vs this run: " +
+                            config->difference(expected) + ")");
   }
   CheckpointState state;
   state.config = *config;

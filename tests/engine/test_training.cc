@@ -242,7 +242,7 @@ class TrainingTest : public QObject {
     auto s = other->load_checkpoint(ckpt, &src);
     QVERIFY(!s.is_ok());
     QVERIFY2(s.message().find("different model") != std::string::npos &&
-                 s.message().find("d_ff=64") != std::string::npos,
+                 s.message().find("d_ff 64 vs 96") != std::string::npos,
              s.message().c_str());
     QVERIFY(other->model().get_params() == before);
     QVERIFY(*dipaco::read_file(ckpt) == bytes);

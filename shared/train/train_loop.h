@@ -1,0 +1,32 @@
+// run_training: the whole `dipaco train` run. Opens the token files, builds the model (CPU
+// backend), resumes from CHECKPOINT_DIR/checkpoint.safetensors when it exists, trains with
+// periodic logging, validation and checkpoints, and leaves a final checkpoint.
+//
+// Failure behaviour: a checkpoint that does not fit this config is an error before anything is
+// written; a NaN/Inf loss stops the run with a message, and the last good checkpoint stays.
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+
+#include "train/run_config.h"
+#include "util/status.h"
+
+namespace dipaco {
+
+struct TrainLoopOptions {
+  bool fresh = false;  // ignore an existing checkpoint (it is overwritten at the next save)
+  FILE* out = stdout;  // progress and results
+};
+
+struct TrainLoopResult {
+  int64_t step = 0;
+  double train_loss = 0;  // mean of the last logging window
+  double val_loss = 0;    // NaN when there is no validation file
+  double tokens_per_second = 0;
+  std::string checkpoint_path;
+};
+
+Result<TrainLoopResult> run_training(const RunConfig& config, const TrainLoopOptions& options);
+
+}  // namespace dipaco
