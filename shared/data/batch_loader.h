@@ -36,9 +36,10 @@ struct LoaderPosition {
 class BatchLoader {
  public:
   // Draws (batch, seq_len) windows from the given documents of `file` (all documents if
-  // `documents` is empty). `file` must outlive the loader. Errors: a document index out of
-  // range or selected twice, batch or seq_len < 1, or fewer than seq_len + 1 selected tokens
-  // ("shard has 12 tokens, needs at least 257 for seq_len 256").
+  // `documents` is empty). `file` must outlive the loader and stay where it is (not be moved
+  // from). Errors: a document index out of range or selected twice, batch or seq_len < 1, or
+  // fewer than seq_len + 1 selected tokens ("shard has 12 tokens, needs at least 257 for
+  // seq_len 256").
   static Result<BatchLoader> create(const TokenFile* file, std::vector<uint64_t> documents,
                                     int batch, int seq_len, uint64_t seed);
 
