@@ -4,7 +4,8 @@
 //   dipaco data tokenizer --corpus DOCS --out tokenizer.model --vocab-size N
 //                         [--model-type bpe|unigram] | --load EXISTING.model
 //   dipaco data tokenize --corpus DOCS --tokenizer M --out DIR [--val-fraction 0.05] [--seed S]
-//   dipaco data info FILE.tok
+//   dipaco data info FILE.tok [--tokenizer M --head N]
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -310,9 +311,13 @@ int cmd_tokenize(const Args& args) {
 
 int cmd_info(const Args& args) {
   const std::string sub = "info";
-  std::string path;
+  std::string path, tokenizer_path;
+  int64_t head = 64;
   ArgParser parser("dipaco data info", "Validate a token file and print its header.");
   parser.add_positional("FILE", "token file (.tok)", &path);
+  parser.add_option("--tokenizer", "MODEL", "also decode the start of the first document",
+                    &tokenizer_path);
+  parser.add_option("--head", "N", "tokens to decode with --tokenizer (64)", &head, 1, 1 << 20);
   if (auto code = parse_or_exit(parser, sub, args)) return *code;
   auto file = TokenFile::open(path);
   if (!file.is_ok()) return fail(sub, file.status().message());
@@ -320,6 +325,21 @@ int cmd_info(const Args& args) {
               static_cast<unsigned long long>(file->num_tokens()),
               static_cast<unsigned long long>(file->num_documents()), file->vocab_size(),
               file->bytes_per_token() * 8);
+  if (tokenizer_path.empty() || file->num_tokens() == 0) return kExitOk;
+  auto tokenizer = Tokenizer::load(tokenizer_path);
+  if (!tokenizer.is_ok()) return fail(sub, tokenizer.status().message());
+  if (tokenizer->vocab_size() != file->vocab_size()) {
+    return fail(sub, tokenizer_path + " has a vocabulary of " +
+                         std::to_string(tokenizer->vocab_size()) + ", " + path + " of " +
+                         std::to_string(file->vocab_size()));
+  }
+  uint64_t count = std::min<uint64_t>(static_cast<uint64_t>(head), file->document_end(0));
+  std::vector<uint32_t> ids(count);
+  for (uint64_t i = 0; i < count; ++i) ids[i] = file->token(i);
+  auto text = tokenizer->decode(ids);
+  if (!text.is_ok()) return fail(sub, text.status().message());
+  std::printf("first %llu tokens of document 0:\n%s\n", static_cast<unsigned long long>(count),
+              text->c_str());
   return kExitOk;
 }
 

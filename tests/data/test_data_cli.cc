@@ -140,6 +140,10 @@ class DataCliTest : public QObject {
              meta_text.constData());
     r = run_cli({"data", "info", dir.filePath("tokens/train.tok")});
     QVERIFY2(r.exit_code == 0 && r.out.contains("54 documents"), qPrintable(r.out + r.err));
+    r = run_cli({"data", "info", dir.filePath("tokens/train.tok"), "--tokenizer",
+                 dir.filePath("tokens/tokenizer.model"), "--head", "8"});
+    QVERIFY2(r.exit_code == 0 && r.out.contains("first 8 tokens of document 0:"),
+             qPrintable(r.out + r.err));
 
     // Same seed, same split; the files are byte-identical.
     r = run_cli({"data", "tokenize", "--corpus", dir.filePath("corpus.jsonl"), "--tokenizer",
