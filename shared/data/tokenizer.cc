@@ -121,6 +121,9 @@ Result<Tokenizer> Tokenizer::train(const std::vector<Document>& documents,
     if (size_t bracket = message.find("] "); bracket != std::string::npos) {
       message = message.substr(bracket + 2);
     }
+    while (!message.empty() && (message.back() == '.' || message.back() == ' ')) {
+      message.pop_back();
+    }
     std::string hint;
     if (message.find("too high") != std::string::npos) {
       std::string max = suggested_vocab(message);
