@@ -131,10 +131,11 @@ Result<Tokenizer> Tokenizer::train(const std::vector<Document>& documents,
              ", or a larger corpus";
     } else if (message.find("smaller than required_chars") != std::string::npos) {
       std::string min = required_vocab(message);
-      hint =
-          "; the vocabulary must hold the 256 byte-fallback pieces, every character of the "
-          "corpus and the special pieces: try --vocab-size " +
-          (min.empty() ? std::string("larger") : min + " or more");
+      message = "vocab size " + std::to_string(options.vocab_size) +
+                " cannot hold the 256 byte-fallback pieces, every character of the corpus and "
+                "the special pieces" +
+                (min.empty() ? std::string() : " (" + min + " in all)");
+      hint = "; try --vocab-size " + (min.empty() ? std::string("larger") : min + " or more");
     }
     return Status(serialized.status().code(),
                   corpus_name + ": tokenizer training failed: " + message + hint);
