@@ -2,8 +2,26 @@
 #include <cmath>
 
 #include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/cpu_math.h"
 
 namespace dipaco {
+
+namespace {
+DIPACO_CPU_CLONES void update_chunk(float* param, const float* grad, float* m, float* v,
+                                    int64_t begin, int64_t end, float beta1, float beta2, float eps,
+                                    float grad_scale, float step_size, float inv_sqrt_bc2,
+                                    float decay) {
+  for (int64_t i = begin; i < end; ++i) {
+    float g = grad[i] * grad_scale;
+    float mi = beta1 * m[i] + (1.0f - beta1) * g;
+    float vi = beta2 * v[i] + (1.0f - beta2) * g * g;
+    m[i] = mi;
+    v[i] = vi;
+    float denom = std::sqrt(vi) * inv_sqrt_bc2 + eps;
+    param[i] = param[i] * decay - step_size * mi / denom;
+  }
+}
+}  // namespace
 
 void CpuBackend::adamw_update(float* param, const float* grad, float* m, float* v, size_t count,
                               float lr, float beta1, float beta2, float eps, float weight_decay,
@@ -15,15 +33,8 @@ void CpuBackend::adamw_update(float* param, const float* grad, float* m, float* 
   float inv_sqrt_bc2 = static_cast<float>(1.0 / std::sqrt(bc2));
   float decay = 1.0f - lr * weight_decay;
   pool_.parallel_for(static_cast<int64_t>(count), 8, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      float g = grad[i] * grad_scale;
-      float mi = beta1 * m[i] + (1.0f - beta1) * g;
-      float vi = beta2 * v[i] + (1.0f - beta2) * g * g;
-      m[i] = mi;
-      v[i] = vi;
-      float denom = std::sqrt(vi) * inv_sqrt_bc2 + eps;
-      param[i] = param[i] * decay - step_size * mi / denom;
-    }
+    update_chunk(param, grad, m, v, begin, end, beta1, beta2, eps, grad_scale, step_size,
+                 inv_sqrt_bc2, decay);
   });
 }
 

@@ -8,6 +8,16 @@
 #include <cstdint>
 #include <cstring>
 
+// Hot row kernels are compiled three times and picked at load time by the CPU's features
+// (AVX-512, AVX2+FMA, baseline x86-64): packages are built for baseline x86-64, never with
+// -march=native. Inline helpers below are inlined into each clone at its width.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define DIPACO_CPU_CLONES \
+  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define DIPACO_CPU_CLONES
+#endif
+
 namespace dipaco::cpu {
 
 constexpr int kLanes = 16;
