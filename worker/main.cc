@@ -6,10 +6,8 @@
 
 #include "backend/cpu/blas_runtime.h"
 #include "backend/cpu/cpu_features.h"
+#include "backend/cuda_runtime.h"
 #include "util/arg_parser.h"
-#ifdef DIPACO_HAVE_CUDA
-#include "backend/cuda/cuda_devices.h"
-#endif
 
 int main(int argc, char** argv) {
   dipaco::ensure_fast_blas_kernels(argv);
@@ -36,11 +34,9 @@ int main(int argc, char** argv) {
   }
   if (check) {
     std::printf("cpu: %s\n", dipaco::describe_cpu_features(dipaco::cpu_features()).c_str());
-#ifdef DIPACO_HAVE_CUDA
     dipaco::CudaRuntimeInfo cuda = dipaco::probe_cuda();
     std::printf("cuda: %zu device(s)%s%s\n", cuda.devices.size(), cuda.devices.empty() ? ": " : "",
                 cuda.unavailable_reason.c_str());
-#endif
     std::printf("backend: cpu available\n");
     return 0;
   }

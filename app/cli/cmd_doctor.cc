@@ -5,15 +5,11 @@
 
 #include "backend/cpu/blas_runtime.h"
 #include "backend/cpu/cpu_features.h"
+#include "backend/cuda_runtime.h"
 #include "cli/commands.h"
 #include "util/arg_parser.h"
-#ifdef DIPACO_HAVE_CUDA
-#include "backend/cuda/cuda_devices.h"
-#include "backend/cuda/cuda_self_test.h"
-#endif
 
 namespace dipaco::cli {
-#ifdef DIPACO_HAVE_CUDA
 namespace {
 
 double gib(size_t bytes) {
@@ -26,7 +22,6 @@ std::string version_text(long long encoded, int major_div, int minor_div, int mi
 }
 
 }  // namespace
-#endif
 
 int cmd_doctor(const Args& args) {
   ArgParser parser("dipaco doctor",
@@ -44,12 +39,15 @@ int cmd_doctor(const Args& args) {
   std::printf("blas:   %s, kernels %s, %d threads\n", openblas_get_config(),
               blas_core_name().c_str(), openblas_get_num_threads());
   int failures = 0;
-#ifdef DIPACO_HAVE_CUDA
   CudaRuntimeInfo cuda = probe_cuda();
-  std::printf("cuda:   runtime %s, cuDNN %zu, cuBLASLt %zu, NCCL %d\n",
-              version_text(cuda.runtime_version, 1000, 10, 100).c_str(), cuda.cudnn_version,
-              cuda.cublaslt_version, cuda.nccl_version);
-  if (cuda.devices.empty()) {
+  if (!cuda.plugin_loaded) {
+    std::printf("cuda:   %s\n", cuda.unavailable_reason.c_str());
+  } else {
+    std::printf("cuda:   runtime %s, cuDNN %zu, cuBLASLt %zu, NCCL %d\n",
+                version_text(cuda.runtime_version, 1000, 10, 100).c_str(), cuda.cudnn_version,
+                cuda.cublaslt_version, cuda.nccl_version);
+  }
+  if (cuda.plugin_loaded && cuda.devices.empty()) {
     std::printf("gpu:    none (%s); training runs on the CPU backend\n",
                 cuda.unavailable_reason.c_str());
   }
@@ -62,9 +60,6 @@ int cmd_doctor(const Args& args) {
     std::printf("        kernel self-test: %s\n", error.empty() ? "ok" : error.c_str());
     if (!error.empty()) ++failures;
   }
-#else
-  std::printf("cuda:   not compiled in (build with -DDIPACO_CUDA=ON on a host with the toolkit)\n");
-#endif
   return failures == 0 ? kExitOk : kExitFailure;
 }
 

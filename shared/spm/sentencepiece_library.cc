@@ -1,13 +1,12 @@
 #include "spm/sentencepiece_library.h"
 
 #include <dlfcn.h>
-#include <unistd.h>
 
-#include <filesystem>
 #include <mutex>
 
 #include "spm/spm_shim.h"
 #include "util/atomic_file.h"
+#include "util/plugin_library.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define DIPACO_UNDER_ASAN 1
@@ -35,27 +34,6 @@ struct ShimApi {
   decltype(&dipaco_spm_free_buffer) free_buffer = nullptr;
 };
 
-std::vector<std::string> shim_candidates() {
-  std::vector<std::string> paths;
-  if (const char* env = std::getenv("DIPACO_SENTENCEPIECE_SHIM"); env != nullptr && *env) {
-    paths.emplace_back(env);
-  }
-  std::error_code ec;
-  std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
-  if (!ec) {
-    paths.push_back((exe.parent_path() / "../lib/dipaco/libdipaco_sentencepiece.so").string());
-  }
-  paths.emplace_back(DIPACO_SPM_SHIM_INSTALL_PATH);
-  paths.emplace_back(DIPACO_SPM_SHIM_BUILD_PATH);
-  return paths;
-}
-
-template <typename F>
-bool bind(void* handle, const char* name, F* out) {
-  *out = reinterpret_cast<F>(dlsym(handle, name));
-  return *out != nullptr;
-}
-
 Result<const ShimApi*> shim() {
   static std::once_flag once;
   static ShimApi api;
@@ -74,33 +52,25 @@ Result<const ShimApi*> shim() {
 #else
     flags |= RTLD_DEEPBIND;
 #endif
-    std::string tried;
-    void* handle = nullptr;
-    for (const std::string& path : shim_candidates()) {
-      if (access(path.c_str(), R_OK) != 0) continue;
-      handle = dlopen(path.c_str(), flags);
-      if (handle != nullptr) break;
-      tried += std::string("\n  ") + path + ": " + dlerror();
-    }
-    if (handle == nullptr) {
-      load_status = not_found(
-          "libdipaco_sentencepiece.so not found or not loadable (set DIPACO_SENTENCEPIECE_SHIM "
-          "to its path; it needs libsentencepiece0)" +
-          tried);
+    auto handle = load_plugin({"libdipaco_sentencepiece.so", "DIPACO_SENTENCEPIECE_SHIM",
+                               DIPACO_SPM_SHIM_INSTALL_PATH, DIPACO_SPM_SHIM_BUILD_PATH},
+                              flags);
+    if (!handle.is_ok()) {
+      load_status = handle.status();
       return;
     }
-    bool ok = bind(handle, "dipaco_spm_abi_version", &api.abi_version) &&
-              bind(handle, "dipaco_spm_train", &api.train) &&
-              bind(handle, "dipaco_spm_load", &api.load) &&
-              bind(handle, "dipaco_spm_free_model", &api.free_model) &&
-              bind(handle, "dipaco_spm_encode", &api.encode) &&
-              bind(handle, "dipaco_spm_decode", &api.decode) &&
-              bind(handle, "dipaco_spm_piece_count", &api.piece_count) &&
-              bind(handle, "dipaco_spm_piece", &api.piece) &&
-              bind(handle, "dipaco_spm_score", &api.score) &&
-              bind(handle, "dipaco_spm_piece_type", &api.piece_type) &&
-              bind(handle, "dipaco_spm_special_id", &api.special_id) &&
-              bind(handle, "dipaco_spm_free_buffer", &api.free_buffer);
+    bool ok = bind_plugin_symbol(*handle, "dipaco_spm_abi_version", &api.abi_version) &&
+              bind_plugin_symbol(*handle, "dipaco_spm_train", &api.train) &&
+              bind_plugin_symbol(*handle, "dipaco_spm_load", &api.load) &&
+              bind_plugin_symbol(*handle, "dipaco_spm_free_model", &api.free_model) &&
+              bind_plugin_symbol(*handle, "dipaco_spm_encode", &api.encode) &&
+              bind_plugin_symbol(*handle, "dipaco_spm_decode", &api.decode) &&
+              bind_plugin_symbol(*handle, "dipaco_spm_piece_count", &api.piece_count) &&
+              bind_plugin_symbol(*handle, "dipaco_spm_piece", &api.piece) &&
+              bind_plugin_symbol(*handle, "dipaco_spm_score", &api.score) &&
+              bind_plugin_symbol(*handle, "dipaco_spm_piece_type", &api.piece_type) &&
+              bind_plugin_symbol(*handle, "dipaco_spm_special_id", &api.special_id) &&
+              bind_plugin_symbol(*handle, "dipaco_spm_free_buffer", &api.free_buffer);
     if (!ok || api.abi_version() != DIPACO_SPM_ABI_VERSION) {
       load_status = failed_precondition(
           "libdipaco_sentencepiece.so is from another dipaco version (ABI mismatch); reinstall");

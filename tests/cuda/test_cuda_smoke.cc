@@ -2,8 +2,7 @@
 // Without a device it prints "skipped: no CUDA device", which ctest reports as a skip.
 #include <QtTest>
 
-#include "backend/cuda/cuda_devices.h"
-#include "backend/cuda/cuda_self_test.h"
+#include "backend/cuda_runtime.h"
 
 class CudaSmokeTest : public QObject {
   Q_OBJECT

@@ -1,21 +1,25 @@
-#include "backend/cuda/cuda_devices.h"
-
+// dipaco_cuda_probe: what the CUDA runtime, its libraries and the devices report.
 #include <cublasLt.h>
 #include <cuda_runtime_api.h>
 #include <cudnn.h>
 #include <nccl.h>
 
-namespace dipaco {
+#include "backend/cuda/cuda_plugin_api.h"
 
-CudaRuntimeInfo probe_cuda() {
-  CudaRuntimeInfo info;
+int dipaco_cuda_plugin_abi() {
+  return DIPACO_CUDA_PLUGIN_ABI;
+}
+
+void dipaco_cuda_probe(dipaco::CudaRuntimeInfo* result) {
+  dipaco::CudaRuntimeInfo& info = *result;
+  info.plugin_loaded = true;
   cudaRuntimeGetVersion(&info.runtime_version);
   info.cudnn_version = cudnnGetVersion();
   info.cublaslt_version = cublasLtGetVersion();
   ncclGetVersion(&info.nccl_version);
   if (cudaDriverGetVersion(&info.driver_version) != cudaSuccess || info.driver_version == 0) {
     info.unavailable_reason = "no CUDA driver is installed";
-    return info;
+    return;
   }
   int count = 0;
   cudaError_t err = cudaGetDeviceCount(&count);
@@ -23,12 +27,12 @@ CudaRuntimeInfo probe_cuda() {
     info.unavailable_reason = err != cudaSuccess
                                   ? std::string("no CUDA device: ") + cudaGetErrorString(err)
                                   : "no CUDA device";
-    return info;
+    return;
   }
   for (int i = 0; i < count; ++i) {
     cudaDeviceProp prop{};
     if (cudaGetDeviceProperties(&prop, i) != cudaSuccess) continue;
-    CudaDeviceInfo device;
+    dipaco::CudaDeviceInfo device;
     device.index = i;
     device.name = prop.name;
     device.compute_major = prop.major;
@@ -42,7 +46,4 @@ CudaRuntimeInfo probe_cuda() {
     info.devices.push_back(device);
   }
   if (info.devices.empty()) info.unavailable_reason = "no CUDA device could be queried";
-  return info;
 }
-
-}  // namespace dipaco

@@ -1,9 +1,11 @@
 #include <cuda_runtime.h>
 
 #include <cmath>
+#include <cstdio>
+#include <string>
 #include <vector>
 
-#include "backend/cuda/cuda_self_test.h"
+#include "backend/cuda/cuda_plugin_api.h"
 
 namespace dipaco {
 namespace {
@@ -19,7 +21,7 @@ std::string cuda_error(const char* what, cudaError_t err) {
 
 }  // namespace
 
-std::string cuda_axpy_self_test(int device, int n) {
+std::string axpy_self_test(int device, int n) {
   if (cudaError_t err = cudaSetDevice(device); err != cudaSuccess) {
     return cuda_error("cudaSetDevice", err);
   }
@@ -63,3 +65,8 @@ std::string cuda_axpy_self_test(int device, int n) {
 }
 
 }  // namespace dipaco
+
+void dipaco_cuda_axpy_self_test(int device, int n, char* error, size_t error_size) {
+  std::string failure = dipaco::axpy_self_test(device, n);
+  std::snprintf(error, error_size, "%s", failure.c_str());
+}

@@ -1,0 +1,17 @@
+// Entry points of libdipaco_cuda.so, resolved with dlsym by shared/backend/cuda_runtime.cc.
+// The plugin and the binaries are built together from one tree, so C++ types may cross this
+// boundary; the ABI number guards against mixing installs.
+#pragma once
+
+#include <cstddef>
+
+#include "backend/cuda_runtime.h"
+
+#define DIPACO_CUDA_PLUGIN_ABI 1
+
+extern "C" {
+int dipaco_cuda_plugin_abi();
+void dipaco_cuda_probe(dipaco::CudaRuntimeInfo* info);
+// Writes "" or the failure into error (NUL-terminated, at most error_size bytes).
+void dipaco_cuda_axpy_self_test(int device, int n, char* error, size_t error_size);
+}

@@ -1,0 +1,62 @@
+#include "backend/cuda_runtime.h"
+
+#include <mutex>
+
+#include "backend/cuda/cuda_plugin_api.h"
+#include "util/plugin_library.h"
+
+namespace dipaco {
+namespace {
+
+struct CudaPlugin {
+  decltype(&dipaco_cuda_plugin_abi) abi = nullptr;
+  decltype(&dipaco_cuda_probe) probe = nullptr;
+  decltype(&dipaco_cuda_axpy_self_test) axpy_self_test = nullptr;
+};
+
+Result<const CudaPlugin*> plugin() {
+  static std::once_flag once;
+  static CudaPlugin api;
+  static Status status;
+  std::call_once(once, [] {
+    auto handle = load_plugin({"libdipaco_cuda.so", "DIPACO_CUDA_PLUGIN",
+                               DIPACO_CUDA_PLUGIN_INSTALL_PATH, DIPACO_CUDA_PLUGIN_BUILD_PATH},
+                              RTLD_NOW | RTLD_LOCAL);
+    if (!handle.is_ok()) {
+      status = handle.status();
+      return;
+    }
+    bool ok = bind_plugin_symbol(*handle, "dipaco_cuda_plugin_abi", &api.abi) &&
+              bind_plugin_symbol(*handle, "dipaco_cuda_probe", &api.probe) &&
+              bind_plugin_symbol(*handle, "dipaco_cuda_axpy_self_test", &api.axpy_self_test);
+    if (!ok || api.abi() != DIPACO_CUDA_PLUGIN_ABI) {
+      status = failed_precondition(
+          "libdipaco_cuda.so is from another dipaco version (ABI mismatch); reinstall it");
+    }
+  });
+  if (!status.is_ok()) return status;
+  return &api;
+}
+
+}  // namespace
+
+CudaRuntimeInfo probe_cuda() {
+  CudaRuntimeInfo info;
+  auto api = plugin();
+  if (!api.is_ok()) {
+    info.unavailable_reason = "CUDA backend not available: " + api.status().message();
+    return info;
+  }
+  (*api)->probe(&info);
+  return info;
+}
+
+std::string cuda_axpy_self_test(int device, int n) {
+  auto api = plugin();
+  if (!api.is_ok()) return api.status().message();
+  char error[512] = {0};
+  (*api)->axpy_self_test(device, n, error, sizeof error);
+  return error;
+}
+
+}  // namespace dipaco
