@@ -5,6 +5,10 @@ IN holds the model's parameters under Hugging Face Llama names, the batch ("inpu
 "targets", int32 [B, T], -1 = ignore) and the config in __metadata__["model_config"]
 ("vocab_size=.. d_model=.."). OUT receives float64 "logits" [B, T, V], "loss" [] and
 "grad.<name>" for every parameter. Computed in float64.
+
+With __metadata__["train_lrs"] = "lr1,lr2,..." it instead takes one torch.optim.AdamW step per
+learning rate on the same batch (decay on 2-D weights only, betas/eps/weight_decay/grad_clip from
+the metadata, clip_grad_norm_ before each step) and writes the final parameters as "<name>".
 """
 import json
 import math
@@ -88,6 +92,25 @@ def forward(p, cfg, inputs):
     return x @ p["lm_head.weight"].T
 
 
+def train(params, cfg, meta, inputs, targets):
+    decay = [p for p in params.values() if p.dim() == 2]
+    no_decay = [p for p in params.values() if p.dim() != 2]
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": float(meta["weight_decay"])},
+         {"params": no_decay, "weight_decay": 0.0}],
+        lr=1.0, betas=(float(meta["beta1"]), float(meta["beta2"])), eps=float(meta["eps"]))
+    for lr in meta["train_lrs"].split(","):
+        for group in opt.param_groups:
+            group["lr"] = float(lr)
+        logits = forward(params, cfg, inputs)
+        loss = torch.nn.functional.cross_entropy(
+            logits.reshape(-1, cfg["vocab_size"]), targets.reshape(-1).long(), ignore_index=-1)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(list(params.values()), float(meta["grad_clip"]))
+        opt.step()
+
+
 def main():
     torch.manual_seed(0)
     tensors, meta = read_safetensors(sys.argv[1])
@@ -97,6 +120,10 @@ def main():
         cfg[key] = float(value) if key in ("rope_theta", "norm_eps") else int(value)
     inputs, targets = tensors.pop("inputs"), tensors.pop("targets")
     params = {k: v.to(torch.float64).requires_grad_(True) for k, v in tensors.items()}
+    if "train_lrs" in meta:
+        train(params, cfg, meta, inputs, targets)
+        write_safetensors(sys.argv[2], params)
+        return
     logits = forward(params, cfg, inputs)
     loss = torch.nn.functional.cross_entropy(
         logits.reshape(-1, cfg["vocab_size"]), targets.reshape(-1).long(), ignore_index=-1)

@@ -11,9 +11,10 @@
 
 namespace dipaco {
 namespace {
-// ~50 µs of spinning before sleeping: long enough to bridge the gap between two ops of one
-// step, short enough not to burn a core shared with BLAS or another process.
-constexpr int kSpinIterations = 20000;
+// A few tens of microseconds of spinning (a pause is ~140 cycles on Skylake-X) before sleeping
+// on the futex: enough to bridge the gap between two ops of one step; a sleep/wake costs only a
+// few microseconds per op, and a spinning thread would steal a core on a shared machine.
+constexpr int kSpinIterations = 2000;
 }  // namespace
 
 ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads < 1 ? 1 : n_threads) {
