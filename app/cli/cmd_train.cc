@@ -1,5 +1,7 @@
 // dipaco train CONFIG.toml: train one dense model on token files (the baseline DiPaCo paths are
 // compared against). See shared/train/train_loop.h for what a run does.
+#include <atomic>
+#include <csignal>
 #include <cstdio>
 
 #include "cli/commands.h"
@@ -7,6 +9,13 @@
 #include "util/arg_parser.h"
 
 namespace dipaco::cli {
+
+namespace {
+std::atomic<bool> g_stop{false};
+void request_stop(int) {
+  g_stop.store(true);
+}
+}  // namespace
 
 int cmd_train(const Args& args) {
   ArgParser parser("dipaco train",
@@ -39,12 +48,19 @@ int cmd_train(const Args& args) {
   if (!checkpoint_dir.empty()) config->checkpoint_dir = checkpoint_dir;
   TrainLoopOptions options;
   options.fresh = fresh;
+  // Ctrl-C / SIGTERM: finish the step, save a checkpoint, exit; a second Ctrl-C kills.
+  options.stop = &g_stop;
+  struct sigaction action {};
+  action.sa_handler = request_stop;
+  action.sa_flags = SA_RESETHAND;
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
   auto result = run_training(*config, options);
   if (!result.is_ok()) {
     std::fprintf(stderr, "dipaco train: %s\n", result.status().message().c_str());
     return kExitFailure;
   }
-  return kExitOk;
+  return result->interrupted ? 128 + SIGINT : kExitOk;
 }
 
 }  // namespace dipaco::cli

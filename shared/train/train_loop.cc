@@ -160,6 +160,16 @@ Result<TrainLoopResult> run_training(const RunConfig& input, const TrainLoopOpti
       window_steps = 0;
       window_start = std::chrono::steady_clock::now();
     }
+    if (options.stop != nullptr && options.stop->load() && step != t.steps) {
+      Status saved = save();
+      if (metrics != nullptr) std::fclose(metrics);
+      DIPACO_RETURN_IF_ERROR(saved);
+      std::fprintf(out, "interrupted at step %lld; checkpoint %s saved, run again to resume\n",
+                   static_cast<long long>(step), ckpt.c_str());
+      result.step = step;
+      result.interrupted = true;
+      return result;
+    }
     if (config.eval_every > 0 && step % config.eval_every == 0 && step != t.steps) run_eval();
     if (config.checkpoint_every > 0 && step % config.checkpoint_every == 0 && step != t.steps) {
       if (Status s = save(); !s) {

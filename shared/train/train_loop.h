@@ -6,6 +6,7 @@
 // written; a NaN/Inf loss stops the run with a message, and the last good checkpoint stays.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <cstdio>
 
@@ -17,6 +18,9 @@ namespace dipaco {
 struct TrainLoopOptions {
   bool fresh = false;  // ignore an existing checkpoint (it is overwritten at the next save)
   FILE* out = stdout;  // progress and results
+  // When set (e.g. by a SIGINT handler), the run stops after the current step, saves a
+  // checkpoint and returns with TrainLoopResult::interrupted.
+  const std::atomic<bool>* stop = nullptr;
 };
 
 struct TrainLoopResult {
@@ -25,6 +29,7 @@ struct TrainLoopResult {
   double val_loss = 0;    // NaN when there is no validation file
   double tokens_per_second = 0;
   std::string checkpoint_path;
+  bool interrupted = false;
 };
 
 Result<TrainLoopResult> run_training(const RunConfig& config, const TrainLoopOptions& options);
