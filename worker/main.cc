@@ -1,6 +1,9 @@
-// dipaco-worker: the worker as an OS service. This build knows its version and can check the
-// host; leasing and training arrive with the distribution layer.
+// dipaco-worker: the worker as an OS service. This build reads and checks its config and the
+// host (--check); leasing and training arrive with the distribution layer.
+#include <unistd.h>
+
 #include <cstdio>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -8,17 +11,69 @@
 #include "backend/cpu/cpu_features.h"
 #include "backend/cuda_runtime.h"
 #include "util/arg_parser.h"
+#include "worker_config.h"
+
+namespace {
+
+constexpr const char* kDefaultConfig = "/etc/dipaco/worker.toml";
+
+// Prints what this host and config give a worker; returns the process exit code.
+int run_check(const dipaco::WorkerConfig& config, const std::string& config_source) {
+  int problems = 0;
+  std::printf("config: %s\n", config_source.c_str());
+  std::printf("cpu: %s\n", dipaco::describe_cpu_features(dipaco::cpu_features()).c_str());
+  std::printf("blas kernels: %s\n", dipaco::blas_core_name().c_str());
+  dipaco::CudaRuntimeInfo cuda = dipaco::probe_cuda();
+  std::printf("cuda: %zu device(s)%s%s\n", cuda.devices.size(), cuda.devices.empty() ? ": " : "",
+              cuda.unavailable_reason.c_str());
+  for (int index : config.devices) {
+    if (index >= static_cast<int>(cuda.devices.size())) {
+      std::printf("error: [worker] devices lists CUDA device %d, which this host does not have\n",
+                  index);
+      ++problems;
+    }
+  }
+  if (config.backend == "cuda" && cuda.devices.empty()) {
+    if (config.fallback_to_cpu) {
+      std::printf("warning: backend = \"cuda\" but no CUDA device; falling back to the CPU\n");
+    } else {
+      std::printf(
+          "error: backend = \"cuda\" but no CUDA device (set fallback_to_cpu = true to "
+          "run on the CPU instead)\n");
+      ++problems;
+    }
+  }
+  std::string backend =
+      config.backend == "auto" ? (cuda.devices.empty() ? "cpu" : "cuda") : config.backend;
+  std::printf("backend: %s\n", backend.c_str());
+  if (config.coordinator_address.empty()) {
+    std::printf("warning: no [coordinator] address set in %s; the worker cannot connect yet\n",
+                config_source.c_str());
+  } else {
+    std::printf("coordinator: %s (%s)\n", config.coordinator_address.c_str(),
+                config.tls ? "TLS" : "plaintext");
+  }
+  if (!config.token_file.empty() && access(config.token_file.c_str(), R_OK) != 0) {
+    std::printf("error: token_file %s is not readable\n", config.token_file.c_str());
+    ++problems;
+  }
+  std::printf("%s\n", problems == 0 ? "check: ok" : "check: FAILED");
+  return problems == 0 ? 0 : 1;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   dipaco::ensure_fast_blas_kernels(argv);
   bool check = false;
   bool version = false;
-  std::string config = "/etc/dipaco/worker.toml";
+  std::string config_path;
   dipaco::ArgParser parser("dipaco-worker",
                            "Lease tasks from a dipaco coordinator and train paths.");
-  parser.add_flag("--check", "check this host and exit (0 when it can run a worker)", &check);
+  parser.add_flag("--check", "check the config and this host, then exit (0 when usable)", &check);
   parser.add_flag("--version", "print the version and exit", &version);
-  parser.add_option("--config", "FILE", "worker config (TOML)", &config);
+  parser.add_option("--config", "FILE",
+                    std::string("worker config (TOML), default ") + kDefaultConfig, &config_path);
   std::vector<std::string> args(argv + 1, argv + argc);
   if (dipaco::Status s = parser.parse(args); !s) {
     std::fprintf(stderr, "dipaco-worker: %s\n", s.message().c_str());
@@ -32,14 +87,21 @@ int main(int argc, char** argv) {
     std::printf("dipaco-worker %s\n", DIPACO_VERSION);
     return 0;
   }
-  if (check) {
-    std::printf("cpu: %s\n", dipaco::describe_cpu_features(dipaco::cpu_features()).c_str());
-    dipaco::CudaRuntimeInfo cuda = dipaco::probe_cuda();
-    std::printf("cuda: %zu device(s)%s%s\n", cuda.devices.size(), cuda.devices.empty() ? ": " : "",
-                cuda.unavailable_reason.c_str());
-    std::printf("backend: cpu available\n");
-    return 0;
+
+  // An explicit --config must exist; the default may be absent (built-in defaults then).
+  dipaco::WorkerConfig config;
+  std::string source = "built-in defaults (no " + std::string(kDefaultConfig) + ")";
+  std::string path = config_path.empty() ? kDefaultConfig : config_path;
+  if (!config_path.empty() || std::filesystem::exists(path)) {
+    auto loaded = dipaco::load_worker_config(path);
+    if (!loaded.is_ok()) {
+      std::fprintf(stderr, "dipaco-worker: %s\n", loaded.status().message().c_str());
+      return 1;
+    }
+    config = std::move(loaded).value();
+    source = path;
   }
+  if (check) return run_check(config, source);
   std::fprintf(stderr,
                "dipaco-worker %s: the coordinator protocol is not in this build yet; "
                "use --check or --version\n",

@@ -1,0 +1,83 @@
+#include <QtTest>
+
+#include "worker_config.h"
+
+namespace {
+
+std::string error_of(const std::string& toml) {
+  auto config = dipaco::parse_worker_config(toml, "worker.toml");
+  return config.is_ok() ? std::string() : config.status().message();
+}
+
+}  // namespace
+
+class WorkerConfigTest : public QObject {
+  Q_OBJECT
+
+ private slots:
+  void defaultsWhenEmpty() {
+    auto config = dipaco::parse_worker_config("", "worker.toml");
+    QVERIFY(config.is_ok());
+    QCOMPARE(config->backend, std::string("auto"));
+    QCOMPARE(config->cache_dir, std::string("/var/lib/dipaco/cache"));
+    QVERIFY(config->tls);
+    QVERIFY(config->devices.empty());
+  }
+
+  void readsEveryKey() {
+    auto config = dipaco::parse_worker_config(R"toml(
+[coordinator]
+address = "10.0.0.1:7443"
+token_file = "/etc/dipaco/worker.token"
+tls = false
+ca_file = "/etc/ssl/ca.pem"
+[worker]
+id = "gpu-host-3"
+cache_dir = "/tmp/cache"
+backend = "cuda"
+devices = [0, 2]
+cpu_threads = 8
+fallback_to_cpu = true
+max_memory_gib = 70.5
+)toml",
+                                              "worker.toml");
+    QVERIFY2(config.is_ok(), config.status().message().c_str());
+    QCOMPARE(config->coordinator_address, std::string("10.0.0.1:7443"));
+    QVERIFY(!config->tls);
+    QCOMPARE(config->worker_id, std::string("gpu-host-3"));
+    QCOMPARE(config->devices, (std::vector<int>{0, 2}));
+    QCOMPARE(config->cpu_threads, 8);
+    QVERIFY(config->fallback_to_cpu);
+    QCOMPARE(config->max_memory_gib, 70.5);
+  }
+
+  void errorsNameTheKeyAndFile() {
+    QVERIFY(error_of("[worker]\nbackend = \"gpu\"\n")
+                .find("worker.toml: [worker] backend must be "
+                      "one of auto|cpu|cuda, got 'gpu'") != std::string::npos);
+    QVERIFY(error_of("[worker]\nbackedn = \"cpu\"\n")
+                .find("unknown key 'worker.backedn' (did you "
+                      "mean 'backend'?)") != std::string::npos);
+    QVERIFY(error_of("[worker]\ncpu_threads = \"many\"\n").find("cpu_threads has the wrong type") !=
+            std::string::npos);
+    QVERIFY(error_of("[worker]\ndevices = [-1]\n").find("devices must hold CUDA device indices") !=
+            std::string::npos);
+    QVERIFY(error_of("[coordinator]\naddress = \"nohost\"\n").find("must be host:port") !=
+            std::string::npos);
+    QVERIFY(error_of("[server]\n").find("unknown key 'server'") != std::string::npos);
+  }
+
+  void syntaxErrorsGiveLineAndColumn() {
+    std::string error = error_of("[worker]\nbackend = \n");
+    QVERIFY2(error.rfind("worker.toml:2:", 0) == 0, error.c_str());
+  }
+
+  void missingFileIsNotFound() {
+    auto config = dipaco::load_worker_config("/nonexistent/worker.toml");
+    QVERIFY(!config.is_ok());
+    QCOMPARE(config.status().code(), dipaco::StatusCode::kNotFound);
+  }
+};
+
+QTEST_GUILESS_MAIN(WorkerConfigTest)
+#include "test_worker_config.moc"

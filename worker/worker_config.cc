@@ -1,0 +1,121 @@
+#include "worker_config.h"
+
+#include <toml++/toml.h>
+
+#include <set>
+#include <sstream>
+
+#include "util/arg_parser.h"
+#include "util/atomic_file.h"
+
+namespace dipaco {
+namespace {
+
+// Unknown keys are errors (a typo must not silently fall back to a default).
+Status check_keys(const toml::table& table, const std::string& section,
+                  const std::set<std::string>& known, const std::string& source) {
+  for (const auto& [key, value] : table) {
+    std::string name(key.str());
+    if (known.count(name) != 0) continue;
+    std::string hint;
+    for (const auto& candidate : known) {
+      if (edit_distance(name, candidate) <= 2) hint = " (did you mean '" + candidate + "'?)";
+    }
+    return invalid_argument(source + ": unknown key '" + section + name + "'" + hint);
+  }
+  return Status::ok();
+}
+
+template <typename T>
+Status read_value(const toml::table& table, const std::string& section, const char* key,
+                  const std::string& source, T* out) {
+  const toml::node* node = table.get(key);
+  if (node == nullptr) return Status::ok();
+  std::optional<T> value = node->value<T>();
+  if (!value) {
+    return invalid_argument(source + ": [" + section + "] " + key + " has the wrong type");
+  }
+  *out = *value;
+  return Status::ok();
+}
+
+}  // namespace
+
+Result<WorkerConfig> parse_worker_config(const std::string& toml_text,
+                                         const std::string& source_name) {
+  toml::table root;
+  try {  // toml++ reports syntax errors by exception in this build
+    root = toml::parse(toml_text, source_name);
+  } catch (const toml::parse_error& error) {
+    std::ostringstream message;
+    message << source_name << ":" << error.source().begin.line << ":" << error.source().begin.column
+            << ": " << error.description();
+    return invalid_argument(message.str());
+  }
+  DIPACO_RETURN_IF_ERROR(check_keys(root, "", {"coordinator", "worker"}, source_name));
+  WorkerConfig config;
+  if (const toml::table* c = root["coordinator"].as_table()) {
+    DIPACO_RETURN_IF_ERROR(
+        check_keys(*c, "coordinator.", {"address", "token_file", "tls", "ca_file"}, source_name));
+    DIPACO_RETURN_IF_ERROR(
+        read_value(*c, "coordinator", "address", source_name, &config.coordinator_address));
+    DIPACO_RETURN_IF_ERROR(
+        read_value(*c, "coordinator", "token_file", source_name, &config.token_file));
+    DIPACO_RETURN_IF_ERROR(read_value(*c, "coordinator", "tls", source_name, &config.tls));
+    DIPACO_RETURN_IF_ERROR(read_value(*c, "coordinator", "ca_file", source_name, &config.ca_file));
+  }
+  if (const toml::table* w = root["worker"].as_table()) {
+    DIPACO_RETURN_IF_ERROR(check_keys(*w, "worker.",
+                                      {"id", "cache_dir", "backend", "devices", "cpu_threads",
+                                       "fallback_to_cpu", "max_memory_gib"},
+                                      source_name));
+    DIPACO_RETURN_IF_ERROR(read_value(*w, "worker", "id", source_name, &config.worker_id));
+    DIPACO_RETURN_IF_ERROR(read_value(*w, "worker", "cache_dir", source_name, &config.cache_dir));
+    DIPACO_RETURN_IF_ERROR(read_value(*w, "worker", "backend", source_name, &config.backend));
+    int64_t threads = config.cpu_threads;
+    DIPACO_RETURN_IF_ERROR(read_value(*w, "worker", "cpu_threads", source_name, &threads));
+    DIPACO_RETURN_IF_ERROR(
+        read_value(*w, "worker", "fallback_to_cpu", source_name, &config.fallback_to_cpu));
+    DIPACO_RETURN_IF_ERROR(
+        read_value(*w, "worker", "max_memory_gib", source_name, &config.max_memory_gib));
+    if (threads < 0 || threads > 4096) {
+      return invalid_argument(source_name + ": [worker] cpu_threads must be in [0, 4096], got " +
+                              std::to_string(threads));
+    }
+    config.cpu_threads = static_cast<int>(threads);
+    if (const toml::node* devices = w->get("devices")) {
+      const toml::array* list = devices->as_array();
+      if (list == nullptr) {
+        return invalid_argument(source_name + ": [worker] devices must be a list of integers");
+      }
+      for (const toml::node& item : *list) {
+        std::optional<int64_t> index = item.value<int64_t>();
+        if (!index || *index < 0 || *index > 1023) {
+          return invalid_argument(source_name +
+                                  ": [worker] devices must hold CUDA device indices (0, 1, ...)");
+        }
+        config.devices.push_back(static_cast<int>(*index));
+      }
+    }
+  }
+  if (config.backend != "auto" && config.backend != "cpu" && config.backend != "cuda") {
+    return invalid_argument(source_name + ": [worker] backend must be one of auto|cpu|cuda, got '" +
+                            config.backend + "'");
+  }
+  if (config.max_memory_gib < 0) {
+    return invalid_argument(source_name + ": [worker] max_memory_gib must be >= 0");
+  }
+  if (!config.coordinator_address.empty() &&
+      config.coordinator_address.rfind(':') == std::string::npos) {
+    return invalid_argument(source_name + ": [coordinator] address must be host:port, got '" +
+                            config.coordinator_address + "'");
+  }
+  return config;
+}
+
+Result<WorkerConfig> load_worker_config(const std::string& path) {
+  DIPACO_ASSIGN_OR_RETURN(std::string text, read_file(path));
+  return parse_worker_config(text, path);
+}
+
+}  // namespace dipaco

@@ -1,0 +1,48 @@
+// WorkerConfig: the worker's TOML config file (/etc/dipaco/worker.toml by default).
+//
+//   [coordinator]
+//   address = "coordinator.example:7443"   # host:port of `dipaco serve`
+//   token_file = "/etc/dipaco/worker.token" # bearer token of the worker role
+//   tls = true                              # false only for loopback
+//   ca_file = ""                            # extra CA bundle for the coordinator's cert
+//   [worker]
+//   id = ""                                 # stable worker id; default: hostname
+//   cache_dir = "/var/lib/dipaco/cache"     # module and shard cache
+//   backend = "auto"                        # auto | cpu | cuda
+//   devices = []                            # CUDA device indices; empty = all
+//   cpu_threads = 0                         # 0 = all cores
+//   fallback_to_cpu = false                 # run on CPU when CUDA is unusable
+//   max_memory_gib = 0                      # 0 = no limit of our own
+//
+// Defaults are written once, here and in worker_config.cc; errors name the key and the file.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "util/status.h"
+
+namespace dipaco {
+
+struct WorkerConfig {
+  std::string coordinator_address;
+  std::string token_file;
+  bool tls = true;
+  std::string ca_file;
+  std::string worker_id;
+  std::string cache_dir = "/var/lib/dipaco/cache";
+  std::string backend = "auto";
+  std::vector<int> devices;
+  int cpu_threads = 0;
+  bool fallback_to_cpu = false;
+  double max_memory_gib = 0.0;
+};
+
+// Parses TOML text; `source_name` names the file in errors ("worker.toml: [worker] backend
+// must be one of auto|cpu|cuda, got 'gpu'").
+Result<WorkerConfig> parse_worker_config(const std::string& toml_text,
+                                         const std::string& source_name);
+Result<WorkerConfig> load_worker_config(const std::string& path);
+
+}  // namespace dipaco
