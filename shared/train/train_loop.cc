@@ -38,7 +38,12 @@ Result<TrainLoopResult> run_training(const RunConfig& input, const TrainLoopOpti
 
   auto train_src =
       TokenBatchSource::open(config.train_tokens, t.batch_size, t.seq_len, config.data_seed);
-  if (!train_src.is_ok()) return train_src.status().with_context("data.train");
+  if (!train_src.is_ok()) {
+    Status s = train_src.status().with_context("data.train");
+    if (s.code() == StatusCode::kNotFound || s.message().find("No such file") != std::string::npos)
+      return Status(s.code(), s.message() + " (write token files with 'dipaco data tokenize')");
+    return s;
+  }
   const uint32_t data_vocab = (*train_src)->file().vocab_size();
   if (config.vocab_from_data) {
     config.model.vocab_size = static_cast<int>(data_vocab);
