@@ -139,7 +139,7 @@ CREATE INDEX metrics_by_run ON metrics(run, path, name);
 
 CREATE TABLE events(
   id INTEGER PRIMARY KEY,
-  run INTEGER NOT NULL REFERENCES runs(id),
+  run INTEGER REFERENCES runs(id),  -- NULL for events of no run (a worker told to drain)
   time_ms INTEGER NOT NULL,
   kind TEXT NOT NULL,
   payload TEXT NOT NULL);

@@ -78,6 +78,11 @@ class Statement {
   Statement& bind(int index, int64_t value);
   Statement& bind(int index, int value) { return bind(index, static_cast<int64_t>(value)); }
   Statement& bind(int index, uint32_t value) { return bind(index, static_cast<int64_t>(value)); }
+  // Stored as SQLite's signed 64-bit integer; values above INT64_MAX wrap.
+  Statement& bind(int index, uint64_t value) { return bind(index, static_cast<int64_t>(value)); }
+  Statement& bind(int index, const std::string& text) {
+    return bind(index, std::string_view(text));
+  }
   Statement& bind(int index, double value);
   Statement& bind(int index, std::string_view text);
   Statement& bind(int index, const char* text) { return bind(index, std::string_view(text)); }

@@ -1,0 +1,274 @@
+// Coordinator: the DiPaCo task/lease/aggregation state machine over SQLite. No network here:
+// the gRPC service is a thin adapter that maps each RPC onto one method.
+//
+// Model. A run has a grid of modules and paths; each path has shards; a task is (path, shard,
+// outer step). Outer step s of a path is leasable once all its modules are at version s. A worker
+// leases one task at a time; the lease lives until its deadline, which each heartbeat pushes to
+// now + lease_timeout_ms (never past the run's max_lease_ms hard limit). A lease that dies
+// (deadline, operator preemption, restart by policy) puts its task back in the queue; pushes for
+// it are refused with the reason. A worker pushes each module's outer gradient in chunks keyed by
+// (lease id, sequence): a retried chunk is acknowledged without being counted again. When every
+// module of the task is in, the task is done. When every task feeding a module's outer step is
+// resolved (done, or skipped by partial aggregation), the coordinator publishes an
+// AggregationDecision; the caller runs the outer optimizer, writes the checkpoint atomically and
+// calls complete_aggregation(), which records version s+1 and opens step s+1 for the paths
+// whose modules are all at s+1.
+//
+// Durability. SQLite is the only state: every public call is one transaction (deadline sweep
+// included), so a crash at any point leaves the state of some earlier call. Reopening the same
+// database resumes the run. Leases in flight at a restart are kept until their own deadline by
+// default (a worker that keeps heartbeating across a short coordinator restart loses nothing);
+// RestartPolicy::kExpireLeases ends them at open instead.
+//
+// Threads. Every public method takes one mutex; call from any thread. The event sink runs under
+// that mutex after the transaction committed: it must not call back into the Coordinator.
+// Time comes only from the injected clock; nothing sleeps or spawns threads.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "coordinator/clock.h"
+#include "coordinator/outer_gradient_files.h"
+#include "coordinator/run_event.h"
+#include "coordinator/run_spec.h"
+#include "store/sqlite_db.h"
+#include "util/status.h"
+
+namespace dipaco {
+
+enum class RestartPolicy {
+  kKeepLeases,    // live leases stay live until their deadline (default)
+  kExpireLeases,  // every lease live at open() is expired and its task requeued
+};
+
+struct CoordinatorOptions {
+  std::string db_path;      // SQLite database; created (and migrated) if missing
+  std::string payload_dir;  // outer-gradient chunk files; must exist (unless gradient_store)
+  // Where chunks go; null = OuterGradientFiles over payload_dir.
+  std::shared_ptr<OuterGradientStore> gradient_store;
+  Clock clock = system_unix_ms;
+  RestartPolicy restart = RestartPolicy::kKeepLeases;
+  SqliteOptions sqlite;
+  int64_t heartbeat_interval_ms = 5000;  // told to workers at registration
+  int64_t max_wait_ms = 5000;            // upper bound of a "wait" hint
+  int64_t min_wait_ms = 50;              // lower bound of a "wait" hint
+  uint64_t max_chunk_bytes = 1 << 20;    // largest accepted push chunk (the proto's bound)
+  // Test hook: runs inside every transaction just before COMMIT (tests _exit() there to
+  // simulate a crash mid-transaction).
+  std::function<void()> before_commit;
+};
+
+struct WorkerInfo {
+  std::string worker_id;  // stable across restarts of the same worker
+  std::string host;
+  std::string devices;  // human description, e.g. "cuda:0 H100 80GB; cuda:1 H100 80GB"
+  std::string version;
+};
+
+struct Registration {
+  int64_t heartbeat_interval_ms = 0;
+};
+
+struct ModuleRef {
+  uint32_t module_id = 0;
+  uint64_t version = 0;
+  std::string checkpoint;  // file of that version's parameters
+  std::string sha256;      // hex
+};
+
+struct TaskGrant {
+  int64_t lease_id = 0;
+  int64_t run_id = 0;
+  uint32_t path_id = 0;
+  uint32_t shard_id = 0;
+  uint64_t outer_step = 0;
+  uint32_t inner_steps = 0;        // H for this task
+  std::vector<ModuleRef> modules;  // the path's modules in level order, at version outer_step
+  int64_t deadline_ms = 0;         // unix ms; heartbeats move it
+};
+
+struct LeaseReply {
+  std::optional<TaskGrant> task;  // empty: wait
+  int64_t wait_ms = 0;            // with no task: ask again after this long
+  std::string reason;             // with no task: why ("run 3 is paused")
+  bool drain = false;             // the worker should finish and leave
+};
+
+struct HeartbeatReply {
+  bool lease_valid = false;  // false: stop working on the lease, it is dead (reason says why)
+  bool drain = false;
+  int64_t lease_deadline_ms = 0;
+  std::string reason;
+};
+
+struct OperatorReply {
+  bool changed = false;
+  std::string message;
+};
+
+// One chunk of one module's outer gradient. `sequence` numbers the chunks of the lease's whole
+// push (all modules), 0, 1, 2, ...; a retry reuses the number.
+struct PushChunk {
+  int64_t lease_id = 0;
+  uint64_t sequence = 0;
+  uint32_t module_id = 0;
+  uint64_t offset_bytes = 0;  // where `data` starts in the module's gradient payload
+  uint64_t total_bytes = 0;   // size of the module's whole gradient payload
+  std::string_view data;
+};
+
+struct PushReply {
+  bool accepted = false;         // false: refused, `reason` says why (dead or unknown lease)
+  bool duplicate = false;        // a retry of an accepted chunk; acknowledged, not counted again
+  bool module_complete = false;  // this lease's gradient of the chunk's module is whole
+  bool task_complete = false;    // every module of the task is in; the lease ended
+  std::string reason;
+};
+
+// One lease's outer gradient of one module, as the aggregator reads it.
+struct GradientReport {
+  int64_t lease_id = 0;
+  std::string worker_id;
+  uint32_t path_id = 0;
+  uint32_t shard_id = 0;
+  uint64_t shard_tokens = 0;  // weight of this report
+  uint64_t total_bytes = 0;
+  std::vector<std::string> chunks;  // store references in offset order; see read_gradient()
+};
+
+// "Aggregate module M for outer step s with these reports": the caller applies the outer
+// optimizer to version s and reports version s+1 through complete_aggregation().
+struct AggregationDecision {
+  int64_t run_id = 0;
+  uint32_t module_id = 0;
+  uint64_t outer_step = 0;   // the module is at version outer_step
+  uint32_t paths_using = 0;  // paths that use the module (for DiPaCo's sqrt(#paths) rescaling)
+  uint32_t tasks_expected = 0;
+  bool partial = false;  // some tasks were skipped; reports.size() < tasks_expected
+  std::vector<GradientReport> reports;
+};
+
+struct MetricPoint {
+  int64_t run_id = 0;
+  uint32_t path_id = 0;
+  uint64_t outer_step = 0;
+  uint64_t inner_step = 0;
+  std::string name;  // "train_loss", "tokens_per_second"
+  double value = 0.0;
+  int64_t time_ms = 0;  // unix ms; 0 = the coordinator's now
+};
+
+struct RunStatus {
+  int64_t run_id = 0;
+  std::string name;
+  std::string state;  // "running", "paused", "finished"
+  uint32_t inner_steps = 0;
+  uint64_t outer_steps = 0;
+  std::map<uint32_t, uint64_t> module_versions;  // module id -> current version
+  int64_t tasks_queued = 0, tasks_leased = 0, tasks_done = 0, tasks_skipped = 0;
+  int64_t live_leases = 0;
+};
+
+class Coordinator {
+ public:
+  // Opens or creates the database, migrates it, applies the restart policy.
+  static Result<std::unique_ptr<Coordinator>> open(CoordinatorOptions options);
+  ~Coordinator();
+  Coordinator(const Coordinator&) = delete;
+  Coordinator& operator=(const Coordinator&) = delete;
+
+  // Events and metrics, after their transaction commits. Replaces any earlier sink.
+  void set_event_sink(std::function<void(const RunEvent&)> sink);
+
+  // ---- operators --------------------------------------------------------------------------
+  // Creates a run and opens outer step 0. A spec whose request_id names an existing run returns
+  // that run's id and changes nothing.
+  Result<int64_t> create_run(const RunSpec& spec);
+  Result<OperatorReply> pause(int64_t run_id);
+  Result<OperatorReply> resume(int64_t run_id);
+  // H for tasks opened from now on (the next outer step); tasks already open keep theirs.
+  Result<OperatorReply> set_inner_steps(int64_t run_id, uint32_t inner_steps);
+  // Ends a live lease and requeues its task.
+  Result<OperatorReply> preempt(int64_t lease_id);
+  // The worker gets no new task; its current lease may finish. Registering again undoes it.
+  Result<OperatorReply> drain(const std::string& worker_id);
+
+  // ---- workers ----------------------------------------------------------------------------
+  Result<Registration> register_worker(const WorkerInfo& info);
+  // Keeps the worker (and its lease, if given and live) alive. lease_id 0 = idle.
+  Result<HeartbeatReply> heartbeat(const std::string& worker_id, int64_t lease_id,
+                                   uint64_t inner_step);
+  // The worker's live lease if it has one (a retried call gets the same task), else a new one,
+  // else a wait hint.
+  Result<LeaseReply> lease_task(const std::string& worker_id);
+  // Cheap check before receiving a chunk's payload; changes nothing, records nothing.
+  Result<PushReply> begin_push(int64_t lease_id, uint32_t module_id, uint64_t sequence);
+  // Stores and counts one chunk. Malformed chunks are errors (kInvalidArgument) and change
+  // nothing; chunks for dead or unknown leases are refused (accepted = false) and recorded.
+  Result<PushReply> accept_push(const PushChunk& chunk);
+  Status report_metrics(const std::vector<MetricPoint>& points);
+
+  // ---- aggregation ------------------------------------------------------------------------
+  // Every module outer step that is ready and not yet completed, oldest first. Survives
+  // restarts: a decision stays pending until complete_aggregation().
+  Result<std::vector<AggregationDecision>> pending_aggregations(int64_t run_id);
+  // Records version outer_step+1 of the module (its checkpoint already written atomically),
+  // then opens the next outer step where possible. Repeating a completed call is a no-op.
+  Status complete_aggregation(int64_t run_id, uint32_t module_id, uint64_t outer_step,
+                              const std::string& checkpoint, const std::string& sha256);
+
+  // The whole payload of one report, from the gradient store. Does not take the coordinator's
+  // lock (a large read does not stall leases).
+  Result<std::string> read_gradient(const GradientReport& report) const;
+
+  // ---- inspection -------------------------------------------------------------------------
+  // Applies deadlines now (lease expiry, partial aggregation). Every other call does it too.
+  Status tick();
+  Result<RunStatus> run_status(int64_t run_id);
+  Result<std::vector<RunEvent>> events(int64_t run_id, int64_t after_event_id = 0);
+
+ private:
+  struct LeaseRow;
+  explicit Coordinator(CoordinatorOptions options, SqliteDb db);
+
+  // Runs body(now) inside one transaction after the deadline sweep; commits and delivers events
+  // when it succeeds, rolls back and drops them otherwise. Caller holds mutex_.
+  template <typename T, typename Body>
+  Result<T> transact(Body body);
+
+  Status sweep(int64_t now);
+  Status expire_leases_at_restart(int64_t now);
+  Status apply_partial_aggregation(int64_t now);
+  Status end_lease(const LeaseRow& lease, const std::string& state, const std::string& reason,
+                   bool requeue, EventKind kind, int64_t now);
+  Result<std::optional<LeaseRow>> find_lease(int64_t lease_id);
+  Result<int64_t> worker_row(const std::string& worker_id);
+  Result<TaskGrant> grant_of(const LeaseRow& lease);
+  Result<int64_t> wait_hint(int64_t now);
+  Result<PushReply> check_push(int64_t lease_id, uint32_t module_id, uint64_t sequence,
+                               const PushChunk* chunk, int64_t now, bool record);
+  Status complete_task(const LeaseRow& lease, int64_t now);
+  Status note_resolved(int64_t module_row, uint64_t outer_step, int64_t now);
+  Status check_ready(int64_t module_row, uint64_t outer_step, int64_t now);
+  Status open_step(int64_t path_row, uint64_t outer_step, int64_t now);
+  // Records an event (not metrics) in the events table and queues it for the sink.
+  Status publish(RunEvent event);
+
+  CoordinatorOptions options_;
+  std::shared_ptr<OuterGradientStore> store_;
+  std::mutex mutex_;
+  SqliteDb db_;
+  std::vector<RunEvent> pending_events_;
+  std::vector<std::string> remove_after_commit_;
+  std::function<void(const RunEvent&)> sink_;
+};
+
+}  // namespace dipaco

@@ -1,0 +1,273 @@
+// Coordinator: workers, heartbeats, leasing tasks and ending leases.
+#include <algorithm>
+
+#include "coordinator/coordinator.h"
+#include "coordinator/coordinator_internal.h"
+
+namespace dipaco {
+
+Result<std::optional<Coordinator::LeaseRow>> Coordinator::find_lease(int64_t lease_id) {
+  DIPACO_ASSIGN_OR_RETURN(
+      Statement query,
+      bound(db_,
+            "SELECT l.id, l.task, l.worker, w.name, l.state, l.granted_ms, l.deadline_ms, "
+            "l.hard_deadline_ms, coalesce(l.end_reason, ''), t.run, t.path, p.path_id, t.shard, "
+            "s.shard_id, t.outer_step, t.state, t.inner_steps "
+            "FROM leases l JOIN tasks t ON t.id = l.task JOIN workers w ON w.id = l.worker "
+            "JOIN paths p ON p.id = t.path JOIN shards s ON s.id = t.shard WHERE l.id = ?1",
+            lease_id));
+  DIPACO_ASSIGN_OR_RETURN(bool found, query.step());
+  if (!found) return std::optional<LeaseRow>();
+  LeaseRow lease;
+  lease.id = query.column_int64(0);
+  lease.task = query.column_int64(1);
+  lease.worker = query.column_int64(2);
+  lease.worker_id = query.column_text(3);
+  lease.state = query.column_text(4);
+  lease.granted_ms = query.column_int64(5);
+  lease.deadline_ms = query.column_int64(6);
+  if (!query.column_is_null(7)) lease.hard_deadline_ms = query.column_int64(7);
+  lease.end_reason = query.column_text(8);
+  lease.run = query.column_int64(9);
+  lease.path = query.column_int64(10);
+  lease.path_id = static_cast<uint32_t>(query.column_int64(11));
+  lease.shard = query.column_int64(12);
+  lease.shard_id = static_cast<uint32_t>(query.column_int64(13));
+  lease.outer_step = static_cast<uint64_t>(query.column_int64(14));
+  lease.task_state = query.column_text(15);
+  lease.inner_steps = static_cast<uint32_t>(query.column_int64(16));
+  return std::optional<LeaseRow>(std::move(lease));
+}
+
+Status Coordinator::end_lease(const LeaseRow& lease, const std::string& state,
+                              const std::string& reason, bool requeue, EventKind kind,
+                              int64_t now) {
+  DIPACO_RETURN_IF_ERROR(exec_sql(db_,
+                                  "UPDATE leases SET state = ?1, ended_ms = ?2, end_reason = ?3 "
+                                  "WHERE id = ?4 AND state = 'live'",
+                                  state, now, reason, lease.id));
+  if (db_.changes() != 1)
+    return internal_error("lease " + std::to_string(lease.id) + " was not live");
+  if (requeue)
+    DIPACO_RETURN_IF_ERROR(exec_sql(
+        db_, "UPDATE tasks SET state = 'queued' WHERE id = ?1 AND state = 'leased'", lease.task));
+  RunEvent event;
+  event.run_id = lease.run;
+  event.time_ms = now;
+  event.kind = kind;
+  event.lease_id = lease.id;
+  event.worker_id = lease.worker_id;
+  event.path_id = lease.path_id;
+  event.shard_id = lease.shard_id;
+  event.outer_step = lease.outer_step;
+  event.detail = reason;
+  return publish(std::move(event));
+}
+
+Result<int64_t> Coordinator::worker_row(const std::string& worker_id) {
+  DIPACO_ASSIGN_OR_RETURN(auto row,
+                          query_int(db_, "SELECT id FROM workers WHERE name = ?1", worker_id));
+  if (!row) return not_found("worker \"" + worker_id + "\" is not registered; register first");
+  return *row;
+}
+
+Result<TaskGrant> Coordinator::grant_of(const LeaseRow& lease) {
+  TaskGrant grant;
+  grant.lease_id = lease.id;
+  grant.run_id = lease.run;
+  grant.path_id = lease.path_id;
+  grant.shard_id = lease.shard_id;
+  grant.outer_step = lease.outer_step;
+  grant.inner_steps = lease.inner_steps;
+  grant.deadline_ms = lease.hard_deadline_ms ? std::min(lease.deadline_ms, *lease.hard_deadline_ms)
+                                             : lease.deadline_ms;
+  DIPACO_ASSIGN_OR_RETURN(
+      Statement modules,
+      bound(db_,
+            "SELECT m.module_id, m.version, coalesce(v.checkpoint, ''), coalesce(v.sha256, '') "
+            "FROM path_modules pm JOIN modules m ON m.id = pm.module "
+            "LEFT JOIN module_versions v ON v.module = m.id AND v.version = m.version "
+            "WHERE pm.path = ?1 ORDER BY pm.position",
+            lease.path));
+  while (true) {
+    DIPACO_ASSIGN_OR_RETURN(bool row, modules.step());
+    if (!row) break;
+    ModuleRef ref;
+    ref.module_id = static_cast<uint32_t>(modules.column_int64(0));
+    ref.version = static_cast<uint64_t>(modules.column_int64(1));
+    ref.checkpoint = modules.column_text(2);
+    ref.sha256 = modules.column_text(3);
+    if (ref.version != lease.outer_step)
+      return internal_error("lease " + std::to_string(lease.id) + ": module " +
+                            std::to_string(ref.module_id) + " is at version " +
+                            std::to_string(ref.version) + ", not at outer step " +
+                            std::to_string(lease.outer_step));
+    grant.modules.push_back(std::move(ref));
+  }
+  return grant;
+}
+
+Result<int64_t> Coordinator::wait_hint(int64_t now) {
+  DIPACO_ASSIGN_OR_RETURN(
+      auto next_lease_deadline,
+      query_int(db_,
+                "SELECT min(min(deadline_ms, coalesce(hard_deadline_ms, deadline_ms))) "
+                "FROM leases WHERE state = 'live'"));
+  DIPACO_ASSIGN_OR_RETURN(
+      auto next_partial,
+      query_int(db_,
+                "SELECT min(a.first_report_ms + r.partial_after_ms) FROM aggregations a "
+                "JOIN modules m ON m.id = a.module JOIN runs r ON r.id = m.run "
+                "WHERE a.state = 'collecting' AND r.partial_after_ms > 0"));
+  int64_t wait = options_.max_wait_ms;
+  if (next_lease_deadline) wait = std::min(wait, *next_lease_deadline - now);
+  if (next_partial) wait = std::min(wait, *next_partial - now);
+  return std::clamp(wait, options_.min_wait_ms, options_.max_wait_ms);
+}
+
+Result<Registration> Coordinator::register_worker(const WorkerInfo& info) {
+  if (info.worker_id.empty()) return invalid_argument("worker_id: empty");
+  std::lock_guard lock(mutex_);
+  return transact<Registration>([&](int64_t now) -> Result<Registration> {
+    DIPACO_RETURN_IF_ERROR(exec_sql(
+        db_,
+        "INSERT INTO workers(name, host, devices, version, registered_ms, last_heartbeat_ms, "
+        "state) VALUES (?1, ?2, ?3, ?4, ?5, ?5, 'active') ON CONFLICT(name) DO UPDATE SET "
+        "host = excluded.host, devices = excluded.devices, version = excluded.version, "
+        "registered_ms = excluded.registered_ms, last_heartbeat_ms = excluded.last_heartbeat_ms, "
+        "state = 'active'",
+        info.worker_id, info.host, info.devices, info.version, now));
+    return Registration{options_.heartbeat_interval_ms};
+  });
+}
+
+Result<HeartbeatReply> Coordinator::heartbeat(const std::string& worker_id, int64_t lease_id,
+                                              uint64_t inner_step) {
+  std::lock_guard lock(mutex_);
+  return transact<HeartbeatReply>([&](int64_t now) -> Result<HeartbeatReply> {
+    DIPACO_ASSIGN_OR_RETURN(int64_t worker, worker_row(worker_id));
+    DIPACO_RETURN_IF_ERROR(
+        exec_sql(db_, "UPDATE workers SET last_heartbeat_ms = ?1 WHERE id = ?2", now, worker));
+    HeartbeatReply reply;
+    DIPACO_ASSIGN_OR_RETURN(
+        auto draining,
+        query_int(db_, "SELECT 1 FROM workers WHERE id = ?1 AND state = 'draining'", worker));
+    reply.drain = draining.has_value();
+    if (lease_id == 0) return reply;
+    DIPACO_ASSIGN_OR_RETURN(auto lease, find_lease(lease_id));
+    std::string name = "lease " + std::to_string(lease_id);
+    if (!lease) {
+      reply.reason = name + " is unknown";
+      return reply;
+    }
+    if (lease->worker != worker) {
+      reply.reason = name + " belongs to worker " + lease->worker_id;
+      return reply;
+    }
+    if (lease->state != "live") {
+      reply.reason = lease->end_reason;
+      return reply;
+    }
+    DIPACO_ASSIGN_OR_RETURN(
+        auto timeout,
+        query_int(db_, "SELECT lease_timeout_ms FROM runs WHERE id = ?1", lease->run));
+    int64_t deadline = now + timeout.value_or(0);
+    if (lease->hard_deadline_ms) deadline = std::min(deadline, *lease->hard_deadline_ms);
+    DIPACO_RETURN_IF_ERROR(
+        exec_sql(db_, "UPDATE leases SET deadline_ms = ?1, inner_step = ?2 WHERE id = ?3", deadline,
+                 inner_step, lease_id));
+    reply.lease_valid = true;
+    reply.lease_deadline_ms = deadline;
+    return reply;
+  });
+}
+
+Result<LeaseReply> Coordinator::lease_task(const std::string& worker_id) {
+  std::lock_guard lock(mutex_);
+  return transact<LeaseReply>([&](int64_t now) -> Result<LeaseReply> {
+    DIPACO_ASSIGN_OR_RETURN(int64_t worker, worker_row(worker_id));
+    DIPACO_RETURN_IF_ERROR(
+        exec_sql(db_, "UPDATE workers SET last_heartbeat_ms = ?1 WHERE id = ?2", now, worker));
+    LeaseReply reply;
+    DIPACO_ASSIGN_OR_RETURN(
+        auto draining,
+        query_int(db_, "SELECT 1 FROM workers WHERE id = ?1 AND state = 'draining'", worker));
+    reply.drain = draining.has_value();
+
+    // A retried LeaseTask (its reply was lost) gets the same lease back.
+    DIPACO_ASSIGN_OR_RETURN(
+        auto held,
+        query_int(db_, "SELECT id FROM leases WHERE worker = ?1 AND state = 'live' ORDER BY id",
+                  worker));
+    if (held) {
+      DIPACO_ASSIGN_OR_RETURN(auto lease, find_lease(*held));
+      if (!lease) return internal_error("live lease vanished");
+      DIPACO_ASSIGN_OR_RETURN(TaskGrant grant, grant_of(*lease));
+      reply.task = std::move(grant);
+      return reply;
+    }
+    if (reply.drain) {
+      reply.wait_ms = options_.max_wait_ms;
+      reply.reason = "worker " + worker_id + " is draining";
+      return reply;
+    }
+
+    DIPACO_ASSIGN_OR_RETURN(
+        Statement next,
+        db_.prepare("SELECT t.id, r.lease_timeout_ms, r.max_lease_ms FROM tasks t "
+                    "JOIN runs r ON r.id = t.run WHERE t.state = 'queued' AND r.state = 'running' "
+                    "ORDER BY t.outer_step, t.run, t.path, t.shard LIMIT 1"));
+    DIPACO_ASSIGN_OR_RETURN(bool found, next.step());
+    if (!found) {
+      DIPACO_ASSIGN_OR_RETURN(reply.wait_ms, wait_hint(now));
+      DIPACO_ASSIGN_OR_RETURN(auto paused,
+                              query_int(db_,
+                                        "SELECT t.run FROM tasks t JOIN runs r ON r.id = t.run "
+                                        "WHERE t.state = 'queued' AND r.state = 'paused' LIMIT 1"));
+      DIPACO_ASSIGN_OR_RETURN(
+          int64_t running, query_count(db_, "SELECT count(*) FROM runs WHERE state = 'running'"));
+      if (paused)
+        reply.reason = "run " + std::to_string(*paused) + " is paused";
+      else if (running > 0)
+        reply.reason = "no task is ready: waiting for leases in flight or for aggregation";
+      else
+        reply.reason = "no run is active";
+      return reply;
+    }
+    int64_t task = next.column_int64(0);
+    int64_t timeout = next.column_int64(1);
+    int64_t max_lease = next.column_int64(2);
+    std::optional<int64_t> hard_deadline;
+    if (max_lease > 0) hard_deadline = now + max_lease;
+    int64_t deadline = hard_deadline ? std::min(now + timeout, *hard_deadline) : now + timeout;
+    DIPACO_RETURN_IF_ERROR(exec_sql(db_,
+                                    "INSERT INTO leases(task, worker, granted_ms, deadline_ms, "
+                                    "hard_deadline_ms, state) VALUES (?1, ?2, ?3, ?4, ?5, 'live')",
+                                    task, worker, now, deadline, hard_deadline));
+    int64_t lease_id = db_.last_insert_rowid();
+    DIPACO_RETURN_IF_ERROR(exec_sql(
+        db_, "UPDATE tasks SET state = 'leased' WHERE id = ?1 AND state = 'queued'", task));
+    if (db_.changes() != 1) return internal_error("task " + std::to_string(task) + " not queued");
+    DIPACO_ASSIGN_OR_RETURN(auto lease, find_lease(lease_id));
+    if (!lease) return internal_error("new lease vanished");
+    DIPACO_ASSIGN_OR_RETURN(TaskGrant grant, grant_of(*lease));
+    RunEvent event;
+    event.run_id = lease->run;
+    event.time_ms = now;
+    event.kind = EventKind::kLeaseGranted;
+    event.lease_id = lease_id;
+    event.worker_id = worker_id;
+    event.path_id = lease->path_id;
+    event.shard_id = lease->shard_id;
+    event.outer_step = lease->outer_step;
+    event.detail = "lease " + std::to_string(lease_id) + " granted to worker " + worker_id +
+                   ": path " + std::to_string(lease->path_id) + " shard " +
+                   std::to_string(lease->shard_id) + " outer step " +
+                   std::to_string(lease->outer_step) + " until " + format_unix_ms(deadline);
+    DIPACO_RETURN_IF_ERROR(publish(std::move(event)));
+    reply.task = std::move(grant);
+    return reply;
+  });
+}
+
+}  // namespace dipaco

@@ -1,0 +1,141 @@
+// Helpers shared by the coordinator tests: a fake clock, a 2x2 grid, pushing a whole task.
+#pragma once
+
+#include <QTemporaryDir>
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "coordinator/coordinator.h"
+#include "store/sqlite_db.h"
+
+namespace coordinator_test {
+
+// Starts at a fixed unix time so that messages are stable; tests move it by hand.
+struct FakeClock {
+  std::atomic<int64_t> now_ms{1'700'000'000'000};
+  dipaco::Clock clock() {
+    return [this] { return now_ms.load(); };
+  }
+  void advance(int64_t ms) { now_ms += ms; }
+};
+
+// DiPaCo 2x2: level 0 has modules 0 and 1, level 1 has modules 2 and 3; path p uses module
+// p / 2 then 2 + p % 2, and owns shard 10 + p with 1000 * (p + 1) tokens.
+inline dipaco::RunSpec grid_2x2(uint64_t outer_steps = 3, uint32_t inner_steps = 50) {
+  dipaco::RunSpec spec;
+  spec.name = "grid 2x2";
+  for (uint32_t m = 0; m < 4; ++m)
+    spec.modules.push_back({m, m / 2, m % 2, "init/module" + std::to_string(m), "sha-init"});
+  for (uint32_t p = 0; p < 4; ++p) {
+    dipaco::PathSpec path;
+    path.path_id = p;
+    path.module_ids = {p / 2, 2 + p % 2};
+    path.shards = {{10 + p, 1000 * (p + 1)}};
+    spec.paths.push_back(path);
+  }
+  spec.outer_steps = outer_steps;
+  spec.inner_steps = inner_steps;
+  spec.lease_timeout_ms = 1000;
+  return spec;
+}
+
+struct Env {
+  QTemporaryDir dir;
+  FakeClock clock;
+  std::unique_ptr<dipaco::Coordinator> coordinator;
+  std::vector<dipaco::RunEvent> seen;  // from the sink
+
+  std::string db_path() const { return dir.filePath("coordinator.db").toStdString(); }
+
+  dipaco::CoordinatorOptions options(
+      dipaco::RestartPolicy restart = dipaco::RestartPolicy::kKeepLeases) {
+    dipaco::CoordinatorOptions options;
+    options.db_path = db_path();
+    options.payload_dir = dir.path().toStdString();
+    options.clock = clock.clock();
+    options.restart = restart;
+    options.sqlite.synchronous = dipaco::Synchronous::kNormal;  // tests don't model power loss
+    options.max_chunk_bytes = 64;
+    return options;
+  }
+
+  // Opens (or reopens, dropping the old object first, as a restarted process would).
+  dipaco::Status open(dipaco::RestartPolicy restart = dipaco::RestartPolicy::kKeepLeases) {
+    coordinator.reset();
+    auto opened = dipaco::Coordinator::open(options(restart));
+    if (!opened.is_ok()) return opened.status();
+    coordinator = std::move(opened).value();
+    coordinator->set_event_sink([this](const dipaco::RunEvent& event) { seen.push_back(event); });
+    return dipaco::Status::ok();
+  }
+
+  size_t count_seen(dipaco::EventKind kind) const {
+    size_t n = 0;
+    for (const auto& event : seen) n += event.kind == kind;
+    return n;
+  }
+};
+
+// A module's fake outer gradient: `size` bytes derived from (lease, module).
+inline std::string gradient_bytes(int64_t lease_id, uint32_t module_id, size_t size = 40) {
+  std::string bytes(size, '\0');
+  for (size_t i = 0; i < size; ++i)
+    bytes[i] = static_cast<char>((lease_id * 31 + module_id * 7 + static_cast<int64_t>(i)) & 0xff);
+  return bytes;
+}
+
+// Pushes every module of `grant` in chunks of `chunk` bytes, sequences from 0. Returns the last
+// reply (task_complete when all went in).
+inline dipaco::Result<dipaco::PushReply> push_task(dipaco::Coordinator& coordinator,
+                                                   const dipaco::TaskGrant& grant,
+                                                   size_t chunk = 16) {
+  uint64_t sequence = 0;
+  dipaco::PushReply last;
+  for (const dipaco::ModuleRef& module : grant.modules) {
+    std::string bytes = gradient_bytes(grant.lease_id, module.module_id);
+    for (size_t offset = 0; offset < bytes.size(); offset += chunk) {
+      dipaco::PushChunk push;
+      push.lease_id = grant.lease_id;
+      push.sequence = sequence++;
+      push.module_id = module.module_id;
+      push.offset_bytes = offset;
+      push.total_bytes = bytes.size();
+      push.data = std::string_view(bytes).substr(offset, chunk);
+      auto reply = coordinator.accept_push(push);
+      if (!reply.is_ok()) return reply.status();
+      last = *reply;
+      if (!last.accepted) return last;
+    }
+  }
+  return last;
+}
+
+// Completes every pending aggregation of the run with a fake checkpoint. Returns how many.
+inline dipaco::Result<int> aggregate_all(dipaco::Coordinator& coordinator, int64_t run) {
+  auto pending = coordinator.pending_aggregations(run);
+  if (!pending.is_ok()) return pending.status();
+  int n = 0;
+  for (const auto& decision : *pending) {
+    std::string checkpoint = "ckpt/m" + std::to_string(decision.module_id) + "-v" +
+                             std::to_string(decision.outer_step + 1);
+    DIPACO_RETURN_IF_ERROR(coordinator.complete_aggregation(
+        run, decision.module_id, decision.outer_step, checkpoint, "sha-" + checkpoint));
+    ++n;
+  }
+  return n;
+}
+
+// Reads the committed state with a second connection, as an operator's sqlite3 shell would.
+inline int64_t db_count(const std::string& db_path, const std::string& sql) {
+  auto db = dipaco::SqliteDb::open(db_path);
+  if (!db.is_ok()) qFatal("%s", db.status().to_string().c_str());
+  auto statement = db->prepare(sql);
+  if (!statement.is_ok()) qFatal("%s", statement.status().to_string().c_str());
+  auto row = statement->step();
+  if (!row.is_ok() || !*row) qFatal("no row for %s", sql.c_str());
+  return statement->column_int64(0);
+}
+
+}  // namespace coordinator_test
