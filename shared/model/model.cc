@@ -142,6 +142,25 @@ std::vector<float> Model::get_grads() const {
   return host;
 }
 
+std::vector<float> Model::get_params(ParamRange range) const {
+  assert(range.end() <= layout_.total());
+  std::vector<float> host(range.count);
+  backend_->copy_to_host(host.data(), params_.f32() + range.offset, range.count * sizeof(float));
+  return host;
+}
+
+void Model::set_params(ParamRange range, const std::vector<float>& host) {
+  assert(range.end() <= layout_.total() && host.size() == range.count);
+  backend_->copy_to_device(params_.f32() + range.offset, host.data(), range.count * sizeof(float));
+}
+
+std::vector<float> Model::get_grads(ParamRange range) const {
+  assert(range.end() <= layout_.total());
+  std::vector<float> host(range.count);
+  backend_->copy_to_host(host.data(), grads_.f32() + range.offset, range.count * sizeof(float));
+  return host;
+}
+
 std::vector<float> Model::get_logits() const {
   std::vector<float> host(static_cast<size_t>(B_) * T_ * config_.vocab_size);
   backend_->copy_to_host(host.data(), logits_, host.size() * sizeof(float));

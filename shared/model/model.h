@@ -46,6 +46,11 @@ class Model {
   void set_params(const std::vector<float>& host);  // host.size() == num_params()
   std::vector<float> get_params() const;
   std::vector<float> get_grads() const;
+  // One slice of the buffer (a DiPaCo module, see ParamLayout::module_range): host copies in and
+  // out, so a module can be sent, averaged and checkpointed without touching the rest.
+  std::vector<float> get_params(ParamRange range) const;
+  void set_params(ParamRange range, const std::vector<float>& host);  // host.size() == range.count
+  std::vector<float> get_grads(ParamRange range) const;
 
   // Runs the model on inputs[B, T] (host token ids in [0, vocab)). With targets[B, T] (host,
   // -1 = ignore) returns the mean cross-entropy over the counted positions and keeps what

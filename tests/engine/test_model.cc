@@ -203,6 +203,26 @@ class ModelTest : public QObject {
     QVERIFY(close(grads[1], to_double(grads[0]), 1e-3, 1e-7, "gradients 3 vs 1 threads"));
   }
 
+  void moduleSlicesCopyInAndOut() {
+    dipaco::CpuBackend be(1);
+    ModelConfig c = tiny_config();
+    c.n_layers = 3;
+    auto m = dipaco::Model::create(&be, c, 1, 4);
+    QVERIFY(m.is_ok());
+    (*m)->init_params(3);
+    auto all = (*m)->get_params();
+    auto range = (*m)->layout().module_range(1, 1, false, false);
+    auto slice = (*m)->get_params(range);
+    QVERIFY(std::equal(slice.begin(), slice.end(), all.begin() + range.offset));
+    for (auto& x : slice) x = 0.5f;
+    (*m)->set_params(range, slice);
+    auto after = (*m)->get_params();
+    for (size_t i = 0; i < all.size(); ++i) {
+      bool inside = i >= range.offset && i < range.end();
+      QCOMPARE(after[i], inside ? 0.5f : all[i]);
+    }
+  }
+
   void smallerBatchThanAllocatedWorks() {
     dipaco::CpuBackend be(2);
     ModelConfig c = tiny_config();
