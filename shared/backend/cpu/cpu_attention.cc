@@ -23,6 +23,30 @@ struct Heads {
   int64_t k(int g) const { return static_cast<int64_t>(H + g) * hd; }
   int64_t v(int g) const { return static_cast<int64_t>(H + KVH + g) * hd; }
 };
+
+// Rows [r0, r1) of p[T, T] hold scores for keys [0, r1): softmax over keys 0..i of row i, zeros
+// after (the whole rest of the row, so att is fully defined).
+DIPACO_CPU_CLONES void causal_softmax_rows(float* p, int r0, int r1, int T) {
+  for (int i = r0; i < r1; ++i) {
+    float* row = p + static_cast<int64_t>(i) * T;
+    float m = cpu::max_of(row, i + 1);
+    for (int j = 0; j <= i; ++j) row[j] = cpu::exp_approx(row[j] - m);
+    float inv = 1.0f / cpu::sum(row, i + 1);
+    for (int j = 0; j <= i; ++j) row[j] *= inv;
+    std::memset(row + i + 1, 0, sizeof(float) * (T - i - 1));
+  }
+}
+
+// dS = P * (dP - rowsum(P * dP)) in place of dP, rows [r0, r1) (dp row i - r0, stride T).
+DIPACO_CPU_CLONES void softmax_backward_rows(float* dp, const float* p, int r0, int r1, int T) {
+  for (int i = r0; i < r1; ++i) {
+    const float* prow = p + static_cast<int64_t>(i) * T;
+    float* drow = dp + static_cast<int64_t>(i - r0) * T;
+    float s = cpu::dot(prow, drow, i + 1);
+    for (int j = 0; j <= i; ++j) drow[j] = prow[j] * (drow[j] - s);
+    for (int j = i + 1; j < r1; ++j) drow[j] = 0.0f;
+  }
+}
 }  // namespace
 
 // out[B, T, H * hd], att[B, H, T, T]; qkv[B, T, (H + 2 * KVH) * hd]
@@ -50,14 +74,7 @@ void CpuBackend::attention_forward(float* out, float* att, const float* qkv, int
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r1 - r0, r1, hd, scale,
                         q + r0 * hs.row, static_cast<int>(hs.row), k, static_cast<int>(hs.row),
                         0.0f, p + static_cast<int64_t>(r0) * T, T);
-            for (int i = r0; i < r1; ++i) {
-              float* row = p + static_cast<int64_t>(i) * T;
-              float m = cpu::max_of(row, i + 1);
-              for (int j = 0; j <= i; ++j) row[j] = cpu::exp_approx(row[j] - m);
-              float inv = 1.0f / cpu::sum(row, i + 1);
-              for (int j = 0; j <= i; ++j) row[j] *= inv;
-              std::memset(row + i + 1, 0, sizeof(float) * (T - i - 1));
-            }
+            causal_softmax_rows(p, r0, r1, T);
             // O[r0:r1] = P[r0:r1, 0:r1] V[0:r1]
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, r1 - r0, hd, r1, 1.0f,
                         p + static_cast<int64_t>(r0) * T, T, v, static_cast<int>(hs.row), 0.0f,
@@ -118,13 +135,7 @@ void CpuBackend::attention_backward(float* dqkv, float* workspace, const float* 
           // dP[rows, 0:r1] = dO[r0:r1] V[0:r1]^T  (dp holds the block at row stride T)
           cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, r1, hd, 1.0f,
                       dO + r0 * out_row, static_cast<int>(out_row), v, ld, 0.0f, dp, T);
-          for (int i = r0; i < r1; ++i) {
-            const float* prow = p + static_cast<int64_t>(i) * T;
-            float* drow = dp + static_cast<int64_t>(i - r0) * T;
-            float s = cpu::dot(prow, drow, i + 1);
-            for (int j = 0; j <= i; ++j) drow[j] = prow[j] * (drow[j] - s);
-            for (int j = i + 1; j < r1; ++j) drow[j] = 0.0f;
-          }
+          softmax_backward_rows(dp, p, r0, r1, T);
           // dQ[r0:r1] = scale * dS K[0:r1]
           cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, hd, r1, scale, dp, T, k, ld,
                       0.0f, dq + r0 * hs.row, ld);
