@@ -190,11 +190,18 @@ Result<TrainLoopResult> run_training(const RunConfig& input, const TrainLoopOpti
   if (metrics != nullptr) std::fclose(metrics);
   DIPACO_RETURN_IF_ERROR(saved);
   result.step = trainer->step();
-  std::fprintf(out, "done: step %lld, train loss %.4f (ppl %.2f)",
-               static_cast<long long>(result.step), result.train_loss, std::exp(result.train_loss));
+  if (total_tokens == 0) {
+    std::fprintf(out, "already trained to step %lld (train.steps %lld)",
+                 static_cast<long long>(result.step), static_cast<long long>(t.steps));
+  } else {
+    std::fprintf(out, "done: step %lld, train loss %.4f (ppl %.2f)",
+                 static_cast<long long>(result.step), result.train_loss,
+                 std::exp(result.train_loss));
+  }
   if (val_src)
     std::fprintf(out, ", val loss %.4f (ppl %.2f)", result.val_loss, std::exp(result.val_loss));
-  std::fprintf(out, ", %.0f tok/s; checkpoint %s\n", result.tokens_per_second, ckpt.c_str());
+  if (total_tokens > 0) std::fprintf(out, ", %.0f tok/s", result.tokens_per_second);
+  std::fprintf(out, "; checkpoint %s\n", ckpt.c_str());
   return result;
 }
 
