@@ -126,7 +126,7 @@ class ModelTest : public QObject {
   }
 
   void forwardAndGradientsMatchReference() {
-    dipaco::CpuBackend be(3);
+    dipaco::CpuBackend be(3, 1);  // every op threaded
     ModelConfig c = tiny_config();
     const int B = 2, T = 7;
     auto created = dipaco::Model::create(&be, c, B, 8);
@@ -188,7 +188,7 @@ class ModelTest : public QObject {
     std::vector<float> grads[2], logits[2];
     double loss[2];
     for (int run = 0; run < 2; ++run) {
-      dipaco::CpuBackend be(run == 0 ? 1 : 3);
+      dipaco::CpuBackend be(run == 0 ? 1 : 3, 1);
       auto m = dipaco::Model::create(&be, c, B, T);
       QVERIFY(m.is_ok());
       (*m)->init_params(5);

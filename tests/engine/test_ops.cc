@@ -17,8 +17,9 @@ class OpsTest : public QObject {
   Q_OBJECT
 
  private:
-  // Three threads on any machine, so partitions are uneven and cross thread boundaries.
-  std::unique_ptr<Backend> be_ = std::make_unique<dipaco::CpuBackend>(3);
+  // Three threads on any machine, and every op split across them however small, so partitions
+  // are uneven and cross thread boundaries.
+  std::unique_ptr<Backend> be_ = std::make_unique<dipaco::CpuBackend>(3, 1);
 
  private slots:
   void expApproximation() {

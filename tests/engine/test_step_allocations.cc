@@ -41,7 +41,7 @@ class StepAllocationsTest : public QObject {
     o.batch_size = 2;
     o.seq_len = 96;  // more than one attention row block, and big enough to use threads
     o.grad_accum = 2;
-    dipaco::CpuBackend be(2);
+    dipaco::CpuBackend be(2, 1);  // every op through the thread pool
     auto trainer = dipaco::Trainer::create(&be, c, o);
     QVERIFY(trainer.is_ok());
     dipaco::SyntheticBatchSource src(o.batch_size, o.seq_len, c.vocab_size, 1);

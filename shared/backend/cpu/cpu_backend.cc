@@ -18,7 +18,8 @@ int resolve_threads(int n) {
 }
 }  // namespace
 
-CpuBackend::CpuBackend(int n_threads) : pool_(resolve_threads(n_threads)) {
+CpuBackend::CpuBackend(int n_threads, int64_t min_work_per_thread)
+    : pool_(resolve_threads(n_threads), min_work_per_thread) {
   // Each pool thread calls sgemm on its own slice; OpenBLAS's own threads would oversubscribe.
   openblas_set_num_threads(1);
 }

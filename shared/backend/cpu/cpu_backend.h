@@ -16,8 +16,11 @@ namespace dipaco {
 
 class CpuBackend final : public Backend {
  public:
-  // n_threads <= 0: one per logical core.
-  explicit CpuBackend(int n_threads = 0);
+  // n_threads <= 0: one per logical core. min_work_per_thread: how much work (about one float
+  // operation per unit) an op needs before it is split across threads; tests pass 1 to run
+  // every op threaded.
+  explicit CpuBackend(int n_threads = 0,
+                      int64_t min_work_per_thread = ThreadPool::kDefaultMinWorkPerThread);
   ~CpuBackend() override;
 
   int threads() const { return pool_.size(); }

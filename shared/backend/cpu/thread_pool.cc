@@ -17,7 +17,9 @@ namespace {
 constexpr int kSpinIterations = 2000;
 }  // namespace
 
-ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads < 1 ? 1 : n_threads) {
+ThreadPool::ThreadPool(int n_threads, int64_t min_work_per_thread)
+    : n_threads_(n_threads < 1 ? 1 : n_threads),
+      min_work_per_thread_(min_work_per_thread < 1 ? 1 : min_work_per_thread) {
   threads_.reserve(n_threads_ - 1);
   for (int t = 1; t < n_threads_; ++t) threads_.emplace_back([this, t] { worker_loop(t); });
 }

@@ -15,7 +15,9 @@ namespace dipaco {
 
 class ThreadPool {
  public:
-  explicit ThreadPool(int n_threads);
+  // Jobs get one thread per min_work_per_thread units of work (see threads_for).
+  static constexpr int64_t kDefaultMinWorkPerThread = 1 << 17;
+  explicit ThreadPool(int n_threads, int64_t min_work_per_thread = kDefaultMinWorkPerThread);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
@@ -33,7 +35,7 @@ class ThreadPool {
   // How many threads a job of `work` units (about one float operation each) deserves: waking
   // a thread costs microseconds, so small jobs run on the caller alone.
   int threads_for(int64_t work) const {
-    int64_t parts = work / kMinWorkPerThread;
+    int64_t parts = work / min_work_per_thread_;
     if (parts < 1) return 1;
     return parts < n_threads_ ? static_cast<int>(parts) : n_threads_;
   }
@@ -62,9 +64,8 @@ class ThreadPool {
   void run_raw(Task task, void* ctx);
   void worker_loop(int t);
 
-  static constexpr int64_t kMinWorkPerThread = 1 << 15;
-
   int n_threads_;
+  int64_t min_work_per_thread_;
   std::vector<std::thread> threads_;
   Task task_ = nullptr;
   void* ctx_ = nullptr;
