@@ -2,6 +2,8 @@
 
 namespace dipaco {
 
+static_assert(kQuantChunk == 2048, "wire_layout_formula() names the chunk size");
+
 const char* wire_dtype_name(WireDtype dtype) {
   switch (dtype) {
     case WireDtype::kFp32: return "fp32";

@@ -36,7 +36,8 @@ struct KMeansModel {
   std::vector<float> centroids;
 
   const float* centroid(size_t c) const { return centroids.data() + c * d; }
-  // Nearest centroid of one d-vector (ties: lower id).
+  // Nearest centroid of one d-vector (ties: lower id). x must be finite: the assign_*
+  // functions below check that; callers routing one document at a time check it themselves.
   int32_t nearest(const float* x) const;
   // The two nearest centroids, nearest first (k >= 2).
   std::array<int32_t, 2> nearest_two(const float* x) const;
