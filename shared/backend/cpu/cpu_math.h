@@ -39,10 +39,11 @@ inline float exp_approx(float x) {
   p = p * r + 0.5f;
   p = p * r + 1.0f;
   p = p * r + 1.0f;
-  int32_t bits;
+  uint32_t bits;
   std::memcpy(&bits, &t, sizeof bits);
-  // t's low mantissa bits hold n + 2^22 (+ 2^23 from the shifter's leading one).
-  int32_t scale_bits = (bits - 0x4B400000 + 127) << 23;
+  // t's low mantissa bits hold n + 2^22 (+ 2^23 from the shifter's leading one). Unsigned, so
+  // a NaN input gives a NaN-propagating garbage scale instead of a signed-shift overflow.
+  uint32_t scale_bits = (bits - 0x4B400000u + 127u) << 23;
   float scale;
   std::memcpy(&scale, &scale_bits, sizeof scale);
   return p * scale;
