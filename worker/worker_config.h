@@ -7,7 +7,7 @@
 //   ca_file = ""                            # extra CA bundle for the coordinator's cert
 //   [worker]
 //   id = ""                                 # stable worker id; default: hostname
-//   cache_dir = "/var/lib/dipaco/cache"     # module and shard cache
+//   cache_dir = "/var/cache/dipaco"     # module and shard cache
 //   backend = "auto"                        # auto | cpu | cuda
 //   devices = []                            # CUDA device indices; empty = all
 //   cpu_threads = 0                         # 0 = all cores
@@ -31,7 +31,7 @@ struct WorkerConfig {
   bool tls = true;
   std::string ca_file;
   std::string worker_id;
-  std::string cache_dir = "/var/lib/dipaco/cache";
+  std::string cache_dir = "/var/cache/dipaco";
   std::string backend = "auto";
   std::vector<int> devices;
   int cpu_threads = 0;

@@ -19,7 +19,7 @@ class WorkerConfigTest : public QObject {
     auto config = dipaco::parse_worker_config("", "worker.toml");
     QVERIFY(config.is_ok());
     QCOMPARE(config->backend, std::string("auto"));
-    QCOMPARE(config->cache_dir, std::string("/var/lib/dipaco/cache"));
+    QCOMPARE(config->cache_dir, std::string("/var/cache/dipaco"));
     QVERIFY(config->tls);
     QVERIFY(config->devices.empty());
   }
