@@ -12,10 +12,10 @@
 
 namespace dipaco {
 
-// Prepares `sql` and binds args to ?1, ?2, ...
+// A cached statement for `sql` with args bound to ?1, ?2, ...
 template <typename... Args>
 Result<Statement> bound(SqliteDb& db, std::string_view sql, const Args&... args) {
-  auto statement = db.prepare(sql);
+  auto statement = db.cached(sql);
   if (!statement.is_ok()) return statement.status();
   int index = 1;
   (statement->bind(index++, args), ...);

@@ -29,18 +29,26 @@ SqliteDb::~SqliteDb() {
 }
 
 SqliteDb::SqliteDb(SqliteDb&& other) noexcept
-    : db_(std::exchange(other.db_, nullptr)), path_(std::move(other.path_)) {}
+    : db_(std::exchange(other.db_, nullptr)),
+      path_(std::move(other.path_)),
+      cache_(std::move(other.cache_)) {
+  other.cache_.clear();
+}
 
 SqliteDb& SqliteDb::operator=(SqliteDb&& other) noexcept {
   if (this != &other) {
     close();
     db_ = std::exchange(other.db_, nullptr);
     path_ = std::move(other.path_);
+    cache_ = std::move(other.cache_);
+    other.cache_.clear();
   }
   return *this;
 }
 
 void SqliteDb::close() {
+  for (auto& [sql, cached] : cache_) sqlite3_finalize(cached.stmt);
+  cache_.clear();
   if (db_ != nullptr) {
     // Statements are owned by callers and finalized before the database goes away; v2 defers the
     // close if one leaked instead of failing.
@@ -70,9 +78,10 @@ Result<SqliteDb> SqliteDb::open(const std::string& path, const SqliteOptions& op
       return io_error(path + ": cannot switch the database to WAL mode");
   }
   DIPACO_RETURN_IF_ERROR(db.exec("PRAGMA foreign_keys=ON"));
-  DIPACO_RETURN_IF_ERROR(db.exec(options.synchronous == Synchronous::kFull
-                                     ? "PRAGMA synchronous=FULL"
-                                     : "PRAGMA synchronous=NORMAL"));
+  const char* synchronous = "PRAGMA synchronous=FULL";
+  if (options.synchronous == Synchronous::kNormal) synchronous = "PRAGMA synchronous=NORMAL";
+  if (options.synchronous == Synchronous::kOff) synchronous = "PRAGMA synchronous=OFF";
+  DIPACO_RETURN_IF_ERROR(db.exec(synchronous));
   return db;
 }
 
@@ -99,6 +108,23 @@ Result<Statement> SqliteDb::prepare(std::string_view sql) {
   return statement;
 }
 
+Result<Statement> SqliteDb::cached(std::string_view sql) {
+  if (db_ == nullptr) return failed_precondition("database is not open");
+  auto found = cache_.find(std::string(sql));
+  if (found == cache_.end()) {
+    DIPACO_ASSIGN_OR_RETURN(Statement fresh, prepare(sql));
+    found = cache_.emplace(std::string(sql), CachedStatement{std::exchange(fresh.stmt_, nullptr)})
+                .first;
+  }
+  if (found->second.in_use) return prepare(sql);
+  Statement statement;
+  statement.db_ = db_;
+  statement.stmt_ = found->second.stmt;
+  statement.in_use_ = &found->second.in_use;
+  found->second.in_use = true;
+  return statement;
+}
+
 int64_t SqliteDb::last_insert_rowid() const {
   return sqlite3_last_insert_rowid(db_);
 }
@@ -112,19 +138,34 @@ bool SqliteDb::in_transaction() const {
 // ---- Statement ----------------------------------------------------------------------------
 
 Statement::~Statement() {
-  if (stmt_ != nullptr) sqlite3_finalize(stmt_);
+  release();
+}
+
+void Statement::release() {
+  if (stmt_ == nullptr) return;
+  if (in_use_ != nullptr) {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+    *in_use_ = false;
+  } else {
+    sqlite3_finalize(stmt_);
+  }
+  stmt_ = nullptr;
+  in_use_ = nullptr;
 }
 
 Statement::Statement(Statement&& other) noexcept
     : stmt_(std::exchange(other.stmt_, nullptr)),
       db_(std::exchange(other.db_, nullptr)),
+      in_use_(std::exchange(other.in_use_, nullptr)),
       bind_rc_(other.bind_rc_) {}
 
 Statement& Statement::operator=(Statement&& other) noexcept {
   if (this != &other) {
-    if (stmt_ != nullptr) sqlite3_finalize(stmt_);
+    release();
     stmt_ = std::exchange(other.stmt_, nullptr);
     db_ = std::exchange(other.db_, nullptr);
+    in_use_ = std::exchange(other.in_use_, nullptr);
     bind_rc_ = other.bind_rc_;
   }
   return *this;

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 
 #include "util/status.h"
 
@@ -22,8 +23,9 @@ namespace dipaco {
 //            acknowledgement sent to a worker (a lease id, an accepted chunk) is never taken back
 //            and ids are never handed out twice. The coordinator's default.
 //   kNormal: the WAL is fsynced only at checkpoints. Survives a process crash (kill -9) exactly
-//            like kFull; a power loss may roll back the last commits. For tests and scratch runs.
-enum class Synchronous { kNormal, kFull };
+//            like kFull; a power loss may roll back the last commits. For scratch runs.
+//   kOff:    never fsyncs. Survives a process crash, not a power loss. For tests.
+enum class Synchronous { kOff, kNormal, kFull };
 
 struct SqliteOptions {
   Synchronous synchronous = Synchronous::kFull;
@@ -49,6 +51,10 @@ class SqliteDb {
   // Runs one or more statements that return no rows (DDL, PRAGMA, BEGIN/COMMIT).
   Status exec(std::string_view sql);
   Result<Statement> prepare(std::string_view sql);
+  // Like prepare(), but reuses one compiled statement per SQL text: the Statement handed out is
+  // reset (not finalized) when it goes away. If that SQL's statement is still in use (a nested
+  // query), a fresh one is prepared instead.
+  Result<Statement> cached(std::string_view sql);
 
   // Row id of the last successful INSERT on this connection.
   int64_t last_insert_rowid() const;
@@ -59,13 +65,19 @@ class SqliteDb {
   bool is_open() const { return db_ != nullptr; }
 
  private:
+  struct CachedStatement {
+    sqlite3_stmt* stmt = nullptr;
+    bool in_use = false;
+  };
   void close();
   sqlite3* db_ = nullptr;
   std::string path_;
+  std::unordered_map<std::string, CachedStatement> cache_;
   friend class Statement;
 };
 
 // A prepared statement. Parameters are 1-based (SQLite's convention); columns are 0-based.
+// A Statement must not outlive the SqliteDb that made it.
 class Statement {
  public:
   Statement() = default;
@@ -108,9 +120,11 @@ class Statement {
  private:
   friend class SqliteDb;
   Status bind_error() const;
+  void release();
   sqlite3_stmt* stmt_ = nullptr;
   sqlite3* db_ = nullptr;
-  int bind_rc_ = 0;  // first failed bind, reported by step()
+  bool* in_use_ = nullptr;  // set for a statement lent from SqliteDb's cache
+  int bind_rc_ = 0;         // first failed bind, reported by step()
 };
 
 // BEGIN IMMEDIATE on construction (the write lock is taken up front, so a transaction never
