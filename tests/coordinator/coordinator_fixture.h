@@ -83,8 +83,9 @@ struct Env {
   QTemporaryDir dir;
   FakeClock clock;
   std::unique_ptr<dipaco::Coordinator> coordinator;
-  std::vector<dipaco::RunEvent> seen;                 // from the sink
-  std::shared_ptr<dipaco::OuterGradientStore> store;  // null: files in dir
+  std::vector<dipaco::RunEvent> seen;  // from the sink
+  // Memory by default (each file chunk costs two fsyncs); null: OuterGradientFiles in dir.
+  std::shared_ptr<dipaco::OuterGradientStore> store = std::make_shared<MemoryGradientStore>();
 
   std::string db_path() const { return dir.filePath("coordinator.db").toStdString(); }
 

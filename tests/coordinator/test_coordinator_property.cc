@@ -21,7 +21,6 @@
 using coordinator_test::Env;
 using coordinator_test::gradient_bytes;
 using coordinator_test::grid_2x2;
-using coordinator_test::MemoryGradientStore;
 using dipaco::EventKind;
 using dipaco::TaskGrant;
 
@@ -78,7 +77,6 @@ class Sequence {
 
   // Returns an empty string on success, else what broke and where.
   std::string run() {
-    env_.store = std::make_shared<MemoryGradientStore>();
     if (auto opened = env_.open(); !opened) return opened.to_string();
     dipaco::RunSpec spec = grid_2x2(3);
     partial_ = seed_ % 2 == 1;
@@ -344,9 +342,12 @@ class Sequence {
     };
     for (const auto& [what, sql] : kChecks)
       if (count(sql) != 0) return what;
-    auto status = env_.coordinator->run_status(run_);
-    if (!status.is_ok()) return status.status().to_string();
-    if (status->module_versions != versions_) return "module versions moved without aggregation";
+    auto versions = reader_.cached("SELECT module_id, version FROM modules ORDER BY module_id");
+    std::map<uint32_t, uint64_t> now;
+    while (versions.is_ok() && *versions->step())
+      now[static_cast<uint32_t>(versions->column_int64(0))] =
+          static_cast<uint64_t>(versions->column_int64(1));
+    if (now != versions_) return "module versions moved without aggregation";
     for (const auto& event : env_.seen) {
       if (event.kind != EventKind::kLeaseCompleted) continue;
       if (++completions_[{event.path_id, event.shard_id, event.outer_step}] > 1)

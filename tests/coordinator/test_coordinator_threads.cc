@@ -14,7 +14,6 @@ using coordinator_test::aggregate_all;
 using coordinator_test::db_count;
 using coordinator_test::Env;
 using coordinator_test::grid_2x2;
-using coordinator_test::MemoryGradientStore;
 using coordinator_test::push_task;
 
 class CoordinatorThreadsTest : public QObject {
@@ -23,7 +22,6 @@ class CoordinatorThreadsTest : public QObject {
  private slots:
   void fourThreadsWorkOneRunToTheEnd() {
     Env env;
-    env.store = std::make_shared<MemoryGradientStore>();
     QVERIFY(env.open());
     dipaco::RunSpec spec = grid_2x2(4);
     spec.lease_timeout_ms = 60'000;
