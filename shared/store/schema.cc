@@ -125,6 +125,7 @@ CREATE TABLE aggregations(
   first_report_ms INTEGER NOT NULL,
   ready_ms INTEGER,
   PRIMARY KEY(module, outer_step));
+CREATE INDEX aggregations_by_state ON aggregations(state);
 
 CREATE TABLE metrics(
   id INTEGER PRIMARY KEY,
