@@ -43,6 +43,21 @@ TaskGrant lease_or_die(dipaco::Coordinator& coordinator, const std::string& work
   return *reply->task;
 }
 
+// Row counts and versions of every table that a call can change.
+std::string state_digest(const std::string& db_path) {
+  std::string digest;
+  for (const char* table : {"runs", "tasks", "leases", "workers", "push_chunks", "reports",
+                            "aggregations", "module_versions", "events", "metrics"})
+    digest += std::string(table) + "=" +
+              std::to_string(db_count(db_path, std::string("SELECT count(*) FROM ") + table)) + " ";
+  digest += "versions=" + std::to_string(db_count(db_path, "SELECT sum(version) FROM modules"));
+  digest += " done=" +
+            std::to_string(db_count(db_path, "SELECT count(*) FROM tasks WHERE state = 'done'"));
+  digest += " ready=" + std::to_string(db_count(
+                            db_path, "SELECT count(*) FROM aggregations WHERE state = 'ready'"));
+  return digest;
+}
+
 }  // namespace
 
 class CoordinatorTransitionsTest : public QObject {
@@ -644,6 +659,39 @@ class CoordinatorTransitionsTest : public QObject {
     std::string other = coordinator_test::gradient_bytes(grant.lease_id, 2);
     auto retried = env.coordinator->accept_push({grant.lease_id, 1, 2, 0, other.size(), other});
     QVERIFY(retried.is_ok() && retried->accepted && !retried->duplicate && retried->task_complete);
+  }
+
+  void aCrashDuringAggregationKeepsTheOldVersion() {
+    Env env;
+    QVERIFY(env.open());
+    auto run = env.coordinator->create_run(grid_2x2());
+    register_workers(*env.coordinator, 1);
+    for (int p = 0; p < 4; ++p)
+      QVERIFY(push_task(*env.coordinator, lease_or_die(*env.coordinator, "w0"))->task_complete);
+    QCOMPARE(env.coordinator->pending_aggregations(*run)->size(), size_t{4});
+    std::string before = state_digest(env.db_path());
+    env.coordinator.reset();
+
+    pid_t child = fork();
+    QVERIFY(child >= 0);
+    if (child == 0) {
+      dipaco::CoordinatorOptions options = env.options();
+      options.before_commit = [] { _exit(0); };
+      auto coordinator = dipaco::Coordinator::open(options);
+      if (!coordinator.is_ok()) _exit(2);
+      (void)(*coordinator)->complete_aggregation(*run, 0, 0, "m0v1", "sha");
+      _exit(3);
+    }
+    int wstatus = 0;
+    QCOMPARE(waitpid(child, &wstatus, 0), child);
+    QVERIFY(WIFEXITED(wstatus));
+    QCOMPARE(WEXITSTATUS(wstatus), 0);
+    QCOMPARE(state_digest(env.db_path()), before);
+    QVERIFY(env.open());
+    QCOMPARE(env.coordinator->pending_aggregations(*run)->size(), size_t{4});
+    QCOMPARE(env.coordinator->run_status(*run)->module_versions.at(0), uint64_t{0});
+    QVERIFY(env.coordinator->complete_aggregation(*run, 0, 0, "m0v1", "sha"));
+    QCOMPARE(env.coordinator->run_status(*run)->module_versions.at(0), uint64_t{1});
   }
 
   void aNewerDatabaseIsRefused() {
