@@ -74,7 +74,19 @@ struct WorkerInfo {
 };
 
 struct Registration {
+  // How often to heartbeat: the configured interval, shortened to a third of the shortest
+  // lease timeout among unfinished runs so that one lost heartbeat does not kill a lease.
   int64_t heartbeat_interval_ms = 0;
+};
+
+struct WorkerStatus {
+  std::string worker_id;
+  std::string host;
+  std::string devices;
+  std::string version;
+  std::string state;  // "active", "draining"
+  int64_t last_heartbeat_ms = 0;
+  int64_t live_lease_id = 0;  // 0 when idle
 };
 
 struct ModuleRef {
@@ -234,6 +246,8 @@ class Coordinator {
   Status tick();
   Result<RunStatus> run_status(int64_t run_id);
   Result<std::vector<RunEvent>> events(int64_t run_id, int64_t after_event_id = 0);
+  // Every registered worker, by id (the studio's worker table).
+  Result<std::vector<WorkerStatus>> workers();
 
  private:
   struct LeaseRow;

@@ -137,7 +137,39 @@ Result<Registration> Coordinator::register_worker(const WorkerInfo& info) {
         "registered_ms = excluded.registered_ms, last_heartbeat_ms = excluded.last_heartbeat_ms, "
         "state = 'active'",
         info.worker_id, info.host, info.devices, info.version, now));
-    return Registration{options_.heartbeat_interval_ms};
+    DIPACO_ASSIGN_OR_RETURN(
+        auto shortest,
+        query_int(db_, "SELECT min(lease_timeout_ms) FROM runs WHERE state != 'finished'"));
+    int64_t interval = options_.heartbeat_interval_ms;
+    if (shortest) interval = std::min(interval, std::max<int64_t>(1, *shortest / 3));
+    return Registration{interval};
+  });
+}
+
+Result<std::vector<WorkerStatus>> Coordinator::workers() {
+  std::lock_guard lock(mutex_);
+  return transact<std::vector<WorkerStatus>>([&](int64_t) -> Result<std::vector<WorkerStatus>> {
+    DIPACO_ASSIGN_OR_RETURN(
+        Statement query,
+        bound(db_,
+              "SELECT w.name, w.host, w.devices, w.version, w.state, w.last_heartbeat_ms, "
+              "coalesce((SELECT max(l.id) FROM leases l WHERE l.worker = w.id AND l.state = "
+              "'live'), 0) FROM workers w ORDER BY w.name"));
+    std::vector<WorkerStatus> workers;
+    while (true) {
+      DIPACO_ASSIGN_OR_RETURN(bool row, query.step());
+      if (!row) break;
+      WorkerStatus worker;
+      worker.worker_id = query.column_text(0);
+      worker.host = query.column_text(1);
+      worker.devices = query.column_text(2);
+      worker.version = query.column_text(3);
+      worker.state = query.column_text(4);
+      worker.last_heartbeat_ms = query.column_int64(5);
+      worker.live_lease_id = query.column_int64(6);
+      workers.push_back(std::move(worker));
+    }
+    return workers;
   });
 }
 

@@ -124,6 +124,31 @@ class CoordinatorTransitionsTest : public QObject {
     QCOMPARE(env.count_seen(EventKind::kRunCreated), size_t{1});
   }
 
+  void registrationAndTheWorkerTable() {
+    Env env;
+    QVERIFY(env.open());
+    auto first = env.coordinator->register_worker({"w0", "gpu-host-1", "cuda:0 H100", "0.1.0"});
+    QVERIFY(first.is_ok());
+    QCOMPARE(first->heartbeat_interval_ms, int64_t{5000});  // no run yet
+    QCOMPARE(env.coordinator->register_worker({"", "h", "d", "v"}).status().code(),
+             StatusCode::kInvalidArgument);
+    auto run = env.coordinator->create_run(grid_2x2());  // lease timeout 1000 ms
+    auto second = env.coordinator->register_worker({"w1", "gpu-host-2", "cpu", "0.1.0"});
+    QCOMPARE(second->heartbeat_interval_ms, int64_t{333});
+    env.clock.advance(10);
+    TaskGrant grant = lease_or_die(*env.coordinator, "w1");
+    QVERIFY(env.coordinator->drain("w0")->changed);
+    auto workers = env.coordinator->workers();
+    QVERIFY(workers.is_ok());
+    QCOMPARE(workers->size(), size_t{2});
+    QCOMPARE((*workers)[0].worker_id, std::string("w0"));
+    QCOMPARE((*workers)[0].host, std::string("gpu-host-1"));
+    QCOMPARE((*workers)[0].state, std::string("draining"));
+    QCOMPARE((*workers)[0].live_lease_id, int64_t{0});
+    QCOMPARE((*workers)[1].live_lease_id, grant.lease_id);
+    QCOMPARE((*workers)[1].last_heartbeat_ms, env.clock.now_ms.load());
+  }
+
   void leaseGivesLowestTaskAndARetryGetsTheSameLease() {
     Env env;
     QVERIFY(env.open());
