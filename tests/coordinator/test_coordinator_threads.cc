@@ -1,6 +1,7 @@
 // Four threads drive one coordinator at once, as the gRPC layer's handlers will. Correctness
 // comes from the coordinator's single mutex; under -DDIPACO_SANITIZE=thread this test is the
-// one that would show a data race.
+// one that would show a data race (run it with TSAN_OPTIONS=suppressions=<this dir>/tsan.supp,
+// which silences only Qt Test's own watchdog thread).
 #include <QtTest>
 #include <mutex>
 #include <string>
