@@ -17,6 +17,7 @@ class ThreadPool {
  public:
   // Jobs get one thread per min_work_per_thread units of work (see threads_for).
   static constexpr int64_t kDefaultMinWorkPerThread = 1 << 17;
+  static constexpr int kChunksPerThread = 4;
   explicit ThreadPool(int n_threads, int64_t min_work_per_thread = kDefaultMinWorkPerThread);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
@@ -40,22 +41,28 @@ class ThreadPool {
     return parts < n_threads_ ? static_cast<int>(parts) : n_threads_;
   }
 
-  // Splits [0, n) into contiguous chunks, one per thread the work deserves (n items of
-  // `cost_per_item` units each), and calls fn(begin, end) for each non-empty one.
+  // Splits [0, n) (n items of `cost_per_item` work units each) into a fixed set of contiguous
+  // chunks, kChunksPerThread per thread the work deserves, which the threads claim in turn;
+  // calls fn(begin, end) once per chunk. The chunk boundaries depend only on n, the work and the
+  // pool size, never on timing, so results stay deterministic; and when the OS preempts one
+  // thread (a shared machine), the others take over its remaining chunks instead of waiting.
   template <typename F>
   void parallel_for(int64_t n, int64_t cost_per_item, F&& fn) {
     if (n <= 0) return;
     int parts = threads_for(n * cost_per_item);
-    if (parts > n) parts = static_cast<int>(n);
-    if (parts == 1) {
+    if (parts == 1 || n == 1) {
       fn(int64_t{0}, n);
       return;
     }
+    const int64_t per_thread = kChunksPerThread;
+    const int64_t chunks = n < parts * per_thread ? n : parts * per_thread;
+    std::atomic<int64_t> next{0};
     run([&](int t) {
       if (t >= parts) return;
-      int64_t begin = n * t / parts;
-      int64_t end = n * (t + 1) / parts;
-      fn(begin, end);
+      for (int64_t c = next.fetch_add(1, std::memory_order_relaxed); c < chunks;
+           c = next.fetch_add(1, std::memory_order_relaxed)) {
+        fn(n * c / chunks, n * (c + 1) / chunks);
+      }
     });
   }
 
