@@ -46,15 +46,18 @@ class ThreadPool {
   // calls fn(begin, end) once per chunk. The chunk boundaries depend only on n, the work and the
   // pool size, never on timing, so results stay deterministic; and when the OS preempts one
   // thread (a shared machine), the others take over its remaining chunks instead of waiting.
+  // chunks_per_thread = 1 gives one chunk per thread: for sgemm slices, where every call
+  // re-packs the shared operand and smaller slices would cost more than they balance.
   template <typename F>
-  void parallel_for(int64_t n, int64_t cost_per_item, F&& fn) {
+  void parallel_for(int64_t n, int64_t cost_per_item, F&& fn,
+                    int chunks_per_thread = kChunksPerThread) {
     if (n <= 0) return;
     int parts = threads_for(n * cost_per_item);
     if (parts == 1 || n == 1) {
       fn(int64_t{0}, n);
       return;
     }
-    const int64_t per_thread = kChunksPerThread;
+    const int64_t per_thread = chunks_per_thread < 1 ? 1 : chunks_per_thread;
     const int64_t chunks = n < parts * per_thread ? n : parts * per_thread;
     std::atomic<int64_t> next{0};
     run([&](int t) {
