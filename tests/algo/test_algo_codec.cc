@@ -11,6 +11,7 @@
 #include "compress/bf16.h"
 #include "compress/codec.h"
 #include "compress/wire_dtype.h"
+#include "test_support.h"
 
 using namespace dipaco;
 
@@ -35,9 +36,7 @@ std::vector<float> random_vector(size_t n, float magnitude, uint32_t seed, bool 
   return x;
 }
 
-bool contains(const std::string& s, const char* part) {
-  return s.find(part) != std::string::npos;
-}
+using dipaco::test::contains;
 
 // Checks the documented bound of one dtype on one vector; returns a description of the first
 // violation, or "" when all values are within bounds.

@@ -6,15 +6,14 @@
 
 #include "routing/discriminative_router.h"
 #include "routing_test_data.h"
+#include "test_support.h"
 
 using namespace dipaco;
 using dipaco::test::Blobs;
 using dipaco::test::gaussian_blobs;
 
 namespace {
-bool contains(const std::string& s, const char* part) {
-  return s.find(part) != std::string::npos;
-}
+using dipaco::test::contains;
 
 // Splits rows into even (train) and odd (held out) rows.
 void split(const Blobs& b, Blobs* train, Blobs* test) {

@@ -8,6 +8,7 @@
 #include "routing/balanced_assignment.h"
 #include "routing/kmeans.h"
 #include "routing_test_data.h"
+#include "test_support.h"
 
 using namespace dipaco;
 using dipaco::test::adjusted_rand_index;
@@ -16,9 +17,7 @@ using dipaco::test::cluster_sizes;
 using dipaco::test::gaussian_blobs;
 
 namespace {
-bool contains(const std::string& s, const char* part) {
-  return s.find(part) != std::string::npos;
-}
+using dipaco::test::contains;
 
 KMeansResult fit(const Blobs& b, KMeansOptions o) {
   auto r = fit_kmeans(FeatureMatrix{b.x, b.n, b.d}, o);

@@ -5,13 +5,12 @@
 #include <vector>
 
 #include "algo/module_aggregation.h"
+#include "test_support.h"
 
 using namespace dipaco;
 
 namespace {
-bool contains(const std::string& s, const char* part) {
-  return s.find(part) != std::string::npos;
-}
+using dipaco::test::contains;
 }  // namespace
 
 class AlgoModuleAggregationTest : public QObject {

@@ -7,6 +7,7 @@
 #include "routing/product_kmeans.h"
 #include "routing/random_routing.h"
 #include "routing_test_data.h"
+#include "test_support.h"
 
 using namespace dipaco;
 using dipaco::test::adjusted_rand_index;
@@ -15,9 +16,7 @@ using dipaco::test::cluster_sizes;
 using dipaco::test::gaussian_blobs;
 
 namespace {
-bool contains(const std::string& s, const char* part) {
-  return s.find(part) != std::string::npos;
-}
+using dipaco::test::contains;
 
 // Rows whose first half comes from one of 3 blobs and whose second half from another 3,
 // independently: the 9 combinations are the product shards.

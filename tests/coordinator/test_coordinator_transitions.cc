@@ -9,6 +9,7 @@
 #include "coordinator/coordinator.h"
 #include "coordinator_fixture.h"
 #include "store/schema.h"
+#include "test_support.h"
 
 using coordinator_test::aggregate_all;
 using coordinator_test::db_count;
@@ -23,9 +24,7 @@ using dipaco::TaskGrant;
 
 namespace {
 
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
+using dipaco::test::contains;
 
 // Registers workers w0..w{n-1}.
 void register_workers(dipaco::Coordinator& coordinator, int n) {

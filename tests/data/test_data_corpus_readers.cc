@@ -9,14 +9,13 @@
 #include "data/tar_reader.h"
 #include "data/text_corpus.h"
 #include "data_fixtures.h"
+#include "test_support.h"
 
 using dipaco::Document;
 
 namespace {
 
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
+using dipaco::test::contains;
 
 dipaco::CorpusOptions quiet(dipaco::TxtMode mode = dipaco::TxtMode::kBlocks) {
   dipaco::CorpusOptions options;

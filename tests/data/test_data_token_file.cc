@@ -6,6 +6,7 @@
 #include "data/corpus_split.h"
 #include "data/token_file.h"
 #include "data_fixtures.h"
+#include "test_support.h"
 #include "util/atomic_file.h"
 
 namespace {
@@ -20,9 +21,7 @@ std::vector<std::vector<uint32_t>> random_documents(uint32_t vocab, size_t count
   return docs;
 }
 
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
+using dipaco::test::contains;
 
 }  // namespace
 
