@@ -265,6 +265,8 @@ class Coordinator {
                    bool requeue, EventKind kind, int64_t now);
   Result<std::optional<LeaseRow>> find_lease(int64_t lease_id);
   Result<int64_t> worker_row(const std::string& worker_id);
+  // Records that `worker` was heard from at `now`; returns whether it is draining.
+  Result<bool> touch_worker(int64_t worker, int64_t now);
   Result<TaskGrant> grant_of(const LeaseRow& lease);
   Result<int64_t> wait_hint(int64_t now);
   Result<PushReply> check_push(int64_t lease_id, uint32_t module_id, uint64_t sequence,

@@ -173,18 +173,22 @@ Result<std::vector<WorkerStatus>> Coordinator::workers() {
   });
 }
 
+Result<bool> Coordinator::touch_worker(int64_t worker, int64_t now) {
+  DIPACO_RETURN_IF_ERROR(
+      exec_sql(db_, "UPDATE workers SET last_heartbeat_ms = ?1 WHERE id = ?2", now, worker));
+  DIPACO_ASSIGN_OR_RETURN(
+      auto draining,
+      query_int(db_, "SELECT 1 FROM workers WHERE id = ?1 AND state = 'draining'", worker));
+  return draining.has_value();
+}
+
 Result<HeartbeatReply> Coordinator::heartbeat(const std::string& worker_id, int64_t lease_id,
                                               uint64_t inner_step) {
   std::lock_guard lock(mutex_);
   return transact<HeartbeatReply>([&](int64_t now) -> Result<HeartbeatReply> {
     DIPACO_ASSIGN_OR_RETURN(int64_t worker, worker_row(worker_id));
-    DIPACO_RETURN_IF_ERROR(
-        exec_sql(db_, "UPDATE workers SET last_heartbeat_ms = ?1 WHERE id = ?2", now, worker));
     HeartbeatReply reply;
-    DIPACO_ASSIGN_OR_RETURN(
-        auto draining,
-        query_int(db_, "SELECT 1 FROM workers WHERE id = ?1 AND state = 'draining'", worker));
-    reply.drain = draining.has_value();
+    DIPACO_ASSIGN_OR_RETURN(reply.drain, touch_worker(worker, now));
     if (lease_id == 0) return reply;
     DIPACO_ASSIGN_OR_RETURN(auto lease, find_lease(lease_id));
     std::string name = "lease " + std::to_string(lease_id);
@@ -218,13 +222,8 @@ Result<LeaseReply> Coordinator::lease_task(const std::string& worker_id) {
   std::lock_guard lock(mutex_);
   return transact<LeaseReply>([&](int64_t now) -> Result<LeaseReply> {
     DIPACO_ASSIGN_OR_RETURN(int64_t worker, worker_row(worker_id));
-    DIPACO_RETURN_IF_ERROR(
-        exec_sql(db_, "UPDATE workers SET last_heartbeat_ms = ?1 WHERE id = ?2", now, worker));
     LeaseReply reply;
-    DIPACO_ASSIGN_OR_RETURN(
-        auto draining,
-        query_int(db_, "SELECT 1 FROM workers WHERE id = ?1 AND state = 'draining'", worker));
-    reply.drain = draining.has_value();
+    DIPACO_ASSIGN_OR_RETURN(reply.drain, touch_worker(worker, now));
 
     // A retried LeaseTask (its reply was lost) gets the same lease back.
     DIPACO_ASSIGN_OR_RETURN(
