@@ -183,6 +183,13 @@ void worker_main(RunShared* shared, int index) {
          static_cast<uint64_t>(result->inner_steps_done), "train_loss", result->mean_loss, 0},
         {shared->run_id, task.path_id, task.outer_step,
          static_cast<uint64_t>(result->inner_steps_done), "tokens_per_second", tps, 0}};
+    double up = 0, down = 0;
+    for (size_t i = 0; i < spec.modules.size(); ++i) {
+      down += static_cast<double>(spec.modules[i].params.size() * sizeof(float));
+      up += static_cast<double>(result->gradients[i].payload.size());
+    }
+    points.push_back({shared->run_id, task.path_id, task.outer_step, 0, "bytes_down", down, 0});
+    points.push_back({shared->run_id, task.path_id, task.outer_step, 0, "bytes_up", up, 0});
     (void)c.report_metrics(points);
     std::lock_guard<std::mutex> lock(shared->mutex);
     shared->last_train_loss[task.path_id] = result->mean_loss;
@@ -408,7 +415,9 @@ Result<LocalRunResult> run_local(const GridSpec& input, const LocalRunOptions& o
   copts.payload_dir = layout.payload_dir();
   copts.restart = RestartPolicy::kExpireLeases;  // the workers of a previous process are gone
   DIPACO_ASSIGN_OR_RETURN(std::unique_ptr<Coordinator> coordinator, Coordinator::open(copts));
+  if (options.on_event) coordinator->set_event_sink(options.on_event);
   DIPACO_ASSIGN_OR_RETURN(int64_t run_id, coordinator->create_run(spec));
+  if (options.on_started) options.on_started(coordinator.get(), run_id);
 
   Evaluator evaluator(grid, layout);
   DIPACO_RETURN_IF_ERROR(evaluator.init(1));
@@ -475,6 +484,7 @@ Result<LocalRunResult> run_local(const GridSpec& input, const LocalRunOptions& o
                        static_cast<unsigned long long>(version), p, losses[p]);
       }
       if (routed.tokens > 0) {
+        points.push_back({run_id, 0, version, 0, "routed_val_loss", routed.mean(), 0});
         line += " | routed " + fmt("%.4f", routed.mean()) + " (ppl " +
                 fmt("%.2f", std::exp(routed.mean())) + ")";
         if (metrics != nullptr)

@@ -17,10 +17,12 @@
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "algo/grid_spec.h"
+#include "coordinator/run_event.h"
 #include "util/status.h"
 
 namespace dipaco {
@@ -29,6 +31,13 @@ struct LocalRunOptions {
   FILE* out = stdout;
   // Set by a signal handler: workers abandon their tasks, the run stops; rerun to resume.
   const std::atomic<bool>* stop = nullptr;
+  // Every coordinator event and metric (leases, versions, train_loss, val_loss,
+  // routed_val_loss, tokens_per_second, bytes_up, bytes_down), called on the thread that caused
+  // it, after its transaction committed; must not block for long nor call the coordinator.
+  std::function<void(const RunEvent&)> on_event;
+  // Called once the run exists, with the coordinator (thread-safe) for operator actions:
+  // pause, resume, set_inner_steps, preempt, drain. The pointer dies when run_local returns.
+  std::function<void(class Coordinator*, int64_t run_id)> on_started;
 };
 
 struct PathResult {
