@@ -340,8 +340,16 @@ struct Evaluator {
   }
 };
 
+// What makes a run the same run: everything but how many workers and threads train it.
+std::string run_identity(const GridSpec& grid) {
+  GridSpec g = grid;
+  g.workers = 1;
+  g.threads = 0;
+  return g.to_toml();
+}
+
 std::string grid_request_id(const GridSpec& grid) {
-  return "dipaco-run:" + sha256_hex(grid.to_toml()).substr(0, 32);
+  return "dipaco-run:" + sha256_hex(run_identity(grid)).substr(0, 32);
 }
 
 }  // namespace
@@ -358,17 +366,17 @@ Result<LocalRunResult> run_local(const GridSpec& input, const LocalRunOptions& o
   if (ec) return io_error(grid.dir + ": cannot create the run directory: " + ec.message());
   const std::string toml = grid.to_toml();
   if (std::filesystem::exists(layout.grid())) {
-    DIPACO_ASSIGN_OR_RETURN(std::string existing, read_file(layout.grid()));
-    if (existing != toml) {
+    DIPACO_ASSIGN_OR_RETURN(std::string existing_text, read_file(layout.grid()));
+    auto existing = parse_grid_spec(existing_text, layout.grid());
+    if (!existing.is_ok() || run_identity(*existing) != run_identity(grid)) {
       return failed_precondition(
           "run.dir " + grid.dir +
           " holds a run of a different grid (see its grid.toml); use another run.dir, or "
           "delete the directory to start over");
     }
     std::fprintf(out, "resuming the run in %s\n", grid.dir.c_str());
-  } else {
-    DIPACO_RETURN_IF_ERROR(write_file_atomically(layout.grid(), toml));
   }
+  DIPACO_RETURN_IF_ERROR(write_file_atomically(layout.grid(), toml));
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const int threads = grid.threads > 0 ? grid.threads : cores;
   const int workers = grid.workers;
@@ -429,7 +437,8 @@ Result<LocalRunResult> run_local(const GridSpec& input, const LocalRunOptions& o
 
   ModuleAggregator aggregator(grid, layout, coordinator.get(), run_id);
   LocalRunResult result;
-  uint64_t evaluated = 0;  // versions evaluated so far (version 0 is never evaluated)
+  uint64_t evaluated = 0;        // versions evaluated so far (version 0 is never evaluated)
+  uint64_t completed_steps = 0;  // outer steps every module has completed
   auto min_version = [&](const RunStatus& st) {
     uint64_t v = UINT64_MAX;
     for (const auto& [id, version] : st.module_versions) v = std::min(v, version);
@@ -463,6 +472,7 @@ Result<LocalRunResult> run_local(const GridSpec& input, const LocalRunOptions& o
       break;
     }
     const uint64_t version = min_version(*st);
+    completed_steps = version;
     const bool done = version >= grid.outer_steps;
     if (version > evaluated &&
         (done || (grid.eval_every > 0 && version % static_cast<uint64_t>(grid.eval_every) == 0))) {
@@ -508,8 +518,10 @@ Result<LocalRunResult> run_local(const GridSpec& input, const LocalRunOptions& o
   result.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   if (result.interrupted) {
-    std::fprintf(out, "interrupted: rerun the same command to resume from outer step %llu\n",
-                 static_cast<unsigned long long>(evaluated));
+    std::fprintf(out,
+                 "interrupted after outer step %llu of %llu: rerun the same command to resume\n",
+                 static_cast<unsigned long long>(completed_steps),
+                 static_cast<unsigned long long>(grid.outer_steps));
     return result;
   }
 

@@ -114,7 +114,13 @@ class RunLocalTest : public QObject {
     QCOMPARE(completed.load(), 0);
     QCOMPARE(again->routed_val_loss, r->routed_val_loss);
 
-    // A different grid in the same directory is refused.
+    // More workers is the same run; a different grid in the same directory is refused.
+    GridSpec wider = g;
+    wider.workers = 2;
+    auto resumed = run_quietly(wider, o);
+    QVERIFY2(resumed, resumed.status().message().c_str());
+    QCOMPARE(completed.load(), 0);
+
     GridSpec other = g;
     other.inner.lr = 1e-3;
     auto refused = run_quietly(other);
