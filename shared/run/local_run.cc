@@ -88,9 +88,10 @@ struct RunShared {
   }
 };
 
-Status push_gradient(Coordinator& c, int64_t lease, const std::vector<ModuleGradient>& grads) {
+Status push_gradient(Coordinator& c, int64_t lease,
+                     const std::vector<OuterGradientPayload>& grads) {
   uint64_t sequence = 0;
-  for (const ModuleGradient& g : grads) {
+  for (const OuterGradientPayload& g : grads) {
     const uint64_t total = g.payload.size();
     for (uint64_t off = 0; off < total || (total == 0 && off == 0); off += kPushChunkBytes) {
       PushChunk chunk;
