@@ -520,6 +520,15 @@ Result<LocalRunResult> run_local(const GridSpec& input, const LocalRunOptions& o
       }
       std::fflush(metrics);
     }
+    // Old module versions are no longer read by anyone once every module is two steps past
+    // them (version 0, the initial weights, stays): bounded disk however long the run.
+    for (uint64_t k = completed_steps > 1 ? completed_steps - 1 : 1; k + 1 < version; ++k) {
+      for (int id = 0; id < grid.num_modules(); ++id) {
+        std::error_code ignored;
+        std::filesystem::remove(layout.module_version(static_cast<uint32_t>(id), k), ignored);
+        std::filesystem::remove(layout.outer_state(static_cast<uint32_t>(id), k), ignored);
+      }
+    }
     completed_steps = version;
     const bool done = version >= grid.outer_steps;
     if (version > evaluated &&

@@ -103,6 +103,10 @@ class RunLocalTest : public QObject {
     for (const std::string& f : {l.run_json(), l.summary(), l.router(), l.base_model(),
                                  l.path_model(3), l.module_version(3, 3), l.metrics()})
       QVERIFY2(std::filesystem::exists(f), f.c_str());
+    // Old versions are collected; the initial one and the last two stay.
+    QVERIFY(!std::filesystem::exists(l.module_version(3, 1)));
+    QVERIFY(std::filesystem::exists(l.module_version(3, 0)));
+    QVERIFY(std::filesystem::exists(l.module_version(3, 2)));
     auto json = read_file(l.run_json());
     QVERIFY(contains(*json, "\"format\": \"dipaco-run/1\""));
     QVERIFY(contains(*json, "\"kind\": \"kmeans\""));
