@@ -291,7 +291,7 @@ RoundTraffic round_traffic(const GridSpec& grid, const ParamLayout& pl) {
     for (int id : grid.path_modules(p)) {
       const uint64_t n = grid.module_range(pl, id).count;
       if (grid.levels[static_cast<size_t>(grid.module_level(id))].path_specific) {
-        t.path_local += shards * 2 * n * sizeof(float);
+        t.path_local += shards * (n * sizeof(float) + encoded_size(module_wire_dtype(grid, id), n));
       } else {
         t.down += shards * n * sizeof(float);
         t.up += shards * encoded_size(module_wire_dtype(grid, id), n);

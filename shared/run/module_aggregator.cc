@@ -7,9 +7,7 @@
 
 namespace dipaco {
 
-WireDtype module_wire_dtype(const GridSpec& grid, int module_id) {
-  int level = grid.module_level(module_id);
-  if (level >= 0 && grid.levels[static_cast<size_t>(level)].path_specific) return WireDtype::kFp32;
+WireDtype module_wire_dtype(const GridSpec& grid, int /*module_id*/) {
   return grid.dtype;
 }
 

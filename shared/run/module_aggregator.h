@@ -2,8 +2,8 @@
 // of the tasks that fed it) into version s+1 of the module.
 //
 //   θ_s        read from modules/m<id>/v<s>.safetensors
-//   Δ_p        each report's payload decoded (the grid's wire dtype; fp32 for path-specific
-//              modules), weighted by its shard's token count (module_aggregation.h)
+//   Δ_p        each report's payload decoded (the grid's wire dtype), weighted by its shard's
+//              token count (module_aggregation.h)
 //   θ_{s+1}    the outer optimizer's step (Nesterov by default; plain replacement θ − Δ for a
 //              path-specific module, whose single path owns it), written atomically with the
 //              optimizer state, then recorded through Coordinator::complete_aggregation.
@@ -24,8 +24,9 @@
 
 namespace dipaco {
 
-// How module `module_id`'s outer gradients travel: fp32 for path-specific modules (they
-// replace rather than average), the grid's compression otherwise.
+// How module `module_id`'s outer gradients travel: the grid's compression, for every module
+// (one dtype per run keeps the wire contract simple; a path-specific module's error-feedback
+// residual reaches it in the next round).
 WireDtype module_wire_dtype(const GridSpec& grid, int module_id);
 
 struct AggregationOutcome {
