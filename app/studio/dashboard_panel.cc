@@ -203,6 +203,7 @@ DashboardPanel::DashboardPanel(QWidget* parent) : QWidget(parent) {
   comm_plot_->yAxis2->setLabel(tr("cumulative bytes"));
   comm_plot_->legend->setVisible(true);
   comm_plot_->legend->setFont(QFont(QString(), 7));
+  comm_plot_->axisRect()->insetLayout()->setInsetAlignment(0, Qt::AlignTop | Qt::AlignLeft);
   round_bars_ = new QCPBars(comm_plot_->xAxis, comm_plot_->yAxis);
   round_bars_->setName(tr("per round (up + down)"));
   round_bars_->setWidth(0.6);
@@ -240,9 +241,19 @@ DashboardPanel::DashboardPanel(QWidget* parent) : QWidget(parent) {
   heatmap_plot_->setObjectName(QStringLiteral("plot.heatmap"));
   heatmap_plot_->xAxis->setLabel(tr("outer step"));
   heatmap_plot_->yAxis->setLabel(tr("path"));
+  for (QCPAxis* axis : {heatmap_plot_->xAxis, heatmap_plot_->yAxis}) {
+    auto whole = QSharedPointer<QCPAxisTickerFixed>::create();
+    whole->setTickStep(1.0);
+    whole->setScaleStrategy(QCPAxisTickerFixed::ssMultiples);
+    axis->setTicker(whole);
+  }
   heatmap_ = new QCPColorMap(heatmap_plot_->xAxis, heatmap_plot_->yAxis);
   heatmap_->setName(tr("progress"));
-  heatmap_->setGradient(QCPColorGradient::gpThermal);
+  QCPColorGradient progress;  // not started: light grey; leased: amber; done: green
+  progress.setColorStopAt(0.0, QColor(235, 235, 235));
+  progress.setColorStopAt(0.5, QColor(240, 170, 40));
+  progress.setColorStopAt(1.0, QColor(40, 160, 70));
+  heatmap_->setGradient(progress);
   heatmap_->setDataRange(QCPRange(0, 1));
   heatmap_->setInterpolate(false);
   plots->addWidget(heatmap_plot_, 1, 1);
@@ -556,7 +567,9 @@ void DashboardPanel::redraw_workers() {
         w.state,
         w.task,
         w.tokens_per_second > 0 ? QString::number(w.tokens_per_second, 'f', 0) : QString(),
-        ago >= 0 ? tr("%1 s ago").arg(std::max(0.0, ago), 0, 'f', 1) : QString()};
+        ago < 0     ? QString()
+        : ago < 600 ? tr("%1 s ago").arg(std::max(0.0, ago), 0, 'f', 1)
+                    : QDateTime::fromMSecsSinceEpoch(w.last_seen_ms).toString(Qt::ISODate)};
     for (int c = 0; c < cells.size(); ++c) {
       QTableWidgetItem* item = workers_->item(row, c);
       if (item == nullptr) {

@@ -12,7 +12,9 @@
 
 #include "backend/cpu/cpu_features.h"
 #include "dashboard_panel.h"
+#include "data/token_file.h"
 #include "grid_designer_panel.h"
+#include "grid_estimates.h"
 #include "launch_panel.h"
 #include "runs_panel.h"
 
@@ -52,9 +54,14 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     const GridSpec& g = launch_->run_grid();
     dashboard_->reset();
     dashboard_->set_grid(g.num_paths(), g.outer_steps, g.shards_per_path);
-    if (designer_->valid())
-      dashboard_->set_data_parallel_bytes_per_step(
-          static_cast<double>(designer_->estimates().data_parallel_bytes_per_outer_step));
+    // The data-parallel line needs the real vocabulary: the run takes it from the data.
+    GridSpec sized = g;
+    if (sized.vocab_from_data) {
+      auto train = TokenFile::open(sized.train_tokens);
+      if (train.is_ok()) sized.model.vocab_size = static_cast<int>(train->vocab_size());
+    }
+    dashboard_->set_data_parallel_bytes_per_step(
+        static_cast<double>(estimate_grid(sized).data_parallel_bytes_per_outer_step));
     tabs_->setCurrentWidget(dashboard_);
     statusBar()->showMessage(tr("run started"), 5000);
   });
