@@ -4,6 +4,7 @@
 
 #include <QCheckBox>
 #include <QDateTime>
+#include <QElapsedTimer>
 #include <QGridLayout>
 #include <QGroupBox>
 #include <QHBoxLayout>
@@ -30,6 +31,9 @@ namespace {
 
 constexpr int kFrameMs = 50;
 constexpr int kMaxLogLines = 400;
+// Lines appended to the event log per frame; a burst beyond that is summarized in one line
+// (nobody reads more than a screenful at 20 fps, and appending is the costly part).
+constexpr int kLogLinesPerFrame = 40;
 
 enum TimelineRow {
   kGranted,
@@ -119,46 +123,30 @@ DashboardPanel::DashboardPanel(QWidget* parent) : QWidget(parent) {
   status_->setObjectName(QStringLiteral("dashboard.status"));
   actions->addWidget(status_, 1);
   top->addLayout(actions);
-  connect(pause, &QPushButton::clicked, this, [this] {
-    if (!control_) return;
-    auto r = control_->pause();
-    report(tr("pause"), r.is_ok(),
-           QString::fromStdString(r.is_ok() ? r->message : r.status().message()));
-  });
-  connect(resume, &QPushButton::clicked, this, [this] {
-    if (!control_) return;
-    auto r = control_->resume();
-    report(tr("resume"), r.is_ok(),
-           QString::fromStdString(r.is_ok() ? r->message : r.status().message()));
-  });
+  connect(pause, &QPushButton::clicked, this,
+          [this] { operator_action(tr("pause"), [](RunControl* c) { return c->pause(); }); });
+  connect(resume, &QPushButton::clicked, this,
+          [this] { operator_action(tr("resume"), [](RunControl* c) { return c->resume(); }); });
   connect(set_h, &QPushButton::clicked, this, [this] {
-    if (!control_) return;
-    auto r = control_->set_inner_steps(static_cast<uint32_t>(inner_steps_->value()));
-    report(tr("change H"), r.is_ok(),
-           QString::fromStdString(r.is_ok() ? r->message : r.status().message()));
+    const auto h = static_cast<uint32_t>(inner_steps_->value());
+    operator_action(tr("change H"), [h](RunControl* c) { return c->set_inner_steps(h); });
   });
   connect(preempt, &QPushButton::clicked, this, [this] {
-    if (!control_) return;
-    const QString w = selected_worker();
-    auto it = worker_rows_.find(w.toStdString());
+    auto it = worker_rows_.find(selected_worker().toStdString());
     if (it == worker_rows_.end() || it->second.lease_id == 0) {
       report(tr("preempt"), false, tr("select a worker that holds a lease"));
       return;
     }
-    auto r = control_->preempt(it->second.lease_id);
-    report(tr("preempt"), r.is_ok(),
-           QString::fromStdString(r.is_ok() ? r->message : r.status().message()));
+    const int64_t lease_id = it->second.lease_id;
+    operator_action(tr("preempt"), [lease_id](RunControl* c) { return c->preempt(lease_id); });
   });
   connect(drain, &QPushButton::clicked, this, [this] {
-    if (!control_) return;
-    const QString w = selected_worker();
-    if (w.isEmpty()) {
+    const std::string w = selected_worker().toStdString();
+    if (w.empty()) {
       report(tr("drain"), false, tr("select a worker"));
       return;
     }
-    auto r = control_->drain(w.toStdString());
-    report(tr("drain"), r.is_ok(),
-           QString::fromStdString(r.is_ok() ? r->message : r.status().message()));
+    operator_action(tr("drain"), [w](RunControl* c) { return c->drain(w); });
   });
 
   // Plots.
@@ -232,7 +220,9 @@ DashboardPanel::DashboardPanel(QWidget* parent) : QWidget(parent) {
     QCPGraph* g = timeline_plot_->addGraph();
     g->setName(rows[i]);
     g->setLineStyle(QCPGraph::lsNone);
-    g->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssDisc, colors[i], colors[i], 5));
+    // Squares without antialiasing: thousands of discs would cost most of a frame.
+    g->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssSquare, colors[i], colors[i], 4));
+    g->setAntialiasedScatters(false);
     timeline_graphs_.push_back(g);
   }
   plots->addWidget(timeline_plot_, 1, 0);
@@ -286,8 +276,57 @@ DashboardPanel::DashboardPanel(QWidget* parent) : QWidget(parent) {
   poll_timer_->start();
 }
 
+DashboardPanel::~DashboardPanel() {
+  join_control_thread();
+}
+
+void DashboardPanel::join_control_thread() {
+  if (control_thread_.joinable()) control_thread_.join();
+}
+
 void DashboardPanel::set_control(RunControl* control) {
+  join_control_thread();
+  control_busy_ = false;
   control_ = control;
+}
+
+bool DashboardPanel::off_gui(std::function<std::function<void()>(RunControl*)> work) {
+  if (control_ == nullptr || control_busy_) return false;
+  join_control_thread();  // the previous call has finished: its reply was delivered
+  control_busy_ = true;
+  RunControl* control = control_;
+  control_thread_ = std::thread([this, control, work = std::move(work)] {
+    std::function<void()> done = work(control);
+    QMetaObject::invokeMethod(
+        this,
+        [this, done = std::move(done)] {
+          control_busy_ = false;
+          done();
+        },
+        Qt::QueuedConnection);
+  });
+  return true;
+}
+
+void DashboardPanel::operator_action(const QString& what,
+                                     std::function<Result<OperatorReply>(RunControl*)> call) {
+  const bool started = off_gui([this, what, call = std::move(call)](RunControl* c) {
+    auto r = call(c);
+    const bool ok = r.is_ok();
+    const QString message = QString::fromStdString(ok ? r->message : r.status().message());
+    return std::function<void()>([this, what, ok, message] { report(what, ok, message); });
+  });
+  if (!started) {
+    report(what, false,
+           control_ == nullptr ? tr("no run attached") : tr("another action is in flight"));
+  } else {
+    report(what, true, tr("…"));
+  }
+}
+
+void DashboardPanel::showEvent(QShowEvent* event) {
+  QWidget::showEvent(event);
+  process_pending();
 }
 
 void DashboardPanel::set_grid(int paths, uint64_t outer_steps, int shards_per_path) {
@@ -450,6 +489,17 @@ void DashboardPanel::apply(const RunEvent& e) {
 }
 
 void DashboardPanel::process_pending() {
+  QElapsedTimer timer;
+  timer.start();
+  struct Account {
+    QElapsedTimer& timer;
+    DashboardPanel* panel;
+    ~Account() {
+      const double ms = static_cast<double>(timer.nsecsElapsed()) / 1e6;
+      panel->max_frame_ms_ = std::max(panel->max_frame_ms_, ms);
+      panel->total_frame_ms_ += ms;
+    }
+  } account{timer, this};
   std::vector<RunEvent> events = buffer_->take_all();
   for (const RunEvent& e : events) apply(e);
   ++frames_;
@@ -458,6 +508,13 @@ void DashboardPanel::process_pending() {
   if (events.empty() && !comm_dirty_ && !heat_dirty_ && !workers_dirty_ && !timeline_dirty_ &&
       !routed_dirty_)
     return;
+  if (!isVisible()) {
+    // Nobody sees the plots: keep the dirty flags, redraw when shown.
+    if (log_lines_.size() > kMaxLogLines)
+      log_lines_ = log_lines_.mid(log_lines_.size() - kMaxLogLines);
+    if (!events.empty()) emit updated();
+    return;
+  }
   redraw_losses();
   if (comm_dirty_) redraw_comm();
   if (heat_dirty_) redraw_heatmap();
@@ -469,8 +526,11 @@ void DashboardPanel::process_pending() {
     timeline_dirty_ = false;
   }
   if (!log_lines_.isEmpty()) {
-    if (log_lines_.size() > kMaxLogLines)
-      log_lines_ = log_lines_.mid(log_lines_.size() - kMaxLogLines);
+    if (log_lines_.size() > kLogLinesPerFrame) {
+      const qsizetype skipped = log_lines_.size() - kLogLinesPerFrame;
+      log_lines_ = log_lines_.mid(skipped);
+      log_lines_.prepend(tr("… %1 more events").arg(skipped));
+    }
     log_->appendPlainText(log_lines_.join(QLatin1Char('\n')));
     log_lines_.clear();
   }
@@ -586,16 +646,20 @@ void DashboardPanel::redraw_workers() {
 
 void DashboardPanel::poll_workers() {
   if (control_ == nullptr || !control_->attached()) return;
-  auto workers = control_->workers();
-  if (!workers.is_ok()) return;
-  for (const WorkerStatus& s : *workers) {
-    WorkerRow& w = worker_rows_[s.worker_id];
-    w.host = QString::fromStdString(s.host);
-    w.last_seen_ms = std::max(w.last_seen_ms, s.last_heartbeat_ms);
-    if (s.state == "draining") w.state = tr("draining");
-    if (s.live_lease_id != 0) w.lease_id = s.live_lease_id;
-  }
-  workers_dirty_ = true;
+  off_gui([this](RunControl* c) {
+    auto workers = c->workers();
+    return std::function<void()>([this, workers = std::move(workers)] {
+      if (!workers.is_ok()) return;
+      for (const WorkerStatus& s : *workers) {
+        WorkerRow& w = worker_rows_[s.worker_id];
+        w.host = QString::fromStdString(s.host);
+        w.last_seen_ms = std::max(w.last_seen_ms, s.last_heartbeat_ms);
+        if (s.state == "draining") w.state = tr("draining");
+        if (s.live_lease_id != 0) w.lease_id = s.live_lease_id;
+      }
+      workers_dirty_ = true;
+    });
+  });
 }
 
 QString DashboardPanel::selected_worker() const {

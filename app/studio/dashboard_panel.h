@@ -11,19 +11,25 @@
 // lease/operator event timeline; path × outer-step progress heatmap (0 = not started,
 // 0.5 = leased, 1 = every shard done). Worker table: worker, state, task, tokens/s, last
 // heartbeat (polled from the RunControl when one is attached, else the last event's time).
-// Operator actions call the RunControl; its replies appear in the status line.
+// Operator actions call the RunControl off the GUI thread (one call at a time; a click while
+// one is in flight is refused with a message), and its replies appear in the status line. The
+// worker poll uses the same thread. Frames while the panel is hidden only fold events; the
+// plots are redrawn when it shows again.
 #pragma once
 
 #include <QMap>
 #include <QString>
 #include <QWidget>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "coordinator/coordinator.h"
 #include "coordinator/run_event.h"
 #include "run_event_buffer.h"
 
@@ -49,9 +55,12 @@ class DashboardPanel : public QWidget {
 
  public:
   explicit DashboardPanel(QWidget* parent = nullptr);
+  // Waits for a RunControl call in flight.
+  ~DashboardPanel() override;
 
   std::shared_ptr<RunEventBuffer> buffer() const { return buffer_; }
-  // Not owned; null detaches. The panel polls control->workers() about once a second.
+  // Not owned; null detaches (after waiting for a call in flight). The panel polls
+  // control->workers() about once a second.
   void set_control(RunControl* control);
   // The run's shape, for the heatmap (optional: the panel also grows from the events).
   void set_grid(int paths, uint64_t outer_steps, int shards_per_path);
@@ -83,10 +92,16 @@ class DashboardPanel : public QWidget {
   double heat(int path, uint64_t outer_step) const;
   uint64_t events_applied() const { return applied_; }
   uint64_t frames() const { return frames_; }
+  // Longest and total time spent in process_pending() (ms): what a frame costs the GUI thread.
+  double max_frame_ms() const { return max_frame_ms_; }
+  double total_frame_ms() const { return total_frame_ms_; }
 
  signals:
   // After a frame that applied events.
   void updated();
+
+ protected:
+  void showEvent(QShowEvent* event) override;
 
  private:
   struct PathSeries {
@@ -118,9 +133,17 @@ class DashboardPanel : public QWidget {
   void poll_workers();
   QString selected_worker() const;
   void report(const QString& what, bool ok, const QString& message);
+  // Runs `work` on the control thread; the closure it returns then runs on the GUI thread.
+  // False (nothing run) while another call is in flight or no control is attached.
+  bool off_gui(std::function<std::function<void()>(RunControl*)> work);
+  // An operator action: `call` off the GUI thread, its reply in the status line.
+  void operator_action(const QString& what, std::function<Result<OperatorReply>(RunControl*)> call);
+  void join_control_thread();
 
   std::shared_ptr<RunEventBuffer> buffer_ = std::make_shared<RunEventBuffer>();
   RunControl* control_ = nullptr;
+  std::thread control_thread_;
+  bool control_busy_ = false;
   QTimer* frame_timer_ = nullptr;
   QTimer* poll_timer_ = nullptr;
 
@@ -144,6 +167,7 @@ class DashboardPanel : public QWidget {
   bool timeline_dirty_ = false;
   int smoothing_ = 1;
   uint64_t applied_ = 0, frames_ = 0;
+  double max_frame_ms_ = 0, total_frame_ms_ = 0;
   QStringList log_lines_;
 
   QCustomPlot* loss_plot_ = nullptr;

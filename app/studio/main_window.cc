@@ -93,6 +93,10 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
   restore_settings();
 }
 
+MainWindow::~MainWindow() {
+  dashboard_->set_control(nullptr);
+}
+
 void MainWindow::restore_settings() {
   QSettings s;
   if (s.contains(QStringLiteral("window/geometry")))

@@ -24,6 +24,8 @@ class MainWindow : public QMainWindow {
 
  public:
   explicit MainWindow(QWidget* parent = nullptr);
+  // Detaches the dashboard from the launch panel's RunControl before the panels go.
+  ~MainWindow() override;
 
   GridDesignerPanel* designer() const { return designer_; }
   LaunchPanel* launch() const { return launch_; }

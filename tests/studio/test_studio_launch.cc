@@ -40,12 +40,14 @@ std::vector<std::vector<uint32_t>> documents(int count, uint32_t salt) {
   return docs;
 }
 
-std::string tiny_grid_toml(const QTemporaryDir& dir) {
+std::string tiny_grid_toml(const QTemporaryDir& dir, int outer_steps = 2,
+                           const char* run = "runs/run") {
   const auto path = [&](const char* name) {
     return dir.filePath(QString::fromLatin1(name)).toStdString();
   };
-  return "[run]\nname = \"studio-e2e\"\ndir = \"" + path("runs/run") +
-         "\"\nouter_steps = 2\ninner_steps = 2\nworkers = 1\nthreads = 1\n"
+  return "[run]\nname = \"studio-e2e\"\ndir = \"" + path(run) +
+         "\"\nouter_steps = " + std::to_string(outer_steps) +
+         "\ninner_steps = 2\nworkers = 1\nthreads = 1\n"
          "[model]\nd_model = 32\nn_layers = 2\nn_heads = 2\nd_ff = 64\nmax_seq_len = 32\n"
          "[inner]\nbatch_size = 2\nseq_len = 32\nwarmup_steps = 1\nlr = 1e-2\n"
          "[[grid.level]]\nblocks = [0, 0]\nmodules = 2\n"
@@ -119,6 +121,47 @@ class StudioLaunchTest : public QObject {
     QVERIFY(window.runs()->open_run(dir.filePath(QStringLiteral("runs/run"))));
     QVERIFY(window.runs()->summary_text().contains(QStringLiteral("routed validation loss")));
     qInfo("screenshots: %s %s", qPrintable(dash_png), qPrintable(launch_png));
+  }
+
+  void operatorActionsOnALiveRun() {
+    QTemporaryDir dir;
+    QVERIFY(dir.isValid());
+    QVERIFY(dipaco::write_token_file(dir.filePath(QStringLiteral("train.tok")).toStdString(), 64,
+                                     documents(40, 0)));
+    QVERIFY(dipaco::write_token_file(dir.filePath(QStringLiteral("val.tok")).toStdString(), 64,
+                                     documents(10, 1)));
+    auto grid = dipaco::parse_grid_spec(tiny_grid_toml(dir, 6, "runs/live"), "live.toml");
+    QVERIFY2(grid.is_ok(), grid.status().message().c_str());
+    MainWindow window;
+    window.show();
+    window.designer()->set_spec(*grid);
+    QSignalSpy finished(window.launch(), &dipaco::studio::LaunchPanel::run_finished);
+    QString error;
+    QVERIFY2(window.launch()->start_local(&error), qPrintable(error));
+    dipaco::studio::RunControl* control = window.launch()->control();
+    QTRY_VERIFY_WITH_TIMEOUT(control->attached(), 30000);
+    // Paused, the run leases nothing more: it cannot finish 6 outer steps with one worker.
+    auto paused = control->pause();
+    QVERIFY2(paused.is_ok(), paused.status().message().c_str());
+    QVERIFY(paused->changed);
+    auto h = control->set_inner_steps(3);
+    QVERIFY2(h.is_ok() && h->changed,
+             h.is_ok() ? h->message.c_str() : h.status().message().c_str());
+    auto workers = control->workers();
+    QVERIFY(workers.is_ok());
+    QCOMPARE(workers->size(), size_t{1});
+    QTest::qWait(300);
+    QCOMPARE(finished.count(), 0);
+    // Stop: the run ends as interrupted; the same grid would resume it.
+    window.launch()->stop();
+    QVERIFY(!control->attached());
+    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, 30000);
+    QVERIFY(finished.at(0).at(0).toBool());
+    QVERIFY2(finished.at(0).at(1).toString().contains(QStringLiteral("stopped")),
+             qPrintable(finished.at(0).at(1).toString()));
+    QVERIFY(!window.launch()->running());
+    // The operator events reached the dashboard's timeline (created, paused, H changed).
+    QTRY_VERIFY(window.dashboard()->timeline_points() >= 3);
   }
 
   void invalidGridDoesNotStart() {
