@@ -4,6 +4,7 @@
 #include <QComboBox>
 #include <QDoubleSpinBox>
 #include <QFileDialog>
+#include <QFileInfo>
 #include <QFormLayout>
 #include <QGroupBox>
 #include <QHBoxLayout>
@@ -16,6 +17,7 @@
 #include <QVBoxLayout>
 #include <cmath>
 
+#include "data/token_file.h"
 #include "error_key.h"
 #include "util/atomic_file.h"
 
@@ -94,7 +96,7 @@ GridDesignerPanel::GridDesignerPanel(QWidget* parent) : QWidget(parent) {
 
   QFormLayout* model = group(tr("Model"), left);
   auto* vocab = int_field(QStringLiteral("model.vocab_size"), 0, kIntMax);
-  vocab->setSpecialValueText(tr("from data (8192 for estimates)"));
+  vocab->setSpecialValueText(tr("from the data"));
   model->addRow(tr("vocab size"), vocab);
   model->addRow(tr("d_model"), int_field(QStringLiteral("model.d_model"), 0, 1 << 16));
   model->addRow(tr("blocks (n_layers)"), int_field(QStringLiteral("model.n_layers"), 0, 1024));
@@ -365,7 +367,17 @@ void GridDesignerPanel::refresh() {
   error_key_ = s ? QString() : qs(dipaco::studio::error_key(s.message()));
   mark_error();
   if (s) {
-    estimates_ = estimate_grid(spec_);
+    GridSpec sized = spec_;
+    vocab_note_.clear();
+    if (spec_.vocab_from_data) {
+      const int v = data_vocab(spec_.train_tokens);
+      if (v > 0) sized.model.vocab_size = v;
+      vocab_note_ = v > 0 ? tr("vocabulary %1 from %2").arg(v).arg(qs(spec_.train_tokens))
+                          : tr("vocabulary %1 assumed (%2 not readable)")
+                                .arg(sized.model.vocab_size)
+                                .arg(qs(spec_.train_tokens));
+    }
+    estimates_ = estimate_grid(sized);
     estimates_label_->setText(estimates_text());
     QStringList paths;
     for (int p = 0; p < std::min(spec_.num_paths(), 16); ++p) {
@@ -407,6 +419,7 @@ QString GridDesignerPanel::estimates_text() const {
                      .arg(b(e.bytes_per_outer_step))
                      .arg(b(e.data_parallel_bytes_per_outer_step))
                      .arg(ratio, 0, 'f', 0);
+  if (!vocab_note_.isEmpty()) text += QLatin1Char('\n') + vocab_note_;
   if (e.path_local_bytes_per_outer_step > 0)
     text += tr("\npath-specific modules stay on workers: %1 per outer step")
                 .arg(b(e.path_local_bytes_per_outer_step));
@@ -447,6 +460,20 @@ void GridDesignerPanel::mark_error() {
     w->setToolTip(error_);
   }
   error_widget_ = w;
+}
+
+int GridDesignerPanel::data_vocab(const std::string& path) {
+  const QFileInfo info(qs(path));
+  if (!info.isFile()) return 0;
+  if (info.absoluteFilePath() == vocab_file_ && info.size() == vocab_size_bytes_ &&
+      info.lastModified() == vocab_mtime_)
+    return vocab_cached_;
+  auto file = TokenFile::open(path);
+  vocab_file_ = info.absoluteFilePath();
+  vocab_size_bytes_ = info.size();
+  vocab_mtime_ = info.lastModified();
+  vocab_cached_ = file.is_ok() ? static_cast<int>(file->vocab_size()) : 0;
+  return vocab_cached_;
 }
 
 bool GridDesignerPanel::open_file(const QString& path, QString* error) {

@@ -3,8 +3,11 @@
 // estimates (grid_estimates.h). All rules live in GridSpec: after every edit the panel copies
 // the widgets into its spec, calls validate(), and marks the field the error names (red frame
 // and tooltip, message under the form). Opens and saves the same TOML as `dipaco run`.
+// With the vocabulary taken from the data, estimates use data.train's vocabulary when the file
+// opens (else ModelConfig's default) and say which.
 #pragma once
 
+#include <QDateTime>
 #include <QHash>
 #include <QString>
 #include <QWidget>
@@ -68,12 +71,20 @@ class GridDesignerPanel : public QWidget {
   void read_widgets();
   void refresh();
   void mark_error();
+  // The vocabulary of data.train when the model takes it from the data (cached by file size
+  // and modification time); 0 when the file cannot be opened.
+  int data_vocab(const std::string& path);
 
   GridSpec spec_;
   GridEstimates estimates_;
   QString error_, error_key_, file_;
   QWidget* error_widget_ = nullptr;
   bool loading_ = false;
+  QString vocab_note_;
+  QString vocab_file_;
+  qint64 vocab_size_bytes_ = -1;
+  QDateTime vocab_mtime_;
+  int vocab_cached_ = 0;
   QHash<QString, QWidget*> fields_;
   QTableWidget* levels_ = nullptr;
   QLabel* error_label_ = nullptr;

@@ -79,7 +79,11 @@ std::vector<RunEvent> small_run() {
 class FakeControl : public dipaco::studio::RunControl {
  public:
   bool attached() const override { return true; }
-  dipaco::Result<dipaco::OperatorReply> pause() override { return reply("run paused", &pauses); }
+  dipaco::Result<dipaco::OperatorReply> pause() override {
+    // A slow coordinator: the call waits until the test lets it go.
+    while (hold.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    return reply("run paused", &pauses);
+  }
   dipaco::Result<dipaco::OperatorReply> resume() override { return reply("run resumed", &resumes); }
   dipaco::Result<dipaco::OperatorReply> set_inner_steps(uint32_t h) override {
     last_h = h;
@@ -103,6 +107,7 @@ class FakeControl : public dipaco::studio::RunControl {
 
   // Written on the dashboard's control thread, read by the test after the reply arrived.
   std::atomic<int> pauses{0}, resumes{0}, h_changes{0}, preempts{0}, drains{0};
+  std::atomic<bool> hold{false};
   std::atomic<uint32_t> last_h{0};
   std::atomic<int64_t> last_preempted{0};
   std::string last_drained;
@@ -215,6 +220,32 @@ class StudioDashboardTest : public QObject {
     QCOMPARE(control.last_preempted.load(), int64_t{42});
     click("Drain worker", "worker draining");
     QCOMPARE(control.last_drained, std::string("local-0"));
+    panel.set_control(nullptr);
+  }
+
+  void aSlowOperatorCallDoesNotBlockTheGui() {
+    DashboardPanel panel;
+    FakeControl control;
+    control.hold.store(true);
+    panel.set_control(&control);
+    panel.show();
+    QPushButton* pause = button(&panel, QStringLiteral("Pause"));
+    QTRY_VERIFY(pause->isEnabled());
+    auto* status = panel.findChild<QLabel*>(QStringLiteral("dashboard.status"));
+    pause->click();  // returns at once although the call is stuck
+    QCOMPARE(control.pauses.load(), 0);
+    QVERIFY(status->text().contains(QStringLiteral("pause")));
+    // The event loop keeps running: events streamed meanwhile are drawn.
+    panel.buffer()->push(metric("train_loss", 0, 0, 4.0));
+    QTRY_COMPARE(panel.train_points(0), 1);
+    // A second action while the first is in flight is refused, not queued.
+    button(&panel, QStringLiteral("Resume"))->click();
+    QVERIFY(status->text().contains(QStringLiteral("in flight")));
+    QCOMPARE(control.pauses.load(), 0);
+    control.hold.store(false);
+    QTRY_VERIFY(status->text().contains(QStringLiteral("run paused")));
+    QCOMPARE(control.pauses.load(), 1);
+    QCOMPARE(control.resumes.load(), 0);
     panel.set_control(nullptr);
   }
 

@@ -3,12 +3,14 @@
 #include <QCheckBox>
 #include <QFile>
 #include <QLabel>
+#include <QLineEdit>
 #include <QSpinBox>
 #include <QTableWidget>
 #include <QTemporaryDir>
 #include <QtTest>
 
 #include "algo/grid_spec.h"
+#include "data/token_file.h"
 #include "error_key.h"
 #include "grid_designer_panel.h"
 #include "grid_estimates.h"
@@ -203,6 +205,27 @@ class StudioDesignerTest : public QObject {
     spin(opened, "model.n_heads")->setValue(3);
     QVERIFY(!opened.save_file(dir.filePath(QStringLiteral("no.toml")), &error));
     QVERIFY(!QFile::exists(dir.filePath(QStringLiteral("no.toml"))));
+  }
+
+  void vocabularyFromTheDataFeedsTheEstimates() {
+    QTemporaryDir dir;
+    QVERIFY(dir.isValid());
+    const QString tokens = dir.filePath(QStringLiteral("train.tok"));
+    QVERIFY(dipaco::write_token_file(tokens.toStdString(), 64, {{1, 2, 3}, {4, 5, 6}}).is_ok());
+    GridSpec g = tiny_grid();
+    g.vocab_from_data = true;
+    g.model.vocab_size = 8192;
+    g.train_tokens = tokens.toStdString();
+    GridDesignerPanel panel;
+    panel.set_spec(g);
+    QVERIFY2(panel.valid(), qPrintable(panel.error()));
+    QCOMPARE(panel.estimates().params_per_path, uint64_t{24736});  // vocabulary 64, as above
+    QVERIFY(panel.estimates_text().contains(QStringLiteral("vocabulary 64 from")));
+    // Without the file: the default vocabulary, said so.
+    qobject_cast<QLineEdit*>(panel.field(QStringLiteral("data.train")))
+        ->setText(dir.filePath(QStringLiteral("missing.tok")));
+    QVERIFY(panel.estimates_text().contains(QStringLiteral("not readable")));
+    QVERIFY(panel.estimates().params_per_path > 24736);
   }
 
   void screenshot() {
