@@ -250,10 +250,10 @@ DashboardPanel::DashboardPanel(QWidget* parent) : QWidget(parent) {
 
   // Workers and the event log.
   auto* bottom = new QSplitter(Qt::Horizontal, this);
-  workers_ = new QTableWidget(0, 6, this);
+  workers_ = new QTableWidget(0, 7, this);
   workers_->setObjectName(QStringLiteral("table.workers"));
-  workers_->setHorizontalHeaderLabels(
-      {tr("worker"), tr("host"), tr("state"), tr("task"), tr("tokens/s"), tr("last heartbeat")});
+  workers_->setHorizontalHeaderLabels({tr("worker"), tr("host"), tr("device"), tr("state"),
+                                       tr("task"), tr("tokens/s"), tr("last heartbeat")});
   workers_->horizontalHeader()->setSectionResizeMode(QHeaderView::Stretch);
   workers_->setSelectionBehavior(QAbstractItemView::SelectRows);
   workers_->setSelectionMode(QAbstractItemView::SingleSelection);
@@ -340,6 +340,10 @@ void DashboardPanel::set_grid(int paths, uint64_t outer_steps, int shards_per_pa
 void DashboardPanel::set_data_parallel_bytes_per_step(double bytes) {
   dp_per_step_ = bytes;
   comm_dirty_ = true;
+}
+
+void DashboardPanel::set_inner_steps_shown(uint32_t inner_steps) {
+  inner_steps_->setValue(static_cast<int>(inner_steps));
 }
 
 void DashboardPanel::reset() {
@@ -624,6 +628,7 @@ void DashboardPanel::redraw_workers() {
     const QStringList cells = {
         QString::fromStdString(id),
         w.host,
+        w.device,
         w.state,
         w.task,
         w.tokens_per_second > 0 ? QString::number(w.tokens_per_second, 'f', 0) : QString(),
@@ -653,6 +658,7 @@ void DashboardPanel::poll_workers() {
       for (const WorkerStatus& s : *workers) {
         WorkerRow& w = worker_rows_[s.worker_id];
         w.host = QString::fromStdString(s.host);
+        w.device = QString::fromStdString(s.devices);
         w.last_seen_ms = std::max(w.last_seen_ms, s.last_heartbeat_ms);
         if (s.state == "draining") w.state = tr("draining");
         if (s.live_lease_id != 0) w.lease_id = s.live_lease_id;

@@ -9,9 +9,9 @@
 // smoothing; communication volume (bytes_up + bytes_down per outer step as bars, cumulative as a
 // line, and the data-parallel equivalent when set_data_parallel_bytes_per_step() was given);
 // lease/operator event timeline; path × outer-step progress heatmap (0 = not started,
-// 0.5 = leased, 1 = every shard done). Worker table: worker, state, task, tokens/s, last
-// heartbeat (polled from the RunControl when one is attached, else the last event's time).
-// Operator actions call the RunControl off the GUI thread (one call at a time; a click while
+// 0.5 = leased, 1 = every shard done). Worker table: worker, host, device, state, task,
+// tokens/s, last heartbeat (polled from the RunControl when one is attached, else the last event's
+// time). Operator actions call the RunControl off the GUI thread (one call at a time; a click while
 // one is in flight is refused with a message), and its replies appear in the status line. The
 // worker poll uses the same thread. Frames while the panel is hidden only fold events; the
 // plots are redrawn when it shows again.
@@ -65,6 +65,8 @@ class DashboardPanel : public QWidget {
   // The run's shape, for the heatmap (optional: the panel also grows from the events).
   void set_grid(int paths, uint64_t outer_steps, int shards_per_path);
   void set_data_parallel_bytes_per_step(double bytes);
+  // The H shown next to "Change H" (the run's current inner steps).
+  void set_inner_steps_shown(uint32_t inner_steps);
   // Forgets every series (a new run).
   void reset();
   void set_frame_interval_ms(int ms);
@@ -118,6 +120,7 @@ class DashboardPanel : public QWidget {
     double tokens_per_second = 0;
     int64_t last_seen_ms = 0;
     QString host;
+    QString device;
   };
   struct Cell {
     int leased = 0;

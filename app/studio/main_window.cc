@@ -54,6 +54,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     const GridSpec& g = launch_->run_grid();
     dashboard_->reset();
     dashboard_->set_grid(g.num_paths(), g.outer_steps, g.shards_per_path);
+    dashboard_->set_inner_steps_shown(g.inner_steps);
     // The data-parallel line needs the real vocabulary: the run takes it from the data.
     GridSpec sized = g;
     if (sized.vocab_from_data) {

@@ -165,13 +165,13 @@ class StudioDashboardTest : public QObject {
     QTableWidget* table = panel.worker_table();
     QCOMPARE(table->rowCount(), 2);
     QCOMPARE(table->item(0, 0)->text(), QStringLiteral("local-0"));
-    QCOMPARE(table->item(0, 2)->text(), QStringLiteral("idle"));
-    QCOMPARE(table->item(1, 4)->text(), QStringLiteral("1030"));  // path 3's last tokens/s
+    QCOMPARE(table->item(0, 3)->text(), QStringLiteral("idle"));
+    QCOMPARE(table->item(1, 5)->text(), QStringLiteral("1030"));  // path 3's last tokens/s
 
     // A task in flight shows in the table and as half a cell in the heatmap.
     panel.buffer()->push(lease(EventKind::kLeaseGranted, 99, "local-1", 1, 3, 1700000009000));
-    QTRY_COMPARE(table->item(1, 2)->text(), QStringLiteral("training"));
-    QCOMPARE(table->item(1, 3)->text(), QStringLiteral("path 1 shard 1 step 3"));
+    QTRY_COMPARE(table->item(1, 3)->text(), QStringLiteral("training"));
+    QCOMPARE(table->item(1, 4)->text(), QStringLiteral("path 1 shard 1 step 3"));
     QCOMPARE(panel.heat(1, 3), 0.5);
 
     // View options.

@@ -102,6 +102,7 @@ class StudioLaunchTest : public QObject {
     QCOMPARE(dash->comm_rounds(), 2);
     QVERIFY(dash->timeline_points() >= 8);  // 4 grants + 4 completions at least
     QCOMPARE(dash->worker_table()->rowCount(), 1);
+    QCOMPARE(dash->worker_table()->item(0, 0)->text(), QStringLiteral("local-0"));
     QCOMPARE(dash->heat(0, 1), 1.0);
     QVERIFY(!window.launch()->control()->attached());
     QVERIFY(window.launch()->status_text().contains(QStringLiteral("finished")));
@@ -150,7 +151,12 @@ class StudioLaunchTest : public QObject {
     auto workers = control->workers();
     QVERIFY(workers.is_ok());
     QCOMPARE(workers->size(), size_t{1});
-    QTest::qWait(300);
+    // The dashboard's worker poll (off the GUI thread, about once a second) fills host and
+    // device.
+    QTableWidget* table = window.dashboard()->worker_table();
+    QTRY_VERIFY_WITH_TIMEOUT(table->rowCount() == 1 && table->item(0, 2) != nullptr &&
+                                 table->item(0, 2)->text().startsWith(QStringLiteral("cpu")),
+                             10000);
     QCOMPARE(finished.count(), 0);
     // Stop: the run ends as interrupted; the same grid would resume it.
     window.launch()->stop();
