@@ -191,7 +191,12 @@ DashboardPanel::DashboardPanel(QWidget* parent) : QWidget(parent) {
   comm_plot_->yAxis2->setLabel(tr("cumulative bytes"));
   comm_plot_->legend->setVisible(true);
   comm_plot_->legend->setFont(QFont(QString(), 7));
-  comm_plot_->axisRect()->insetLayout()->setInsetAlignment(0, Qt::AlignTop | Qt::AlignLeft);
+  // The legend in a row of its own under the plot: the bars and lines fill the axis rect.
+  comm_plot_->axisRect()->insetLayout()->take(comm_plot_->legend);
+  comm_plot_->plotLayout()->addElement(2, 0, comm_plot_->legend);
+  comm_plot_->legend->setFillOrder(QCPLegend::foColumnsFirst);
+  comm_plot_->plotLayout()->setRowStretchFactor(2, 0.001);
+  comm_plot_->plotLayout()->setRowSpacing(0);
   round_bars_ = new QCPBars(comm_plot_->xAxis, comm_plot_->yAxis);
   round_bars_->setName(tr("per round (up + down)"));
   round_bars_->setWidth(0.6);
