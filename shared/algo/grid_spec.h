@@ -93,7 +93,7 @@ struct GridSpec {
   // [data]
   std::string train_tokens = "data/brown/tokens/train.tok";
   std::string val_tokens = "data/brown/tokens/val.tok";
-  std::string tokenizer = "data/brown/tokens/tokenizer.model";
+  std::string tokenizer = "data/brown/tokenizer.model";
   uint64_t data_seed = 1;
   // [eval]
   int eval_every = 1;       // outer steps between evaluations (0 = only at the end)

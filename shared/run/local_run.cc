@@ -340,8 +340,44 @@ struct Evaluator {
   }
 };
 
+// What one outer step moves (every task of the step, each fetching its path's modules in fp32
+// and pushing its outer gradients encoded), and what data parallel would move for the same
+// tokens: every inner step, every task's fp32 gradient up and the update back.
+struct RoundTraffic {
+  uint64_t up = 0, down = 0, path_local = 0, data_parallel = 0, tokens = 0;
+};
+
+RoundTraffic round_traffic(const GridSpec& grid, const ParamLayout& pl) {
+  RoundTraffic t;
+  const auto shards = static_cast<uint64_t>(grid.shards_per_path);
+  for (int p = 0; p < grid.num_paths(); ++p) {
+    for (int id : grid.path_modules(p)) {
+      const uint64_t n = grid.module_range(pl, id).count;
+      if (grid.levels[static_cast<size_t>(grid.module_level(id))].path_specific) {
+        t.path_local += shards * 2 * n * sizeof(float);
+      } else {
+        t.down += shards * n * sizeof(float);
+        t.up += shards * encoded_size(module_wire_dtype(grid, id), n);
+      }
+    }
+    t.data_parallel += shards * grid.inner_steps * 2 * pl.total() * sizeof(float);
+    t.tokens += shards * grid.inner_steps * static_cast<uint64_t>(grid.inner.batch_size) *
+                static_cast<uint64_t>(grid.inner.seq_len) *
+                static_cast<uint64_t>(grid.inner.grad_accum);
+  }
+  return t;
+}
+
+// What makes a run the same run: everything but how many workers and threads train it.
+std::string run_identity(const GridSpec& grid) {
+  GridSpec g = grid;
+  g.workers = 1;
+  g.threads = 0;
+  return g.to_toml();
+}
+
 std::string grid_request_id(const GridSpec& grid) {
-  return "dipaco-run:" + sha256_hex(grid.to_toml()).substr(0, 32);
+  return "dipaco-run:" + sha256_hex(run_identity(grid)).substr(0, 32);
 }
 
 }  // namespace
@@ -358,17 +394,17 @@ Result<LocalRunResult> run_local(const GridSpec& input, const LocalRunOptions& o
   if (ec) return io_error(grid.dir + ": cannot create the run directory: " + ec.message());
   const std::string toml = grid.to_toml();
   if (std::filesystem::exists(layout.grid())) {
-    DIPACO_ASSIGN_OR_RETURN(std::string existing, read_file(layout.grid()));
-    if (existing != toml) {
+    DIPACO_ASSIGN_OR_RETURN(std::string existing_text, read_file(layout.grid()));
+    auto existing = parse_grid_spec(existing_text, layout.grid());
+    if (!existing.is_ok() || run_identity(*existing) != run_identity(grid)) {
       return failed_precondition(
           "run.dir " + grid.dir +
           " holds a run of a different grid (see its grid.toml); use another run.dir, or "
           "delete the directory to start over");
     }
     std::fprintf(out, "resuming the run in %s\n", grid.dir.c_str());
-  } else {
-    DIPACO_RETURN_IF_ERROR(write_file_atomically(layout.grid(), toml));
   }
+  DIPACO_RETURN_IF_ERROR(write_file_atomically(layout.grid(), toml));
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const int threads = grid.threads > 0 ? grid.threads : cores;
   const int workers = grid.workers;
@@ -421,20 +457,27 @@ Result<LocalRunResult> run_local(const GridSpec& input, const LocalRunOptions& o
 
   Evaluator evaluator(grid, layout);
   DIPACO_RETURN_IF_ERROR(evaluator.init(1));
-  FILE* metrics = std::fopen(layout.metrics().c_str(), "a");
-
-  RunShared shared{grid, layout, coordinator.get(), run_id, per_worker, out, options.stop};
-  std::vector<std::thread> pool;
-  for (int w = 0; w < workers; ++w) pool.emplace_back(worker_main, &shared, w);
+  std::unique_ptr<FILE, int (*)(FILE*)> metrics_file(std::fopen(layout.metrics().c_str(), "a"),
+                                                     &std::fclose);
+  FILE* metrics = metrics_file.get();
 
   ModuleAggregator aggregator(grid, layout, coordinator.get(), run_id);
   LocalRunResult result;
-  uint64_t evaluated = 0;  // versions evaluated so far (version 0 is never evaluated)
+  uint64_t evaluated = 0;        // versions evaluated so far (version 0 is never evaluated)
+  uint64_t completed_steps = 0;  // outer steps every module has completed
   auto min_version = [&](const RunStatus& st) {
     uint64_t v = UINT64_MAX;
     for (const auto& [id, version] : st.module_versions) v = std::min(v, version);
     return v == UINT64_MAX ? 0 : v;
   };
+  {  // A resumed run logged its earlier outer steps already.
+    DIPACO_ASSIGN_OR_RETURN(RunStatus st, coordinator->run_status(run_id));
+    completed_steps = min_version(st);
+  }
+  RunShared shared{grid, layout, coordinator.get(), run_id, per_worker, out, options.stop};
+  std::vector<std::thread> pool;
+  for (int w = 0; w < workers; ++w) pool.emplace_back(worker_main, &shared, w);
+
   Status driver_error;
   std::vector<double> losses;
   EvalSum routed;
@@ -463,6 +506,20 @@ Result<LocalRunResult> run_local(const GridSpec& input, const LocalRunOptions& o
       break;
     }
     const uint64_t version = min_version(*st);
+    if (version > completed_steps && metrics != nullptr) {
+      const RoundTraffic t = round_traffic(grid, pl);
+      for (uint64_t k = completed_steps + 1; k <= version; ++k) {
+        std::fprintf(metrics,
+                     "{\"outer_step\": %llu, \"bytes_up\": %llu, \"bytes_down\": %llu, "
+                     "\"bytes_path_local\": %llu, \"data_parallel_bytes\": %llu}\n",
+                     static_cast<unsigned long long>(k), static_cast<unsigned long long>(t.up),
+                     static_cast<unsigned long long>(t.down),
+                     static_cast<unsigned long long>(t.path_local),
+                     static_cast<unsigned long long>(t.data_parallel));
+      }
+      std::fflush(metrics);
+    }
+    completed_steps = version;
     const bool done = version >= grid.outer_steps;
     if (version > evaluated &&
         (done || (grid.eval_every > 0 && version % static_cast<uint64_t>(grid.eval_every) == 0))) {
@@ -502,14 +559,15 @@ Result<LocalRunResult> run_local(const GridSpec& input, const LocalRunOptions& o
   }
   shared.finished.store(true);
   for (std::thread& t : pool) t.join();
-  if (metrics != nullptr) std::fclose(metrics);
   if (shared.failed.load()) return shared.error;
   DIPACO_RETURN_IF_ERROR(driver_error);
   result.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   if (result.interrupted) {
-    std::fprintf(out, "interrupted: rerun the same command to resume from outer step %llu\n",
-                 static_cast<unsigned long long>(evaluated));
+    std::fprintf(out,
+                 "interrupted after outer step %llu of %llu: rerun the same command to resume\n",
+                 static_cast<unsigned long long>(completed_steps),
+                 static_cast<unsigned long long>(grid.outer_steps));
     return result;
   }
 
@@ -518,7 +576,12 @@ Result<LocalRunResult> run_local(const GridSpec& input, const LocalRunOptions& o
   result.outer_steps = grid.outer_steps;
   result.routed_val_loss = routed.mean();
   result.routed_val_tokens = routed.tokens;
-  const uint64_t tasks_per_path = grid.outer_steps * static_cast<uint64_t>(grid.shards_per_path);
+  const RoundTraffic per_round = round_traffic(grid, pl);
+  result.bytes_up = per_round.up * grid.outer_steps;
+  result.bytes_down = per_round.down * grid.outer_steps;
+  result.bytes_path_local = per_round.path_local * grid.outer_steps;
+  result.data_parallel_bytes = per_round.data_parallel * grid.outer_steps;
+  result.tokens = per_round.tokens * grid.outer_steps;
   for (int p = 0; p < P; ++p) {
     PathResult r;
     r.path_id = static_cast<uint32_t>(p);
@@ -532,21 +595,6 @@ Result<LocalRunResult> run_local(const GridSpec& input, const LocalRunOptions& o
     r.val_outer_step = evaluator.best_step[static_cast<size_t>(p)];
     r.train_loss =
         shared.last_train_loss.count(r.path_id) ? shared.last_train_loss[r.path_id] : NAN;
-    for (int id : r.modules) {
-      const auto n = grid.module_range(pl, id).count;
-      if (module_wire_dtype(grid, id) == WireDtype::kFp32 &&
-          grid.levels[static_cast<size_t>(grid.module_level(id))].path_specific) {
-        result.bytes_path_local += tasks_per_path * 2 * n * sizeof(float);
-      } else {
-        result.bytes_down += tasks_per_path * n * sizeof(float);
-        result.bytes_up += tasks_per_path * encoded_size(module_wire_dtype(grid, id), n);
-      }
-    }
-    result.data_parallel_bytes +=
-        tasks_per_path * grid.inner_steps * 2 * pl.total() * sizeof(float);
-    result.tokens +=
-        tasks_per_path * grid.inner_steps * static_cast<uint64_t>(grid.inner.batch_size) *
-        static_cast<uint64_t>(grid.inner.seq_len) * static_cast<uint64_t>(grid.inner.grad_accum);
     result.paths.push_back(std::move(r));
   }
 
