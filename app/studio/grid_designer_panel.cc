@@ -108,7 +108,7 @@ GridDesignerPanel::GridDesignerPanel(QWidget* parent) : QWidget(parent) {
   QFormLayout* opt = group(tr("Optimizers and compression"), left);
   opt->addRow(tr("inner batch size"), int_field(QStringLiteral("inner.batch_size"), 0, 1 << 16));
   opt->addRow(tr("inner seq len"), int_field(QStringLiteral("inner.seq_len"), 0, 1 << 20));
-  opt->addRow(tr("inner lr"), double_field(QStringLiteral("inner.lr"), 0, 10, 6));
+  opt->addRow(tr("inner lr"), double_field(QStringLiteral("inner.lr"), 0, 10, 8));
   auto* outer_kind = new QComboBox(this);
   outer_kind->setObjectName(QStringLiteral("outer.optimizer"));
   for (OuterOptimizerKind k : kOuterKinds) outer_kind->addItem(QString(outer_optimizer_name(k)));

@@ -41,6 +41,14 @@ RunMetrics parse_run_metrics(const QByteArray& jsonl) {
     const double step = o.value(QStringLiteral("outer_step")).toDouble();
     if (o.contains(QStringLiteral("routed_val_loss"))) {
       m.routed_val.push_back({step, o.value(QStringLiteral("routed_val_loss")).toDouble()});
+    } else if (o.contains(QStringLiteral("data_parallel_bytes"))) {
+      RoundTrafficPoint t;
+      t.outer_step = step;
+      t.bytes_up = o.value(QStringLiteral("bytes_up")).toDouble();
+      t.bytes_down = o.value(QStringLiteral("bytes_down")).toDouble();
+      t.bytes_path_local = o.value(QStringLiteral("bytes_path_local")).toDouble();
+      t.data_parallel_bytes = o.value(QStringLiteral("data_parallel_bytes")).toDouble();
+      m.traffic.push_back(t);
     } else if (o.contains(QStringLiteral("val_loss")) && o.contains(QStringLiteral("path"))) {
       m.path_val[o.value(QStringLiteral("path")).toInt()].push_back(
           {step, o.value(QStringLiteral("val_loss")).toDouble()});

@@ -15,6 +15,7 @@
 #include <QSplitter>
 #include <QVBoxLayout>
 
+#include "grid_estimates.h"
 #include "plot_export.h"
 #include "run_metrics.h"
 
@@ -131,9 +132,22 @@ bool RunsPanel::open_run(const QString& dir) {
   plot_->yAxis->scaleRange(1.1);
   plot_->replot();
   QFile summary(dir + QStringLiteral("/summary.md"));
-  summary_->setPlainText(summary.open(QIODevice::ReadOnly)
-                             ? QString::fromUtf8(summary.readAll())
-                             : tr("(no summary.md: the run has not finished)"));
+  QString text = summary.open(QIODevice::ReadOnly)
+                     ? QString::fromUtf8(summary.readAll())
+                     : tr("(no summary.md: the run has not finished)");
+  if (!m.traffic.empty()) {
+    double wire = 0, dp = 0;
+    for (const RoundTrafficPoint& t : m.traffic) {
+      wire += t.bytes_up + t.bytes_down;
+      dp += t.data_parallel_bytes;
+    }
+    text += tr("\n\nmetrics.jsonl: %1 rounds moved %2 (up + down); data parallel: %3 (%4× more)")
+                .arg(m.traffic.size())
+                .arg(QString::fromStdString(human_bytes(wire)))
+                .arg(QString::fromStdString(human_bytes(dp)))
+                .arg(wire > 0 ? dp / wire : 0.0, 0, 'f', 1);
+  }
+  summary_->setPlainText(text);
   return !m.path_val.empty() || !m.routed_val.empty();
 }
 

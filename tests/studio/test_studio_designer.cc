@@ -1,6 +1,7 @@
 // Grid designer: estimates against hand-computed numbers, validation errors on the offending
 // field, TOML open/save round trip with the CLI's format, screenshot.
 #include <QCheckBox>
+#include <QDir>
 #include <QFile>
 #include <QLabel>
 #include <QLineEdit>
@@ -226,6 +227,30 @@ class StudioDesignerTest : public QObject {
         ->setText(dir.filePath(QStringLiteral("missing.tok")));
     QVERIFY(panel.estimates_text().contains(QStringLiteral("not readable")));
     QVERIFY(panel.estimates().params_per_path > 24736);
+  }
+
+  void opensTheExampleRunsUnchanged() {
+    // The grids in resources/runs/ open, validate, and come back through the widgets with
+    // every key intact (keys the panel does not show included).
+    QString source = qEnvironmentVariable("DIPACO_SOURCE_DIR");
+    if (source.isEmpty()) source = QStringLiteral(QT_TESTCASE_SOURCEDIR "/../..");
+    const QDir runs(source + QStringLiteral("/resources/runs"));
+    const QStringList files = runs.entryList({QStringLiteral("*.toml")}, QDir::Files);
+    if (files.isEmpty()) QSKIP("no resources/runs/*.toml in this checkout");
+    for (const QString& name : files) {
+      const QString path = runs.filePath(name);
+      GridDesignerPanel panel;
+      QString error;
+      QVERIFY2(panel.open_file(path, &error), qPrintable(error));
+      QVERIFY2(panel.valid(), qPrintable(name + QStringLiteral(": ") + panel.error()));
+      auto direct = dipaco::load_grid_spec(path.toStdString());
+      QVERIFY(direct.is_ok());
+      QCOMPARE(panel.spec().to_toml(), direct->to_toml());
+      QVERIFY(panel.estimates().data_parallel_bytes_per_outer_step >
+              panel.estimates().bytes_per_outer_step);
+      qInfo("%s: %d paths, %s", qPrintable(name), panel.spec().num_paths(),
+            qPrintable(panel.estimates_text().replace(QLatin1Char('\n'), QStringLiteral("; "))));
+    }
   }
 
   void screenshot() {

@@ -69,11 +69,24 @@ class StudioRunsTest : public QObject {
     QCOMPARE(plain.headline()[0].loss, 8.0 - 0.3 + 0.05);
   }
 
+  void parsesRoundTraffic() {
+    const auto m = dipaco::studio::parse_run_metrics(
+        "{\"outer_step\": 1, \"bytes_up\": 100, \"bytes_down\": 400, \"bytes_path_local\": 0, "
+        "\"data_parallel_bytes\": 5000}\n");
+    QCOMPARE(m.traffic.size(), size_t{1});
+    QCOMPARE(m.traffic[0].bytes_down, 400.0);
+    QCOMPARE(m.traffic[0].data_parallel_bytes, 5000.0);
+    QCOMPARE(m.skipped_lines, 0);
+  }
+
   void listsOpensComparesAndExports() {
     QTemporaryDir root;
     QVERIFY(root.isValid());
-    write(root.filePath(QStringLiteral("alpha/metrics.jsonl")), metrics(4, 8.0, true));
     write(root.filePath(QStringLiteral("alpha/run.json")), "{}\n");
+    write(root.filePath(QStringLiteral("alpha/metrics.jsonl")),
+          metrics(4, 8.0, true) +
+              "{\"outer_step\": 1, \"bytes_up\": 1024, \"bytes_down\": 1024, "
+              "\"bytes_path_local\": 0, \"data_parallel_bytes\": 20480}\n");
     write(root.filePath(QStringLiteral("alpha/summary.md")),
           "# alpha\n\nrouted validation loss 6.75\n");
     write(root.filePath(QStringLiteral("beta/metrics.jsonl")), metrics(3, 8.2, false));
@@ -90,6 +103,9 @@ class StudioRunsTest : public QObject {
     QCOMPARE(panel.plot()->graph(0)->dataCount(), 4);
     QCOMPARE(panel.plot()->graph(2)->name(), QStringLiteral("routed"));
     QVERIFY(panel.summary_text().contains(QStringLiteral("# alpha")));
+    QVERIFY2(panel.summary_text().contains(QStringLiteral("1 rounds moved 2.0 KiB")),
+             qPrintable(panel.summary_text()));
+    QVERIFY(panel.summary_text().contains(QStringLiteral("(10.0× more)")));
 
     // Selecting both compares their headline curves.
     panel.list()->item(1)->setSelected(true);
