@@ -251,6 +251,15 @@ DashboardPanel::DashboardPanel(QWidget* parent) : QWidget(parent) {
   heatmap_->setGradient(progress);
   heatmap_->setDataRange(QCPRange(0, 1));
   heatmap_->setInterpolate(false);
+  auto* scale = new QCPColorScale(heatmap_plot_);
+  heatmap_plot_->plotLayout()->addElement(1, 1, scale);
+  scale->setType(QCPAxis::atRight);
+  scale->setDataRange(QCPRange(0, 1));
+  scale->axis()->setTicker(QSharedPointer<QCPAxisTickerText>::create());
+  qSharedPointerCast<QCPAxisTickerText>(scale->axis()->ticker())
+      ->addTicks({{0.0, tr("waiting")}, {0.5, tr("leased")}, {1.0, tr("done")}});
+  heatmap_->setColorScale(scale);  // the map takes its gradient from the scale
+  scale->setGradient(progress);
   plots->addWidget(heatmap_plot_, 1, 1);
 
   // Workers and the event log.
@@ -714,6 +723,10 @@ void DashboardPanel::set_log_scale(bool on) {
   }
   loss_plot_->rescaleAxes(true);
   loss_plot_->replot();
+}
+
+bool DashboardPanel::log_scale() const {
+  return log_scale_->isChecked();
 }
 
 void DashboardPanel::set_smoothing(int window) {

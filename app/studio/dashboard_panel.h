@@ -79,6 +79,8 @@ class DashboardPanel : public QWidget {
   void set_path_visible(int path, bool visible);
   void set_log_scale(bool on);
   void set_smoothing(int window);
+  bool log_scale() const;
+  int smoothing() const { return smoothing_; }
 
   // Inspection (tests, status line).
   QCustomPlot* loss_plot() const { return loss_plot_; }

@@ -49,6 +49,9 @@ LaunchPanel::LaunchPanel(QWidget* parent) : QWidget(parent) {
   threads_->setRange(0, 1024);
   threads_->setSpecialValueText(tr("as in the grid (0 = all cores)"));
   form->addRow(tr("CPU threads in all"), threads_);
+  form->addRow(tr("backend"), new QLabel(tr("CPU (local workers of this build train on the "
+                                            "CPU; GPUs join as remote workers)"),
+                                         this));
   run_dir_ = new QLineEdit(this);
   run_dir_->setPlaceholderText(tr("as in the grid (run.dir)"));
   form->addRow(tr("run directory"), run_dir_);
@@ -261,6 +264,26 @@ void LaunchPanel::set_ssh(const QString& tmpl, const QString& host, const QStrin
   ssh_template_->setText(tmpl);
   ssh_host_->setText(host);
   ssh_config_->setText(config);
+}
+
+QString LaunchPanel::ssh_template() const {
+  return ssh_template_->text();
+}
+
+QString LaunchPanel::ssh_host() const {
+  return ssh_host_->text();
+}
+
+QString LaunchPanel::ssh_config() const {
+  return ssh_config_->text();
+}
+
+QString LaunchPanel::attach_address() const {
+  return attach_address_->text();
+}
+
+void LaunchPanel::set_attach_address(const QString& address) {
+  attach_address_->setText(address);
 }
 
 void LaunchPanel::update_ssh() {

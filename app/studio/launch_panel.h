@@ -68,6 +68,11 @@ class LaunchPanel : public QWidget {
   // Remote.
   QString ssh_command() const;
   void set_ssh(const QString& tmpl, const QString& host, const QString& config);
+  QString ssh_template() const;
+  QString ssh_host() const;
+  QString ssh_config() const;
+  QString attach_address() const;
+  void set_attach_address(const QString& address);
   // The attach form's answer (always "not available in this build" here).
   QString attach_message() const;
 

@@ -111,6 +111,15 @@ void MainWindow::restore_settings() {
     if (!designer_->open_file(grid, &error)) statusBar()->showMessage(error, 10000);
   }
   runs_->set_root(s.value(QStringLiteral("runs/root"), QStringLiteral("runs")).toString());
+  if (s.contains(QStringLiteral("launch/ssh_template"))) {
+    launch_->set_ssh(s.value(QStringLiteral("launch/ssh_template")).toString(),
+                     s.value(QStringLiteral("launch/ssh_host")).toString(),
+                     s.value(QStringLiteral("launch/ssh_config")).toString());
+  }
+  if (s.contains(QStringLiteral("launch/attach_address")))
+    launch_->set_attach_address(s.value(QStringLiteral("launch/attach_address")).toString());
+  dashboard_->set_log_scale(s.value(QStringLiteral("dashboard/log_scale"), false).toBool());
+  dashboard_->set_smoothing(s.value(QStringLiteral("dashboard/smoothing"), 1).toInt());
 }
 
 void MainWindow::save_settings() const {
@@ -120,6 +129,12 @@ void MainWindow::save_settings() const {
   s.setValue(QStringLiteral("window/tab"), tabs_->currentIndex());
   s.setValue(QStringLiteral("designer/file"), designer_->file());
   s.setValue(QStringLiteral("runs/root"), runs_->root());
+  s.setValue(QStringLiteral("launch/ssh_template"), launch_->ssh_template());
+  s.setValue(QStringLiteral("launch/ssh_host"), launch_->ssh_host());
+  s.setValue(QStringLiteral("launch/ssh_config"), launch_->ssh_config());
+  s.setValue(QStringLiteral("launch/attach_address"), launch_->attach_address());
+  s.setValue(QStringLiteral("dashboard/log_scale"), dashboard_->log_scale());
+  s.setValue(QStringLiteral("dashboard/smoothing"), dashboard_->smoothing());
 }
 
 void MainWindow::closeEvent(QCloseEvent* event) {

@@ -4,7 +4,8 @@
 //   line), launch events -> dashboard buffer, launch RunControl -> dashboard actions,
 //   a finished run -> runs list.
 // Settings (QSettings "dipaco"/"dipaco-studio"): window geometry and state, current tab, last
-// grid file, runs folder. Shortcuts: Ctrl+O / Ctrl+S grid, Ctrl+1..5 tabs, F5 start, Shift+F5
+// grid file, runs folder, SSH template/host/config, attach address, loss-plot log scale and
+// smoothing. Shortcuts: Ctrl+O / Ctrl+S grid, Ctrl+1..5 tabs, F5 start, Shift+F5
 // stop, Ctrl+Q quit.
 #pragma once
 

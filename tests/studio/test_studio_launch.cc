@@ -206,12 +206,21 @@ class StudioLaunchTest : public QObject {
       MainWindow window;
       window.tabs()->setCurrentIndex(3);
       window.runs()->set_root(QStringLiteral("/tmp/dipaco-studio-test-runs"));
+      window.launch()->set_ssh(
+          QStringLiteral("ssh -J bastion {host} dipaco-worker --config {config}"),
+          QStringLiteral("gpu9"), QStringLiteral("/srv/worker.toml"));
+      window.dashboard()->set_smoothing(5);
+      window.dashboard()->set_log_scale(true);
       window.resize(1000, 700);
       window.close();
     }
     MainWindow again;
     QCOMPARE(again.tabs()->currentIndex(), 3);
     QCOMPARE(again.runs()->root(), QStringLiteral("/tmp/dipaco-studio-test-runs"));
+    QCOMPARE(again.launch()->ssh_command(),
+             QStringLiteral("ssh -J bastion gpu9 dipaco-worker --config /srv/worker.toml"));
+    QCOMPARE(again.dashboard()->smoothing(), 5);
+    QVERIFY(again.dashboard()->log_scale());
     QSettings().clear();
   }
 };
