@@ -56,12 +56,11 @@ void add_export_menu(QCustomPlot* plot) {
   plot->setContextMenuPolicy(Qt::CustomContextMenu);
   QObject::connect(plot, &QWidget::customContextMenuRequested, plot, [plot](const QPoint& at) {
     QMenu menu(plot);
-    QAction* png = menu.addAction(QObject::tr("Export PNG…"));
+    menu.addAction(QObject::tr("Export PNG…"));
     QAction* csv = menu.addAction(QObject::tr("Export CSV…"));
     QAction* chosen = menu.exec(plot->mapToGlobal(at));
     if (chosen == nullptr) return;
     const bool as_csv = chosen == csv;
-    (void)png;
     const QString path = QFileDialog::getSaveFileName(
         plot, as_csv ? QObject::tr("Export CSV") : QObject::tr("Export PNG"), QString(),
         as_csv ? QObject::tr("CSV (*.csv)") : QObject::tr("PNG image (*.png)"));
