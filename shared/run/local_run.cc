@@ -88,9 +88,10 @@ struct RunShared {
   }
 };
 
-Status push_gradient(Coordinator& c, int64_t lease, const std::vector<ModuleGradient>& grads) {
+Status push_gradient(Coordinator& c, int64_t lease,
+                     const std::vector<OuterGradientPayload>& grads) {
   uint64_t sequence = 0;
-  for (const ModuleGradient& g : grads) {
+  for (const OuterGradientPayload& g : grads) {
     const uint64_t total = g.payload.size();
     for (uint64_t off = 0; off < total || (total == 0 && off == 0); off += kPushChunkBytes) {
       PushChunk chunk;
@@ -518,6 +519,15 @@ Result<LocalRunResult> run_local(const GridSpec& input, const LocalRunOptions& o
                      static_cast<unsigned long long>(t.data_parallel));
       }
       std::fflush(metrics);
+    }
+    // Old module versions are no longer read by anyone once every module is two steps past
+    // them (version 0, the initial weights, stays): bounded disk however long the run.
+    for (uint64_t k = completed_steps > 1 ? completed_steps - 1 : 1; k + 1 < version; ++k) {
+      for (int id = 0; id < grid.num_modules(); ++id) {
+        std::error_code ignored;
+        std::filesystem::remove(layout.module_version(static_cast<uint32_t>(id), k), ignored);
+        std::filesystem::remove(layout.outer_state(static_cast<uint32_t>(id), k), ignored);
+      }
     }
     completed_steps = version;
     const bool done = version >= grid.outer_steps;

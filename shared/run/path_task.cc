@@ -133,7 +133,7 @@ Result<PathTaskResult> PathTrainer::run(const PathTaskSpec& spec, const std::str
     std::vector<float> trained = model.get_params(m.range);
     delta.resize(trained.size());
     for (size_t i = 0; i < trained.size(); ++i) delta[i] = m.params[i] - trained[i];
-    ModuleGradient g{m.module_id, m.range.count, m.dtype, {}};
+    OuterGradientPayload g{m.module_id, m.range.count, m.dtype, {}};
     if (m.error_feedback && m.dtype != WireDtype::kFp32) {
       ErrorFeedbackCompressor ef(m.dtype, delta.size());
       auto old = state->residuals.find(m.module_id);

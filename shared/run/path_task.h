@@ -53,7 +53,7 @@ struct PathTaskState {
 Status save_path_task_state(const std::string& path, const PathTaskState& state);
 Result<PathTaskState> load_path_task_state(const std::string& path, size_t num_params);
 
-struct ModuleGradient {
+struct OuterGradientPayload {
   uint32_t module_id = 0;
   uint64_t num_params = 0;
   WireDtype dtype = WireDtype::kFp32;
@@ -61,7 +61,7 @@ struct ModuleGradient {
 };
 
 struct PathTaskResult {
-  std::vector<ModuleGradient> gradients;  // in spec.modules order
+  std::vector<OuterGradientPayload> gradients;  // in spec.modules order
   double first_loss = 0, last_loss = 0, mean_loss = 0;
   int64_t inner_steps_done = 0;
   int64_t tokens = 0;

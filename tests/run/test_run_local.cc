@@ -103,6 +103,10 @@ class RunLocalTest : public QObject {
     for (const std::string& f : {l.run_json(), l.summary(), l.router(), l.base_model(),
                                  l.path_model(3), l.module_version(3, 3), l.metrics()})
       QVERIFY2(std::filesystem::exists(f), f.c_str());
+    // Old versions are collected; the initial one and the last two stay.
+    QVERIFY(!std::filesystem::exists(l.module_version(3, 1)));
+    QVERIFY(std::filesystem::exists(l.module_version(3, 0)));
+    QVERIFY(std::filesystem::exists(l.module_version(3, 2)));
     auto json = read_file(l.run_json());
     QVERIFY(contains(*json, "\"format\": \"dipaco-run/1\""));
     QVERIFY(contains(*json, "\"kind\": \"kmeans\""));
@@ -195,6 +199,27 @@ class RunLocalTest : public QObject {
         tiny_grid(dir_.path(), "[[grid.level]]\nblocks = [0, 1]\nmodules = 64\n", kFastRouting));
     crowded.dir = dir_.filePath("crowded").toStdString();
     QVERIFY(contains(run_quietly(crowded).status().message(), "fewer than the 64"));
+
+    // Warm start from a dense checkpoint of the same model; another model is refused.
+    GridSpec base_run = grid_of(tiny_grid(dir_.path(), "[[grid.level]]\nblocks = [0, 1]\n",
+                                          "[routing]\nmethod = \"random\"\n"
+                                          "[outer]\noptimizer = \"sgd\"\n"));
+    base_run.warm_start = false;
+    base_run.dir = dir_.filePath("dense").toStdString();
+    auto dense = run_quietly(base_run);
+    QVERIFY2(dense, dense.status().message().c_str());
+    GridSpec warm = g;
+    warm.dir = dir_.filePath("warm").toStdString();
+    warm.routing.base_checkpoint = RunLayout{base_run.dir}.path_model(0);
+    auto w = run_quietly(warm);
+    QVERIFY2(w, w.status().message().c_str());
+    auto base = read_path_model(RunLayout{warm.dir}.base_model());
+    auto source = read_path_model(warm.routing.base_checkpoint);
+    QVERIFY(base && source && base->second == source->second);
+    GridSpec wider = warm;
+    wider.dir = dir_.filePath("wider").toStdString();
+    wider.model.d_model = 64;
+    QVERIFY(contains(run_quietly(wider).status().message(), "must match"));
   }
 };
 
