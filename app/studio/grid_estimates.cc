@@ -3,7 +3,7 @@
 #include <cstdio>
 
 #include "model/param_layout.h"
-#include "run/module_aggregator.h"
+#include "run/round_traffic.h"
 
 namespace dipaco::studio {
 
@@ -25,26 +25,12 @@ GridEstimates estimate_grid(const GridSpec& grid) {
   e.activation_bytes = 4 * b * t * per_token;
   e.worker_memory_bytes = e.params_per_path * (4 + 4 + 8) + e.activation_bytes;
 
-  const uint64_t tasks =
-      static_cast<uint64_t>(grid.num_paths()) * static_cast<uint64_t>(grid.shards_per_path);
-  for (int p = 0; p < grid.num_paths(); ++p) {
-    for (int id : grid.path_modules(p)) {
-      const uint64_t n = grid.module_range(layout, id).count;
-      const WireDtype dtype = module_wire_dtype(grid, id);
-      const bool local = dtype == WireDtype::kFp32 &&
-                         grid.levels[static_cast<size_t>(grid.module_level(id))].path_specific;
-      const uint64_t s = static_cast<uint64_t>(grid.shards_per_path);
-      if (local) {
-        e.path_local_bytes_per_outer_step += s * 2 * n * sizeof(float);
-      } else {
-        e.bytes_down_per_outer_step += s * n * sizeof(float);
-        e.bytes_up_per_outer_step += s * encoded_size(dtype, n);
-      }
-    }
-  }
-  e.bytes_per_outer_step = e.bytes_up_per_outer_step + e.bytes_down_per_outer_step;
-  e.data_parallel_bytes_per_outer_step =
-      tasks * grid.inner_steps * 2 * e.params_per_path * sizeof(float);
+  const RoundTraffic traffic = round_traffic(grid, layout);
+  e.bytes_up_per_outer_step = traffic.up;
+  e.bytes_down_per_outer_step = traffic.down;
+  e.path_local_bytes_per_outer_step = traffic.path_local;
+  e.bytes_per_outer_step = traffic.up + traffic.down;
+  e.data_parallel_bytes_per_outer_step = traffic.data_parallel;
   return e;
 }
 

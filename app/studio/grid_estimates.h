@@ -7,13 +7,8 @@
 //                     4 · B · T · (n_layers · (10·d_model + 4·d_ff + 2·n_heads·T) + 2·vocab)
 //   worker_memory     params_per_path · (4 weights + 4 grads + 8 AdamW) + activation_bytes
 //                     (a worker trains one path at a time).
-//   bytes_per_outer_step  what one outer step moves over the network, as `dipaco run` counts it:
-//                     every task (paths × shards_per_path) fetches its path's shared modules in
-//                     fp32 and pushes each module's outer gradient encoded with its wire dtype
-//                     (encoded_size); path-specific fp32 modules stay on the worker and are
-//                     counted in path_local_bytes_per_outer_step instead.
-//   data_parallel_bytes_per_outer_step  fp32 gradient exchange of data parallel for the same
-//                     tokens: tasks · H · 2 · params_per_path · 4.
+//   bytes_*_per_outer_step, path_local_*, data_parallel_*: round_traffic() of
+//                     shared/run/round_traffic.h, the numbers `dipaco run` reports.
 #pragma once
 
 #include <cstdint>

@@ -22,6 +22,7 @@
 #include "run/module_aggregator.h"
 #include "run/module_files.h"
 #include "run/path_task.h"
+#include "run/round_traffic.h"
 #include "run/run_layout.h"
 #include "run/run_plan.h"
 #include "run/shard_routing.h"
@@ -276,34 +277,6 @@ struct Evaluator {
     return routed;
   }
 };
-
-// What one outer step moves (every task of the step, each fetching its path's modules in fp32
-// and pushing its outer gradients encoded), and what data parallel would move for the same
-// tokens: every inner step, every task's fp32 gradient up and the update back.
-struct RoundTraffic {
-  uint64_t up = 0, down = 0, path_local = 0, data_parallel = 0, tokens = 0;
-};
-
-RoundTraffic round_traffic(const GridSpec& grid, const ParamLayout& pl) {
-  RoundTraffic t;
-  const auto shards = static_cast<uint64_t>(grid.shards_per_path);
-  for (int p = 0; p < grid.num_paths(); ++p) {
-    for (int id : grid.path_modules(p)) {
-      const uint64_t n = grid.module_range(pl, id).count;
-      if (grid.levels[static_cast<size_t>(grid.module_level(id))].path_specific) {
-        t.path_local += shards * (n * sizeof(float) + encoded_size(module_wire_dtype(grid, id), n));
-      } else {
-        t.down += shards * n * sizeof(float);
-        t.up += shards * encoded_size(module_wire_dtype(grid, id), n);
-      }
-    }
-    t.data_parallel += shards * grid.inner_steps * 2 * pl.total() * sizeof(float);
-    t.tokens += shards * grid.inner_steps * static_cast<uint64_t>(grid.inner.batch_size) *
-                static_cast<uint64_t>(grid.inner.seq_len) *
-                static_cast<uint64_t>(grid.inner.grad_accum);
-  }
-  return t;
-}
 
 }  // namespace
 
