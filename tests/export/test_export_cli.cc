@@ -1,0 +1,118 @@
+// dipaco export / generate / eval through the built binary: exit codes, messages, the same
+// text for the same seed, perplexity output.
+#include <QDir>
+#include <QFile>
+#include <QTemporaryDir>
+#include <QtTest>
+
+#include "cli_runner.h"
+#include "export_fixture.h"
+
+class ExportCliTest : public QObject {
+  Q_OBJECT
+
+ private:
+  QTemporaryDir tmp_;
+  QString run_, out_;
+
+ private slots:
+  void initTestCase() {
+    if (dipaco::Status s = dipaco::sentencepiece_available(); !s) QSKIP(s.message().c_str());
+    auto tok = export_fixture::train_tokenizer();
+    QVERIFY(tok.is_ok());
+    auto run = export_fixture::make_run(tmp_.filePath("run"), *tok, 2);
+    QVERIFY2(run.is_ok(), run.status().message().c_str());
+    run_ = tmp_.filePath("run");
+    out_ = tmp_.filePath("export");
+    CliResult r = run_cli({"export", run_, "--out", out_, "--gguf-type", "q8_0"});
+    QVERIFY2(r.exit_code == 0, qPrintable(r.err));
+    QVERIFY2(r.out.contains("exported 2 paths"), qPrintable(r.out));
+    QVERIFY(QFile::exists(out_ + "/path-1.gguf"));
+  }
+
+  void exportUsageErrors_data() {
+    QTest::addColumn<QStringList>("args");
+    QTest::addColumn<QString>("message");
+    QTest::newRow("no --out") << QStringList{"export", "RUN"} << "--out DIR is required";
+    QTest::newRow("typo") << QStringList{"export", "RUN", "--out", "x", "--pathz", "1"}
+                          << "did you mean --paths";
+    QTest::newRow("format") << QStringList{"export", "RUN", "--out", "x", "--format", "onnx"}
+                            << "unknown format 'onnx'";
+    QTest::newRow("ids") << QStringList{"export", "RUN", "--out", "x", "--paths", "one"}
+                         << "'one' is not a path id";
+    QTest::newRow("gguf type") << QStringList{"export", "RUN", "--out", "x", "--gguf-type", "q4"}
+                               << "must be one of f32|f16|bf16|q8_0";
+    QTest::newRow("generate temperature")
+        << QStringList{"generate", "E", "--prompt", "a", "--temperature", "-1"} << "--temperature";
+    QTest::newRow("eval without data") << QStringList{"eval", "E"} << "--data FILE is required";
+  }
+
+  void exportUsageErrors() {
+    QFETCH(QStringList, args);
+    QFETCH(QString, message);
+    CliResult r = run_cli(args);
+    QCOMPARE(r.exit_code, 2);
+    QVERIFY2(r.err.contains(message), qPrintable(r.err));
+  }
+
+  void exportOfAnUnknownPathFailsAndWritesNothing() {
+    const QString out = tmp_.filePath("bad");
+    CliResult r = run_cli({"export", run_, "--out", out, "--paths", "0,5"});
+    QCOMPARE(r.exit_code, 1);
+    QVERIFY2(r.err.contains("has no path 5 (its paths: 0, 1)"), qPrintable(r.err));
+    QVERIFY(!QFile::exists(out));
+  }
+
+  void generateIsDeterministicUnderASeed() {
+    QStringList args = {"generate",  out_, "--path",       "1",  "--prompt",      "the grand jury",
+                        "--seed",    "3",  "--max-tokens", "24", "--temperature", "1.0",
+                        "--threads", "1"};
+    CliResult a = run_cli(args);
+    QVERIFY2(a.exit_code == 0, qPrintable(a.err));
+    QVERIFY2(a.out.startsWith("the grand jury"), qPrintable(a.out));
+    QVERIFY2(a.err.contains("fixed path 1"), qPrintable(a.err));
+    CliResult b = run_cli(args);
+    QCOMPARE(b.out, a.out);
+    args[7] = "4";
+    CliResult c = run_cli(args);
+    QVERIFY2(c.out != a.out, qPrintable(c.out));
+  }
+
+  void generateNeedsAPathWhenTheExportHasSeveral() {
+    CliResult r = run_cli({"generate", out_, "--prompt", "the"});
+    QCOMPARE(r.exit_code, 1);
+    QVERIFY2(r.err.contains("choose one with --path ID"), qPrintable(r.err));
+    r = run_cli({"generate", out_, "--prompt", "the", "--path", "9"});
+    QCOMPARE(r.exit_code, 1);
+    QVERIFY2(r.err.contains("no path 9"), qPrintable(r.err));
+    // A single HF directory of the export is a one-path export.
+    r = run_cli({"generate", out_ + "/path-0", "--prompt", "the", "--max-tokens", "3"});
+    QVERIFY2(r.exit_code == 0, qPrintable(r.err));
+  }
+
+  void evalReportsPerPathAndRoutedPerplexity() {
+    QFile text(tmp_.filePath("eval.txt"));
+    QVERIFY(text.open(QIODevice::WriteOnly));
+    text.write(
+        "the jury said the election was new.\n\nthe mayor of the city said friday.\n\n"
+        "a grand report of the county court.\n");
+    text.close();
+    CliResult r = run_cli({"eval", out_, "--data", text.fileName(), "--threads", "1"});
+    QVERIFY2(r.exit_code == 0, qPrintable(r.err));
+    QVERIFY2(r.out.contains("3 documents"), qPrintable(r.out));
+    QVERIFY2(r.out.contains("path 0") && r.out.contains("path 1"), qPrintable(r.out));
+    QVERIFY2(r.out.contains("routed: not available"), qPrintable(r.out));
+    QVERIFY2(r.out.contains("best path per document"), qPrintable(r.out));
+    r = run_cli(
+        {"eval", out_, "--data", text.fileName(), "--path", "1", "--dense", out_ + "/path-0"});
+    QVERIFY2(r.exit_code == 0, qPrintable(r.err));
+    QVERIFY2(r.out.contains("routed (fixed path 1)"), qPrintable(r.out));
+    QVERIFY2(r.out.contains("dense"), qPrintable(r.out));
+    r = run_cli({"eval", out_, "--data", tmp_.filePath("missing.tok")});
+    QCOMPARE(r.exit_code, 1);
+    QVERIFY2(r.err.contains("missing.tok"), qPrintable(r.err));
+  }
+};
+
+QTEST_GUILESS_MAIN(ExportCliTest)
+#include "test_export_cli.moc"
