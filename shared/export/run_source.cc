@@ -124,6 +124,24 @@ Result<RunSource> open_dipaco_run(const std::string& dir, const std::string& man
   return run;
 }
 
+// The last "val_loss" logged in a `dipaco train` metrics.jsonl, if any.
+std::optional<double> last_val_loss(const std::string& metrics) {
+  auto text = read_file(metrics);
+  if (!text.is_ok()) return std::nullopt;
+  std::optional<double> last;
+  size_t pos = 0;
+  while (pos < text->size()) {
+    size_t end = text->find('\n', pos);
+    if (end == std::string::npos) end = text->size();
+    auto line = parse_json(std::string_view(*text).substr(pos, end - pos));
+    pos = end + 1;
+    if (!line.is_ok()) continue;
+    if (const JsonValue* v = line->find("val_loss"); v != nullptr && v->is_number())
+      last = v->as_number();
+  }
+  return last;
+}
+
 Result<RunSource> open_dense_run(const std::string& dir, const std::string& checkpoint) {
   DIPACO_ASSIGN_OR_RETURN(SafetensorsFile file, SafetensorsFile::open(checkpoint));
   auto it = file.metadata().find("model_config");
@@ -151,6 +169,7 @@ Result<RunSource> open_dense_run(const std::string& dir, const std::string& chec
   path.id = 0;
   path.checkpoint = checkpoint;
   path.finished = true;
+  path.val_loss = last_val_loss((fs::path(dir) / "metrics.jsonl").string());
   run.paths.push_back(path);
   return run;
 }

@@ -6,7 +6,8 @@
 //     reroute_every). A path is finished when its checkpoint file exists.
 //   Dense run (written by `dipaco train`): RUN/checkpoint.safetensors (+ RUN/config.toml). It is
 //     read as a run with one finished path, id 0, and no router; the tokenizer is the
-//     tokenizer.model next to the training token file (data.train), unless one is given.
+//     tokenizer.model next to the training token file (data.train), unless one is given, and
+//     its val_loss the last one in RUN/metrics.jsonl.
 //
 // Relative file names in run.json are resolved against RUN first, then the current directory.
 #pragma once

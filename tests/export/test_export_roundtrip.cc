@@ -326,6 +326,10 @@ class ExportRoundTripTest : public QObject {
     QDir().mkpath(tmp.filePath("dense"));
     QVERIFY(dipaco::write_checkpoint(tmp.filePath("dense/checkpoint.safetensors").toStdString(),
                                      dipaco::ParamLayout(c), state));
+    QVERIFY(dipaco::write_file_atomically(
+        tmp.filePath("dense/metrics.jsonl").toStdString(),
+        "{\"step\": 5, \"val_loss\": 6.5}\n{\"step\": 7, \"loss\": 6.1}\n"
+        "{\"step\": 7, \"val_loss\": 6.25}\n"));
     QVERIFY(dipaco::write_file_atomically(tmp.filePath("tok.model").toStdString(), tokenizer_));
     dipaco::ExportOptions o;
     auto missing = dipaco::export_run(tmp.filePath("dense").toStdString(),
@@ -341,8 +345,9 @@ class ExportRoundTripTest : public QObject {
     QVERIFY2(hf.is_ok(), hf.status().message().c_str());
     QVERIFY(hf->params == state.params);
     QVERIFY(QFile::exists(tmp.filePath("out/path-0.gguf")));
-    QCOMPARE(read_json(tmp.filePath("out/dipaco.json"))["source"].toObject()["kind"].toString(),
-             QString("dense-checkpoint"));
+    QJsonObject m = read_json(tmp.filePath("out/dipaco.json"));
+    QCOMPARE(m["source"].toObject()["kind"].toString(), QString("dense-checkpoint"));
+    QCOMPARE(m["paths"].toArray().at(0).toObject()["val_loss"].toDouble(), 6.25);
   }
 
   void badInputFailsCleanly_data() {
