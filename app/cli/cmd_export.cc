@@ -91,6 +91,7 @@ int cmd_export(const Args& args) {
   options.tokenizer = tokenizer;
   options.log = stdout;
   std::printf("exporting %s to %s\n", run_dir.c_str(), out_dir.c_str());
+  std::fflush(stdout);
   auto result = export_run(run_dir, out_dir, options);
   if (!result.is_ok()) {
     std::fprintf(stderr, "dipaco export: %s\n(nothing was written to %s)\n",
