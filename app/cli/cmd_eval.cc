@@ -148,7 +148,8 @@ int cmd_eval(const Args& args) {
   if (!docs.is_ok()) return fail(docs.status());
   if (docs->empty()) return fail(invalid_argument(data + ": no documents"));
 
-  auto chooser = make_path_chooser(*ex, only);
+  auto chooser = make_path_chooser(*ex, only, &backend);
+  int64_t unroutable = 0;
   std::vector<NllSum> per_path(models.size());
   NllSum routed, oracle, dense_sum;
   for (const auto& doc : *docs) {
@@ -162,9 +163,10 @@ int cmd_eval(const Args& args) {
       if (here[m].nll < here[best].nll) best = m;
     oracle += here[best];
     if (chooser.is_ok()) {
-      int id = (*chooser)->choose(doc);
+      auto id = (*chooser)->choose(doc);
+      if (!id.is_ok()) ++unroutable;
       for (size_t m = 0; m < models.size(); ++m)
-        if (ids[m] == id) routed += here[m];
+        if (id.is_ok() && ids[m] == *id) routed += here[m];
     }
     if (dense_model) dense_sum += document_nll(*dense_model, doc);
   }
@@ -173,6 +175,9 @@ int cmd_eval(const Args& args) {
     print_row("path " + std::to_string(ids[m]), per_path[m]);
   if (chooser.is_ok()) {
     print_row("routed (" + (*chooser)->describe() + ")", routed);
+    if (unroutable > 0)
+      std::printf("  (%lld documents routed to paths not in the export are left out of 'routed')\n",
+                  static_cast<long long>(unroutable));
   } else {
     std::printf("  routed: not available (%s)\n", chooser.status().message().c_str());
   }

@@ -57,11 +57,13 @@ int cmd_generate(const Args& args) {
   std::vector<int32_t> ids;
   if (tokenizer->bos_id() >= 0) ids.push_back(tokenizer->bos_id());
   ids.insert(ids.end(), encoded->begin(), encoded->end());
-  auto chooser =
-      make_path_chooser(*ex, path >= 0 ? std::optional<int>(static_cast<int>(path)) : std::nullopt);
-  if (!chooser.is_ok()) return fail(chooser.status());
-  const int chosen = (*chooser)->choose(ids);
   CpuBackend backend(static_cast<int>(threads));
+  auto chooser = make_path_chooser(
+      *ex, path >= 0 ? std::optional<int>(static_cast<int>(path)) : std::nullopt, &backend);
+  if (!chooser.is_ok()) return fail(chooser.status());
+  auto routed = (*chooser)->choose(ids);
+  if (!routed.is_ok()) return fail(routed.status());
+  const int chosen = *routed;
   auto model = load_path_model(&backend, *ex->find_path(chosen));
   if (!model.is_ok()) return fail(model.status());
   if (static_cast<int>(ids.size()) > (*model)->max_seq_len())
@@ -97,7 +99,7 @@ int cmd_generate(const Args& args) {
   if (!result.is_ok()) return fail(result.status());
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf("\n");
-  std::fprintf(stderr, "[%s; %zu new tokens in %.2f s, %.1f tokens/s]\n",
+  std::fprintf(stderr, "[path %d (%s); %zu new tokens in %.2f s, %.1f tokens/s]\n", chosen,
                (*chooser)->describe().c_str(), result->size(), seconds,
                seconds > 0 ? static_cast<double>(result->size()) / seconds : 0.0);
   return kExitOk;

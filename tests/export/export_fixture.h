@@ -13,7 +13,9 @@
 #include "backend/cpu/cpu_backend.h"
 #include "data/tokenizer.h"
 #include "export/json_value.h"
+#include "export/path_chooser.h"
 #include "model/model.h"
+#include "routing/router.h"
 #include "spm/sentencepiece_library.h"
 #include "tensor/safetensors.h"
 #include "util/atomic_file.h"
@@ -92,7 +94,42 @@ struct FakeRun {
   std::string dir;
   dipaco::ModelConfig config;
   std::vector<std::vector<float>> params;  // by path id, for the finished ones
+  // With several paths: documents the run's k-means router sends to path i (its centroids are
+  // these documents' features under the router's base model).
+  std::vector<std::vector<int32_t>> routed_docs;
 };
+
+constexpr int kPrefixTokens = 8;
+
+inline std::vector<int32_t> routed_doc(int i) {
+  std::vector<int32_t> doc = {1};
+  for (int t = 0; t < 11; ++t) doc.push_back(3 + (i * 97 + t * (7 + 2 * i)) % (kVocab - 3));
+  return doc;
+}
+
+// RUN/paths/base.safetensors and RUN/router.safetensors (k-means, one centroid per path).
+inline dipaco::Status write_router(FakeRun& run, int n_paths) {
+  auto base_params = random_params(run.config, 99);
+  DIPACO_RETURN_IF_ERROR(
+      write_path_file(run.dir + "/paths/base.safetensors", run.config, base_params));
+  dipaco::CpuBackend be(1);
+  auto base = dipaco::Model::create(&be, run.config, 1, kPrefixTokens);
+  if (!base.is_ok()) return base.status();
+  (*base)->set_params(base_params);
+  dipaco::Router router;
+  router.method = dipaco::RoutingMethod::kKMeans;
+  router.clusters = static_cast<size_t>(n_paths);
+  router.d = static_cast<size_t>(run.config.d_model);
+  router.prefix_tokens = kPrefixTokens;
+  router.kmeans.k = router.clusters;
+  router.kmeans.d = router.d;
+  for (int i = 0; i < n_paths; ++i) {
+    run.routed_docs.push_back(routed_doc(i));
+    auto x = dipaco::prefix_features(**base, run.routed_docs.back(), kPrefixTokens);
+    router.kmeans.centroids.insert(router.kmeans.centroids.end(), x.begin(), x.end());
+  }
+  return dipaco::save_router(router, run.dir + "/router.safetensors");
+}
 
 // RUN_DIR with `n_paths` paths; paths with id in `unfinished` have no checkpoint file.
 inline dipaco::Result<FakeRun> make_run(const QString& dir, const std::string& tokenizer_bytes,
@@ -122,17 +159,14 @@ inline dipaco::Result<FakeRun> make_run(const QString& dir, const std::string& t
       DIPACO_RETURN_IF_ERROR(write_path_file(run.dir + "/" + ckpt, config, run.params.back()));
   }
   JsonValue router = JsonValue::object();
-  router.set("kind", JsonValue::string(n_paths > 1 ? "kmeans" : "none"));
-  router.set("file", n_paths > 1 ? JsonValue::string("router.safetensors") : JsonValue::null());
-  router.set("base_checkpoint", JsonValue::null());
-  router.set("prefix_tokens", JsonValue::number(32));
+  const bool routed = n_paths > 1;
+  router.set("kind", JsonValue::string(routed ? "kmeans" : "none"));
+  router.set("file", routed ? JsonValue::string("router.safetensors") : JsonValue::null());
+  router.set("base_checkpoint",
+             routed ? JsonValue::string("paths/base.safetensors") : JsonValue::null());
+  router.set("prefix_tokens", JsonValue::number(kPrefixTokens));
   router.set("reroute_every", JsonValue::number(0));
-  if (n_paths > 1) {
-    std::vector<float> centroids(static_cast<size_t>(n_paths) * 4, 0.5f);
-    DIPACO_RETURN_IF_ERROR(dipaco::write_safetensors(
-        run.dir + "/router.safetensors",
-        {{"centroids", "F32", {n_paths, 4}, centroids.data(), centroids.size() * 4}}, {}));
-  }
+  if (routed) DIPACO_RETURN_IF_ERROR(write_router(run, n_paths));
   JsonValue root = JsonValue::object();
   root.set("format", JsonValue::string("dipaco-run/1"));
   root.set("name", JsonValue::string("tiny"));

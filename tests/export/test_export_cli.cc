@@ -78,10 +78,10 @@ class ExportCliTest : public QObject {
     QVERIFY2(c.out != a.out, qPrintable(c.out));
   }
 
-  void generateNeedsAPathWhenTheExportHasSeveral() {
-    CliResult r = run_cli({"generate", out_, "--prompt", "the"});
-    QCOMPARE(r.exit_code, 1);
-    QVERIFY2(r.err.contains("choose one with --path ID"), qPrintable(r.err));
+  void generateRoutesThePromptOrTakesAPath() {
+    CliResult r = run_cli({"generate", out_, "--prompt", "the", "--max-tokens", "3"});
+    QVERIFY2(r.exit_code == 0, qPrintable(r.err));
+    QVERIFY2(r.err.contains("kmeans router over 2 paths, first 8 tokens"), qPrintable(r.err));
     r = run_cli({"generate", out_, "--prompt", "the", "--path", "9"});
     QCOMPARE(r.exit_code, 1);
     QVERIFY2(r.err.contains("no path 9"), qPrintable(r.err));
@@ -101,7 +101,7 @@ class ExportCliTest : public QObject {
     QVERIFY2(r.exit_code == 0, qPrintable(r.err));
     QVERIFY2(r.out.contains("3 documents"), qPrintable(r.out));
     QVERIFY2(r.out.contains("path 0") && r.out.contains("path 1"), qPrintable(r.out));
-    QVERIFY2(r.out.contains("routed: not available"), qPrintable(r.out));
+    QVERIFY2(r.out.contains("routed (kmeans router over 2 paths"), qPrintable(r.out));
     QVERIFY2(r.out.contains("best path per document"), qPrintable(r.out));
     r = run_cli(
         {"eval", out_, "--data", text.fileName(), "--path", "1", "--dense", out_ + "/path-0"});

@@ -150,21 +150,21 @@ class ExportInferenceTest : public QObject {
     ex.dir = "exp";
     ex.paths = {{0, "exp/path-0"}, {3, "exp/path-3"}};
     ex.router.kind = "kmeans";
-    auto none = dipaco::make_path_chooser(ex, std::nullopt);
+    auto none = dipaco::make_path_chooser(ex, std::nullopt, nullptr);
     QVERIFY(!none.is_ok());
     QVERIFY2(dipaco::test::contains(none.status().message(), "--path"),
              none.status().message().c_str());
-    auto bad = dipaco::make_path_chooser(ex, 2);
+    auto bad = dipaco::make_path_chooser(ex, 2, nullptr);
     QVERIFY(!bad.is_ok());
     QVERIFY2(dipaco::test::contains(bad.status().message(), "no path 2 (its paths: 0, 3)"),
              bad.status().message().c_str());
-    auto fixed = dipaco::make_path_chooser(ex, 3);
+    auto fixed = dipaco::make_path_chooser(ex, 3, nullptr);
     QVERIFY(fixed.is_ok());
-    QCOMPARE((*fixed)->choose(std::vector<int32_t>{1, 2}), 3);
+    QCOMPARE(*(*fixed)->choose(std::vector<int32_t>{1, 2}), 3);
     ex.paths.resize(1);
-    auto single = dipaco::make_path_chooser(ex, std::nullopt);
+    auto single = dipaco::make_path_chooser(ex, std::nullopt, nullptr);
     QVERIFY(single.is_ok());
-    QCOMPARE((*single)->choose(std::vector<int32_t>{1}), 0);
+    QCOMPARE(*(*single)->choose(std::vector<int32_t>{1}), 0);
   }
 };
 

@@ -13,10 +13,14 @@
 #include <cmath>
 #include <cstring>
 
+#include "data/token_file.h"
+#include "export/export_reader.h"
 #include "export/export_run.h"
 #include "export/hf_llama.h"
+#include "export/path_chooser.h"
 #include "export/run_source.h"
 #include "export_fixture.h"
+#include "routing/document_features.h"
 #include "spec_readers.h"
 #include "test_support.h"
 #include "train/checkpoint.h"
@@ -307,11 +311,78 @@ class ExportRoundTripTest : public QObject {
     QVERIFY(!QFile::exists(tmp.filePath("out/path-1")));
     QJsonObject router = m["router"].toObject();
     QCOMPARE(router["kind"].toString(), QString("kmeans"));
-    QCOMPARE(router["prefix_tokens"].toInt(), 32);
+    QCOMPARE(router["prefix_tokens"].toInt(), export_fixture::kPrefixTokens);
+    QCOMPARE(router["base_checkpoint"].toString(), QString("router-base.safetensors"));
+    QCOMPARE(spec::slurp(tmp.filePath("out/router-base.safetensors")),
+             spec::slurp(tmp.filePath("run/paths/base.safetensors")));
     QCOMPARE(router["file"].toString(), QString("router.safetensors"));
     QCOMPARE(spec::slurp(tmp.filePath("out/router.safetensors")),
              spec::slurp(tmp.filePath("run/router.safetensors")));
     QCOMPARE(read_json(tmp.filePath("out/router.json"))["kind"].toString(), QString("kmeans"));
+  }
+
+  void routerSendsEachDocumentToItsPath() {
+    QTemporaryDir tmp;
+    auto run = export_fixture::make_run(tmp.filePath("run"), tokenizer_, 3);
+    QVERIFY(run.is_ok());
+    dipaco::ExportOptions o;
+    o.gguf = false;
+    o.path_ids = {0, 1};
+    QVERIFY(dipaco::export_run(run->dir, tmp.filePath("out").toStdString(), o).is_ok());
+    auto ex = dipaco::open_export(tmp.filePath("out").toStdString());
+    QVERIFY2(ex.is_ok(), ex.status().message().c_str());
+    dipaco::CpuBackend be(1);
+    auto chooser = dipaco::make_path_chooser(*ex, std::nullopt, &be);
+    QVERIFY2(chooser.is_ok(), chooser.status().message().c_str());
+    QVERIFY2(dipaco::test::contains((*chooser)->describe(), "kmeans router over 3 paths"),
+             (*chooser)->describe().c_str());
+    for (int i = 0; i < 2; ++i) {
+      auto id = (*chooser)->choose(run->routed_docs[i]);
+      QVERIFY2(id.is_ok(), id.status().message().c_str());
+      QCOMPARE(*id, i);
+    }
+    // Path 2 was not exported: a clear error, not a silent other path.
+    auto missing = (*chooser)->choose(run->routed_docs[2]);
+    QVERIFY(!missing.is_ok());
+    QVERIFY2(
+        dipaco::test::contains(missing.status().message(), "path 2, which is not in the export"),
+        missing.status().message().c_str());
+  }
+
+  // prefix_features must stay what the runner routed training documents with
+  // (routing/document_features.h); checked on a token file holding the same documents.
+  void prefixFeaturesMatchTheRunnersDocumentFeatures() {
+    QTemporaryDir tmp;
+    const auto c = export_fixture::tiny_config();
+    dipaco::CpuBackend be(1);
+    auto base = dipaco::Model::create(&be, c, 2, export_fixture::kPrefixTokens);
+    QVERIFY(base.is_ok());
+    (*base)->set_params(export_fixture::random_params(c, 99));
+    std::vector<std::vector<uint32_t>> docs;
+    for (int i = 0; i < 3; ++i) {
+      auto d = export_fixture::routed_doc(i);
+      if (i == 2) d.resize(5);  // shorter than the prefix
+      docs.emplace_back(d.begin(), d.end());
+    }
+    const std::string file = tmp.filePath("docs.tok").toStdString();
+    QVERIFY(dipaco::write_token_file(file, export_fixture::kVocab, docs));
+    auto tf = dipaco::TokenFile::open(file);
+    QVERIFY(tf.is_ok());
+    auto spans = dipaco::document_spans(*tf);
+    auto expected =
+        dipaco::compute_span_features(**base, *tf, spans, export_fixture::kPrefixTokens);
+    QVERIFY2(expected.is_ok(), expected.status().message().c_str());
+    auto one = dipaco::Model::create(&be, c, 1, export_fixture::kPrefixTokens);
+    (*one)->set_params((*base)->get_params());
+    for (size_t i = 0; i < docs.size(); ++i) {
+      std::vector<int32_t> d(docs[i].begin(), docs[i].end());
+      auto x = dipaco::prefix_features(**one, d, export_fixture::kPrefixTokens);
+      for (int k = 0; k < c.d_model; ++k) {
+        float e = (*expected)[i * c.d_model + k];
+        QVERIFY2(std::fabs(x[k] - e) <= 1e-5f * (1 + std::fabs(e)),
+                 qPrintable(QString("doc %1 feature %2: %3 vs %4").arg(i).arg(k).arg(x[k]).arg(e)));
+      }
+    }
   }
 
   void denseCheckpointDirectoryExportsAsPathZero() {
