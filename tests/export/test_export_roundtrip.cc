@@ -24,6 +24,7 @@
 #include "spec_readers.h"
 #include "test_support.h"
 #include "train/checkpoint.h"
+#include "train/train_loop.h"
 
 namespace {
 
@@ -383,6 +384,54 @@ class ExportRoundTripTest : public QObject {
                  qPrintable(QString("doc %1 feature %2: %3 vs %4").arg(i).arg(k).arg(x[k]).arg(e)));
       }
     }
+  }
+
+  // dipaco train --init-from: a run starts from an export's weights (a warm start).
+  void trainingWarmStartsFromAnExport() {
+    QTemporaryDir tmp;
+    auto run = export_fixture::make_run(tmp.filePath("run"), tokenizer_, 1);
+    QVERIFY(run.is_ok());
+    dipaco::ExportOptions eo;
+    eo.gguf = false;
+    QVERIFY(dipaco::export_run(run->dir, tmp.filePath("out").toStdString(), eo).is_ok());
+    std::vector<std::vector<uint32_t>> docs(4);
+    for (int i = 0; i < 4; ++i)
+      for (int t = 0; t < 40; ++t) docs[i].push_back((i * 7 + t * 3) % export_fixture::kVocab);
+    const std::string tokens = tmp.filePath("train.tok").toStdString();
+    QVERIFY(dipaco::write_token_file(tokens, export_fixture::kVocab, docs));
+    dipaco::RunConfig rc;
+    rc.model = run->config;
+    rc.train.batch_size = 1;
+    rc.train.seq_len = 16;
+    rc.train.steps = 1;
+    rc.train.warmup_steps = 0;
+    rc.train.lr = rc.train.min_lr = 1e-12;  // the step barely moves the weights
+    rc.threads = 1;
+    rc.train_tokens = tokens;
+    rc.val_tokens = "";
+    rc.checkpoint_dir = tmp.filePath("ckpt").toStdString();
+    rc.eval_every = 0;
+    rc.checkpoint_every = 0;
+    FILE* sink = std::fopen("/dev/null", "w");
+    dipaco::TrainLoopOptions o;
+    o.out = sink;
+    o.init_from = tmp.filePath("out/path-0").toStdString();
+    auto trained = dipaco::run_training(rc, o);
+    QVERIFY2(trained.is_ok(), trained.status().message().c_str());
+    auto state = dipaco::read_checkpoint(rc.checkpoint_dir + "/checkpoint.safetensors", rc.model);
+    QVERIFY(state.is_ok());
+    double max_diff = 0;
+    for (size_t i = 0; i < state->params.size(); ++i)
+      max_diff = std::max(max_diff, std::fabs(double(state->params[i]) - run->params[0][i]));
+    QVERIFY2(max_diff < 1e-6, qPrintable(QString("max |trained - export| %1").arg(max_diff)));
+    // An export of another shape is refused with the difference.
+    rc.model.d_ff = 96;
+    rc.checkpoint_dir = tmp.filePath("ckpt2").toStdString();
+    auto refused = dipaco::run_training(rc, o);
+    std::fclose(sink);
+    QVERIFY(!refused.is_ok());
+    QVERIFY2(dipaco::test::contains(refused.status().message(), "d_ff 64 vs 96"),
+             refused.status().message().c_str());
   }
 
   void denseCheckpointDirectoryExportsAsPathZero() {
