@@ -85,6 +85,11 @@ int cmd_eval(const Args& args) {
                     "checkpoint directory",
                     &dense);
   parser.add_option("--threads", "N", "CPU threads, 0 = all cores", &threads, 0, 4096);
+  int64_t reroute_every = -1;
+  parser.add_option("--reroute-every", "W",
+                    "also score with re-routing every W tokens, 0 = never (default: the "
+                    "router's)",
+                    &reroute_every, 0, 1'000'000);
   if (Status s = parser.parse(args); !s) {
     std::fprintf(stderr, "dipaco eval: %s\n\n%s", s.message().c_str(), parser.usage().c_str());
     return kExitUsage;
@@ -149,26 +154,65 @@ int cmd_eval(const Args& args) {
   if (docs->empty()) return fail(invalid_argument(data + ": no documents"));
 
   auto chooser = make_path_chooser(*ex, only, &backend);
-  int64_t unroutable = 0;
+  const int reroute = !chooser.is_ok()     ? 0
+                      : reroute_every >= 0 ? static_cast<int>(reroute_every)
+                                           : (*chooser)->reroute_every();
+  int64_t unroutable = 0, unroutable_rerouted = 0;
   std::vector<NllSum> per_path(models.size());
-  NllSum routed, oracle, dense_sum;
+  NllSum routed, rerouted, oracle, dense_sum;
+  auto model_index = [&](int id) {
+    for (size_t m = 0; m < models.size(); ++m)
+      if (ids[m] == id) return static_cast<int>(m);
+    return -1;
+  };
   for (const auto& doc : *docs) {
     std::vector<NllSum> here(models.size());
+    std::vector<std::vector<double>> per_token(models.size());
     for (size_t m = 0; m < models.size(); ++m) {
-      here[m] = document_nll(*models[m], doc);
+      if (reroute > 0) {
+        per_token[m] = token_nll(*models[m], doc);
+        for (double x : per_token[m]) here[m].nll += x;
+        here[m].tokens = static_cast<int64_t>(per_token[m].size());
+      } else {
+        here[m] = document_nll(*models[m], doc);
+      }
       per_path[m] += here[m];
     }
     size_t best = 0;
     for (size_t m = 1; m < models.size(); ++m)
       if (here[m].nll < here[best].nll) best = m;
     oracle += here[best];
-    if (chooser.is_ok()) {
-      auto id = (*chooser)->choose(doc);
-      if (!id.is_ok()) ++unroutable;
-      for (size_t m = 0; m < models.size(); ++m)
-        if (id.is_ok() && ids[m] == *id) routed += here[m];
-    }
     if (dense_model) dense_sum += document_nll(*dense_model, doc);
+    if (!chooser.is_ok() || doc.size() < 2) continue;
+    auto first = (*chooser)->choose(doc);
+    int m = first.is_ok() ? model_index(*first) : -1;
+    if (m < 0) {
+      ++unroutable;
+    } else {
+      routed += here[m];
+    }
+    if (reroute <= 0) continue;
+    // Predictions i in [kW, (k+1)W) (targets doc[i+1]) by the path routed at point kW.
+    NllSum doc_sum;
+    bool ok = m >= 0;
+    for (size_t begin = 0; ok && begin < per_token[0].size(); begin += reroute) {
+      if (begin > 0) {
+        auto id = (*chooser)->choose_at(doc, begin);
+        m = id.is_ok() ? model_index(*id) : -1;
+        if (m < 0) {
+          ok = false;
+          break;
+        }
+      }
+      const size_t end = std::min(per_token[0].size(), begin + static_cast<size_t>(reroute));
+      for (size_t i = begin; i < end; ++i) doc_sum.nll += per_token[m][i];
+      doc_sum.tokens += static_cast<int64_t>(end - begin);
+    }
+    if (ok) {
+      rerouted += doc_sum;
+    } else {
+      ++unroutable_rerouted;
+    }
   }
   std::printf("%s on %s: %zu documents\n", dir.c_str(), data.c_str(), docs->size());
   for (size_t m = 0; m < models.size(); ++m)
@@ -178,6 +222,12 @@ int cmd_eval(const Args& args) {
     if (unroutable > 0)
       std::printf("  (%lld documents routed to paths not in the export are left out of 'routed')\n",
                   static_cast<long long>(unroutable));
+    if (reroute > 0) {
+      print_row("routed, re-routing every " + std::to_string(reroute) + " tokens", rerouted);
+      if (unroutable_rerouted > 0)
+        std::printf("  (%lld documents re-routed to paths not in the export are left out)\n",
+                    static_cast<long long>(unroutable_rerouted));
+    }
   } else {
     std::printf("  routed: not available (%s)\n", chooser.status().message().c_str());
   }

@@ -2,6 +2,8 @@
 // from it, printing text as tokens are chosen (shared/export/generate.h).
 #include <chrono>
 #include <cstdio>
+#include <map>
+#include <memory>
 #include <optional>
 
 #include "backend/cpu/cpu_backend.h"
@@ -35,6 +37,10 @@ int cmd_generate(const Args& args) {
   parser.add_option("--top-p", "P", "nucleus: smallest set with mass >= P (default 0.95)", &top_p,
                     1e-9, 1.0);
   parser.add_option("--seed", "S", "random seed (default 1)", &seed, 0, INT64_MAX);
+  int64_t reroute_every = -1;
+  parser.add_option("--reroute-every", "W",
+                    "route again after every W new tokens, 0 = never (default: the router's)",
+                    &reroute_every, 0, 1'000'000);
   parser.add_option("--threads", "N", "CPU threads, 0 = all cores", &threads, 0, 4096);
   if (Status s = parser.parse(args); !s) {
     std::fprintf(stderr, "dipaco generate: %s\n\n%s", s.message().c_str(), parser.usage().c_str());
@@ -61,14 +67,22 @@ int cmd_generate(const Args& args) {
   auto chooser = make_path_chooser(
       *ex, path >= 0 ? std::optional<int>(static_cast<int>(path)) : std::nullopt, &backend);
   if (!chooser.is_ok()) return fail(chooser.status());
-  auto routed = (*chooser)->choose(ids);
-  if (!routed.is_ok()) return fail(routed.status());
-  const int chosen = *routed;
-  auto model = load_path_model(&backend, *ex->find_path(chosen));
-  if (!model.is_ok()) return fail(model.status());
-  if (static_cast<int>(ids.size()) > (*model)->max_seq_len())
-    std::fprintf(stderr, "note: the prompt has %zu tokens; the model sees the last %d\n",
-                 ids.size(), (*model)->max_seq_len());
+  // Path models are loaded when first chosen and kept: re-routing may come back to one.
+  std::map<int, std::unique_ptr<Model>> models;
+  std::vector<int> chosen_paths;
+  ModelPicker pick = [&](const std::vector<int32_t>& context, bool rerouting) -> Result<Model*> {
+    DIPACO_ASSIGN_OR_RETURN(int id, rerouting ? (*chooser)->choose_at(context, context.size())
+                                              : (*chooser)->choose(context));
+    if (chosen_paths.empty() || chosen_paths.back() != id) chosen_paths.push_back(id);
+    auto& slot = models[id];
+    if (!slot) {
+      DIPACO_ASSIGN_OR_RETURN(slot, load_path_model(&backend, *ex->find_path(id)));
+      if (static_cast<int>(context.size()) > slot->max_seq_len())
+        std::fprintf(stderr, "note: the context has %zu tokens; path %d sees the last %d\n",
+                     context.size(), id, slot->max_seq_len());
+    }
+    return slot.get();
+  };
 
   GenerateOptions options;
   options.sampling.temperature = temperature;
@@ -77,6 +91,8 @@ int cmd_generate(const Args& args) {
   options.sampling.seed = static_cast<uint64_t>(seed);
   options.max_new_tokens = static_cast<int>(max_tokens);
   options.eos_id = tokenizer->eos_id();
+  options.reroute_every =
+      reroute_every >= 0 ? static_cast<int>(reroute_every) : (*chooser)->reroute_every();
   // Streaming: decode prompt + new tokens and print what extends the text printed so far
   // (decoding the new tokens alone would lose the space SentencePiece encodes in a piece).
   std::vector<int32_t> all = ids;
@@ -85,7 +101,7 @@ int cmd_generate(const Args& args) {
   std::printf("%s", printed.c_str());
   std::fflush(stdout);
   auto start = std::chrono::steady_clock::now();
-  auto result = generate_tokens(**model, ids, options, [&](int32_t token) {
+  auto result = generate_tokens(pick, ids, options, [&](int32_t token) {
     if (token == options.eos_id) return;
     all.push_back(token);
     auto text = tokenizer->decode(all);
@@ -99,8 +115,13 @@ int cmd_generate(const Args& args) {
   if (!result.is_ok()) return fail(result.status());
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf("\n");
-  std::fprintf(stderr, "[path %d (%s); %zu new tokens in %.2f s, %.1f tokens/s]\n", chosen,
-               (*chooser)->describe().c_str(), result->size(), seconds,
+  std::string paths;
+  for (int id : chosen_paths) paths += (paths.empty() ? "" : " -> ") + std::to_string(id);
+  std::string reroute = options.reroute_every > 0
+                            ? ", re-routing every " + std::to_string(options.reroute_every)
+                            : "";
+  std::fprintf(stderr, "[path %s (%s%s); %zu new tokens in %.2f s, %.1f tokens/s]\n", paths.c_str(),
+               (*chooser)->describe().c_str(), reroute.c_str(), result->size(), seconds,
                seconds > 0 ? static_cast<double>(result->size()) / seconds : 0.0);
   return kExitOk;
 }

@@ -18,11 +18,24 @@ namespace dipaco {
 struct GenerateOptions {
   SamplingOptions sampling;
   int max_new_tokens = 128;
-  int eos_id = 2;  // -1: never stop early
+  int eos_id = 2;         // -1: never stop early
+  int reroute_every = 0;  // ask the picker again after every this many new tokens (0: never)
 };
 
-// `model` must have max_batch() >= 1. `prompt` non-empty, ids < vocab_size. `on_token` is called
-// with each new token as soon as it is chosen (for streaming). Returns the new tokens.
+// Returns the model to continue `context` with: called before the first new token (with
+// rerouting false) and, with GenerateOptions::reroute_every = W > 0, after every W new tokens
+// (rerouting true). The model must outlive the generation.
+using ModelPicker =
+    std::function<Result<Model*>(const std::vector<int32_t>& context, bool rerouting)>;
+
+Result<std::vector<int32_t>> generate_tokens(const ModelPicker& pick,
+                                             const std::vector<int32_t>& prompt,
+                                             const GenerateOptions& options,
+                                             const std::function<void(int32_t)>& on_token);
+
+// One model throughout. `model` must have max_batch() >= 1. `prompt` non-empty, ids < vocab_size.
+// `on_token` is called with each new token as soon as it is chosen (for streaming). Returns the new
+// tokens.
 Result<std::vector<int32_t>> generate_tokens(Model& model, const std::vector<int32_t>& prompt,
                                              const GenerateOptions& options,
                                              const std::function<void(int32_t)>& on_token);

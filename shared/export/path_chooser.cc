@@ -16,6 +16,7 @@ class FixedPathChooser final : public PathChooser {
  public:
   explicit FixedPathChooser(int id) : id_(id) {}
   Result<int> choose(std::span<const int32_t>) override { return id_; }
+  Result<int> choose_at(std::span<const int32_t>, size_t) override { return id_; }
   std::string describe() const override { return "fixed path " + std::to_string(id_); }
 
  private:
@@ -41,6 +42,12 @@ class RouterPathChooser final : public PathChooser {
                        "); export it too, or choose with --path ID");
     return id;
   }
+  Result<int> choose_at(std::span<const int32_t> doc, size_t point) override {
+    point = std::min(point, doc.size());
+    const size_t n = std::min<size_t>(point, static_cast<size_t>(router_.prefix_tokens));
+    return choose(doc.subspan(point - n, n));
+  }
+  int reroute_every() const override { return router_.reroute_every; }
   std::string describe() const override {
     return std::string(routing_method_name(router_.method)) + " router over " +
            std::to_string(router_.clusters) + " paths, first " +

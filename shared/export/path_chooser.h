@@ -5,6 +5,8 @@
 // features, computed with the router's base model (router-base.safetensors) as in
 // routing/document_features.h: the mean of the base model's final-norm output over the first
 // prefix_tokens tokens. Router cluster c is path c (algo/grid_spec.h numbers paths that way).
+// Re-routing inside a document (every reroute_every tokens) routes on the prefix_tokens tokens
+// before the re-routing point.
 #pragma once
 
 #include <cstdint>
@@ -27,6 +29,11 @@ class PathChooser {
   // The path id for a document whose tokens so far are `prefix` (non-empty, ids < vocab).
   // An error when the router picks a path the export does not contain.
   virtual Result<int> choose(std::span<const int32_t> prefix) = 0;
+  // Re-routing: the path for the tokens after position `point` (0 < point <= doc.size()) of a
+  // document, from the up to prefix-length tokens just before it.
+  virtual Result<int> choose_at(std::span<const int32_t> doc, size_t point) = 0;
+  // The router's re-routing interval in tokens (0: route once per document).
+  virtual int reroute_every() const { return 0; }
   // "fixed path 2", "kmeans router over 4 paths, first 32 tokens".
   virtual std::string describe() const = 0;
 };

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdint>
 #include <span>
+#include <vector>
 
 #include "model/model.h"
 
@@ -28,5 +29,10 @@ struct NllSum {
 
 // `model` needs max_batch() >= 1; ids must be < vocab_size.
 NllSum document_nll(Model& model, std::span<const int32_t> doc);
+
+// -ln p(doc[i+1] | window) for every i in [0, doc.size() - 1), same windows as document_nll,
+// from the logits (log-softmax in double on the host). For re-routed evaluation, where the
+// tokens of one document are scored by different paths.
+std::vector<double> token_nll(Model& model, std::span<const int32_t> doc);
 
 }  // namespace dipaco

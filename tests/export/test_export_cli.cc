@@ -82,6 +82,9 @@ class ExportCliTest : public QObject {
     CliResult r = run_cli({"generate", out_, "--prompt", "the", "--max-tokens", "3"});
     QVERIFY2(r.exit_code == 0, qPrintable(r.err));
     QVERIFY2(r.err.contains("kmeans router over 2 paths, first 8 tokens"), qPrintable(r.err));
+    r = run_cli({"generate", out_, "--prompt", "the", "--max-tokens", "6", "--reroute-every", "2"});
+    QVERIFY2(r.exit_code == 0, qPrintable(r.err));
+    QVERIFY2(r.err.contains("re-routing every 2"), qPrintable(r.err));
     r = run_cli({"generate", out_, "--prompt", "the", "--path", "9"});
     QCOMPARE(r.exit_code, 1);
     QVERIFY2(r.err.contains("no path 9"), qPrintable(r.err));
@@ -103,6 +106,10 @@ class ExportCliTest : public QObject {
     QVERIFY2(r.out.contains("path 0") && r.out.contains("path 1"), qPrintable(r.out));
     QVERIFY2(r.out.contains("routed (kmeans router over 2 paths"), qPrintable(r.out));
     QVERIFY2(r.out.contains("best path per document"), qPrintable(r.out));
+    QVERIFY2(!r.out.contains("re-routing"), qPrintable(r.out));
+    r = run_cli({"eval", out_, "--data", text.fileName(), "--reroute-every", "4"});
+    QVERIFY2(r.exit_code == 0, qPrintable(r.err));
+    QVERIFY2(r.out.contains("routed, re-routing every 4 tokens"), qPrintable(r.out));
     r = run_cli(
         {"eval", out_, "--data", text.fileName(), "--path", "1", "--dense", out_ + "/path-0"});
     QVERIFY2(r.exit_code == 0, qPrintable(r.err));

@@ -107,6 +107,48 @@ class ExportInferenceTest : public QObject {
     QCOMPARE(dipaco::document_nll(*model, std::vector<int32_t>{5}).tokens, int64_t{0});
   }
 
+  void tokenNllSumsToTheDocumentNll() {
+    dipaco::CpuBackend be(1);
+    auto model = tiny_model(&be, 6);
+    std::vector<int32_t> doc(2 * model->max_seq_len() + 3);
+    for (size_t i = 0; i < doc.size(); ++i) doc[i] = static_cast<int32_t>((i * 29 + 4) % 300);
+    auto per_token = dipaco::token_nll(*model, doc);
+    QCOMPARE(per_token.size(), doc.size() - 1);
+    double sum = 0;
+    for (double x : per_token) sum += x;
+    auto whole = dipaco::document_nll(*model, doc);
+    QVERIFY2(std::fabs(sum - whole.nll) < 1e-5 * whole.nll,
+             qPrintable(QString("%1 vs %2").arg(sum).arg(whole.nll)));
+  }
+
+  void generateAsksThePickerEveryRerouteInterval() {
+    dipaco::CpuBackend be(1);
+    auto a = tiny_model(&be, 5);
+    auto b = tiny_model(&be, 8);
+    dipaco::GenerateOptions o;
+    o.max_new_tokens = 7;
+    o.eos_id = -1;
+    o.reroute_every = 3;
+    o.sampling.seed = 2;
+    std::vector<std::pair<size_t, bool>> calls;  // (context length, rerouting)
+    auto picker = [&](const std::vector<int32_t>& context,
+                      bool rerouting) -> dipaco::Result<dipaco::Model*> {
+      calls.push_back({context.size(), rerouting});
+      return calls.size() % 2 ? a.get() : b.get();
+    };
+    auto out = dipaco::generate_tokens(picker, {1, 5}, o, nullptr);
+    QVERIFY(out.is_ok());
+    QCOMPARE(out->size(), size_t{7});
+    QCOMPARE(calls, (std::vector<std::pair<size_t, bool>>{{2, false}, {5, true}, {8, true}}));
+    // Always the same model: the same tokens as the one-model overload.
+    o.reroute_every = 2;
+    auto same =
+        dipaco::generate_tokens([&](const std::vector<int32_t>&,
+                                    bool) -> dipaco::Result<dipaco::Model*> { return a.get(); },
+                                {1, 5}, o, nullptr);
+    QCOMPARE(*same, *dipaco::generate_tokens(*a, {1, 5}, o, nullptr));
+  }
+
   void jsonValueParsesAndDumps() {
     auto v = dipaco::parse_json(
         " {\"a\": [1, 2.5, -3e2], \"b\": {\"c\": null, \"d\": true}, \"s\": \"x\\u00e9\\n\"} ");

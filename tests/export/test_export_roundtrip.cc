@@ -342,6 +342,12 @@ class ExportRoundTripTest : public QObject {
       QVERIFY2(id.is_ok(), id.status().message().c_str());
       QCOMPARE(*id, i);
     }
+    // Re-routing reads the prefix-length tokens before the point: here path 1's document.
+    std::vector<int32_t> joined = run->routed_docs[0];
+    joined.insert(joined.end(), run->routed_docs[1].begin(), run->routed_docs[1].end());
+    const size_t point = run->routed_docs[0].size() + export_fixture::kPrefixTokens;
+    QCOMPARE(*(*chooser)->choose_at(joined, point), 1);
+    QCOMPARE(*(*chooser)->choose(joined), 0);
     // Path 2 was not exported: a clear error, not a silent other path.
     auto missing = (*chooser)->choose(run->routed_docs[2]);
     QVERIFY(!missing.is_ok());
