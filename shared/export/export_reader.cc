@@ -47,10 +47,9 @@ Result<OpenedExport> open_export(const std::string& dir) {
   if (const JsonValue* f = j.find("format"); f == nullptr || f->as_string() != kExportFormat)
     return err("format", std::string("expected \"") + kExportFormat + "\"");
   const JsonValue* tok = j.find("tokenizer");
-  std::string tok_file =
-      tok != nullptr ? tok->find("file") ? tok->find("file")->as_string() : "" : "";
-  if (tok_file.empty()) return err("tokenizer.file", "missing");
-  ex.tokenizer = (root / tok_file).string();
+  const JsonValue* tok_file = tok != nullptr ? tok->find("file") : nullptr;
+  if (tok_file == nullptr || tok_file->as_string().empty()) return err("tokenizer.file", "missing");
+  ex.tokenizer = (root / tok_file->as_string()).string();
   const JsonValue* paths = j.find("paths");
   if (paths == nullptr || !paths->is_array()) return err("paths", "expected an array");
   for (size_t i = 0; i < paths->items().size(); ++i) {

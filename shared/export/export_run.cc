@@ -9,12 +9,12 @@
 #include <ctime>
 #include <filesystem>
 
-#include "data/checksum.h"
 #include "export/hf_llama.h"
 #include "export/json_value.h"
 #include "export/run_source.h"
 #include "spm/sentencepiece_library.h"
 #include "util/atomic_file.h"
+#include "util/sha256.h"
 
 namespace dipaco {
 
@@ -55,9 +55,11 @@ Result<std::vector<const RunPath*>> select_paths(const RunSource& run,
   return out;
 }
 
-// A content hash of the first `limit` bytes of a file plus its size: token files start with a
-// header holding their payload CRC, so this identifies them without reading gigabytes.
-JsonValue file_identity(const std::string& path, size_t limit) {
+// Size and SHA-256 of a data file (token files up to kHashLimit; larger ones by size only, so
+// exporting a run on a large corpus does not read it all).
+constexpr uintmax_t kHashLimit = uintmax_t{1} << 30;
+
+JsonValue file_identity(const std::string& path) {
   JsonValue j = JsonValue::object();
   j.set("file", JsonValue::string(path));
   std::error_code ec;
@@ -67,16 +69,17 @@ JsonValue file_identity(const std::string& path, size_t limit) {
     return j;
   }
   j.set("bytes", JsonValue::number(static_cast<double>(size)));
-  FILE* f = std::fopen(path.c_str(), "rb");
-  if (f != nullptr) {
-    std::string head(std::min<size_t>(limit, size), '\0');
-    size_t got = std::fread(head.data(), 1, head.size(), f);
-    std::fclose(f);
-    head.resize(got);
-    j.set(size <= limit ? "fnv1a64" : "fnv1a64_first_64_bytes",
-          JsonValue::string(hex64(fnv1a64(head))));
+  if (size <= kHashLimit) {
+    auto hash = sha256_file_hex(path);
+    if (hash.is_ok()) j.set("sha256", JsonValue::string(*hash));
   }
   return j;
+}
+
+// The SHA-256 of a file just written into the export, for the manifest.
+Result<JsonValue> written_hash(const std::string& dir, const std::string& name) {
+  DIPACO_ASSIGN_OR_RETURN(std::string hash, sha256_file_hex((fs::path(dir) / name).string()));
+  return JsonValue::string(hash);
 }
 
 std::string utc_now() {
@@ -130,17 +133,21 @@ Status write_export(const RunSource& run, const std::vector<const RunPath*>& pat
   source.set("dir", JsonValue::string(fs::absolute(run.dir).lexically_normal().string()));
   if (!run.dipaco_version.empty())
     source.set("dipaco_version", JsonValue::string(run.dipaco_version));
+  if (!run.manifest.empty()) {
+    auto parsed = parse_json(run.manifest);
+    if (parsed.is_ok()) source.set("run_json", *parsed);
+  }
   manifest.set("source", source);
   manifest.set("model", JsonValue::string(run.model.to_string()));
   JsonValue tok = JsonValue::object();
   tok.set("file", JsonValue::string("tokenizer.model"));
   tok.set("source", JsonValue::string(run.tokenizer));
   tok.set("vocab_size", JsonValue::number(tokenizer.vocab_size()));
-  tok.set("fnv1a64", JsonValue::string(hex64(fnv1a64(tokenizer.serialized()))));
+  tok.set("sha256", JsonValue::string(sha256_hex(tokenizer.serialized())));
   manifest.set("tokenizer", tok);
   JsonValue data = JsonValue::object();
-  if (!run.train_data.empty()) data.set("train", file_identity(run.train_data, 64));
-  if (!run.val_data.empty()) data.set("val", file_identity(run.val_data, 64));
+  if (!run.train_data.empty()) data.set("train", file_identity(run.train_data));
+  if (!run.val_data.empty()) data.set("val", file_identity(run.val_data));
   manifest.set("data", data);
   JsonValue formats = JsonValue::array();
   if (options.hf) formats.push(JsonValue::string("hf"));
@@ -165,9 +172,10 @@ Status write_export(const RunSource& run, const std::vector<const RunPath*>& pat
                                   : JsonValue::null());
     entry.set("val_loss", p->val_loss ? JsonValue::number(*p->val_loss) : JsonValue::null());
     entry.set("source_checkpoint", JsonValue::string(p->checkpoint));
-    entry.set("params_fnv1a64",
-              JsonValue::string(hex64(fnv1a64(std::string_view(
-                  reinterpret_cast<const char*>(params.data()), params.size() * sizeof(float))))));
+    entry.set("params_sha256",
+              JsonValue::string(sha256_hex(std::string_view(
+                  reinterpret_cast<const char*>(params.data()), params.size() * sizeof(float)))));
+    JsonValue files = JsonValue::object();
     if (options.hf) {
       std::string sub = "path-" + id;
       std::string hf_dir = (fs::path(dir) / sub).string();
@@ -177,6 +185,8 @@ Status write_export(const RunSource& run, const std::vector<const RunPath*>& pat
       DIPACO_RETURN_IF_ERROR(write_hf_llama_dir(hf_dir, run.model, params, &tokenizer));
       note(sub + "/");
       entry.set("hf", JsonValue::string(sub));
+      DIPACO_ASSIGN_OR_RETURN(JsonValue hash, written_hash(dir, sub + "/model.safetensors"));
+      files.set(sub + "/model.safetensors", hash);
     }
     if (options.gguf) {
       std::string file = "path-" + id + ".gguf";
@@ -185,7 +195,10 @@ Status write_export(const RunSource& run, const std::vector<const RunPath*>& pat
                                               run.name + " path " + id));
       note(file);
       entry.set("gguf", JsonValue::string(file));
+      DIPACO_ASSIGN_OR_RETURN(JsonValue hash, written_hash(dir, file));
+      files.set(file, hash);
     }
+    entry.set("sha256", files);
     path_list.push(entry);
     summary->path_ids.push_back(p->id);
   }

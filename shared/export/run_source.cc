@@ -60,6 +60,7 @@ Result<RunSource> open_dipaco_run(const std::string& dir, const std::string& man
   RunSource run;
   run.kind = "dipaco-run";
   run.dir = dir;
+  run.manifest = text;
   const JsonValue* format = root.find("format");
   if (format == nullptr || format->as_string() != kRunFormat)
     return err("format", std::string("expected \"") + kRunFormat + "\"");

@@ -52,6 +52,7 @@ struct RunSource {
   std::vector<RunPath> paths;
   RunRouter router;
   std::string dipaco_version;  // of the run's writer, "" when unknown
+  std::string manifest;        // run.json's text ("" for a dense run), kept for provenance
 
   // nullptr when the run has no path `id`.
   const RunPath* find_path(int id) const;

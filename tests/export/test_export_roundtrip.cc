@@ -3,6 +3,7 @@
 // (spec_readers.h); the manifest; bad input fails cleanly and leaves nothing behind.
 #include <unistd.h>
 
+#include <QCryptographicHash>
 #include <QDir>
 #include <QFile>
 #include <QJsonArray>
@@ -297,7 +298,14 @@ class ExportRoundTripTest : public QObject {
     QCOMPARE(m["source"].toObject()["kind"].toString(), QString("dipaco-run"));
     QCOMPARE(m["source"].toObject()["name"].toString(), QString("tiny"));
     QCOMPARE(m["gguf_type"].toString(), QString("q8_0"));
-    QVERIFY(!m["tokenizer"].toObject()["fnv1a64"].toString().isEmpty());
+    auto sha256 = [](const QByteArray& bytes) {
+      return QString::fromLatin1(
+          QCryptographicHash::hash(bytes, QCryptographicHash::Sha256).toHex());
+    };
+    QCOMPARE(m["tokenizer"].toObject()["sha256"].toString(),
+             sha256(QByteArray::fromStdString(tokenizer_)));
+    QCOMPARE(m["source"].toObject()["run_json"].toObject()["format"].toString(),
+             QString("dipaco-run/1"));
     QJsonArray paths = m["paths"].toArray();
     QCOMPARE(paths.size(), 2);
     QJsonObject p2 = paths.at(0).toObject();
@@ -308,6 +316,10 @@ class ExportRoundTripTest : public QObject {
     QVERIFY(std::fabs(p2["val_loss"].toDouble() - 4.3) < 1e-12);
     QCOMPARE(p2["hf"].toString(), QString("path-2"));
     QCOMPARE(p2["gguf"].toString(), QString("path-2.gguf"));
+    QCOMPARE(p2["sha256"].toObject()["path-2.gguf"].toString(),
+             sha256(spec::slurp(tmp.filePath("out/path-2.gguf"))));
+    QCOMPARE(p2["sha256"].toObject()["path-2/model.safetensors"].toString(),
+             sha256(spec::slurp(tmp.filePath("out/path-2/model.safetensors"))));
     QVERIFY(QFile::exists(tmp.filePath("out/path-2/model.safetensors")));
     QVERIFY(!QFile::exists(tmp.filePath("out/path-1")));
     QJsonObject router = m["router"].toObject();
