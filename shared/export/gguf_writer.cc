@@ -226,6 +226,8 @@ Status write_gguf_llama(const std::string& path, const ModelConfig& c,
   if (tok.eos_id() >= 0) md.u32("tokenizer.ggml.eos_token_id", tok.eos_id());
   if (tok.unk_id() >= 0) md.u32("tokenizer.ggml.unknown_token_id", tok.unk_id());
   if (tok.pad_id() >= 0) md.u32("tokenizer.ggml.padding_token_id", tok.pad_id());
+  // dipaco's SentencePiece models keep the default add_dummy_prefix: a leading space.
+  md.boolean("tokenizer.ggml.add_space_prefix", true);
   md.boolean("tokenizer.ggml.add_bos_token", true);
   md.boolean("tokenizer.ggml.add_eos_token", false);
 

@@ -104,7 +104,8 @@ Status write_hf_llama_dir(const std::string& dir, const ModelConfig& config,
   tc.set("add_eos_token", JsonValue::boolean(false));
   tc.set("model_max_length", num(config.max_seq_len));
   tc.set("clean_up_tokenization_spaces", JsonValue::boolean(false));
-  tc.set("legacy", JsonValue::boolean(false));
+  // legacy: encode exactly as SentencePiece does (dipaco's own encoding, dummy prefix included).
+  tc.set("legacy", JsonValue::boolean(true));
   tc.set("sp_model_kwargs", JsonValue::object());
   DIPACO_RETURN_IF_ERROR(write_file_atomically(join(dir, "tokenizer_config.json"), tc.dump()));
   JsonValue sm = JsonValue::object();

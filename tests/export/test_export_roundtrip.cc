@@ -188,6 +188,7 @@ class ExportRoundTripTest : public QObject {
     QCOMPARE(u("tokenizer.ggml.eos_token_id"), 2u);
     QCOMPARE(u("tokenizer.ggml.unknown_token_id"), 0u);
     QCOMPARE(u("tokenizer.ggml.add_bos_token"), 1u);
+    QCOMPARE(u("tokenizer.ggml.add_space_prefix"), 1u);
     const auto& tokens = g.kv["tokenizer.ggml.tokens"];
     const auto& scores = g.kv["tokenizer.ggml.scores"];
     const auto& types = g.kv["tokenizer.ggml.token_type"];
