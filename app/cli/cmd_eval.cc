@@ -192,12 +192,13 @@ int cmd_eval(const Args& args) {
       routed += here[m];
     }
     if (reroute <= 0) continue;
-    // Predictions i in [kW, (k+1)W) (targets doc[i+1]) by the path routed at point kW.
+    // Predictions i in [kW, (k+1)W) (targets doc[i+1], context doc[0..i]) by the path
+    // routed on the context before the first of them, doc[0..kW], as generate does.
     NllSum doc_sum;
     bool ok = m >= 0;
     for (size_t begin = 0; ok && begin < per_token[0].size(); begin += reroute) {
       if (begin > 0) {
-        auto id = (*chooser)->choose_at(doc, begin);
+        auto id = (*chooser)->choose_at(doc, begin + 1);
         m = id.is_ok() ? model_index(*id) : -1;
         if (m < 0) {
           ok = false;
