@@ -72,8 +72,12 @@ std::string number_text(double d) {
   char buf[40];
   if (d == std::floor(d) && std::fabs(d) < 9.007199254740992e15) {
     std::snprintf(buf, sizeof buf, "%.0f", d);
-  } else {
-    std::snprintf(buf, sizeof buf, "%.17g", d);
+    return buf;
+  }
+  // The shortest of 15..17 significant digits that reads back as the same double.
+  for (int digits = 15; digits <= 17; ++digits) {
+    std::snprintf(buf, sizeof buf, "%.*g", digits, d);
+    if (std::strtod(buf, nullptr) == d) break;
   }
   return buf;
 }

@@ -50,7 +50,7 @@ class JsonValue {
   JsonValue& push(JsonValue value);
 
   // Compact when indent < 0, else pretty-printed with `indent` spaces. Integral numbers print
-  // without a fraction ("3", not "3.0"); others with 17 significant digits.
+  // without a fraction ("3", not "3.0"); others with the fewest digits that read back exactly.
   std::string dump(int indent = 2) const;
 
  private:

@@ -162,6 +162,9 @@ class ExportInferenceTest : public QObject {
     QCOMPARE(again->dump(-1), v->dump(-1));
     QCOMPARE(v->dump(-1), std::string("{\"a\":[1,2.5,-300],\"b\":{\"c\":null,\"d\":true},"
                                       "\"s\":\"x\xc3\xa9\\n\"}"));
+    QCOMPARE(dipaco::JsonValue::number(1e-5).dump(-1), std::string("1e-05"));
+    QCOMPARE(dipaco::JsonValue::number(0.1).dump(-1), std::string("0.1"));
+    QCOMPARE(dipaco::parse_json(dipaco::JsonValue::number(1.0 / 3).dump(-1))->as_number(), 1.0 / 3);
     for (const char* bad : {"{\"a\":1,}", "[1 2]", "{\"a\" 1}", "01", "\"open", "[1]x", ""}) {
       auto r = dipaco::parse_json(bad);
       QVERIFY2(!r.is_ok(), bad);
