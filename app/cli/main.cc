@@ -16,9 +16,6 @@ struct Subcommand {
   int (*run)(const dipaco::cli::Args&);
 };
 
-int run_planned_run(const dipaco::cli::Args& a) {
-  return dipaco::cli::cmd_planned("run", a);
-}
 int run_planned_serve(const dipaco::cli::Args& a) {
   return dipaco::cli::cmd_planned("serve", a);
 }
@@ -27,7 +24,8 @@ int run_planned_work(const dipaco::cli::Args& a) {
 }
 
 constexpr Subcommand kSubcommands[] = {
-    {"run", "train a DiPaCo/DiLoCo grid: embedded coordinator + local workers", run_planned_run},
+    {"run", "train a DiPaCo/DiLoCo grid: embedded coordinator + local workers",
+     dipaco::cli::cmd_run},
     {"serve", "run a headless coordinator that remote workers connect to", run_planned_serve},
     {"work", "run a worker in the foreground against a coordinator", run_planned_work},
     {"train", "train one dense model (the baseline paths are compared against)",

@@ -241,13 +241,10 @@ Status GridSpec::validate() const {
   }
   if (routing.reroute_every < 0) return invalid_argument("routing.reroute_every must be >= 0");
   if (routing.base_steps < 1) return invalid_argument("routing.base_steps must be >= 1");
-  if (routing.label_tokens < 2 || routing.label_tokens > model.max_seq_len + 1) {
-    return invalid_argument("routing.label_tokens must be in [2, model.max_seq_len + 1]");
-  }
+  if (routing.label_tokens < 2) return invalid_argument("routing.label_tokens must be >= 2");
   if (train_tokens.empty()) return invalid_argument("data.train must name a token file");
   if (eval_every < 0) return invalid_argument("eval.every must be >= 0");
   if (eval_max_tokens < 0) return invalid_argument("eval.max_tokens must be >= 0");
-  if (early_stop_patience < 0) return invalid_argument("eval.early_stop_patience must be >= 0");
   return Status::ok();
 }
 
@@ -305,7 +302,7 @@ Result<GridSpec> parse_grid_spec(const std::string& text, const std::string& sou
       {"eval",
        {toml_int("every", &g.eval_every, 0, 1 << 30),
         toml_int("max_tokens", &g.eval_max_tokens, 0, std::numeric_limits<int>::max()),
-        toml_int("early_stop_patience", &g.early_stop_patience, 0, 1 << 20)}},
+        toml_bool("keep_best", &g.keep_best)}},
   };
   for (const auto& [name, keys] : tables) {
     if (Status s = read_toml_table(root, name, keys); !s) return s.with_context(source);
@@ -387,7 +384,7 @@ std::string GridSpec::to_toml() const {
     << "\nlabel_tokens = " << routing.label_tokens << "\n\n[data]\ntrain = " << q(train_tokens)
     << "\nval = " << q(val_tokens) << "\ntokenizer = " << q(tokenizer) << "\nseed = " << data_seed
     << "\n\n[eval]\nevery = " << eval_every << "\nmax_tokens = " << eval_max_tokens
-    << "\nearly_stop_patience = " << early_stop_patience << "\n";
+    << "\nkeep_best = " << b(keep_best) << "\n";
   return o.str();
 }
 

@@ -62,6 +62,7 @@ struct RoutingSpec {
   int64_t base_steps = 200;
   std::string paths_from;  // discriminative: a finished run directory whose paths score docs
   int label_tokens = 256;  // discriminative: tokens of each document scored per path
+                           // (at most model.max_seq_len + 1 are used)
 };
 
 struct GridSpec {
@@ -92,12 +93,14 @@ struct GridSpec {
   // [data]
   std::string train_tokens = "data/brown/tokens/train.tok";
   std::string val_tokens = "data/brown/tokens/val.tok";
-  std::string tokenizer = "data/brown/tokenizer.model";
+  std::string tokenizer = "data/brown/tokens/tokenizer.model";
   uint64_t data_seed = 1;
   // [eval]
-  int eval_every = 1;           // outer steps between evaluations (0 = only at the end)
-  int eval_max_tokens = 0;      // cap on validation tokens per evaluation (0 = all)
-  int early_stop_patience = 0;  // stop a path after this many evaluations without improvement
+  int eval_every = 1;       // outer steps between evaluations (0 = only at the end)
+  int eval_max_tokens = 0;  // cap on validation tokens per evaluation (0 = all)
+  // Per-path early stopping by checkpoint selection: each path's final model is its version
+  // with the best loss on its validation shard (else the last one).
+  bool keep_best = true;
 
   // Derived from the grid.
   int num_paths() const;
