@@ -2,11 +2,25 @@
 // text for the same seed, perplexity output.
 #include <QDir>
 #include <QFile>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QRegularExpression>
 #include <QTemporaryDir>
 #include <QtTest>
+#include <cmath>
+#include <random>
 
 #include "cli_runner.h"
+#include "data/token_file.h"
 #include "export_fixture.h"
+
+namespace {
+QByteArray export_slurp(const QString& path) {
+  QFile f(path);
+  return f.open(QIODevice::ReadOnly) ? f.readAll() : QByteArray();
+}
+}  // namespace
 
 class ExportCliTest : public QObject {
   Q_OBJECT
@@ -118,6 +132,72 @@ class ExportCliTest : public QObject {
     r = run_cli({"eval", out_, "--data", tmp_.filePath("missing.tok")});
     QCOMPARE(r.exit_code, 1);
     QVERIFY2(r.err.contains("missing.tok"), qPrintable(r.err));
+  }
+
+  // The whole chain on a real `dipaco run`: its run.json, path files, router and base model
+  // export, and eval's routed loss equals the runner's per-path validation losses weighted by
+  // their routed validation tokens (the runner routed the same documents with the same router).
+  void exportOfARealRunReproducesItsRoutedValidationLoss() {
+    const QString d = tmp_.filePath("real");
+    QDir().mkpath(d);
+    auto tok = export_fixture::train_tokenizer();
+    QVERIFY(tok.is_ok());
+    QVERIFY(dipaco::write_file_atomically((d + "/tok.model").toStdString(), *tok));
+    auto docs = [](int n, uint32_t seed) {
+      std::vector<std::vector<uint32_t>> out(n);
+      std::mt19937 rng(seed);
+      for (auto& doc : out) {
+        doc.push_back(1);
+        // Two "topics" of token ranges, so that k-means has something to split.
+        const uint32_t base = rng() % 2 ? 3 : 160;
+        for (int t = 0; t < 40 + static_cast<int>(rng() % 40); ++t)
+          doc.push_back(base + rng() % 150);
+        doc.push_back(2);
+      }
+      return out;
+    };
+    QVERIFY(dipaco::write_token_file((d + "/train.tok").toStdString(), export_fixture::kVocab,
+                                     docs(48, 1)));
+    QVERIFY(dipaco::write_token_file((d + "/val.tok").toStdString(), export_fixture::kVocab,
+                                     docs(12, 2)));
+    QFile grid(d + "/grid.toml");
+    QVERIFY(grid.open(QIODevice::WriteOnly));
+    grid.write(QString("[run]\nname = \"real\"\ndir = \"%1/run\"\nouter_steps = 2\n"
+                       "inner_steps = 3\nworkers = 1\nthreads = 1\n\n[model]\nd_model = 32\n"
+                       "n_layers = 2\nn_heads = 4\nn_kv_heads = 2\nd_ff = 64\nmax_seq_len = 32\n\n"
+                       "[inner]\nbatch_size = 4\nseq_len = 32\nlr = 3e-3\nwarmup_steps = 1\n\n"
+                       "[data]\ntrain = \"%1/train.tok\"\nval = \"%1/val.tok\"\n"
+                       "tokenizer = \"%1/tok.model\"\n\n[routing]\nbase_steps = 5\n\n"
+                       "[[grid.level]]\nblocks = [0, 1]\nmodules = 2\n")
+                   .arg(d)
+                   .toUtf8());
+    grid.close();
+    CliResult r = run_cli({"run", d + "/grid.toml"});
+    QVERIFY2(r.exit_code == 0, qPrintable(r.out + r.err));
+    r = run_cli({"export", d + "/run", "--out", d + "/exp", "--format", "hf"});
+    QVERIFY2(r.exit_code == 0, qPrintable(r.err));
+    QVERIFY2(r.out.contains("exported 2 paths"), qPrintable(r.out));
+    QVERIFY(QFile::exists(d + "/exp/router-base.safetensors"));
+
+    QJsonObject run = QJsonDocument::fromJson(export_slurp(d + "/run/run.json")).object();
+    double weighted = 0, tokens = 0;
+    for (const auto& p : run["paths"].toArray()) {
+      weighted += p.toObject()["val_tokens"].toDouble() * p.toObject()["val_loss"].toDouble();
+      tokens += p.toObject()["val_tokens"].toDouble();
+    }
+    QVERIFY(tokens > 0);
+    r = run_cli({"eval", d + "/exp", "--data", d + "/val.tok", "--threads", "1"});
+    QVERIFY2(r.exit_code == 0, qPrintable(r.err));
+    QRegularExpression routed(
+        "routed \\(kmeans router over 2 paths[^)]*\\)\\s+(\\d+) tokens\\s+"
+        "loss ([0-9.]+)");
+    auto m = routed.match(r.out);
+    QVERIFY2(m.hasMatch(), qPrintable(r.out));
+    QCOMPARE(m.captured(1).toDouble(),
+             tokens - 12);  // each document's first token is not predicted
+    QVERIFY2(std::fabs(m.captured(2).toDouble() - weighted / tokens) < 2e-4,
+             qPrintable(
+                 QString("eval routed %1, run.json %2").arg(m.captured(2)).arg(weighted / tokens)));
   }
 };
 
