@@ -137,6 +137,11 @@ Status write_export(const RunSource& run, const std::vector<const RunPath*>& pat
     auto parsed = parse_json(run.manifest);
     if (parsed.is_ok()) source.set("run_json", *parsed);
   }
+  if (!run.grid.empty() && fs::is_regular_file(run.grid)) {
+    DIPACO_RETURN_IF_ERROR(copy_into(run.grid, (fs::path(dir) / "grid.toml").string()));
+    source.set("grid", JsonValue::string("grid.toml"));
+    note("grid.toml");
+  }
   manifest.set("source", source);
   manifest.set("model", JsonValue::string(run.model.to_string()));
   JsonValue tok = JsonValue::object();

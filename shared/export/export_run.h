@@ -10,6 +10,7 @@
 //   router.safetensors     the run's router file, copied as is              (when the run has one)
 //   router-base.safetensors  the model the router's document features come from  (likewise)
 //   router.json            the router's kind, prefix_tokens, reroute_every and files
+//   grid.toml              the run's grid, copied (when run.json names one)
 //
 // All files are written into a fresh temporary directory beside DIR, which is renamed to DIR
 // only when everything succeeded: a failed export leaves nothing behind. DIR must not exist

@@ -79,6 +79,8 @@ Result<RunSource> open_dipaco_run(const std::string& dir, const std::string& man
     if (const JsonValue* v = data->find("val")) run.val_data = v->as_string();
   }
   if (const JsonValue* v = root.find("dipaco_version")) run.dipaco_version = v->as_string();
+  if (const JsonValue* v = root.find("grid"); v != nullptr && v->is_string())
+    run.grid = resolve(dir, v->as_string());
   const JsonValue* paths = root.find("paths");
   if (paths == nullptr || !paths->is_array()) return err("paths", "expected an array");
   for (size_t i = 0; i < paths->items().size(); ++i) {

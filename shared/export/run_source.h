@@ -53,6 +53,7 @@ struct RunSource {
   RunRouter router;
   std::string dipaco_version;  // of the run's writer, "" when unknown
   std::string manifest;        // run.json's text ("" for a dense run), kept for provenance
+  std::string grid;            // resolved grid file (run.json "grid"), "" when none
 
   // nullptr when the run has no path `id`.
   const RunPath* find_path(int id) const;

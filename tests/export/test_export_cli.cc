@@ -178,6 +178,7 @@ class ExportCliTest : public QObject {
     QVERIFY2(r.exit_code == 0, qPrintable(r.err));
     QVERIFY2(r.out.contains("exported 2 paths"), qPrintable(r.out));
     QVERIFY(QFile::exists(d + "/exp/router-base.safetensors"));
+    QCOMPARE(export_slurp(d + "/exp/grid.toml"), export_slurp(d + "/run/grid.toml"));
 
     QJsonObject run = QJsonDocument::fromJson(export_slurp(d + "/run/run.json")).object();
     double weighted = 0, tokens = 0;
