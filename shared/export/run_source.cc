@@ -187,6 +187,10 @@ Result<RunSource> open_run(const std::string& run_dir, const std::string& tokeni
                      "'dipaco train' checkpoint directory)");
   std::string manifest = (fs::path(run_dir) / "run.json").string();
   std::string dense = (fs::path(run_dir) / "checkpoint.safetensors").string();
+  if (!file_exists(manifest) && file_exists((fs::path(run_dir) / "grid.toml").string()))
+    return failed_precondition(run_dir +
+                               ": no run.json yet, so the run has no finished paths; export "
+                               "after 'dipaco run' has finished");
   Result<RunSource> run =
       file_exists(manifest) ? open_dipaco_run(run_dir, manifest)
       : file_exists(dense)
