@@ -508,6 +508,8 @@ class ExportRoundTripTest : public QObject {
                                          << "cannot write in";
     QTest::newRow("not a run") << "not-a-run"
                                << "neither run.json nor checkpoint.safetensors";
+    QTest::newRow("run in progress") << "in-progress"
+                                     << "no run.json yet";
   }
 
   void badInputFailsCleanly() {
@@ -551,6 +553,9 @@ class ExportRoundTripTest : public QObject {
       }
     }
     if (kind == "not-a-run") run_dir = tmp.filePath("parent").toStdString();
+    if (kind == "in-progress") {
+      QVERIFY(QFile::rename(tmp.filePath("run/run.json"), tmp.filePath("run/grid.toml")));
+    }
     auto r = dipaco::export_run(run_dir, out.toStdString(), o);
     QFile::setPermissions(tmp.filePath("parent"),
                           QFileDevice::ReadOwner | QFileDevice::WriteOwner | QFileDevice::ExeOwner);
