@@ -17,6 +17,7 @@
 #include "data/token_file.h"
 #include "export/export_reader.h"
 #include "export/export_run.h"
+#include "export/gguf_writer.h"
 #include "export/hf_llama.h"
 #include "export/path_chooser.h"
 #include "export/run_source.h"
@@ -282,6 +283,23 @@ class ExportRoundTripTest : public QObject {
                               .arg(max_err)
                               .arg(max_abs)));
     }
+  }
+
+  // q8_0 blocks are 32 values of a row: rows of another length fall back to f16.
+  void q8_0FallsBackToF16ForRowsNotMultipleOf32() {
+    auto c = export_fixture::tiny_config();
+    c.d_ff = 48;
+    auto spm = dipaco::SentencePieceModel::from_bytes(tokenizer_);
+    QVERIFY(spm.is_ok());
+    QTemporaryDir tmp;
+    const QString file = tmp.filePath("m.gguf");
+    QVERIFY(dipaco::write_gguf_llama(file.toStdString(), c, export_fixture::random_params(c, 4),
+                                     *spm, dipaco::GgufType::kQ8_0, "m"));
+    auto g = spec::read_gguf(file);
+    QVERIFY2(g.error.empty(), g.error.c_str());
+    QCOMPARE(g.find("blk.0.ffn_gate.weight")->type, 8u);  // 32 columns
+    QCOMPARE(g.find("blk.0.ffn_down.weight")->type, 1u);  // 48 columns
+    QCOMPARE(g.kv["general.file_type"].u, uint64_t{7});
   }
 
   void manifestRecordsProvenance() {
