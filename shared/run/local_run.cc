@@ -227,6 +227,7 @@ struct Evaluator {
   std::unique_ptr<Model> model;
   std::vector<std::unique_ptr<TokenFile>> val;  // per path; null without validation documents
   std::vector<double> best;                     // per path
+  std::vector<EvalSum> best_sum;                // per path: the kept model's validation sums
   std::vector<uint64_t> best_step;
 
   Evaluator(const GridSpec& g, const RunLayout& l) : grid(g), layout(l), pl(g.model) {}
@@ -244,7 +245,19 @@ struct Evaluator {
       val.push_back(std::make_unique<TokenFile>(std::move(f)));
     }
     best.assign(val.size(), NAN);
+    best_sum.assign(val.size(), EvalSum{});
     best_step.assign(val.size(), 0);
+    // A resumed run continues from the models it kept (and their validation results).
+    for (size_t p = 0; p < val.size(); ++p) {
+      const std::string file = layout.path_model(static_cast<uint32_t>(p));
+      if (!std::filesystem::exists(file)) continue;
+      auto meta = read_safetensors_metadata(file);
+      if (!meta.is_ok() || !meta->count("val_tokens")) continue;
+      best_sum[p].loss_sum = std::strtod(meta->at("val_loss_sum").c_str(), nullptr);
+      best_sum[p].tokens = std::strtoull(meta->at("val_tokens").c_str(), nullptr, 10);
+      best_step[p] = std::strtoull(meta->at("outer_step").c_str(), nullptr, 10);
+      if (val[p] && best_sum[p].tokens > 0) best[p] = best_sum[p].mean();
+    }
     return Status::ok();
   }
 
@@ -262,16 +275,22 @@ struct Evaluator {
         EvalSum s = evaluate_documents(*model, *val[p], max_tokens);
         routed += s;
         (*losses)[p] = s.mean();
-        if (std::isnan(best[p]) || s.mean() < best[p]) {
+        if (std::isnan(best[p]) || s.mean() < best[p] || !grid.keep_best) {
           best[p] = s.mean();
+          best_sum[p] = s;
           best_step[p] = version;
           keep = true;
         }
       }
       if (keep) {
-        DIPACO_RETURN_IF_ERROR(write_path_model(layout.path_model(static_cast<uint32_t>(p)),
-                                                grid.model, static_cast<uint32_t>(p), params));
         if (!val[p]) best_step[p] = version;
+        std::map<std::string, std::string> kept = {
+            {"outer_step", std::to_string(best_step[p])},
+            {"val_loss_sum", fmt("%.17g", best_sum[p].loss_sum)},
+            {"val_tokens", std::to_string(best_sum[p].tokens)}};
+        DIPACO_RETURN_IF_ERROR(write_path_model(layout.path_model(static_cast<uint32_t>(p)),
+                                                grid.model, static_cast<uint32_t>(p), params,
+                                                kept));
       }
     }
     return routed;
@@ -431,8 +450,12 @@ Result<LocalRunResult> run_local(const GridSpec& input, const LocalRunOptions& o
   // Results: paths, traffic (of the completed tasks; derived from the grid, so a resumed run
   // reports the whole run), run.json, summary.md.
   result.outer_steps = grid.outer_steps;
-  result.routed_val_loss = routed.mean();
-  result.routed_val_tokens = routed.tokens;
+  // The routed loss of the models the run keeps (each path's best version with keep_best):
+  // what an export of paths/ scores on the same validation documents.
+  EvalSum kept;
+  for (const EvalSum& s : evaluator.best_sum) kept += s;
+  result.routed_val_loss = kept.mean();
+  result.routed_val_tokens = kept.tokens;
   const RoundTraffic per_round = round_traffic(grid, pl);
   result.bytes_up = per_round.up * grid.outer_steps;
   result.bytes_down = per_round.down * grid.outer_steps;

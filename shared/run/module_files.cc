@@ -96,7 +96,8 @@ Result<OuterOptimizerState> read_outer_state(const std::string& path) {
 }
 
 Status write_path_model(const std::string& path, const ModelConfig& config, uint32_t path_id,
-                        std::span<const float> params) {
+                        std::span<const float> params,
+                        const std::map<std::string, std::string>& extra) {
   ParamLayout layout(config);
   if (params.size() != layout.total()) {
     return invalid_argument("path " + std::to_string(path_id) + ": " +
@@ -107,10 +108,16 @@ Status write_path_model(const std::string& path, const ModelConfig& config, uint
   for (const ParamTensor& t : layout.tensors()) {
     items.push_back({t.name, "F32", t.shape, params.data() + t.offset, t.numel * sizeof(float)});
   }
-  return write_safetensors(path, items,
-                           {{"format", "dipaco-path/1"},
-                            {"model_config", config.to_string()},
-                            {"path_id", std::to_string(path_id)}});
+  std::map<std::string, std::string> metadata = extra;
+  metadata["format"] = "dipaco-path/1";
+  metadata["model_config"] = config.to_string();
+  metadata["path_id"] = std::to_string(path_id);
+  return write_safetensors(path, items, metadata);
+}
+
+Result<std::map<std::string, std::string>> read_safetensors_metadata(const std::string& path) {
+  DIPACO_ASSIGN_OR_RETURN(SafetensorsFile f, SafetensorsFile::open(path));
+  return f.metadata();
 }
 
 Result<std::pair<ModelConfig, std::vector<float>>> read_path_model(const std::string& path) {

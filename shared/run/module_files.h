@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <span>
 #include <string>
 #include <vector>
@@ -30,9 +31,13 @@ Result<std::vector<float>> read_module_version(const std::string& path, uint32_t
 Status write_outer_state(const std::string& path, const OuterOptimizerState& state);
 Result<OuterOptimizerState> read_outer_state(const std::string& path);
 
-// A path's whole model, loadable by `dipaco export` and by Model::set_params.
+// A path's whole model, loadable by `dipaco export` and by Model::set_params. `extra` adds
+// metadata (the runner records the validation result the model was kept for).
 Status write_path_model(const std::string& path, const ModelConfig& config, uint32_t path_id,
-                        std::span<const float> params);
+                        std::span<const float> params,
+                        const std::map<std::string, std::string>& extra = {});
+// The metadata of a safetensors file (only its header is needed, but the file is validated).
+Result<std::map<std::string, std::string>> read_safetensors_metadata(const std::string& path);
 // Reads a path model (or any file with the ParamLayout tensors and a model_config metadata);
 // returns its config and parameters in buffer order.
 Result<std::pair<ModelConfig, std::vector<float>>> read_path_model(const std::string& path);

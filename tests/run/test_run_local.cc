@@ -83,6 +83,14 @@ class RunLocalTest : public QObject {
       docs += p.shard_documents;
     }
     QVERIFY(paths_with_val >= 2);
+    // The routed loss is that of the kept models: their per-path losses weighted by tokens.
+    double weighted = 0, tokens = 0;
+    for (const PathResult& p : r->paths)
+      if (p.val_tokens > 0) {
+        weighted += p.val_loss * static_cast<double>(p.val_tokens);
+        tokens += static_cast<double>(p.val_tokens);
+      }
+    QVERIFY(std::fabs(weighted / tokens - r->routed_val_loss) < 1e-3);
     QCOMPARE(val_points.load(), 3 * paths_with_val);
     QCOMPARE(docs, uint64_t{48});
     // Training helped: below the uniform prediction over 64 tokens.
