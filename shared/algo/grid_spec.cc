@@ -266,7 +266,8 @@ Result<GridSpec> parse_grid_spec(const std::string& text, const std::string& sou
     outer_name = *v;
   }
   auto kind = parse_outer_optimizer(outer_name);
-  if (!kind.is_ok()) return invalid_argument(source + ": outer.optimizer: " + kind.status().message());
+  if (!kind.is_ok())
+    return invalid_argument(source + ": outer.optimizer: " + kind.status().message());
   g.outer = default_outer_config(*kind);
   int64_t outer_steps = static_cast<int64_t>(g.outer_steps), inner_steps = g.inner_steps;
   int64_t seed = static_cast<int64_t>(g.seed), data_seed = static_cast<int64_t>(g.data_seed);
