@@ -4,6 +4,7 @@
 #include <string>
 
 #include "data/shuffle.h"
+#include "routing/balanced_assignment.h"
 
 namespace dipaco {
 namespace {
@@ -102,6 +103,28 @@ Result<std::vector<std::array<int32_t, 2>>> assign_product_top2(const ProductKMe
   std::vector<std::array<int32_t, 2>> out(x.rows);
   for (size_t i = 0; i < x.rows; ++i) out[i] = model.nearest_two(x.row(i));
   return out;
+}
+
+Result<std::vector<int32_t>> assign_product_balanced(const ProductKMeansModel& model,
+                                                     const FeatureMatrix& x) {
+  DIPACO_RETURN_IF_ERROR(validate_features(x));
+  if (x.cols != model.d()) {
+    return invalid_argument("features have " + std::to_string(x.cols) +
+                            " columns, the product k-means model " + std::to_string(model.d()));
+  }
+  const size_t K = model.k, shards = K * K, d1 = model.first.d, d2 = model.second.d;
+  std::vector<float> cost(x.rows * shards);
+  std::vector<float> first(K), second(K);
+  for (size_t r = 0; r < x.rows; ++r) {
+    const float* row = x.row(r);
+    for (size_t c = 0; c < K; ++c) {
+      first[c] = squared_distance(row, model.first.centroid(c), d1);
+      second[c] = squared_distance(row + d1, model.second.centroid(c), d2);
+    }
+    for (size_t i = 0; i < K; ++i)
+      for (size_t j = 0; j < K; ++j) cost[r * shards + i * K + j] = first[i] + second[j];
+  }
+  return balanced_assignment(cost, x.rows, shards, balanced_capacity(x.rows, shards));
 }
 
 }  // namespace dipaco

@@ -212,7 +212,11 @@ Result<ShardPlan> prepare_shards(const GridSpec& grid, const RunLayout& layout, 
     case RoutingMethod::kProductKMeans: {
       DIPACO_ASSIGN_OR_RETURN(ProductKMeansResult fit, fit_product_kmeans(x, km));
       router.product = fit.model;
-      for (size_t i = 0; i < n; ++i) assign[i][0] = fit.assignment[i];
+      std::vector<int32_t> shards = fit.assignment;
+      if (rs.balanced) {
+        DIPACO_ASSIGN_OR_RETURN(shards, assign_product_balanced(fit.model, x));
+      }
+      for (size_t i = 0; i < n; ++i) assign[i][0] = shards[i];
       break;
     }
     case RoutingMethod::kDiscriminative: {

@@ -2,6 +2,7 @@
 // the base model's last hidden state over each document's prefix.
 #include <QTemporaryDir>
 #include <QtTest>
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <vector>
@@ -85,6 +86,34 @@ class RunRouterTest : public QObject {
     std::vector<int> load(4, 0);
     for (size_t i = 0; i < n; ++i) ++load[static_cast<size_t>(rr.route(x.data() + i * d))];
     for (int l : load) QVERIFY(l > 0);
+  }
+
+  void balancedProductKMeansBalancesTheShards() {
+    // Correlated halves: the second half repeats the first, so per-half clusters coincide and
+    // the off-diagonal shards (i != j) would stay empty without joint balancing.
+    const size_t n = 40, d = 4;
+    std::vector<float> x(n * d);
+    SplitMix64 rng(11);
+    for (size_t i = 0; i < n; ++i) {
+      float a = static_cast<float>(i % 2) * 5 + static_cast<float>(rng.next() % 100) / 100.0f;
+      float b = static_cast<float>(rng.next() % 100) / 100.0f;
+      x[i * d] = a;
+      x[i * d + 1] = b;
+      x[i * d + 2] = a;
+      x[i * d + 3] = b;
+    }
+    FeatureMatrix fm{x, n, d};
+    KMeansOptions o;
+    o.k = 2;
+    auto fit = fit_product_kmeans(fm, o);
+    QVERIFY(fit);
+    std::vector<int> plain(4, 0), balanced(4, 0);
+    for (int32_t s : fit->assignment) ++plain[static_cast<size_t>(s)];
+    QVERIFY(*std::min_element(plain.begin(), plain.end()) == 0);
+    auto b = assign_product_balanced(fit->model, fm);
+    QVERIFY2(b, b.status().message().c_str());
+    for (int32_t s : *b) ++balanced[static_cast<size_t>(s)];
+    for (int c : balanced) QCOMPARE(c, 10);
   }
 
   void corruptFilesAreRefused() {
