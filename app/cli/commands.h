@@ -18,6 +18,8 @@ constexpr int kExitNotBuilt = 3;
 int cmd_data(const Args& args);
 int cmd_doctor(const Args& args);
 int cmd_train(const Args& args);
+int cmd_serve(const Args& args);
+int cmd_work(const Args& args);
 // Subcommands whose implementation has not landed: they say so and exit kExitNotBuilt.
 int cmd_planned(const std::string& name, const Args& args);
 

@@ -19,12 +19,6 @@ struct Subcommand {
 int run_planned_run(const dipaco::cli::Args& a) {
   return dipaco::cli::cmd_planned("run", a);
 }
-int run_planned_serve(const dipaco::cli::Args& a) {
-  return dipaco::cli::cmd_planned("serve", a);
-}
-int run_planned_work(const dipaco::cli::Args& a) {
-  return dipaco::cli::cmd_planned("work", a);
-}
 int run_planned_export(const dipaco::cli::Args& a) {
   return dipaco::cli::cmd_planned("export", a);
 }
@@ -37,8 +31,8 @@ int run_planned_eval(const dipaco::cli::Args& a) {
 
 constexpr Subcommand kSubcommands[] = {
     {"run", "train a DiPaCo/DiLoCo grid: embedded coordinator + local workers", run_planned_run},
-    {"serve", "run a headless coordinator that remote workers connect to", run_planned_serve},
-    {"work", "run a worker in the foreground against a coordinator", run_planned_work},
+    {"serve", "run a headless coordinator that remote workers connect to", dipaco::cli::cmd_serve},
+    {"work", "run a worker in the foreground against a coordinator", dipaco::cli::cmd_work},
     {"train", "train one dense model (the baseline paths are compared against)",
      dipaco::cli::cmd_train},
     {"export", "export trained paths (HF Llama safetensors, GGUF) and the router",

@@ -132,11 +132,11 @@ Result<int64_t> Coordinator::create_run(const RunSpec& spec) {
     DIPACO_RETURN_IF_ERROR(exec_sql(
         db_,
         "INSERT INTO runs(name, request_id, state, outer_steps, inner_steps, lease_timeout_ms, "
-        "max_lease_ms, partial_min_fraction, partial_after_ms, created_ms) "
-        "VALUES (?1, ?2, 'running', ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "max_lease_ms, partial_min_fraction, partial_after_ms, created_ms, config) "
+        "VALUES (?1, ?2, 'running', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         spec.name, spec.request_id.empty() ? std::optional<int64_t>() : std::optional<int64_t>(),
         spec.outer_steps, spec.inner_steps, spec.lease_timeout_ms, spec.max_lease_ms,
-        spec.partial.min_fraction, spec.partial.after_ms, now));
+        spec.partial.min_fraction, spec.partial.after_ms, now, spec.config));
     int64_t run = db_.last_insert_rowid();
     if (!spec.request_id.empty())
       DIPACO_RETURN_IF_ERROR(
