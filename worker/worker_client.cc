@@ -410,7 +410,9 @@ struct WorkerClient::Impl {
     Status fetched = fetch_inputs(task, &assignment);
     if (!fetched.is_ok()) {
       finish();
-      if (!lease_lost) release(task.lease_id(), "inputs unavailable: " + fetched.message());
+      if (!lease_lost)
+        release(task.lease_id(), stop->load() >= 2 ? std::string("worker stopping")
+                                                   : "inputs unavailable: " + fetched.message());
       ++stats.tasks_lost;
       return Status::ok();
     }

@@ -242,6 +242,10 @@ class Coordinator {
   // The worker's live lease if it has one (a retried call gets the same task), else a new one,
   // else a wait hint.
   Result<LeaseReply> lease_task(const std::string& worker_id);
+  // The worker gives its live lease back (graceful stop, or it cannot run the task): ended as
+  // preempted and requeued at once. kFailedPrecondition when the worker does not hold it.
+  Result<OperatorReply> release_lease(int64_t lease_id, const std::string& worker_id,
+                                      const std::string& why);
   // Cheap check before receiving a chunk's payload; changes nothing, records nothing.
   Result<PushReply> begin_push(int64_t lease_id, uint32_t module_id, uint64_t sequence);
   // Stores and counts one chunk. Malformed chunks are errors (kInvalidArgument) and change

@@ -456,12 +456,8 @@ grpc::Status CoordinatorService::ReleaseLease(grpc::ServerContext* context,
   if (auto s = authorize(*context, options_.tokens, Role::kWorker); !s.ok()) return s;
   auto lease_id = parse_id(request->lease_id(), "lease id");
   if (!lease_id.is_ok()) return to_grpc(lease_id.status());
-  auto lease = coordinator_.lease_summary(*lease_id);
-  if (!lease.is_ok()) return to_grpc(lease.status());
-  if (!*lease || (*lease)->worker_id != request->session_id())
-    return bad(grpc::StatusCode::FAILED_PRECONDITION,
-               "lease " + request->lease_id() + " is not held by worker " + request->session_id());
-  auto reply = coordinator_.preempt(*lease_id);
+  auto reply = coordinator_.release_lease(*lease_id, request->session_id(),
+                                          request->reason().substr(0, 200));
   if (!reply.is_ok()) return to_grpc(reply.status());
   response->set_released(reply->changed);
   response->set_reason(reply->message);
