@@ -53,11 +53,20 @@ grpc::Status to_grpc(const Status& status) {
 CoordinatorService::CoordinatorService(Coordinator& coordinator, ServiceOptions options)
     : coordinator_(coordinator), options_(std::move(options)) {}
 
-Result<TaskConfig> CoordinatorService::task_config(int64_t run_id) {
+Result<std::shared_ptr<const TaskConfig>> CoordinatorService::task_config(int64_t run_id) {
+  {
+    std::lock_guard lock(configs_mutex_);
+    auto found = configs_.find(run_id);
+    if (found != configs_.end()) return found->second;
+  }
   DIPACO_ASSIGN_OR_RETURN(std::string config, coordinator_.run_config(run_id));
   if (!options_.hooks.task_config)
     return internal_error("this coordinator has no task-config provider (RunHooks::task_config)");
-  return options_.hooks.task_config(run_id, config);
+  DIPACO_ASSIGN_OR_RETURN(TaskConfig parsed, options_.hooks.task_config(run_id, config));
+  auto shared = std::make_shared<const TaskConfig>(std::move(parsed));
+  std::lock_guard lock(configs_mutex_);
+  configs_[run_id] = shared;  // a run's config never changes after create_run
+  return std::shared_ptr<const TaskConfig>(shared);
 }
 
 // ---- workers --------------------------------------------------------------------------------
@@ -116,11 +125,12 @@ grpc::Status CoordinatorService::LeaseTask(grpc::ServerContext* context,
     return grpc::Status::OK;
   }
   const TaskGrant& grant = *reply->task;
-  auto config = task_config(grant.run_id);
-  if (!config.is_ok())
-    return to_grpc(config.status().with_context("run " + std::to_string(grant.run_id) +
+  auto config_or = task_config(grant.run_id);
+  if (!config_or.is_ok())
+    return to_grpc(config_or.status().with_context("run " + std::to_string(grant.run_id) +
                                                 " task config (lease " +
                                                 std::to_string(grant.lease_id) + " stays live)"));
+  const std::shared_ptr<const TaskConfig>& config = *config_or;
   v1::Task* task = response->mutable_task();
   task->set_lease_id(std::to_string(grant.lease_id));
   task->set_run_id(std::to_string(grant.run_id));
@@ -305,8 +315,9 @@ grpc::Status CoordinatorService::push_one(const v1::OuterGradientChunk& message,
   if (!*lease) return refuse("lease " + message.lease_id() + " is unknown");
 
   // Shape: the run's dtype and the module's parameter count fix the payload size.
-  auto config = task_config((*lease)->run_id);
-  if (!config.is_ok()) return to_grpc(config.status());
+  auto config_or = task_config((*lease)->run_id);
+  if (!config_or.is_ok()) return to_grpc(config_or.status());
+  const std::shared_ptr<const TaskConfig>& config = *config_or;
   auto layout = config->modules.find(message.module_id());
   if (layout == config->modules.end() ||
       std::find((*lease)->module_ids.begin(), (*lease)->module_ids.end(), message.module_id()) ==

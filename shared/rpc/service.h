@@ -34,6 +34,7 @@
 #include <atomic>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 
@@ -97,8 +98,8 @@ class CoordinatorService final : public dipaco::v1::Coordinator::Service {
                         grpc::ServerWriter<v1::RunEvent>* writer) override;
 
  private:
-  // The run's stored config and its TaskConfig.
-  Result<TaskConfig> task_config(int64_t run_id);
+  // The run's TaskConfig from its stored config, parsed once per run (configs are immutable).
+  Result<std::shared_ptr<const TaskConfig>> task_config(int64_t run_id);
   // Streams `path` from `offset`; expected_sha256 (raw) empty = hash the file (cached).
   grpc::Status stream_file(grpc::ServerContext* context, const std::string& path,
                            const std::string& expected_sha256, uint64_t offset,
@@ -112,6 +113,8 @@ class CoordinatorService final : public dipaco::v1::Coordinator::Service {
   ServiceOptions options_;
   std::atomic<bool> stopping_{false};
   std::array<std::mutex, 64> lease_locks_;
+  std::mutex configs_mutex_;
+  std::map<int64_t, std::shared_ptr<const TaskConfig>> configs_;
   std::mutex digests_mutex_;
   std::map<std::string, std::string> digests_;  // "path|size|mtime" -> raw sha256
 };
