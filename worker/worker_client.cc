@@ -57,7 +57,7 @@ struct WorkerClient::Impl {
   int64_t backoff_ms = 0;
   std::set<std::string> verified;  // cached files whose hash was checked in this process
   const std::atomic<int>* stop = nullptr;
-  bool drained = false;
+  std::atomic<bool> drained{false};  // set by the heartbeat thread
 
   Impl(WorkerClientOptions o, TaskRunner& r, WorkerStats& s)
       : options(std::move(o)), runner(r), stats(s) {}

@@ -173,6 +173,24 @@ class RpcWorkerTest : public QObject {
     (*mtls)->shutdown();
   }
 
+  void unixSocketForLocalWorkers() {
+    Served s;
+    QVERIFY(s.start());
+    dipaco::ServerOptions options;
+    options.address = "unix:" + s.dir.filePath("coordinator.sock").toStdString();
+    options.insecure = true;
+    options.service.tokens = {kWorkerToken, kOperatorToken};
+    options.service.hooks = dipaco::simple_run_hooks(s.dir.path().toStdString());
+    auto server = dipaco::RpcServer::start(*s.coordinator, options);
+    QVERIFY2(server.is_ok(), server.status().message().c_str());
+    QCOMPARE((*server)->target(), options.address);
+    dipaco::ChannelOptions channel;
+    channel.address = (*server)->target();
+    channel.insecure = true;
+    grpc::Status status = register_over(channel);
+    QVERIFY2(status.ok(), status.error_message().c_str());
+  }
+
   void plaintextMustBeAskedFor() {
     Served s;
     QVERIFY(s.start());
