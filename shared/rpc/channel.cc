@@ -26,9 +26,9 @@ Result<std::shared_ptr<grpc::Channel>> make_channel(const ChannelOptions& option
   arguments.SetMaxReceiveMessageSize(options.max_message_bytes);
   arguments.SetMaxSendMessageSize(options.max_message_bytes);
   // Reconnect quickly after a coordinator restart (gRPC's default waits up to 120 s); the
-  // worker's own backoff with jitter spreads the retries.
+  // worker's own backoff with jitter spreads the retries. GRPC_ARG_MIN_RECONNECT_BACKOFF_MS is
+  // left alone: it is also the connect timeout (20 s), which slow handshakes need.
   arguments.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  arguments.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
   arguments.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 5000);
   if (!options.server_name_override.empty())
     arguments.SetSslTargetNameOverride(options.server_name_override);

@@ -20,12 +20,18 @@ v1::Task lease(Served& s, const std::string& worker) {
   reg.set_worker_id(worker);
   v1::RegisterResponse registered;
   auto c = context();
-  if (!s.stub->Register(c.get(), reg, &registered).ok()) return {};
+  grpc::Status status = s.stub->Register(c.get(), reg, &registered);
+  if (!status.ok()) {
+    qWarning("Register: %s", status.error_message().c_str());
+    return {};
+  }
   v1::LeaseTaskRequest request;
   request.set_session_id(registered.session_id());
   v1::LeaseTaskResponse response;
   auto c2 = context();
-  if (!s.stub->LeaseTask(c2.get(), request, &response).ok()) return {};
+  status = s.stub->LeaseTask(c2.get(), request, &response);
+  if (!status.ok()) qWarning("LeaseTask: %s", status.error_message().c_str());
+  if (!response.has_task()) qWarning("LeaseTask: no task: %s", response.reason().c_str());
   return response.task();
 }
 
