@@ -127,9 +127,9 @@ grpc::Status CoordinatorService::LeaseTask(grpc::ServerContext* context,
   const TaskGrant& grant = *reply->task;
   auto config_or = task_config(grant.run_id);
   if (!config_or.is_ok())
-    return to_grpc(config_or.status().with_context("run " + std::to_string(grant.run_id) +
-                                                " task config (lease " +
-                                                std::to_string(grant.lease_id) + " stays live)"));
+    return to_grpc(config_or.status().with_context(
+        "run " + std::to_string(grant.run_id) + " task config (lease " +
+        std::to_string(grant.lease_id) + " stays live)"));
   const std::shared_ptr<const TaskConfig>& config = *config_or;
   v1::Task* task = response->mutable_task();
   task->set_lease_id(std::to_string(grant.lease_id));
