@@ -31,6 +31,11 @@ int cmd_train(const Args& args) {
                   &fresh);
   parser.add_option("--steps", "N", "override train.steps", &steps, 1, int64_t{1} << 40);
   parser.add_option("--checkpoint-dir", "DIR", "override checkpoint.dir", &checkpoint_dir);
+  std::string init_from;
+  parser.add_option("--init-from", "HF_DIR",
+                    "start from these weights (a path directory of 'dipaco export') instead of "
+                    "a random init; ignored when resuming",
+                    &init_from);
   if (Status s = parser.parse(args); !s) {
     std::fprintf(stderr, "dipaco train: %s\n\n%s", s.message().c_str(), parser.usage().c_str());
     return kExitUsage;
@@ -48,6 +53,7 @@ int cmd_train(const Args& args) {
   if (!checkpoint_dir.empty()) config->checkpoint_dir = checkpoint_dir;
   TrainLoopOptions options;
   options.fresh = fresh;
+  options.init_from = init_from;
   // Ctrl-C / SIGTERM: finish the step, save a checkpoint, exit; a second Ctrl-C kills.
   options.stop = &g_stop;
   struct sigaction action {};

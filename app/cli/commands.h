@@ -17,6 +17,10 @@ constexpr int kExitNotBuilt = 3;
 
 int cmd_data(const Args& args);
 int cmd_doctor(const Args& args);
+int cmd_eval(const Args& args);
+int cmd_export(const Args& args);
+int cmd_generate(const Args& args);
+int cmd_run(const Args& args);
 int cmd_train(const Args& args);
 int cmd_serve(const Args& args);
 int cmd_work(const Args& args);

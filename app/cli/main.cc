@@ -16,29 +16,18 @@ struct Subcommand {
   int (*run)(const dipaco::cli::Args&);
 };
 
-int run_planned_run(const dipaco::cli::Args& a) {
-  return dipaco::cli::cmd_planned("run", a);
-}
-int run_planned_export(const dipaco::cli::Args& a) {
-  return dipaco::cli::cmd_planned("export", a);
-}
-int run_planned_generate(const dipaco::cli::Args& a) {
-  return dipaco::cli::cmd_planned("generate", a);
-}
-int run_planned_eval(const dipaco::cli::Args& a) {
-  return dipaco::cli::cmd_planned("eval", a);
-}
-
 constexpr Subcommand kSubcommands[] = {
-    {"run", "train a DiPaCo/DiLoCo grid: embedded coordinator + local workers", run_planned_run},
+    {"run", "train a DiPaCo/DiLoCo grid: embedded coordinator + local workers",
+     dipaco::cli::cmd_run},
     {"serve", "run a headless coordinator that remote workers connect to", dipaco::cli::cmd_serve},
     {"work", "run a worker in the foreground against a coordinator", dipaco::cli::cmd_work},
     {"train", "train one dense model (the baseline paths are compared against)",
      dipaco::cli::cmd_train},
     {"export", "export trained paths (HF Llama safetensors, GGUF) and the router",
-     run_planned_export},
-    {"generate", "route a prompt to a path and sample from it", run_planned_generate},
-    {"eval", "per-path and routed perplexity of an export on a text file", run_planned_eval},
+     dipaco::cli::cmd_export},
+    {"generate", "route a prompt to a path and sample from it", dipaco::cli::cmd_generate},
+    {"eval", "per-path and routed perplexity of an export on a token or text file",
+     dipaco::cli::cmd_eval},
     {"doctor", "check this host: CPU features, BLAS, CUDA devices and libraries",
      dipaco::cli::cmd_doctor},
     {"data", "fetch corpora, train tokenizers, write token files", dipaco::cli::cmd_data},

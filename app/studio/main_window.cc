@@ -1,28 +1,146 @@
 #include "main_window.h"
 
-#include <qcustomplot.h>
-
+#include <QAction>
+#include <QCloseEvent>
+#include <QFileInfo>
+#include <QKeySequence>
 #include <QLabel>
+#include <QSettings>
+#include <QStatusBar>
 #include <QTabWidget>
 #include <QVBoxLayout>
 
 #include "backend/cpu/cpu_features.h"
+#include "dashboard_panel.h"
+#include "data/token_file.h"
+#include "grid_designer_panel.h"
+#include "grid_estimates.h"
+#include "launch_panel.h"
+#include "runs_panel.h"
 
 namespace dipaco::studio {
 
 MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
   setWindowTitle(QStringLiteral("dipaco studio %1").arg(QStringLiteral(DIPACO_VERSION)));
-  auto* tabs = new QTabWidget(this);
-  auto* host = new QWidget(tabs);
+  tabs_ = new QTabWidget(this);
+  designer_ = new GridDesignerPanel(tabs_);
+  launch_ = new LaunchPanel(tabs_);
+  dashboard_ = new DashboardPanel(tabs_);
+  runs_ = new RunsPanel(tabs_);
+  auto* host = new QWidget(tabs_);
   auto* layout = new QVBoxLayout(host);
-  layout->addWidget(new QLabel(
-      QStringLiteral("This host: %1\n\nThe grid designer, launcher and live dashboard are not in "
-                     "this build yet; use the dipaco CLI.")
-          .arg(QString::fromStdString(describe_cpu_features(cpu_features()))),
-      host));
-  tabs->addTab(host, tr("Host"));
-  setCentralWidget(tabs);
-  resize(960, 640);
+  layout->addWidget(
+      new QLabel(QStringLiteral("This host: %1")
+                     .arg(QString::fromStdString(describe_cpu_features(cpu_features()))),
+                 host));
+  layout->addStretch(1);
+  tabs_->addTab(designer_, tr("&Designer"));
+  tabs_->addTab(launch_, tr("&Launch"));
+  tabs_->addTab(dashboard_, tr("Dash&board"));
+  tabs_->addTab(runs_, tr("&Runs"));
+  tabs_->addTab(host, tr("&Host"));
+  setCentralWidget(tabs_);
+
+  launch_->set_grid_source([this](QString* error) -> std::optional<GridSpec> {
+    if (!designer_->valid()) {
+      *error = tr("the grid is not valid: %1").arg(designer_->error());
+      return std::nullopt;
+    }
+    return designer_->spec();
+  });
+  launch_->set_event_buffer(dashboard_->buffer());
+  dashboard_->set_control(launch_->control());
+  connect(launch_, &LaunchPanel::run_started, this, [this] {
+    const GridSpec& g = launch_->run_grid();
+    dashboard_->reset();
+    dashboard_->set_grid(g.num_paths(), g.outer_steps, g.shards_per_path);
+    dashboard_->set_inner_steps_shown(g.inner_steps);
+    // The data-parallel line needs the real vocabulary: the run takes it from the data.
+    GridSpec sized = g;
+    if (sized.vocab_from_data) {
+      auto train = TokenFile::open(sized.train_tokens);
+      if (train.is_ok()) sized.model.vocab_size = static_cast<int>(train->vocab_size());
+    }
+    dashboard_->set_data_parallel_bytes_per_step(
+        static_cast<double>(estimate_grid(sized).data_parallel_bytes_per_outer_step));
+    tabs_->setCurrentWidget(dashboard_);
+    statusBar()->showMessage(tr("run started"), 5000);
+  });
+  connect(launch_, &LaunchPanel::run_finished, this, [this](bool, const QString& message) {
+    statusBar()->showMessage(message);
+    runs_->refresh();
+  });
+
+  auto action = [this](const QString& text, const QKeySequence& key, auto slot) {
+    auto* a = new QAction(text, this);
+    a->setShortcut(key);
+    connect(a, &QAction::triggered, this, slot);
+    addAction(a);
+    return a;
+  };
+  action(tr("Open grid"), QKeySequence::Open, [this] { designer_->open_dialog(); });
+  action(tr("Save grid"), QKeySequence::Save, [this] { designer_->save_dialog(); });
+  action(tr("Start local run"), QKeySequence(Qt::Key_F5), [this] {
+    QString error;
+    if (!launch_->start_local(&error)) statusBar()->showMessage(error, 10000);
+  });
+  action(tr("Stop run"), QKeySequence(Qt::SHIFT | Qt::Key_F5), [this] { launch_->stop(); });
+  action(tr("Quit"), QKeySequence::Quit, [this] { close(); });
+  for (int i = 0; i < 5; ++i) {
+    action(tr("Tab %1").arg(i + 1), QKeySequence(Qt::CTRL | static_cast<Qt::Key>(Qt::Key_1 + i)),
+           [this, i] { tabs_->setCurrentIndex(i); });
+  }
+  resize(1280, 860);
+  restore_settings();
+}
+
+MainWindow::~MainWindow() {
+  dashboard_->set_control(nullptr);
+}
+
+void MainWindow::restore_settings() {
+  QSettings s;
+  if (s.contains(QStringLiteral("window/geometry")))
+    restoreGeometry(s.value(QStringLiteral("window/geometry")).toByteArray());
+  if (s.contains(QStringLiteral("window/state")))
+    restoreState(s.value(QStringLiteral("window/state")).toByteArray());
+  tabs_->setCurrentIndex(s.value(QStringLiteral("window/tab"), 0).toInt());
+  const QString grid = s.value(QStringLiteral("designer/file")).toString();
+  if (!grid.isEmpty() && QFileInfo::exists(grid)) {
+    QString error;
+    if (!designer_->open_file(grid, &error)) statusBar()->showMessage(error, 10000);
+  }
+  runs_->set_root(s.value(QStringLiteral("runs/root"), QStringLiteral("runs")).toString());
+  if (s.contains(QStringLiteral("launch/ssh_template"))) {
+    launch_->set_ssh(s.value(QStringLiteral("launch/ssh_template")).toString(),
+                     s.value(QStringLiteral("launch/ssh_host")).toString(),
+                     s.value(QStringLiteral("launch/ssh_config")).toString());
+  }
+  if (s.contains(QStringLiteral("launch/attach_address")))
+    launch_->set_attach_address(s.value(QStringLiteral("launch/attach_address")).toString());
+  dashboard_->set_log_scale(s.value(QStringLiteral("dashboard/log_scale"), false).toBool());
+  dashboard_->set_smoothing(s.value(QStringLiteral("dashboard/smoothing"), 1).toInt());
+}
+
+void MainWindow::save_settings() const {
+  QSettings s;
+  s.setValue(QStringLiteral("window/geometry"), saveGeometry());
+  s.setValue(QStringLiteral("window/state"), saveState());
+  s.setValue(QStringLiteral("window/tab"), tabs_->currentIndex());
+  s.setValue(QStringLiteral("designer/file"), designer_->file());
+  s.setValue(QStringLiteral("runs/root"), runs_->root());
+  s.setValue(QStringLiteral("launch/ssh_template"), launch_->ssh_template());
+  s.setValue(QStringLiteral("launch/ssh_host"), launch_->ssh_host());
+  s.setValue(QStringLiteral("launch/ssh_config"), launch_->ssh_config());
+  s.setValue(QStringLiteral("launch/attach_address"), launch_->attach_address());
+  s.setValue(QStringLiteral("dashboard/log_scale"), dashboard_->log_scale());
+  s.setValue(QStringLiteral("dashboard/smoothing"), dashboard_->smoothing());
+}
+
+void MainWindow::closeEvent(QCloseEvent* event) {
+  save_settings();
+  launch_->stop();
+  event->accept();
 }
 
 }  // namespace dipaco::studio

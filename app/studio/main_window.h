@@ -1,16 +1,51 @@
 // The studio's main window. Panels (grid designer, launch, dashboard, runs) are separate
-// widget classes added as tabs; this class only arranges them.
+// widget classes added as tabs; this class only arranges and wires them:
+//   designer grid -> launch (Start takes it), designer estimates -> dashboard (data-parallel
+//   line), launch events -> dashboard buffer, launch RunControl -> dashboard actions,
+//   a finished run -> runs list.
+// Settings (QSettings "dipaco"/"dipaco-studio"): window geometry and state, current tab, last
+// grid file, runs folder, SSH template/host/config, attach address, loss-plot log scale and
+// smoothing. Shortcuts: Ctrl+O / Ctrl+S grid, Ctrl+1..5 tabs, F5 start, Shift+F5
+// stop, Ctrl+Q quit.
 #pragma once
 
 #include <QMainWindow>
 
+class QTabWidget;
+
 namespace dipaco::studio {
+
+class DashboardPanel;
+class GridDesignerPanel;
+class LaunchPanel;
+class RunsPanel;
 
 class MainWindow : public QMainWindow {
   Q_OBJECT
 
  public:
   explicit MainWindow(QWidget* parent = nullptr);
+  // Detaches the dashboard from the launch panel's RunControl before the panels go.
+  ~MainWindow() override;
+
+  GridDesignerPanel* designer() const { return designer_; }
+  LaunchPanel* launch() const { return launch_; }
+  DashboardPanel* dashboard() const { return dashboard_; }
+  RunsPanel* runs() const { return runs_; }
+  QTabWidget* tabs() const { return tabs_; }
+
+ protected:
+  void closeEvent(QCloseEvent* event) override;
+
+ private:
+  void restore_settings();
+  void save_settings() const;
+
+  QTabWidget* tabs_ = nullptr;
+  GridDesignerPanel* designer_ = nullptr;
+  LaunchPanel* launch_ = nullptr;
+  DashboardPanel* dashboard_ = nullptr;
+  RunsPanel* runs_ = nullptr;
 };
 
 }  // namespace dipaco::studio

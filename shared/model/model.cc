@@ -167,6 +167,12 @@ std::vector<float> Model::get_logits() const {
   return host;
 }
 
+std::vector<float> Model::get_final_hidden() const {
+  std::vector<float> host(static_cast<size_t>(B_) * T_ * config_.d_model);
+  backend_->copy_to_host(host.data(), lnf_, host.size() * sizeof(float));
+  return host;
+}
+
 void Model::zero_grad() {
   backend_->fill_zero(grads_.get(), grads_.bytes());
 }

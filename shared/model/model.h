@@ -59,6 +59,9 @@ class Model {
   // logits [B, T, V] of the last forward (device memory; overwritten by backward()).
   const float* logits() const { return logits_; }
   std::vector<float> get_logits() const;
+  // The last hidden state of the last forward: the final RMSNorm's output, [B, T, d_model] on
+  // the host (what the LM head reads; DiPaCo's routing features average it over a prefix).
+  std::vector<float> get_final_hidden() const;
 
   void zero_grad();
   // Adds loss_scale * d(mean loss of the last forward)/d(params) into grads(): loss_scale =

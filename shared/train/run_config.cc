@@ -1,156 +1,72 @@
 #include "train/run_config.h"
 
-#include <toml++/toml.h>
-
-#include <charconv>
-#include <functional>
 #include <limits>
 #include <sstream>
 #include <vector>
 
-#include "util/arg_parser.h"
 #include "util/atomic_file.h"
+#include "util/toml_table.h"
 
 namespace dipaco {
 
-namespace {
-
-// One settable key of a table.
-struct Key {
-  const char* name;
-  std::function<Status(const toml::node&, const std::string& where)> set;
-};
-
-Key int_key(const char* name, int64_t* out, int64_t min, int64_t max) {
-  return {name, [=](const toml::node& n, const std::string& where) -> Status {
-            auto v = n.value_exact<int64_t>();
-            if (!v) return invalid_argument(where + " must be an integer");
-            if (*v < min || *v > max) {
-              return invalid_argument(where + " must be in [" + std::to_string(min) + ", " +
-                                      std::to_string(max) + "], got " + std::to_string(*v));
-            }
-            *out = *v;
-            return Status::ok();
-          }};
+std::vector<TomlKey> model_toml_keys(ModelConfig* m, int* vocab, int* kv_heads) {
+  const int kMaxInt = std::numeric_limits<int>::max();
+  return {toml_int("vocab_size", vocab, 0, kMaxInt),
+          toml_int("d_model", &m->d_model, 1, kMaxInt),
+          toml_int("n_layers", &m->n_layers, 1, 4096),
+          toml_int("n_heads", &m->n_heads, 1, kMaxInt),
+          toml_int("n_kv_heads", kv_heads, 0, kMaxInt),
+          toml_int("d_ff", &m->d_ff, 1, kMaxInt),
+          toml_int("max_seq_len", &m->max_seq_len, 1, 1 << 20),
+          toml_double("rope_theta", &m->rope_theta),
+          toml_double("norm_eps", &m->norm_eps)};
 }
 
-Key int_key(const char* name, int* out, int min, int max) {
-  return {name, [=](const toml::node& n, const std::string& where) -> Status {
-            int64_t v = 0;
-            DIPACO_RETURN_IF_ERROR(int_key(name, &v, min, max).set(n, where));
-            *out = static_cast<int>(v);
-            return Status::ok();
-          }};
+std::vector<TomlKey> optimizer_toml_keys(TrainOptions* t) {
+  const int64_t kMax = std::numeric_limits<int64_t>::max();
+  return {toml_int("batch_size", &t->batch_size, 1, 1 << 20),
+          toml_int("seq_len", &t->seq_len, 1, 1 << 20),
+          toml_int("grad_accum", &t->grad_accum, 1, 1 << 20),
+          toml_int("warmup_steps", &t->warmup_steps, 0, kMax),
+          toml_double("lr", &t->lr),
+          toml_double("min_lr", &t->min_lr),
+          toml_double("weight_decay", &t->adamw.weight_decay),
+          toml_double("beta1", &t->adamw.beta1),
+          toml_double("beta2", &t->adamw.beta2),
+          toml_double("eps", &t->adamw.eps),
+          toml_double("grad_clip", &t->grad_clip)};
 }
-
-Key double_key(const char* name, double* out) {
-  return {name, [=](const toml::node& n, const std::string& where) -> Status {
-            auto v = n.value<double>();  // integers are accepted too
-            if (!v || n.is_boolean() || n.is_string())
-              return invalid_argument(where + " must be a number");
-            *out = *v;
-            return Status::ok();
-          }};
-}
-
-Key string_key(const char* name, std::string* out) {
-  return {name, [=](const toml::node& n, const std::string& where) -> Status {
-            auto v = n.value_exact<std::string>();
-            if (!v) return invalid_argument(where + " must be a string");
-            *out = *v;
-            return Status::ok();
-          }};
-}
-
-Status read_table(const toml::table& root, const std::string& table, const std::vector<Key>& keys) {
-  const toml::node* node = root.get(table);
-  if (node == nullptr) return Status::ok();
-  const toml::table* t = node->as_table();
-  if (t == nullptr) return invalid_argument("'" + table + "' must be a table ([" + table + "])");
-  for (const auto& [k, v] : *t) {
-    std::string name(k.str());
-    std::string where = table + "." + name;
-    const Key* key = nullptr;
-    for (const Key& candidate : keys)
-      if (name == candidate.name) key = &candidate;
-    if (key == nullptr) {
-      std::string best;
-      size_t best_distance = 4;
-      for (const Key& candidate : keys) {
-        size_t d = edit_distance(name, candidate.name);
-        if (d < best_distance) {
-          best_distance = d;
-          best = candidate.name;
-        }
-      }
-      return invalid_argument(
-          "unknown key '" + where + "'" +
-          (best.empty() ? "" : " (did you mean '" + table + "." + best + "'?)"));
-    }
-    DIPACO_RETURN_IF_ERROR(key->set(v, where));
-  }
-  return Status::ok();
-}
-
-}  // namespace
 
 Result<RunConfig> parse_run_config(const std::string& text, const std::string& source) {
-  toml::table root;
-  try {
-    root = toml::parse(text, source);
-  } catch (const toml::parse_error& e) {
-    const auto& where = e.source().begin;
-    return invalid_argument(source + ":" + std::to_string(where.line) + ":" +
-                            std::to_string(where.column) + ": " + std::string(e.description()));
-  }
-  static const char* kTables[] = {"model", "train", "data", "eval", "checkpoint", "log"};
-  for (const auto& [k, v] : root) {
-    bool known = false;
-    for (const char* t : kTables) known = known || k.str() == t;
-    if (!known) {
-      return invalid_argument(source + ": unknown table '" + std::string(k.str()) +
-                              "' (tables: model, train, data, eval, checkpoint, log)");
-    }
-  }
+  DIPACO_ASSIGN_OR_RETURN(toml::table root, parse_toml(text, source));
+  DIPACO_RETURN_IF_ERROR(
+      check_toml_tables(root, {"model", "train", "data", "eval", "checkpoint", "log"}, source));
   RunConfig c;
   ModelConfig& m = c.model;
   TrainOptions& t = c.train;
-  const int kMaxInt = std::numeric_limits<int>::max();
   int vocab = 0;
   int kv_heads = 0;  // 0: as many as n_heads (plain multi-head attention)
   int64_t seed = static_cast<int64_t>(t.seed), data_seed = static_cast<int64_t>(c.data_seed);
-  std::vector<std::pair<std::string, std::vector<Key>>> tables = {
-      {"model",
-       {int_key("vocab_size", &vocab, 0, kMaxInt), int_key("d_model", &m.d_model, 1, kMaxInt),
-        int_key("n_layers", &m.n_layers, 1, 4096), int_key("n_heads", &m.n_heads, 1, kMaxInt),
-        int_key("n_kv_heads", &kv_heads, 0, kMaxInt), int_key("d_ff", &m.d_ff, 1, kMaxInt),
-        int_key("max_seq_len", &m.max_seq_len, 1, 1 << 20), double_key("rope_theta", &m.rope_theta),
-        double_key("norm_eps", &m.norm_eps)}},
-      {"train",
-       {int_key("batch_size", &t.batch_size, 1, 1 << 20),
-        int_key("seq_len", &t.seq_len, 1, 1 << 20),
-        int_key("grad_accum", &t.grad_accum, 1, 1 << 20),
-        int_key("steps", &t.steps, 1, std::numeric_limits<int64_t>::max()),
-        int_key("warmup_steps", &t.warmup_steps, 0, std::numeric_limits<int64_t>::max()),
-        double_key("lr", &t.lr), double_key("min_lr", &t.min_lr),
-        double_key("weight_decay", &t.adamw.weight_decay), double_key("beta1", &t.adamw.beta1),
-        double_key("beta2", &t.adamw.beta2), double_key("eps", &t.adamw.eps),
-        double_key("grad_clip", &t.grad_clip),
-        int_key("seed", &seed, 0, std::numeric_limits<int64_t>::max()),
-        int_key("threads", &c.threads, 0, 1024)}},
+  std::vector<TomlKey> train_keys = optimizer_toml_keys(&t);
+  train_keys.push_back(toml_int("steps", &t.steps, 1, std::numeric_limits<int64_t>::max()));
+  train_keys.push_back(toml_int("seed", &seed, 0, std::numeric_limits<int64_t>::max()));
+  train_keys.push_back(toml_int("threads", &c.threads, 0, 1024));
+  std::vector<std::pair<std::string, std::vector<TomlKey>>> tables = {
+      {"model", model_toml_keys(&m, &vocab, &kv_heads)},
+      {"train", train_keys},
       {"data",
-       {string_key("train", &c.train_tokens), string_key("val", &c.val_tokens),
-        int_key("seed", &data_seed, 0, std::numeric_limits<int64_t>::max())}},
+       {toml_string("train", &c.train_tokens), toml_string("val", &c.val_tokens),
+        toml_int("seed", &data_seed, 0, std::numeric_limits<int64_t>::max())}},
       {"eval",
-       {int_key("every", &c.eval_every, 0, std::numeric_limits<int64_t>::max()),
-        int_key("batches", &c.eval_batches, 1, 1 << 20)}},
+       {toml_int("every", &c.eval_every, 0, std::numeric_limits<int64_t>::max()),
+        toml_int("batches", &c.eval_batches, 1, 1 << 20)}},
       {"checkpoint",
-       {string_key("dir", &c.checkpoint_dir),
-        int_key("every", &c.checkpoint_every, 0, std::numeric_limits<int64_t>::max())}},
-      {"log", {int_key("every", &c.log_every, 1, std::numeric_limits<int64_t>::max())}},
+       {toml_string("dir", &c.checkpoint_dir),
+        toml_int("every", &c.checkpoint_every, 0, std::numeric_limits<int64_t>::max())}},
+      {"log", {toml_int("every", &c.log_every, 1, std::numeric_limits<int64_t>::max())}},
   };
   for (const auto& [name, keys] : tables) {
-    if (Status s = read_table(root, name, keys); !s) return s.with_context(source);
+    if (Status s = read_toml_table(root, name, keys); !s) return s.with_context(source);
   }
   t.seed = static_cast<uint64_t>(seed);
   c.data_seed = static_cast<uint64_t>(data_seed);
@@ -177,21 +93,8 @@ Result<RunConfig> load_run_config(const std::string& path) {
 std::string RunConfig::to_toml() const {
   std::ostringstream o;
   // Shortest text that reads back as the same double, always with a '.' or exponent (TOML float).
-  auto f = [](double v) {
-    char buf[32];
-    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
-    std::string s(buf, end);
-    if (s.find_first_of(".en") == std::string::npos) s += ".0";
-    return s;
-  };
-  auto q = [](const std::string& s) {
-    std::string out = "\"";
-    for (char ch : s) {
-      if (ch == '"' || ch == '\\') out += '\\';
-      out += ch;
-    }
-    return out + "\"";
-  };
+  auto f = toml_float_literal;
+  auto q = toml_string_literal;
   o << "# Effective configuration of this run (defaults filled in).\n"
     << "[model]\nvocab_size = " << model.vocab_size << "\nd_model = " << model.d_model
     << "\nn_layers = " << model.n_layers << "\nn_heads = " << model.n_heads

@@ -5,10 +5,12 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "model/model_config.h"
 #include "train/trainer.h"
 #include "util/status.h"
+#include "util/toml_table.h"
 
 namespace dipaco {
 
@@ -29,6 +31,13 @@ struct RunConfig {
   // The full effective config as TOML (written next to the checkpoints).
   std::string to_toml() const;
 };
+
+// The [model] keys, shared with grid files: vocab_size (0 = the data's vocabulary) goes to
+// *vocab and n_kv_heads (0 = n_heads) to *kv_heads for the caller to resolve.
+std::vector<TomlKey> model_toml_keys(ModelConfig* m, int* vocab, int* kv_heads);
+// The inner-optimizer keys of [train], shared with a grid's [inner]: batch_size, seq_len,
+// grad_accum, warmup_steps, lr, min_lr, weight_decay, beta1, beta2, eps, grad_clip.
+std::vector<TomlKey> optimizer_toml_keys(TrainOptions* t);
 
 // Parses TOML text; `source` names it in errors ("run.toml:3:5: ...").
 Result<RunConfig> parse_run_config(const std::string& text, const std::string& source);

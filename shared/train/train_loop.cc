@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "backend/cpu/cpu_backend.h"
+#include "export/hf_llama.h"
 #include "train/token_batch_source.h"
 #include "util/atomic_file.h"
 
@@ -79,6 +80,16 @@ Result<TrainLoopResult> run_training(const RunConfig& input, const TrainLoopOpti
     DIPACO_RETURN_IF_ERROR(trainer->load_checkpoint(ckpt, train_src->get()));
     std::fprintf(out, "resuming from %s at step %lld\n", ckpt.c_str(),
                  static_cast<long long>(trainer->step()));
+  } else if (!options.init_from.empty()) {
+    auto hf = load_hf_export(options.init_from);
+    if (!hf.is_ok()) return hf.status().with_context("--init-from");
+    if (!(hf->config == config.model)) {
+      return invalid_argument("--init-from " + options.init_from +
+                              ": its model differs from this run's (export vs run: " +
+                              hf->config.difference(config.model) + ")");
+    }
+    trainer->model().set_params(hf->params);
+    std::fprintf(out, "warm start from %s\n", options.init_from.c_str());
   }
   DIPACO_RETURN_IF_ERROR(
       write_file_atomically(config.checkpoint_dir + "/config.toml", config.to_toml()));

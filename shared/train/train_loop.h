@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
+#include <string>
 
 #include "train/run_config.h"
 #include "util/status.h"
@@ -21,6 +22,10 @@ struct TrainLoopOptions {
   // When set (e.g. by a SIGINT handler), the run stops after the current step, saves a
   // checkpoint and returns with TrainLoopResult::interrupted.
   const std::atomic<bool>* stop = nullptr;
+  // A Hugging Face Llama directory (e.g. a path of 'dipaco export', export/hf_llama.h) whose
+  // weights start the run when it does not resume from a checkpoint: a warm start. Its
+  // config.json must describe the run's model.
+  std::string init_from;
 };
 
 struct TrainLoopResult {

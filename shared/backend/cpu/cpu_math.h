@@ -11,7 +11,9 @@
 // Hot row kernels are compiled three times and picked at load time by the CPU's features
 // (AVX-512, AVX2+FMA, baseline x86-64): packages are built for baseline x86-64, never with
 // -march=native. Inline helpers below are inlined into each clone at its width.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+// ThreadSanitizer builds go without clones: the ifunc resolvers run during relocation, before
+// the TSan runtime is set up, and their instrumented code crashes the process at start-up.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_THREAD__)
 #define DIPACO_CPU_CLONES \
   __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else

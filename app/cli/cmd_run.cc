@@ -1,0 +1,97 @@
+// dipaco run GRID.toml: a DiPaCo/DiLoCo run on this machine — embedded coordinator (SQLite in
+// the run directory) and local worker threads. See shared/run/local_run.h.
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+
+#include "algo/grid_spec.h"
+#include "cli/commands.h"
+#include "model/param_layout.h"
+#include "run/local_run.h"
+#include "util/arg_parser.h"
+
+namespace dipaco::cli {
+
+namespace {
+std::atomic<bool> g_stop{false};
+void request_stop(int) {
+  g_stop.store(true);
+}
+
+void print_grid(const GridSpec& grid) {
+  ModelConfig model = grid.model;
+  if (grid.vocab_from_data) model.vocab_size = 8192;
+  ParamLayout layout(model);
+  std::printf("grid %s: %zu levels, %d modules, %d paths, %d shards per path\n", grid.name.c_str(),
+              grid.levels.size(), grid.num_modules(), grid.num_paths(), grid.shards_per_path);
+  for (int id = 0; id < grid.num_modules(); ++id) {
+    ParamRange r = grid.module_range(layout, id);
+    std::printf("  module %d: level %d index %d, %zu parameters, used by %d paths\n", id,
+                grid.module_level(id), grid.module_index(id), r.count, grid.paths_using(id));
+  }
+  std::printf("path: %zu parameters%s\n", layout.total(),
+              grid.vocab_from_data ? " (with an 8192-token vocabulary; the data decides)" : "");
+}
+}  // namespace
+
+int cmd_run(const Args& args) {
+  ArgParser parser("dipaco run",
+                   "Train a DiPaCo or DiLoCo grid on this machine: an embedded coordinator "
+                   "(SQLite in run.dir) and local workers. Rerunning the same grid resumes.");
+  std::string grid_path, dir;
+  int64_t outer_steps = 0, inner_steps = 0, workers = 0, threads = 0;
+  bool check = false;
+  parser.add_positional("GRID", "grid file (TOML; see resources/runs/*.toml)", &grid_path);
+  parser.add_option("--dir", "DIR", "override run.dir", &dir);
+  parser.add_option("--outer-steps", "N", "override run.outer_steps", &outer_steps, 1,
+                    int64_t{1} << 30);
+  parser.add_option("--inner-steps", "H", "override run.inner_steps", &inner_steps, 1,
+                    int64_t{1} << 30);
+  parser.add_option("--workers", "N", "override run.workers", &workers, 1, 256);
+  parser.add_option("--threads", "N", "override run.threads", &threads, 1, 1024);
+  parser.add_flag("--check", "validate the grid and print its modules and paths; train nothing",
+                  &check);
+  if (Status s = parser.parse(args); !s) {
+    std::fprintf(stderr, "dipaco run: %s\n\n%s", s.message().c_str(), parser.usage().c_str());
+    return kExitUsage;
+  }
+  if (parser.help_requested()) {
+    std::printf("%s", parser.usage().c_str());
+    return kExitOk;
+  }
+  auto grid = load_grid_spec(grid_path);
+  if (!grid.is_ok()) {
+    std::fprintf(stderr, "dipaco run: %s\n", grid.status().message().c_str());
+    return grid.status().code() == StatusCode::kInvalidArgument ? kExitUsage : kExitFailure;
+  }
+  if (!dir.empty()) grid->dir = dir;
+  if (outer_steps > 0) grid->outer_steps = static_cast<uint64_t>(outer_steps);
+  if (inner_steps > 0) grid->inner_steps = static_cast<uint32_t>(inner_steps);
+  if (workers > 0) grid->workers = static_cast<int>(workers);
+  if (threads > 0) grid->threads = static_cast<int>(threads);
+  grid->inner.steps = static_cast<int64_t>(grid->outer_steps) * grid->inner_steps;
+  if (Status s = grid->validate(); !s) {
+    std::fprintf(stderr, "dipaco run: %s: %s\n", grid_path.c_str(), s.message().c_str());
+    return kExitUsage;
+  }
+  if (check) {
+    print_grid(*grid);
+    return kExitOk;
+  }
+  LocalRunOptions options;
+  // Ctrl-C / SIGTERM: stop the workers, keep every finished outer step; a second Ctrl-C kills.
+  options.stop = &g_stop;
+  struct sigaction action {};
+  action.sa_handler = request_stop;
+  action.sa_flags = SA_RESETHAND;
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+  auto result = run_local(*grid, options);
+  if (!result.is_ok()) {
+    std::fprintf(stderr, "dipaco run: %s\n", result.status().message().c_str());
+    return kExitFailure;
+  }
+  return result->interrupted ? 128 + SIGINT : kExitOk;
+}
+
+}  // namespace dipaco::cli

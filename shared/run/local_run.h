@@ -1,0 +1,69 @@
+// `dipaco run GRID.toml` on one machine: an embedded coordinator (SQLite in the run
+// directory) and local worker threads that lease tasks, train paths and push compressed outer
+// gradients exactly as remote workers would (same Coordinator calls, same payloads), while the
+// main thread aggregates modules, evaluates and logs.
+//
+// Stages: resolve the vocabulary from the data → routing into shards (shard_routing.h) →
+// version 0 of every module (warm start from the base model, or random init) → the run in the
+// coordinator → workers + aggregation until every outer step is done → final models of the
+// paths (paths/), run.json (the export contract), summary.md.
+//
+// Crash safety: everything lives in the run directory. Rerunning the same grid resumes: the
+// shards are reused, the coordinator reopens its database (leases of the dead process are
+// expired and requeued), module versions, outer-optimizer states and each (path, shard)'s inner
+// state are files written atomically. A different grid in the same directory is refused.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <cstdio>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "algo/grid_spec.h"
+#include "coordinator/run_event.h"
+#include "util/status.h"
+
+namespace dipaco {
+
+struct LocalRunOptions {
+  FILE* out = stdout;
+  // Set by a signal handler: workers abandon their tasks, the run stops; rerun to resume.
+  const std::atomic<bool>* stop = nullptr;
+  // Every coordinator event and metric (leases, versions, train_loss, val_loss,
+  // routed_val_loss, tokens_per_second, bytes_up, bytes_down), called on the thread that caused
+  // it, after its transaction committed; must not block for long nor call the coordinator.
+  std::function<void(const RunEvent&)> on_event;
+  // Called once the run exists, with the coordinator (thread-safe) for operator actions:
+  // pause, resume, set_inner_steps, preempt, drain. The pointer dies when run_local returns.
+  std::function<void(class Coordinator*, int64_t run_id)> on_started;
+};
+
+struct PathResult {
+  uint32_t path_id = 0;
+  std::vector<int> modules;
+  uint64_t shard_documents = 0, shard_tokens = 0;
+  uint64_t val_tokens = 0;
+  double val_loss = 0;          // of the kept model (NaN without validation data)
+  uint64_t val_outer_step = 0;  // version the kept model comes from
+  double train_loss = 0;        // mean over the last task's inner steps
+};
+
+struct LocalRunResult {
+  std::vector<PathResult> paths;
+  double routed_val_loss = 0;  // every validation token scored by its routed path (kept models)
+  uint64_t routed_val_tokens = 0;
+  uint64_t outer_steps = 0;
+  uint64_t bytes_up = 0;             // outer gradients, as encoded
+  uint64_t bytes_down = 0;           // module versions fetched by tasks (fp32)
+  uint64_t bytes_path_local = 0;     // path-specific modules (both ways; stay on a worker)
+  uint64_t data_parallel_bytes = 0;  // fp32 gradient exchange of data parallel, same tokens
+  uint64_t tokens = 0;               // training tokens of all tasks
+  double seconds = 0;
+  bool interrupted = false;
+};
+
+Result<LocalRunResult> run_local(const GridSpec& grid, const LocalRunOptions& options);
+
+}  // namespace dipaco

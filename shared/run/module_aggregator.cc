@@ -1,0 +1,86 @@
+#include "run/module_aggregator.h"
+
+#include <filesystem>
+
+#include "compress/codec.h"
+#include "run/module_files.h"
+
+namespace dipaco {
+
+WireDtype module_wire_dtype(const GridSpec& grid, int /*module_id*/) {
+  return grid.dtype;
+}
+
+ModuleAggregator::ModuleAggregator(const GridSpec& grid, RunLayout layout, Coordinator* coordinator,
+                                   int64_t run_id)
+    : grid_(grid),
+      layout_(std::move(layout)),
+      params_(grid.model),
+      coordinator_(coordinator),
+      run_id_(run_id) {}
+
+Result<AggregationOutcome> ModuleAggregator::apply(const AggregationDecision& d) {
+  const int id = static_cast<int>(d.module_id);
+  if (id < 0 || id >= grid_.num_modules())
+    return invalid_argument("aggregation for unknown module " + std::to_string(d.module_id));
+  const ParamRange range = grid_.module_range(params_, id);
+  const WireDtype dtype = module_wire_dtype(grid_, id);
+  const bool path_specific =
+      grid_.levels[static_cast<size_t>(grid_.module_level(id))].path_specific;
+  DIPACO_ASSIGN_OR_RETURN(std::vector<float> theta,
+                          read_module_version(layout_.module_version(d.module_id, d.outer_step),
+                                              d.module_id, range.count));
+
+  AggregationOutcome out;
+  out.module_id = d.module_id;
+  out.new_version = d.outer_step + 1;
+  std::vector<std::vector<float>> decoded(d.reports.size());
+  std::vector<ModuleReport> reports;
+  for (size_t i = 0; i < d.reports.size(); ++i) {
+    const GradientReport& r = d.reports[i];
+    DIPACO_ASSIGN_OR_RETURN(std::string payload, coordinator_->read_gradient(r));
+    out.bytes_up += payload.size();
+    decoded[i].resize(range.count);
+    std::span<const uint8_t> bytes(reinterpret_cast<const uint8_t*>(payload.data()),
+                                   payload.size());
+    if (Status s = decode_into(bytes, dtype, decoded[i]); !s) {
+      return s.with_context("module " + std::to_string(d.module_id) + " outer step " +
+                            std::to_string(d.outer_step) + ", lease " + std::to_string(r.lease_id));
+    }
+    ModuleReport report;
+    report.path_id = r.shard_id;  // unique per module per round (a path may have several shards)
+    report.kind = ModuleReport::Kind::kOuterGrad;
+    report.values = decoded[i];
+    report.shard_size = static_cast<double>(std::max<uint64_t>(1, r.shard_tokens));
+    reports.push_back(report);
+  }
+
+  OuterOptimizerConfig config = grid_.outer;
+  AggregationOptions options = grid_.aggregation;
+  if (path_specific) {
+    config = default_outer_config(OuterOptimizerKind::kSgd);  // lr 1, no momentum: θ ← θ_p
+    options = AggregationOptions{};
+  }
+  DIPACO_ASSIGN_OR_RETURN(OuterOptimizer optimizer, OuterOptimizer::create(config, range.count));
+  if (d.outer_step > 0) {
+    const std::string previous = layout_.outer_state(d.module_id, d.outer_step);
+    if (std::filesystem::exists(previous)) {
+      DIPACO_ASSIGN_OR_RETURN(OuterOptimizerState state, read_outer_state(previous));
+      DIPACO_RETURN_IF_ERROR(optimizer.load_state(std::move(state)).with_context(previous));
+    }
+  }
+  if (!reports.empty()) {
+    DIPACO_ASSIGN_OR_RETURN(out.step, module_outer_step(theta, reports, options, d.outer_step,
+                                                        d.module_id, &optimizer, &scratch_));
+  }
+  DIPACO_RETURN_IF_ERROR(
+      write_outer_state(layout_.outer_state(d.module_id, out.new_version), optimizer.state()));
+  const std::string file = layout_.module_version(d.module_id, out.new_version);
+  DIPACO_ASSIGN_OR_RETURN(std::string sha,
+                          write_module_version(file, d.module_id, out.new_version, theta));
+  DIPACO_RETURN_IF_ERROR(
+      coordinator_->complete_aggregation(run_id_, d.module_id, d.outer_step, file, sha));
+  return out;
+}
+
+}  // namespace dipaco

@@ -1,0 +1,161 @@
+#include "run/run_plan.h"
+
+#include <filesystem>
+
+#include "backend/cpu/cpu_backend.h"
+#include "data/token_file.h"
+#include "model/model.h"
+#include "run/module_files.h"
+#include "util/atomic_file.h"
+#include "util/sha256.h"
+
+namespace dipaco {
+
+namespace {
+
+// Version 0 of every module.
+Status write_initial_modules(const GridSpec& grid, const RunLayout& layout, bool have_base,
+                             RunSpec* spec) {
+  ParamLayout pl(grid.model);
+  std::vector<float> init;
+  auto initial = [&]() -> Result<std::vector<float>> {
+    if (grid.warm_start && have_base) {
+      DIPACO_ASSIGN_OR_RETURN(auto base, read_path_model(layout.base_model()));
+      return std::move(base.second);
+    }
+    CpuBackend backend(1);
+    DIPACO_ASSIGN_OR_RETURN(std::unique_ptr<Model> model,
+                            Model::create(&backend, grid.model, 1, 1));
+    model->init_params(grid.seed);
+    return model->get_params();
+  };
+  for (int id = 0; id < grid.num_modules(); ++id) {
+    const auto mid = static_cast<uint32_t>(id);
+    ModuleSpec m;
+    m.module_id = mid;
+    m.level = static_cast<uint32_t>(grid.module_level(id));
+    m.index = static_cast<uint32_t>(grid.module_index(id));
+    m.initial_checkpoint = layout.module_version(mid, 0);
+    std::error_code ec;
+    std::filesystem::create_directories(layout.module_dir(mid), ec);
+    if (ec) return io_error(layout.module_dir(mid) + ": cannot create: " + ec.message());
+    if (std::filesystem::exists(m.initial_checkpoint)) {
+      DIPACO_ASSIGN_OR_RETURN(m.initial_sha256, sha256_file_hex(m.initial_checkpoint));
+    } else {
+      if (init.empty()) {
+        DIPACO_ASSIGN_OR_RETURN(init, initial());
+      }
+      ParamRange r = grid.module_range(pl, id);
+      std::span<const float> slice(init.data() + r.offset, r.count);
+      DIPACO_ASSIGN_OR_RETURN(m.initial_sha256,
+                              write_module_version(m.initial_checkpoint, mid, 0, slice));
+    }
+    spec->modules.push_back(std::move(m));
+  }
+  return Status::ok();
+}
+
+std::string grid_request_id(const GridSpec& grid) {
+  return "dipaco-run:" + sha256_hex(run_identity(grid)).substr(0, 32);
+}
+
+}  // namespace
+
+// Resolves the vocabulary from the training data; checks the validation file agrees.
+Result<GridSpec> resolve_grid_vocabulary(const GridSpec& input) {
+  GridSpec grid = input;
+  auto train = TokenFile::open(grid.train_tokens);
+  if (!train.is_ok()) {
+    return Status(train.status().code(), "data.train: " + train.status().message() +
+                                             " (write token files with 'dipaco data tokenize')");
+  }
+  if (grid.vocab_from_data) {
+    grid.model.vocab_size = static_cast<int>(train->vocab_size());
+  } else if (static_cast<uint32_t>(grid.model.vocab_size) < train->vocab_size()) {
+    return invalid_argument("model.vocab_size " + std::to_string(grid.model.vocab_size) +
+                            " is smaller than the vocabulary of " + grid.train_tokens);
+  }
+  if (!grid.val_tokens.empty()) {
+    auto val = TokenFile::open(grid.val_tokens);
+    if (!val.is_ok()) return val.status().with_context("data.val");
+    if (val->vocab_size() > static_cast<uint32_t>(grid.model.vocab_size))
+      return invalid_argument("data.val " + grid.val_tokens + " has a larger vocabulary");
+  }
+  return grid;
+}
+
+std::string run_identity(const GridSpec& grid) {
+  GridSpec g = grid;
+  g.workers = 1;
+  g.threads = 0;
+  return g.to_toml();
+}
+
+Result<PlannedRun> plan_grid_run(const GridSpec& input, int threads, FILE* out) {
+  PlannedRun planned;
+  DIPACO_ASSIGN_OR_RETURN(planned.grid, resolve_grid_vocabulary(input));
+  GridSpec& grid = planned.grid;
+  planned.layout = RunLayout{grid.dir};
+  const RunLayout& layout = planned.layout;
+  std::error_code ec;
+  std::filesystem::create_directories(layout.payload_dir(), ec);
+  std::filesystem::create_directories(layout.state_dir(), ec);
+  std::filesystem::create_directories(layout.paths_dir(), ec);
+  if (ec) return io_error(grid.dir + ": cannot create the run directory: " + ec.message());
+  const std::string toml = grid.to_toml();
+  if (std::filesystem::exists(layout.grid())) {
+    DIPACO_ASSIGN_OR_RETURN(std::string existing_text, read_file(layout.grid()));
+    auto existing = parse_grid_spec(existing_text, layout.grid());
+    if (!existing.is_ok() || run_identity(*existing) != run_identity(grid)) {
+      return failed_precondition(
+          "run.dir " + grid.dir +
+          " holds a run of a different grid (see its grid.toml); use another run.dir, or "
+          "delete the directory to start over");
+    }
+    std::fprintf(out, "resuming the run in %s\n", grid.dir.c_str());
+    planned.resumed = true;
+  }
+  DIPACO_RETURN_IF_ERROR(write_file_atomically(layout.grid(), toml));
+  ParamLayout pl(grid.model);
+  const int P = grid.num_paths();
+  std::fprintf(out,
+               "grid %s: %d levels, %d modules, %d paths x %d shards; path %zu parameters; "
+               "H = %u, %llu outer steps, outer %s lr %g, compression %s\n",
+               grid.name.c_str(), static_cast<int>(grid.levels.size()), grid.num_modules(), P,
+               grid.shards_per_path, pl.total(), grid.inner_steps,
+               static_cast<unsigned long long>(grid.outer_steps),
+               outer_optimizer_name(grid.outer.kind), static_cast<double>(grid.outer.lr),
+               wire_dtype_name(grid.dtype));
+  std::fflush(out);
+
+  DIPACO_ASSIGN_OR_RETURN(planned.shards, prepare_shards(grid, layout, threads, out));
+  const ShardPlan& plan = planned.shards;
+  for (size_t s = 0; s < plan.shard_tokens.size(); ++s) {
+    std::fprintf(out, "shard %zu: %llu documents, %llu tokens\n", s,
+                 static_cast<unsigned long long>(plan.shard_documents[s]),
+                 static_cast<unsigned long long>(plan.shard_tokens[s]));
+  }
+
+  RunSpec& spec = planned.spec;
+  spec.name = grid.name;
+  spec.request_id = grid_request_id(grid);
+  spec.outer_steps = grid.outer_steps;
+  spec.inner_steps = grid.inner_steps;
+  spec.lease_timeout_ms = 120000;
+
+  DIPACO_RETURN_IF_ERROR(write_initial_modules(grid, layout, plan.have_base, &spec));
+  for (int p = 0; p < P; ++p) {
+    PathSpec path;
+    path.path_id = static_cast<uint32_t>(p);
+    for (int id : grid.path_modules(p)) path.module_ids.push_back(static_cast<uint32_t>(id));
+    for (int r = 0; r < grid.shards_per_path; ++r) {
+      auto shard = static_cast<uint32_t>(p * grid.shards_per_path + r);
+      path.shards.push_back({shard, plan.shard_tokens[shard]});
+    }
+    spec.paths.push_back(std::move(path));
+  }
+
+  return planned;
+}
+
+}  // namespace dipaco

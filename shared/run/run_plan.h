@@ -1,0 +1,42 @@
+// Planning a grid run: everything between a grid file and a coordinator run, shared by
+// `dipaco run` (local workers) and `dipaco serve` (remote workers).
+//
+//   1. the vocabulary comes from the training token file (model.vocab_size = 0);
+//   2. the run directory is created; its grid.toml must describe the same run as the grid given
+//      (worker and thread counts may differ), else the directory is refused;
+//   3. routing writes the shards (shard_routing.h);
+//   4. version 0 of every module is written (warm start from the base model, or random init);
+//   5. the RunSpec: modules with their version-0 files and sha256, paths with their shards
+//      (weighted by tokens), H, outer steps; config = the effective grid TOML, request_id a hash
+//      of the run's identity, so creating it again returns the same run.
+#pragma once
+
+#include <cstdio>
+#include <string>
+
+#include "algo/grid_spec.h"
+#include "coordinator/run_spec.h"
+#include "run/run_layout.h"
+#include "run/shard_routing.h"
+#include "util/status.h"
+
+namespace dipaco {
+
+struct PlannedRun {
+  GridSpec grid;  // vocabulary resolved
+  RunLayout layout;
+  ShardPlan shards;
+  RunSpec spec;
+  bool resumed = false;  // the run directory already held this run
+};
+
+// `threads`: CPU threads for the base model and routing features. Progress goes to `out`.
+Result<PlannedRun> plan_grid_run(const GridSpec& grid, int threads, FILE* out);
+
+// The vocabulary from data.train (and a check of data.val); errors point at `dipaco data`.
+Result<GridSpec> resolve_grid_vocabulary(const GridSpec& grid);
+
+// What makes two grids the same run: everything but worker and thread counts.
+std::string run_identity(const GridSpec& grid);
+
+}  // namespace dipaco

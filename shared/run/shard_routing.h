@@ -1,0 +1,44 @@
+// Routing stage of a run: from the training corpus to one token file per shard.
+//
+//   1. base model: loaded from routing.base_checkpoint, or trained for routing.base_steps dense
+//      steps on all training documents (grid model, inner optimizer); saved as base.safetensors.
+//      Skipped when neither routing nor warm start needs it (random routing, no warm start).
+//   2. features: the base model's mean last hidden state over each document's first
+//      routing.prefix_tokens tokens (routing/document_features.h).
+//   3. the router (router.h) is fitted on the training documents: k-means / product k-means
+//      (balanced option), a discriminative router on which path of routing.paths_from scores
+//      each document best, or the random control; top2 sends a document to two paths.
+//   4. shards: with several paths a path's documents are dealt at random among its
+//      shards_per_path shards; with one path the router's clusters are the shards. Validation
+//      documents go to their routed path; with routing.reroute_every = W a validation document
+//      is cut into W-token segments, each routed by the routing.prefix_tokens tokens before it.
+//   5. shards/*.tok, router.safetensors, and routing.json last (its presence marks the stage as
+//      done: a restarted run reuses the shards as they are).
+//
+// Errors say what to change: a path without documents, a shard smaller than one window.
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <vector>
+
+#include "algo/grid_spec.h"
+#include "run/run_layout.h"
+#include "util/status.h"
+
+namespace dipaco {
+
+struct ShardPlan {
+  std::vector<uint64_t> shard_tokens;     // per shard id
+  std::vector<uint64_t> shard_documents;  // per shard id
+  std::vector<uint64_t> val_tokens;       // per path (0 when no validation data)
+  std::vector<uint64_t> val_documents;    // per path (segments with re-routing)
+  bool have_base = false;                 // base.safetensors exists
+};
+
+// `grid` must have its vocabulary resolved (model.vocab_size = the data's). Runs the stage, or
+// reads its result when routing.json exists. Progress lines go to `out`.
+Result<ShardPlan> prepare_shards(const GridSpec& grid, const RunLayout& layout, int threads,
+                                 FILE* out);
+
+}  // namespace dipaco

@@ -1,0 +1,227 @@
+// Whole local runs on a tiny two-topic corpus: a 2×2 DiPaCo grid trains, evaluates with
+// routing and writes what export reads; reruns resume; an interrupted run resumes to the same
+// modules as an uninterrupted one; DiLoCo, path-specific levels, int4 with top-2 overlap and a
+// discriminative router run; bad inputs are refused with errors that say what to change.
+#include <QTemporaryDir>
+#include <QtTest>
+#include <atomic>
+#include <cmath>
+#include <filesystem>
+
+#include "run/local_run.h"
+#include "run/module_files.h"
+#include "run/run_layout.h"
+#include "run_test_data.h"
+#include "test_support.h"
+#include "util/atomic_file.h"
+
+using namespace dipaco;
+using dipaco::test::contains;
+using dipaco::test::kTwoByTwo;
+using dipaco::test::tiny_grid;
+
+namespace {
+
+const char* kFastRouting = "[routing]\nbase_steps = 20\n";
+
+GridSpec grid_of(const std::string& text) {
+  auto g = parse_grid_spec(text, "tiny.toml");
+  if (!g) qFatal("%s", g.status().message().c_str());
+  return std::move(g).value();
+}
+
+Result<LocalRunResult> run_quietly(const GridSpec& g, LocalRunOptions o = {}) {
+  FILE* sink = std::fopen("/dev/null", "w");
+  o.out = sink;
+  auto r = run_local(g, o);
+  std::fclose(sink);
+  return r;
+}
+
+double max_path_difference(const std::string& a_dir, const std::string& b_dir, int paths) {
+  double diff = 0;
+  for (int p = 0; p < paths; ++p) {
+    auto a = read_path_model(RunLayout{a_dir}.path_model(static_cast<uint32_t>(p)));
+    auto b = read_path_model(RunLayout{b_dir}.path_model(static_cast<uint32_t>(p)));
+    if (!a || !b) return INFINITY;
+    for (size_t i = 0; i < a->second.size(); ++i)
+      diff = std::max(diff, static_cast<double>(std::fabs(a->second[i] - b->second[i])));
+  }
+  return diff;
+}
+
+}  // namespace
+
+class RunLocalTest : public QObject {
+  Q_OBJECT
+
+ private:
+  QTemporaryDir dir_;
+
+ private slots:
+  void initTestCase() { dipaco::test::write_tiny_corpus(dir_.path()); }
+
+  void twoByTwoGridTrainsAndWritesItsPaths() {
+    GridSpec g = grid_of(tiny_grid(dir_.path(), kTwoByTwo, kFastRouting));
+    std::atomic<int> completed{0}, train_points{0}, val_points{0};
+    LocalRunOptions o;
+    o.on_event = [&](const RunEvent& e) {
+      if (e.kind == EventKind::kLeaseCompleted) ++completed;
+      if (e.kind == EventKind::kMetric && e.metric_name == "train_loss") ++train_points;
+      if (e.kind == EventKind::kMetric && e.metric_name == "val_loss") ++val_points;
+    };
+    auto r = run_quietly(g, o);
+    QVERIFY2(r, r.status().message().c_str());
+    QCOMPARE(r->paths.size(), size_t{4});
+    QCOMPARE(completed.load(), 12);  // 4 paths × 3 outer steps
+    QCOMPARE(train_points.load(), 12);
+    uint64_t docs = 0;
+    int paths_with_val = 0;
+    for (const PathResult& p : r->paths) {
+      QCOMPARE(std::isfinite(p.val_loss), p.val_tokens > 0);
+      paths_with_val += p.val_tokens > 0;
+      docs += p.shard_documents;
+    }
+    QVERIFY(paths_with_val >= 2);
+    QCOMPARE(val_points.load(), 3 * paths_with_val);
+    QCOMPARE(docs, uint64_t{48});
+    // Training helped: below the uniform prediction over 64 tokens.
+    QVERIFY2(r->routed_val_loss < std::log(64.0) - 0.2, std::to_string(r->routed_val_loss).c_str());
+    // Traffic: each of 12 tasks sends each of its two modules in int8.
+    ModelConfig resolved = g.model;
+    resolved.vocab_size = static_cast<int>(dipaco::test::kTinyVocab);  // from the data
+    ParamLayout layout(resolved);
+    uint64_t expect_up = 0;
+    for (int p = 0; p < 4; ++p)
+      for (int id : g.path_modules(p))
+        expect_up += 3 * encoded_size(WireDtype::kInt8, g.module_range(layout, id).count);
+    QCOMPARE(r->bytes_up, expect_up);
+    // Data parallel: every one of the 12 × H inner steps exchanges an fp32 gradient both ways.
+    QCOMPARE(r->data_parallel_bytes, uint64_t{12} * 4 * 2 * layout.total() * sizeof(float));
+    QVERIFY(r->bytes_up * 10 < r->data_parallel_bytes);
+    RunLayout l{g.dir};
+    for (const std::string& f : {l.run_json(), l.summary(), l.router(), l.base_model(),
+                                 l.path_model(3), l.module_version(3, 3), l.metrics()})
+      QVERIFY2(std::filesystem::exists(f), f.c_str());
+    // Old versions are collected; the initial one and the last two stay.
+    QVERIFY(!std::filesystem::exists(l.module_version(3, 1)));
+    QVERIFY(std::filesystem::exists(l.module_version(3, 0)));
+    QVERIFY(std::filesystem::exists(l.module_version(3, 2)));
+    auto json = read_file(l.run_json());
+    QVERIFY(contains(*json, "\"format\": \"dipaco-run/1\""));
+    QVERIFY(contains(*json, "\"kind\": \"kmeans\""));
+
+    // Rerunning the finished grid resumes: nothing is trained again, the result is the same.
+    completed = 0;
+    auto again = run_quietly(g, o);
+    QVERIFY2(again, again.status().message().c_str());
+    QCOMPARE(completed.load(), 0);
+    QCOMPARE(again->routed_val_loss, r->routed_val_loss);
+
+    // More workers is the same run; a different grid in the same directory is refused.
+    GridSpec wider = g;
+    wider.workers = 2;
+    auto resumed = run_quietly(wider, o);
+    QVERIFY2(resumed, resumed.status().message().c_str());
+    QCOMPARE(completed.load(), 0);
+
+    GridSpec other = g;
+    other.inner.lr = 1e-3;
+    auto refused = run_quietly(other);
+    QVERIFY(contains(refused.status().message(), "different grid"));
+
+    // A discriminative router trained on which of these paths scores each document best.
+    GridSpec disc = grid_of(tiny_grid(dir_.path(), kTwoByTwo,
+                                      std::string(kFastRouting) +
+                                          "method = \"discriminative\"\n"
+                                          "paths_from = \"" +
+                                          g.dir + "\"\n"));
+    disc.dir = dir_.filePath("disc").toStdString();
+    auto d = run_quietly(disc);
+    QVERIFY2(d, d.status().message().c_str());
+    QVERIFY(std::isfinite(d->routed_val_loss));
+  }
+
+  void interruptedRunResumesToTheSameModules() {
+    GridSpec a = grid_of(tiny_grid(dir_.path(), kTwoByTwo, kFastRouting));
+    a.dir = dir_.filePath("whole").toStdString();
+    QVERIFY(run_quietly(a));
+    GridSpec b = a;
+    b.dir = dir_.filePath("interrupted").toStdString();
+    std::atomic<bool> stop{false};
+    std::atomic<int> completed{0};
+    LocalRunOptions o;
+    o.stop = &stop;
+    o.on_event = [&](const RunEvent& e) {
+      if (e.kind == EventKind::kLeaseCompleted && ++completed == 5) stop = true;
+    };
+    auto first = run_quietly(b, o);
+    QVERIFY2(first, first.status().message().c_str());
+    QVERIFY(first->interrupted);
+    auto rest = run_quietly(b);
+    QVERIFY2(rest, rest.status().message().c_str());
+    QVERIFY(!rest->interrupted);
+    double diff = max_path_difference(a.dir, b.dir, 4);
+    QVERIFY2(diff < 1e-5, std::to_string(diff).c_str());
+  }
+
+  void diLoCoPathSpecificAndInt4Variants() {
+    // DiLoCo: one module, two iid replicas.
+    GridSpec diloco = grid_of(tiny_grid(dir_.path(), "[grid]\nshards_per_path = 2\n",
+                                        std::string(kFastRouting) + "method = \"iid\"\n"));
+    diloco.dir = dir_.filePath("diloco").toStdString();
+    auto r = run_quietly(diloco);
+    QVERIFY2(r, r.status().message().c_str());
+    QCOMPARE(r->paths.size(), size_t{1});
+    QCOMPARE(r->paths[0].shard_documents, uint64_t{48});
+    // Two paths sharing level 0, each with its own level 1; int4 with top-2 overlap.
+    GridSpec ps = grid_of(tiny_grid(
+        dir_.path(),
+        "[[grid.level]]\nblocks = [0, 0]\nmodules = 2\n\n[[grid.level]]\nblocks = [1, 1]\n"
+        "path_specific = true\n",
+        std::string(kFastRouting) + "top2 = true\n\n[compression]\ndtype = \"int4\"\n"));
+    ps.dir = dir_.filePath("path-specific").toStdString();
+    auto p = run_quietly(ps);
+    QVERIFY2(p, p.status().message().c_str());
+    QCOMPARE(p->paths.size(), size_t{2});
+    QCOMPARE(p->paths[0].shard_documents + p->paths[1].shard_documents, uint64_t{96});
+    QVERIFY(p->bytes_path_local > 0);
+    QVERIFY(std::isfinite(p->routed_val_loss));
+  }
+
+  void badInputsSayWhatToChange() {
+    GridSpec g = grid_of(tiny_grid(dir_.path(), kTwoByTwo, kFastRouting));
+    g.dir = dir_.filePath("bad").toStdString();
+    GridSpec missing = g;
+    missing.train_tokens = dir_.filePath("missing.tok").toStdString();
+    QVERIFY(contains(run_quietly(missing).status().message(), "dipaco data tokenize"));
+    GridSpec crowded = grid_of(
+        tiny_grid(dir_.path(), "[[grid.level]]\nblocks = [0, 1]\nmodules = 64\n", kFastRouting));
+    crowded.dir = dir_.filePath("crowded").toStdString();
+    QVERIFY(contains(run_quietly(crowded).status().message(), "fewer than the 64"));
+
+    // Warm start from a dense checkpoint of the same model; another model is refused.
+    GridSpec base_run = grid_of(tiny_grid(dir_.path(), "[[grid.level]]\nblocks = [0, 1]\n",
+                                          "[routing]\nmethod = \"random\"\n"
+                                          "[outer]\noptimizer = \"sgd\"\n"));
+    base_run.warm_start = false;
+    base_run.dir = dir_.filePath("dense").toStdString();
+    auto dense = run_quietly(base_run);
+    QVERIFY2(dense, dense.status().message().c_str());
+    GridSpec warm = g;
+    warm.dir = dir_.filePath("warm").toStdString();
+    warm.routing.base_checkpoint = RunLayout{base_run.dir}.path_model(0);
+    auto w = run_quietly(warm);
+    QVERIFY2(w, w.status().message().c_str());
+    auto base = read_path_model(RunLayout{warm.dir}.base_model());
+    auto source = read_path_model(warm.routing.base_checkpoint);
+    QVERIFY(base && source && base->second == source->second);
+    GridSpec wider = warm;
+    wider.dir = dir_.filePath("wider").toStdString();
+    wider.model.d_model = 64;
+    QVERIFY(contains(run_quietly(wider).status().message(), "must match"));
+  }
+};
+
+QTEST_GUILESS_MAIN(RunLocalTest)
+#include "test_run_local.moc"
