@@ -1,5 +1,5 @@
-// dipaco-worker: the worker as an OS service. This build reads and checks its config and the
-// host (--check); leasing and training arrive with the distribution layer.
+// dipaco-worker: the worker as an OS service: reads its config, checks the host (--check) or
+// leases tasks from the coordinator until SIGTERM (worker_service.h).
 #include <unistd.h>
 
 #include <cstdio>
@@ -12,6 +12,7 @@
 #include "backend/cuda_runtime.h"
 #include "util/arg_parser.h"
 #include "worker_config.h"
+#include "worker_service.h"
 
 namespace {
 
@@ -102,9 +103,5 @@ int main(int argc, char** argv) {
     source = path;
   }
   if (check) return run_check(config, source);
-  std::fprintf(stderr,
-               "dipaco-worker %s: the coordinator protocol is not in this build yet; "
-               "use --check or --version\n",
-               DIPACO_VERSION);
-  return 3;
+  return dipaco::run_worker_service(config, "dipaco-worker");
 }

@@ -55,8 +55,16 @@ Result<WorkerConfig> parse_worker_config(const std::string& toml_text,
   DIPACO_RETURN_IF_ERROR(check_keys(root, "", {"coordinator", "worker"}, source_name));
   WorkerConfig config;
   if (const toml::table* c = root["coordinator"].as_table()) {
+    DIPACO_RETURN_IF_ERROR(check_keys(*c, "coordinator.",
+                                      {"address", "token_file", "tls", "ca_file",
+                                       "client_cert_file", "client_key_file", "server_name"},
+                                      source_name));
     DIPACO_RETURN_IF_ERROR(
-        check_keys(*c, "coordinator.", {"address", "token_file", "tls", "ca_file"}, source_name));
+        read_value(*c, "coordinator", "client_cert_file", source_name, &config.client_cert_file));
+    DIPACO_RETURN_IF_ERROR(
+        read_value(*c, "coordinator", "client_key_file", source_name, &config.client_key_file));
+    DIPACO_RETURN_IF_ERROR(
+        read_value(*c, "coordinator", "server_name", source_name, &config.server_name));
     DIPACO_RETURN_IF_ERROR(
         read_value(*c, "coordinator", "address", source_name, &config.coordinator_address));
     DIPACO_RETURN_IF_ERROR(
@@ -65,10 +73,11 @@ Result<WorkerConfig> parse_worker_config(const std::string& toml_text,
     DIPACO_RETURN_IF_ERROR(read_value(*c, "coordinator", "ca_file", source_name, &config.ca_file));
   }
   if (const toml::table* w = root["worker"].as_table()) {
-    DIPACO_RETURN_IF_ERROR(check_keys(*w, "worker.",
-                                      {"id", "cache_dir", "backend", "devices", "cpu_threads",
-                                       "fallback_to_cpu", "max_memory_gib"},
-                                      source_name));
+    DIPACO_RETURN_IF_ERROR(
+        check_keys(*w, "worker.",
+                   {"id", "cache_dir", "backend", "devices", "cpu_threads", "fallback_to_cpu",
+                    "max_memory_gib", "runner", "fake_step_ms", "max_tasks"},
+                   source_name));
     DIPACO_RETURN_IF_ERROR(read_value(*w, "worker", "id", source_name, &config.worker_id));
     DIPACO_RETURN_IF_ERROR(read_value(*w, "worker", "cache_dir", source_name, &config.cache_dir));
     DIPACO_RETURN_IF_ERROR(read_value(*w, "worker", "backend", source_name, &config.backend));
@@ -78,6 +87,15 @@ Result<WorkerConfig> parse_worker_config(const std::string& toml_text,
         read_value(*w, "worker", "fallback_to_cpu", source_name, &config.fallback_to_cpu));
     DIPACO_RETURN_IF_ERROR(
         read_value(*w, "worker", "max_memory_gib", source_name, &config.max_memory_gib));
+    DIPACO_RETURN_IF_ERROR(read_value(*w, "worker", "runner", source_name, &config.runner));
+    DIPACO_RETURN_IF_ERROR(
+        read_value(*w, "worker", "fake_step_ms", source_name, &config.fake_step_ms));
+    DIPACO_RETURN_IF_ERROR(read_value(*w, "worker", "max_tasks", source_name, &config.max_tasks));
+    if (config.runner != "train" && config.runner != "fake")
+      return invalid_argument(source_name + ": [worker] runner must be train or fake, got '" +
+                              config.runner + "'");
+    if (config.fake_step_ms < 0 || config.max_tasks < 0)
+      return invalid_argument(source_name + ": [worker] fake_step_ms and max_tasks must be >= 0");
     if (threads < 0 || threads > 4096) {
       return invalid_argument(source_name + ": [worker] cpu_threads must be in [0, 4096], got " +
                               std::to_string(threads));

@@ -5,6 +5,9 @@
 //   token_file = "/etc/dipaco/worker.token" # bearer token of the worker role
 //   tls = true                              # false only for loopback
 //   ca_file = ""                            # extra CA bundle for the coordinator's cert
+//   client_cert_file = ""                   # PEM client certificate when the coordinator
+//   client_key_file = ""                    #   requires mTLS, and its key
+//   server_name = ""                        # TLS name to verify instead of the address host
 //   [worker]
 //   id = ""                                 # stable worker id; default: hostname
 //   cache_dir = "/var/cache/dipaco"     # module and shard cache
@@ -13,6 +16,9 @@
 //   cpu_threads = 0                         # 0 = all cores
 //   fallback_to_cpu = false                 # run on CPU when CUDA is unusable
 //   max_memory_gib = 0                      # 0 = no limit of our own
+//   runner = "train"                        # train (the path trainer) | fake (protocol tests)
+//   fake_step_ms = 0                        # fake runner: sleep per inner step
+//   max_tasks = 0                           # stop after this many tasks; 0 = run until stopped
 //
 // Defaults are written once, here and in worker_config.cc; errors name the key and the file.
 #pragma once
@@ -30,6 +36,9 @@ struct WorkerConfig {
   std::string token_file;
   bool tls = true;
   std::string ca_file;
+  std::string client_cert_file;
+  std::string client_key_file;
+  std::string server_name;
   std::string worker_id;
   std::string cache_dir = "/var/cache/dipaco";
   std::string backend = "auto";
@@ -37,6 +46,9 @@ struct WorkerConfig {
   int cpu_threads = 0;
   bool fallback_to_cpu = false;
   double max_memory_gib = 0.0;
+  std::string runner = "train";
+  int64_t fake_step_ms = 0;
+  int64_t max_tasks = 0;
 };
 
 // Parses TOML text; `source_name` names the file in errors ("worker.toml: [worker] backend

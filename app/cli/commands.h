@@ -22,6 +22,8 @@ int cmd_export(const Args& args);
 int cmd_generate(const Args& args);
 int cmd_run(const Args& args);
 int cmd_train(const Args& args);
+int cmd_serve(const Args& args);
+int cmd_work(const Args& args);
 // Subcommands whose implementation has not landed: they say so and exit kExitNotBuilt.
 int cmd_planned(const std::string& name, const Args& args);
 

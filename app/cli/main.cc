@@ -16,18 +16,11 @@ struct Subcommand {
   int (*run)(const dipaco::cli::Args&);
 };
 
-int run_planned_serve(const dipaco::cli::Args& a) {
-  return dipaco::cli::cmd_planned("serve", a);
-}
-int run_planned_work(const dipaco::cli::Args& a) {
-  return dipaco::cli::cmd_planned("work", a);
-}
-
 constexpr Subcommand kSubcommands[] = {
     {"run", "train a DiPaCo/DiLoCo grid: embedded coordinator + local workers",
      dipaco::cli::cmd_run},
-    {"serve", "run a headless coordinator that remote workers connect to", run_planned_serve},
-    {"work", "run a worker in the foreground against a coordinator", run_planned_work},
+    {"serve", "run a headless coordinator that remote workers connect to", dipaco::cli::cmd_serve},
+    {"work", "run a worker in the foreground against a coordinator", dipaco::cli::cmd_work},
     {"train", "train one dense model (the baseline paths are compared against)",
      dipaco::cli::cmd_train},
     {"export", "export trained paths (HF Llama safetensors, GGUF) and the router",

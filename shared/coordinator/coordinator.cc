@@ -132,11 +132,11 @@ Result<int64_t> Coordinator::create_run(const RunSpec& spec) {
     DIPACO_RETURN_IF_ERROR(exec_sql(
         db_,
         "INSERT INTO runs(name, request_id, state, outer_steps, inner_steps, lease_timeout_ms, "
-        "max_lease_ms, partial_min_fraction, partial_after_ms, created_ms) "
-        "VALUES (?1, ?2, 'running', ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "max_lease_ms, partial_min_fraction, partial_after_ms, created_ms, config) "
+        "VALUES (?1, ?2, 'running', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         spec.name, spec.request_id.empty() ? std::optional<int64_t>() : std::optional<int64_t>(),
         spec.outer_steps, spec.inner_steps, spec.lease_timeout_ms, spec.max_lease_ms,
-        spec.partial.min_fraction, spec.partial.after_ms, now));
+        spec.partial.min_fraction, spec.partial.after_ms, now, spec.config));
     int64_t run = db_.last_insert_rowid();
     if (!spec.request_id.empty())
       DIPACO_RETURN_IF_ERROR(
@@ -266,6 +266,24 @@ Result<OperatorReply> Coordinator::preempt(int64_t lease_id) {
                                       lease->state + ": " + lease->end_reason};
     std::string reason = "lease " + std::to_string(lease_id) + " preempted by an operator at " +
                          format_unix_ms(now) + "; task requeued";
+    DIPACO_RETURN_IF_ERROR(
+        end_lease(*lease, "preempted", reason, /*requeue=*/true, EventKind::kLeasePreempted, now));
+    return OperatorReply{true, reason};
+  });
+}
+
+Result<OperatorReply> Coordinator::release_lease(int64_t lease_id, const std::string& worker_id,
+                                                 const std::string& why) {
+  std::lock_guard lock(mutex_);
+  return transact<OperatorReply>([&](int64_t now) -> Result<OperatorReply> {
+    DIPACO_ASSIGN_OR_RETURN(auto lease, find_lease(lease_id));
+    std::string name = "lease " + std::to_string(lease_id);
+    if (!lease || lease->worker_id != worker_id)
+      return failed_precondition(name + " is not held by worker " + worker_id);
+    if (lease->state != "live")
+      return OperatorReply{false, name + " is already " + lease->state + ": " + lease->end_reason};
+    std::string reason = name + " handed back by worker " + worker_id + " at " +
+                         format_unix_ms(now) + " (" + why + "); task requeued";
     DIPACO_RETURN_IF_ERROR(
         end_lease(*lease, "preempted", reason, /*requeue=*/true, EventKind::kLeasePreempted, now));
     return OperatorReply{true, reason};

@@ -189,6 +189,27 @@ struct RunStatus {
   int64_t live_leases = 0;
 };
 
+// What the gRPC service needs to know about a lease to check a push against its run's shapes.
+struct LeaseSummary {
+  int64_t lease_id = 0;
+  int64_t run_id = 0;
+  std::string worker_id;
+  std::string state;  // "live", "completed", "expired", "preempted", "cancelled"
+  uint32_t path_id = 0;
+  uint32_t shard_id = 0;
+  uint64_t outer_step = 0;
+  std::vector<uint32_t> module_ids;  // the path's modules in level order
+};
+
+// One accepted chunk of a lease's module gradient (push_chunks row).
+struct StoredChunk {
+  uint64_t sequence = 0;
+  uint64_t offset_bytes = 0;
+  uint64_t size_bytes = 0;
+  uint64_t total_bytes = 0;
+  std::string ref;  // in the gradient store
+};
+
 class Coordinator {
  public:
   // Opens or creates the database, migrates it, applies the restart policy.
@@ -221,6 +242,10 @@ class Coordinator {
   // The worker's live lease if it has one (a retried call gets the same task), else a new one,
   // else a wait hint.
   Result<LeaseReply> lease_task(const std::string& worker_id);
+  // The worker gives its live lease back (graceful stop, or it cannot run the task): ended as
+  // preempted and requeued at once. kFailedPrecondition when the worker does not hold it.
+  Result<OperatorReply> release_lease(int64_t lease_id, const std::string& worker_id,
+                                      const std::string& why);
   // Cheap check before receiving a chunk's payload; changes nothing, records nothing.
   Result<PushReply> begin_push(int64_t lease_id, uint32_t module_id, uint64_t sequence);
   // Stores and counts one chunk. Malformed chunks are errors (kInvalidArgument) and change
@@ -240,6 +265,22 @@ class Coordinator {
   // The whole payload of one report, from the gradient store. Does not take the coordinator's
   // lock (a large read does not stall leases).
   Result<std::string> read_gradient(const GradientReport& report) const;
+
+  // ---- lookups for the gRPC service (read-only; no deadline sweep) -------------------------
+  // The lease, or nullopt when no lease has that id.
+  Result<std::optional<LeaseSummary>> lease_summary(int64_t lease_id);
+  // Chunks of `module_id` accepted for the lease so far, in offset order.
+  Result<std::vector<StoredChunk>> stored_chunks(int64_t lease_id, uint32_t module_id);
+  // Reads chunk payloads in the given order from the gradient store (no lock).
+  Result<std::string> read_chunks(const std::vector<StoredChunk>& chunks) const;
+  // Version `version` of the run's module, or nullopt when the run, module or version does not
+  // exist (yet).
+  Result<std::optional<ModuleRef>> module_version(int64_t run_id, uint32_t module_id,
+                                                  uint64_t version);
+  // The opaque RunSpec::config stored with the run; kNotFound for an unknown run.
+  Result<std::string> run_config(int64_t run_id);
+  // Ids of the runs that are not finished, oldest first.
+  Result<std::vector<int64_t>> active_runs();
 
   // ---- inspection -------------------------------------------------------------------------
   // Applies deadlines now (lease expiry, partial aggregation). Every other call does it too.

@@ -109,11 +109,37 @@ Result<PushReply> Coordinator::accept_push(const PushChunk& chunk) {
                             std::to_string(chunk.offset_bytes + chunk.data.size()) +
                             ") fall outside the module's " + std::to_string(chunk.total_bytes) +
                             " bytes");
+  // The payload is written outside the lock (a large fsync must not stall leases and
+  // heartbeats): a read-only pass learns whether the chunk is new and the lease's run, the chunk
+  // is made durable, then the transaction below re-checks everything and records it.
+  std::string written;
+  {
+    int64_t run = 0;
+    {
+      std::lock_guard lock(mutex_);
+      DIPACO_ASSIGN_OR_RETURN(run, transact<int64_t>([&](int64_t now) -> Result<int64_t> {
+                                DIPACO_ASSIGN_OR_RETURN(PushReply pre,
+                                                        check_push(chunk.lease_id, chunk.module_id,
+                                                                   chunk.sequence, &chunk, now,
+                                                                   /*record=*/false));
+                                if (!pre.accepted || pre.duplicate) return int64_t{0};
+                                DIPACO_ASSIGN_OR_RETURN(auto lease, find_lease(chunk.lease_id));
+                                return lease ? lease->run : int64_t{0};
+                              }));
+    }
+    if (run != 0) {
+      DIPACO_ASSIGN_OR_RETURN(written, store_->write_chunk(run, chunk.lease_id, chunk.module_id,
+                                                           chunk.sequence, chunk.data));
+    }
+  }
   std::lock_guard lock(mutex_);
-  return transact<PushReply>([&](int64_t now) -> Result<PushReply> {
+  bool recorded = false;
+  Result<PushReply> result = transact<PushReply>([&](int64_t now) -> Result<PushReply> {
     DIPACO_ASSIGN_OR_RETURN(
         PushReply reply,
         check_push(chunk.lease_id, chunk.module_id, chunk.sequence, &chunk, now, /*record=*/true));
+    // A duplicate names the same store entry as `written` (same lease, module, sequence).
+    if (reply.duplicate) recorded = true;
     if (!reply.accepted || reply.duplicate) return reply;
     DIPACO_ASSIGN_OR_RETURN(auto lease, find_lease(chunk.lease_id));
     if (!lease) return internal_error("lease vanished");
@@ -146,9 +172,12 @@ Result<PushReply> Coordinator::accept_push(const PushChunk& chunk) {
                               std::to_string(chunk.module_id) + " overlap an accepted chunk");
 
     // The payload is durable before the row that names it commits.
-    DIPACO_ASSIGN_OR_RETURN(std::string file,
-                            store_->write_chunk(lease->run, chunk.lease_id, chunk.module_id,
-                                                chunk.sequence, chunk.data));
+    std::string file = written;
+    if (file.empty()) {
+      DIPACO_ASSIGN_OR_RETURN(file, store_->write_chunk(lease->run, chunk.lease_id, chunk.module_id,
+                                                        chunk.sequence, chunk.data));
+      written = file;
+    }
     DIPACO_RETURN_IF_ERROR(exec_sql(
         db_,
         "INSERT INTO push_chunks(lease, sequence, module, offset_bytes, size_bytes, total_bytes, "
@@ -180,8 +209,12 @@ Result<PushReply> Coordinator::accept_push(const PushChunk& chunk) {
         reply.task_complete = true;
       }
     }
+    recorded = true;
     return reply;
   });
+  // Refused or failed: no row names the chunk written above.
+  if (!written.empty() && (!result.is_ok() || !recorded)) store_->remove({written});
+  return result;
 }
 
 Status Coordinator::complete_task(const LeaseRow& lease, int64_t now) {

@@ -53,6 +53,9 @@ struct RunSpec {
   int64_t lease_timeout_ms = 30000;  // a lease dies this long after its grant or last heartbeat
   int64_t max_lease_ms = 0;          // hard limit on a lease however it heartbeats; 0 = none
   PartialAggregation partial;
+  // Opaque to the coordinator: stored with the run and returned by Coordinator::run_config()
+  // (the gRPC service derives each task's hyper-parameters from it). Usually the grid file.
+  std::string config;
 };
 
 // Checks a spec; errors name the field ("paths[1].module_ids[0]: module 7 does not exist").

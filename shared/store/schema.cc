@@ -147,8 +147,13 @@ CREATE TABLE events(
 CREATE INDEX events_by_run ON events(run, id);
 )sql";
 
+// v2: the run's opaque configuration (the operator's grid file); the gRPC service hands it to the
+// task-config provider that turns it into hyper-parameters of tasks.
+constexpr const char* kSchemaV2 = "ALTER TABLE runs ADD COLUMN config TEXT NOT NULL DEFAULT '';";
+
 constexpr Migration kMigrations[] = {
     {1, kSchemaV1},
+    {2, kSchemaV2},
 };
 
 }  // namespace

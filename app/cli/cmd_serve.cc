@@ -1,0 +1,165 @@
+// dipaco serve: a headless coordinator. SQLite state (--db), gRPC on --address with TLS (or
+// --insecure), bearer tokens per role, and an aggregation loop. Runs until SIGTERM/SIGINT.
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <thread>
+
+#include "cli/commands.h"
+#include "coordinator/coordinator.h"
+#include "rpc/copy_aggregator.h"
+#include "rpc/server.h"
+#include "rpc/sha256.h"
+#include "rpc/simple_run_config.h"
+#include "util/arg_parser.h"
+#include "util/atomic_file.h"
+
+namespace dipaco::cli {
+namespace {
+
+std::atomic<int> g_serve_stop{0};
+extern "C" void on_serve_signal(int) {
+  g_serve_stop.fetch_add(1);
+}
+
+int fail(const std::string& message) {
+  std::fprintf(stderr, "dipaco serve: %s\n", message.c_str());
+  return kExitFailure;
+}
+
+}  // namespace
+
+int cmd_serve(const Args& args) {
+  std::string address = "127.0.0.1:7443";
+  std::string db;
+  std::string payload_dir;
+  std::string checkpoint_dir;
+  std::string worker_token_file;
+  std::string operator_token_file;
+  std::string tls_cert, tls_key, client_ca;
+  std::string run_file;
+  std::string aggregator = "copy";
+  std::string port_file;
+  bool insecure = false;
+  bool expire_leases = false;
+  ArgParser parser("dipaco serve", "Run a headless coordinator that remote workers connect to.");
+  parser.add_option("--address", "HOST:PORT",
+                    "listen address (port 0 = any free port; unix:/path for a Unix socket), "
+                    "default 127.0.0.1:7443",
+                    &address);
+  parser.add_option("--db", "FILE", "coordinator state (SQLite; created if missing)", &db);
+  parser.add_option("--payload-dir", "DIR", "pushed outer-gradient chunks, default <db>.payload",
+                    &payload_dir);
+  parser.add_option("--checkpoint-dir", "DIR",
+                    "module versions written by the aggregator, default <db>.checkpoints",
+                    &checkpoint_dir);
+  parser.add_option("--worker-token-file", "FILE", "bearer token of the worker role",
+                    &worker_token_file);
+  parser.add_option("--operator-token-file", "FILE", "bearer token of the operator role",
+                    &operator_token_file);
+  parser.add_option("--tls-cert", "FILE", "PEM server certificate chain", &tls_cert);
+  parser.add_option("--tls-key", "FILE", "PEM server private key", &tls_key);
+  parser.add_option("--client-ca", "FILE", "PEM CA; require client certificates (mTLS)",
+                    &client_ca);
+  parser.add_flag("--insecure", "plaintext without TLS (loopback or Unix sockets only)", &insecure);
+  parser.add_option("--run", "FILE",
+                    "create this run at start unless it exists (simple run file, see "
+                    "shared/rpc/simple_run_config.h)",
+                    &run_file);
+  parser.add_choice("--aggregator", {"copy", "none"},
+                    "copy: version s+1 = version s (no outer optimizer yet); none: leave "
+                    "decisions pending",
+                    &aggregator);
+  parser.add_flag("--expire-leases",
+                  "end every lease live at start (default: keep until their "
+                  "deadline)",
+                  &expire_leases);
+  parser.add_option("--port-file", "FILE", "write the bound port here once listening", &port_file);
+  if (Status s = parser.parse(args); !s) {
+    std::fprintf(stderr, "dipaco serve: %s\n%s", s.message().c_str(), parser.usage().c_str());
+    return kExitUsage;
+  }
+  if (parser.help_requested()) {
+    std::printf("%s", parser.usage().c_str());
+    return kExitOk;
+  }
+  if (db.empty()) {
+    std::fprintf(stderr, "dipaco serve: --db is required\n%s", parser.usage().c_str());
+    return kExitUsage;
+  }
+  if (worker_token_file.empty() || operator_token_file.empty()) {
+    std::fprintf(stderr,
+                 "dipaco serve: --worker-token-file and --operator-token-file are required\n");
+    return kExitUsage;
+  }
+  if (!insecure && (tls_cert.empty() || tls_key.empty())) {
+    std::fprintf(stderr,
+                 "dipaco serve: TLS needs --tls-cert and --tls-key; pass --insecure for "
+                 "plaintext on loopback\n");
+    return kExitUsage;
+  }
+  if (payload_dir.empty()) payload_dir = db + ".payload";
+  if (checkpoint_dir.empty()) checkpoint_dir = db + ".checkpoints";
+  std::error_code ec;
+  std::filesystem::create_directories(payload_dir, ec);
+  std::filesystem::create_directories(checkpoint_dir, ec);
+
+  ServerOptions options;
+  options.address = address;
+  options.insecure = insecure;
+  options.tls_cert_file = tls_cert;
+  options.tls_key_file = tls_key;
+  options.client_ca_file = client_ca;
+  auto worker_token = read_token_file(worker_token_file);
+  if (!worker_token.is_ok()) return fail(worker_token.status().message());
+  auto operator_token = read_token_file(operator_token_file);
+  if (!operator_token.is_ok()) return fail(operator_token.status().message());
+  options.service.tokens = {*worker_token, *operator_token};
+  std::string base_dir =
+      run_file.empty() ? std::string() : std::filesystem::path(run_file).parent_path().string();
+  options.service.hooks = simple_run_hooks(base_dir);
+  if (aggregator == "copy")
+    options.aggregator = copy_aggregator(checkpoint_dir, options.service.hooks);
+
+  CoordinatorOptions coordinator_options;
+  coordinator_options.db_path = db;
+  coordinator_options.payload_dir = payload_dir;
+  coordinator_options.restart =
+      expire_leases ? RestartPolicy::kExpireLeases : RestartPolicy::kKeepLeases;
+  auto coordinator = Coordinator::open(coordinator_options);
+  if (!coordinator.is_ok()) return fail(coordinator.status().message());
+
+  if (!run_file.empty()) {
+    auto text = read_file(run_file);
+    if (!text.is_ok()) return fail(text.status().message());
+    auto run = plan_simple_run(*text, run_file, base_dir);
+    if (!run.is_ok()) return fail(run.status().message());
+    if (run->spec.request_id.empty()) run->spec.request_id = "run-file:" + to_hex(sha256(*text));
+    auto id = (*coordinator)->create_run(run->spec);
+    if (!id.is_ok()) return fail(id.status().message());
+    std::fprintf(stderr, "dipaco serve: run %lld from %s\n", static_cast<long long>(*id),
+                 run_file.c_str());
+  }
+
+  auto server = RpcServer::start(**coordinator, options);
+  if (!server.is_ok()) return fail(server.status().message());
+  std::fprintf(stderr, "dipaco serve: listening on %s (%s)\n", (*server)->target().c_str(),
+               insecure ? "plaintext" : (client_ca.empty() ? "TLS" : "mTLS"));
+  if (!port_file.empty()) {
+    Status written = write_file_atomically(port_file, std::to_string((*server)->port()) + "\n");
+    if (!written.is_ok()) return fail(written.message());
+  }
+  struct sigaction action {};
+  action.sa_handler = on_serve_signal;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGTERM, &action, nullptr);
+  sigaction(SIGINT, &action, nullptr);
+  while (g_serve_stop.load() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  std::fprintf(stderr, "dipaco serve: stopping\n");
+  (*server)->shutdown();
+  return kExitOk;
+}
+
+}  // namespace dipaco::cli

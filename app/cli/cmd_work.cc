@@ -1,0 +1,59 @@
+// dipaco work: a worker in the foreground. Same code as the dipaco-worker service
+// (worker/worker_service.h); flags override the config file's keys.
+#include <cstdio>
+
+#include "cli/commands.h"
+#include "util/arg_parser.h"
+#include "worker_config.h"
+#include "worker_service.h"
+
+namespace dipaco::cli {
+
+int cmd_work(const Args& args) {
+  std::string config_path, address, token_file, ca_file, cache_dir, worker_id, runner;
+  int64_t fake_step_ms = -1, max_tasks = -1;
+  bool insecure = false;
+  ArgParser parser("dipaco work", "Run a worker in the foreground against a coordinator.");
+  parser.add_option("--config", "FILE", "worker config (TOML, as /etc/dipaco/worker.toml)",
+                    &config_path);
+  parser.add_option("--address", "HOST:PORT", "coordinator address", &address);
+  parser.add_option("--token-file", "FILE", "worker bearer token", &token_file);
+  parser.add_option("--ca-file", "FILE", "CA of the coordinator's certificate", &ca_file);
+  parser.add_flag("--insecure", "plaintext (coordinator started with --insecure)", &insecure);
+  parser.add_option("--cache-dir", "DIR", "module and shard cache", &cache_dir);
+  parser.add_option("--worker-id", "ID", "stable worker id (default: hostname)", &worker_id);
+  parser.add_choice("--runner", {"train", "fake"}, "train, or fake (protocol tests)", &runner);
+  parser.add_option("--fake-step-ms", "MS", "fake runner: sleep per inner step", &fake_step_ms, 0,
+                    3600000);
+  parser.add_option("--max-tasks", "N", "stop after N tasks (0 = until stopped)", &max_tasks, 0,
+                    INT64_MAX);
+  if (Status s = parser.parse(args); !s) {
+    std::fprintf(stderr, "dipaco work: %s\n%s", s.message().c_str(), parser.usage().c_str());
+    return kExitUsage;
+  }
+  if (parser.help_requested()) {
+    std::printf("%s", parser.usage().c_str());
+    return kExitOk;
+  }
+  WorkerConfig config;
+  if (!config_path.empty()) {
+    auto loaded = load_worker_config(config_path);
+    if (!loaded.is_ok()) {
+      std::fprintf(stderr, "dipaco work: %s\n", loaded.status().message().c_str());
+      return kExitFailure;
+    }
+    config = std::move(loaded).value();
+  }
+  if (!address.empty()) config.coordinator_address = address;
+  if (!token_file.empty()) config.token_file = token_file;
+  if (!ca_file.empty()) config.ca_file = ca_file;
+  if (insecure) config.tls = false;
+  if (!cache_dir.empty()) config.cache_dir = cache_dir;
+  if (!worker_id.empty()) config.worker_id = worker_id;
+  if (!runner.empty()) config.runner = runner;
+  if (fake_step_ms >= 0) config.fake_step_ms = fake_step_ms;
+  if (max_tasks >= 0) config.max_tasks = max_tasks;
+  return run_worker_service(config, "dipaco work");
+}
+
+}  // namespace dipaco::cli

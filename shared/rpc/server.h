@@ -1,0 +1,71 @@
+// RpcServer: a gRPC server around one Coordinator (`dipaco serve`, tests, the load benchmark).
+//
+// Transport. TLS with a server certificate by default; with client_ca_file, clients must present
+// a certificate signed by it (mTLS). Plaintext only when `insecure` is set explicitly (meant for
+// loopback and Unix sockets, "unix:/path"). Tokens: both roles must be configured.
+//
+// Background thread. Every `poll_ms` it calls Coordinator::tick() (lease deadlines, partial
+// aggregation) and, for every unfinished run, hands each pending aggregation decision to the
+// Aggregator; errors are logged and the decision is retried on the next poll (decisions persist
+// across restarts). Without an aggregator nothing aggregates (an embedding program may call
+// pending_aggregations itself).
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "rpc/service.h"
+
+namespace dipaco {
+
+struct ServerOptions {
+  std::string address = "127.0.0.1:0";  // host:port (port 0 = any free one) or unix:/path
+  bool insecure = false;                // plaintext; must be asked for
+  std::string tls_cert_file;            // PEM server certificate chain
+  std::string tls_key_file;             // PEM private key
+  std::string client_ca_file;           // PEM; set = require client certificates (mTLS)
+  ServiceOptions service;
+  Aggregator aggregator;
+  int64_t poll_ms = 100;
+  int max_message_bytes = 4 << 20;  // gRPC's limit; chunks are <= 1 MiB, this leaves room
+};
+
+class RpcServer {
+ public:
+  // Starts listening; errors say which file or address to fix.
+  static Result<std::unique_ptr<RpcServer>> start(Coordinator& coordinator, ServerOptions options);
+  ~RpcServer();  // shutdown()
+  RpcServer(const RpcServer&) = delete;
+  RpcServer& operator=(const RpcServer&) = delete;
+
+  // The bound TCP port (0 for a Unix socket).
+  int port() const { return port_; }
+  // "127.0.0.1:<port>" or the unix address: what clients dial.
+  std::string target() const;
+  // Stops accepting calls, ends streams, stops the background thread. Idempotent.
+  void shutdown();
+  // Runs one background pass now (tests).
+  void poll_once();
+
+ private:
+  RpcServer(Coordinator& coordinator, ServerOptions options);
+  void loop();
+
+  Coordinator& coordinator_;
+  ServerOptions options_;
+  std::unique_ptr<CoordinatorService> service_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stopping_ = false;
+  std::mutex poll_mutex_;  // one pass at a time (background thread and poll_once)
+  std::thread thread_;
+};
+
+}  // namespace dipaco

@@ -1,0 +1,383 @@
+// The gRPC service over loopback against an in-process coordinator: the happy path, auth by
+// role, and every malformed input refused with a clear status and no change of state.
+#include <QtTest>
+#include <cmath>
+#include <cstring>
+#include <set>
+#include <thread>
+
+#include "rpc_fixture.h"
+#include "test_support.h"
+
+using dipaco::test::contains;
+using namespace rpc_test;
+namespace v1 = dipaco::v1;
+
+namespace {
+
+v1::Task lease(Served& s, const std::string& worker) {
+  v1::RegisterRequest reg;
+  reg.set_worker_id(worker);
+  v1::RegisterResponse registered;
+  auto c = context();
+  grpc::Status status = s.stub->Register(c.get(), reg, &registered);
+  if (!status.ok()) {
+    qWarning("Register: %s", status.error_message().c_str());
+    return {};
+  }
+  v1::LeaseTaskRequest request;
+  request.set_session_id(registered.session_id());
+  v1::LeaseTaskResponse response;
+  auto c2 = context();
+  status = s.stub->LeaseTask(c2.get(), request, &response);
+  if (!status.ok()) qWarning("LeaseTask: %s", status.error_message().c_str());
+  if (!response.has_task()) qWarning("LeaseTask: no task: %s", response.reason().c_str());
+  return response.task();
+}
+
+// What must not change when a request is refused.
+std::string fingerprint(Served& s, const v1::Task& task) {
+  auto status = s.coordinator->run_status(s.run_id);
+  std::string f = status.is_ok() ? std::to_string(status->tasks_done) + "/" +
+                                       std::to_string(status->tasks_queued) + "/" +
+                                       std::to_string(status->tasks_leased)
+                                 : "?";
+  int64_t lease_id = std::stoll(task.lease_id().empty() ? "0" : task.lease_id());
+  for (const auto& module : task.modules()) {
+    auto chunks = s.coordinator->stored_chunks(lease_id, module.module_id());
+    f += "/" + std::to_string(chunks.is_ok() ? chunks->size() : 999);
+  }
+  return f;
+}
+
+}  // namespace
+
+class RpcServiceTest : public QObject {
+  Q_OBJECT
+
+ private slots:
+  void leaseFetchPushAndAggregate() {
+    Served s;
+    QVERIFY(s.start());
+    v1::Task task = lease(s, "w1");
+    QVERIFY(!task.lease_id().empty());
+    QCOMPARE(task.modules_size(), 2);
+    QCOMPARE(task.batch_size(), 2u);
+    QCOMPARE(task.gradient_dtype(), v1::DTYPE_INT8);
+    QVERIFY(task.model_config_toml().find("layers = 2") != std::string::npos);
+    QCOMPARE(task.modules(0).num_params(), kModuleParams);
+    QCOMPARE(task.modules(0).gradient_bytes(), uint64_t{int8_payload().size()});
+
+    // The module streams in 1000-byte chunks and hashes to what the task says.
+    v1::FetchModuleRequest fetch;
+    fetch.set_run_id(task.run_id());
+    fetch.set_module_id(task.modules(0).module_id());
+    fetch.set_version(0);
+    auto c = context();
+    auto reader = s.stub->FetchModule(c.get(), fetch);
+    v1::Chunk chunk;
+    std::string bytes;
+    int chunks = 0;
+    while (reader->Read(&chunk)) {
+      QCOMPARE(chunk.offset_bytes(), uint64_t{bytes.size()});
+      QVERIFY(chunk.data().size() <= 1000);
+      bytes += chunk.data();
+      ++chunks;
+    }
+    QVERIFY(reader->Finish().ok());
+    QCOMPARE(bytes.size(), size_t{kModuleParams * 4});
+    QVERIFY(chunks > 1);
+    QCOMPARE(dipaco::sha256(bytes), task.modules(0).sha256());
+
+    v1::FetchShardRequest shard;
+    shard.set_run_id(task.run_id());
+    shard.set_shard_id(task.shard_id());
+    auto c2 = context();
+    auto shard_reader = s.stub->FetchShard(c2.get(), shard);
+    std::string tokens;
+    while (shard_reader->Read(&chunk)) tokens += chunk.data();
+    QVERIFY(shard_reader->Finish().ok());
+    QCOMPARE(tokens.size(), size_t{3000 + task.path_id()});
+
+    v1::PushOuterGradientResponse response;
+    grpc::Status pushed = push(*s.stub, task_chunks(task, int8_payload()), &response);
+    QVERIFY2(pushed.ok(), pushed.error_message().c_str());
+    QVERIFY(response.task_complete());
+
+    // The other three paths complete step 0; the copy aggregator makes version 1.
+    for (int w = 2; w <= 4; ++w) {
+      v1::Task next = lease(s, "w" + std::to_string(w));
+      QVERIFY(!next.lease_id().empty());
+      QVERIFY(push(*s.stub, task_chunks(next, int8_payload()), &response).ok());
+      QVERIFY(response.task_complete());
+    }
+    s.server->poll_once();
+    auto status = s.coordinator->run_status(s.run_id);
+    QVERIFY(status.is_ok());
+    for (const auto& [module, version] : status->module_versions) QCOMPARE(version, uint64_t{1});
+  }
+
+  void tokensAreCheckedByRole() {
+    Served s;
+    QVERIFY(s.start());
+    v1::RegisterRequest reg;
+    reg.set_worker_id("w1");
+    v1::RegisterResponse registered;
+    auto none = context("");
+    grpc::Status status = s.stub->Register(none.get(), reg, &registered);
+    QCOMPARE(status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+    QVERIFY(contains(status.error_message(), "authorization"));
+    auto wrong = context("not-a-token");
+    QCOMPARE(s.stub->Register(wrong.get(), reg, &registered).error_code(),
+             grpc::StatusCode::UNAUTHENTICATED);
+
+    v1::RunRequest run;
+    run.set_run_id(std::to_string(s.run_id));
+    v1::OperatorResponse reply;
+    auto as_worker = context(kWorkerToken);
+    status = s.stub->Pause(as_worker.get(), run, &reply);
+    QCOMPARE(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+    QVERIFY(contains(status.error_message(), "operator token"));
+    QCOMPARE(s.coordinator->run_status(s.run_id)->state, std::string("running"));
+    auto as_operator = context(kOperatorToken);
+    QVERIFY(s.stub->Pause(as_operator.get(), run, &reply).ok());
+    QVERIFY(reply.changed());
+    QCOMPARE(s.coordinator->run_status(s.run_id)->state, std::string("paused"));
+    // The operator token may act as a worker too (an operator's own test worker).
+    auto operator_registers = context(kOperatorToken);
+    QVERIFY(s.stub->Register(operator_registers.get(), reg, &registered).ok());
+  }
+
+  void wrongShapeIsRefusedWithoutStateChange() {
+    Served s;
+    QVERIFY(s.start());
+    v1::Task task = lease(s, "w1");
+    std::string payload = int8_payload();
+    std::string before = fingerprint(s, task);
+    v1::PushOuterGradientResponse response;
+
+    auto chunks = task_chunks(task, payload);
+    chunks[0].set_num_params(kModuleParams + 1);
+    grpc::Status status = push(*s.stub, chunks, &response);
+    QCOMPARE(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    QVERIFY2(contains(status.error_message(), "num_params"), status.error_message().c_str());
+
+    chunks = task_chunks(task, payload + "x");  // one byte too many for int8 of 5000 params
+    status = push(*s.stub, chunks, &response);
+    QCOMPARE(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    QVERIFY2(contains(status.error_message(), "total_bytes"), status.error_message().c_str());
+
+    chunks = task_chunks(task, payload);
+    chunks[0].set_dtype(v1::DTYPE_BF16);
+    status = push(*s.stub, chunks, &response);
+    QCOMPARE(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    QVERIFY(contains(status.error_message(), "dtype"));
+
+    chunks = task_chunks(task, payload);
+    uint32_t other = task.modules(0).module_id() == 0 ? 1 : 0;  // same level, other path
+    chunks[0].set_module_id(other);
+    status = push(*s.stub, chunks, &response);
+    QCOMPARE(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    QVERIFY(contains(status.error_message(), "is not on path"));
+
+    chunks = task_chunks(task, payload);
+    chunks[0].set_lease_id("17x");
+    status = push(*s.stub, chunks, &response);
+    QCOMPARE(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    QVERIFY(contains(status.error_message(), "not an id"));
+    QCOMPARE(fingerprint(s, task), before);
+  }
+
+  void nonFiniteGradientIsRefused() {
+    Served s;
+    QVERIFY(s.start());
+    v1::Task task = lease(s, "w1");
+    std::string payload = int8_payload();
+    float nan = std::nanf("");
+    std::memcpy(payload.data(), &nan, 4);  // the first chunk's scale
+    std::string before = fingerprint(s, task);
+    v1::PushOuterGradientResponse response;
+    grpc::Status status = push(*s.stub, task_chunks(task, payload), &response);
+    QCOMPARE(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    QVERIFY2(contains(status.error_message(), "finite"), status.error_message().c_str());
+    // Chunks before the one completing the module were stored, but nothing was counted.
+    auto run = s.coordinator->run_status(s.run_id);
+    QCOMPARE(run->tasks_done, int64_t{0});
+    QCOMPARE(run->tasks_leased, int64_t{1});
+    QCOMPARE(fingerprint(s, task).substr(0, 6), before.substr(0, 6));
+  }
+
+  void oversizedChunkIsRefused() {
+    Served s;
+    QVERIFY(s.start(2, 5000, /*max_push_chunk_bytes=*/1024));
+    v1::Task task = lease(s, "w1");
+    std::string before = fingerprint(s, task);
+    v1::PushOuterGradientResponse response;
+    grpc::Status status = push(*s.stub, task_chunks(task, int8_payload(), 2048), &response);
+    QCOMPARE(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    QVERIFY(contains(status.error_message(), "over the limit of 1024"));
+    QCOMPARE(fingerprint(s, task), before);
+  }
+
+  void corruptPayloadFailsItsHash() {
+    Served s;
+    QVERIFY(s.start());
+    v1::Task task = lease(s, "w1");
+    std::string payload = int8_payload();
+    auto chunks = task_chunks(task, payload);
+    std::string data = chunks[1].chunk().data();
+    data[3] = static_cast<char>(data[3] ^ 1);
+    chunks[1].mutable_chunk()->set_data(data);
+    // Push only the first module's chunks.
+    chunks.resize((payload.size() + 2047) / 2048);
+    v1::PushOuterGradientResponse response;
+    grpc::Status status = push(*s.stub, chunks, &response);
+    QCOMPARE(status.error_code(), grpc::StatusCode::DATA_LOSS);
+    QVERIFY(contains(status.error_message(), "hash to"));
+    QCOMPARE(s.coordinator->run_status(s.run_id)->tasks_done, int64_t{0});
+  }
+
+  void staleLeaseIsRefused() {
+    Served s;
+    QVERIFY(s.start());
+    v1::Task task = lease(s, "w1");
+    v1::PreemptTaskRequest preempt;
+    preempt.set_lease_id(task.lease_id());
+    v1::OperatorResponse reply;
+    auto c = context(kOperatorToken);
+    QVERIFY(s.stub->PreemptTask(c.get(), preempt, &reply).ok());
+    std::string before = fingerprint(s, task);
+    v1::PushOuterGradientResponse response;
+    grpc::Status status = push(*s.stub, task_chunks(task, int8_payload()), &response);
+    QCOMPARE(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+    QVERIFY2(contains(status.error_message(), "refused"), status.error_message().c_str());
+    QCOMPARE(fingerprint(s, task), before);
+
+    auto unknown = task_chunks(task, int8_payload());
+    for (auto& chunk : unknown) chunk.set_lease_id("999999");
+    status = push(*s.stub, unknown, &response);
+    QCOMPARE(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+    QVERIFY(contains(status.error_message(), "unknown"));
+  }
+
+  void unknownRunIsNotFound() {
+    Served s;
+    QVERIFY(s.start());
+    v1::FetchModuleRequest fetch;
+    fetch.set_run_id("424242");
+    auto c = context();
+    auto reader = s.stub->FetchModule(c.get(), fetch);
+    v1::Chunk chunk;
+    QVERIFY(!reader->Read(&chunk));
+    QCOMPARE(reader->Finish().error_code(), grpc::StatusCode::NOT_FOUND);
+    v1::FetchShardRequest shard;
+    shard.set_run_id("424242");
+    auto c2 = context();
+    auto shard_reader = s.stub->FetchShard(c2.get(), shard);
+    QVERIFY(!shard_reader->Read(&chunk));
+    QCOMPARE(shard_reader->Finish().error_code(), grpc::StatusCode::NOT_FOUND);
+    v1::RunRequest pause;
+    pause.set_run_id("424242");
+    v1::OperatorResponse reply;
+    auto c3 = context(kOperatorToken);
+    QCOMPARE(s.stub->Pause(c3.get(), pause, &reply).error_code(), grpc::StatusCode::NOT_FOUND);
+    pause.set_run_id("three");
+    auto c4 = context(kOperatorToken);
+    QCOMPARE(s.stub->Pause(c4.get(), pause, &reply).error_code(),
+             grpc::StatusCode::INVALID_ARGUMENT);
+  }
+
+  void truncatedStreamIsNotCountedAndResumes() {
+    Served s;
+    QVERIFY(s.start());
+    v1::Task task = lease(s, "w1");
+    auto chunks = task_chunks(task, int8_payload());
+    auto half = chunks;
+    half.resize(chunks.size() / 2);
+    v1::PushOuterGradientResponse response;
+    grpc::Status status = push(*s.stub, half, &response);
+    QVERIFY(status.ok());
+    QVERIFY(!response.task_complete());
+    QVERIFY2(contains(response.reason(), "not complete"), response.reason().c_str());
+    QCOMPARE(s.coordinator->run_status(s.run_id)->tasks_done, int64_t{0});
+    // The retry resends everything: the first half is acknowledged, not counted again.
+    status = push(*s.stub, chunks, &response);
+    QVERIFY2(status.ok(), status.error_message().c_str());
+    QVERIFY(response.task_complete());
+    QCOMPARE(response.chunks_received(), uint64_t{chunks.size()});
+    QCOMPARE(s.coordinator->run_status(s.run_id)->tasks_done, int64_t{1});
+    // A third identical push after completion is acknowledged and changes nothing.
+    QVERIFY(push(*s.stub, chunks, &response).ok());
+    QCOMPARE(s.coordinator->run_status(s.run_id)->tasks_done, int64_t{1});
+  }
+
+  void stalledWorkerIsPreemptedAtItsDeadline() {
+    Served s;
+    QVERIFY(s.start(2, /*lease_timeout_ms=*/300));
+    v1::Task stalled = lease(s, "slow");
+    QVERIFY(!stalled.lease_id().empty());
+    std::this_thread::sleep_for(std::chrono::milliseconds(400));  // no heartbeat
+    v1::HeartbeatRequest beat;
+    beat.set_session_id("slow");
+    beat.set_lease_id(stalled.lease_id());
+    v1::HeartbeatResponse reply;
+    auto c = context();
+    QVERIFY(s.stub->Heartbeat(c.get(), beat, &reply).ok());
+    QVERIFY(!reply.lease_valid());
+    QVERIFY2(contains(reply.reason(), "expired"), reply.reason().c_str());
+    v1::PushOuterGradientResponse response;
+    QCOMPARE(push(*s.stub, task_chunks(stalled, int8_payload()), &response).error_code(),
+             grpc::StatusCode::FAILED_PRECONDITION);
+    // Its task went back to the queue: the four paths are leasable by others.
+    std::set<uint32_t> paths;
+    for (int w = 0; w < 4; ++w) paths.insert(lease(s, "fresh" + std::to_string(w)).path_id());
+    QCOMPARE(paths.size(), size_t{4});
+  }
+
+  void downloadResumesAtAnOffset() {
+    Served s;
+    QVERIFY(s.start());
+    v1::Task task = lease(s, "w1");
+    v1::FetchModuleRequest fetch;
+    fetch.set_run_id(task.run_id());
+    fetch.set_module_id(task.modules(1).module_id());
+    fetch.set_offset_bytes(12345);
+    auto c = context();
+    auto reader = s.stub->FetchModule(c.get(), fetch);
+    v1::Chunk chunk;
+    QVERIFY(reader->Read(&chunk));
+    QCOMPARE(chunk.offset_bytes(), uint64_t{12345});
+    while (reader->Read(&chunk)) {
+    }
+    QVERIFY(reader->Finish().ok());
+    fetch.set_offset_bytes(kModuleParams * 4 + 1);
+    auto c2 = context();
+    auto past = s.stub->FetchModule(c2.get(), fetch);
+    while (past->Read(&chunk)) {
+    }
+    QCOMPARE(past->Finish().error_code(), grpc::StatusCode::OUT_OF_RANGE);
+  }
+
+  void watchRunStreamsEvents() {
+    Served s;
+    QVERIFY(s.start());
+    v1::Task task = lease(s, "w1");
+    QVERIFY(!task.lease_id().empty());
+    v1::RunRequest request;
+    request.set_run_id(std::to_string(s.run_id));
+    auto c = context(kOperatorToken);
+    auto reader = s.stub->WatchRun(c.get(), request);
+    v1::RunEvent event;
+    bool granted = false;
+    for (int i = 0; i < 10 && !granted && reader->Read(&event); ++i)
+      granted = event.has_lease() && event.lease().kind() == v1::LeaseEvent::KIND_GRANTED;
+    QVERIFY(granted);
+    c->TryCancel();
+    while (reader->Read(&event)) {
+    }
+    (void)reader->Finish();
+  }
+};
+
+QTEST_GUILESS_MAIN(RpcServiceTest)
+#include "test_rpc_service.moc"

@@ -1,0 +1,212 @@
+// WorkerClient with FakeTaskRunner against an in-process coordinator over loopback: whole runs,
+// the module cache, handing a lease back on a hard stop, and TLS / mTLS transports (certificates
+// made with the openssl tool at test time).
+#include <QProcess>
+#include <QStandardPaths>
+#include <QtTest>
+#include <atomic>
+#include <filesystem>
+#include <thread>
+
+#include "fake_task_runner.h"
+#include "rpc_fixture.h"
+#include "test_support.h"
+#include "worker_client.h"
+
+using dipaco::test::contains;
+using namespace rpc_test;
+namespace v1 = dipaco::v1;
+
+namespace {
+
+dipaco::WorkerClientOptions worker_options(Served& s, const std::string& id) {
+  dipaco::WorkerClientOptions options;
+  options.channel.address = s.server->target();
+  options.channel.insecure = true;
+  options.token = kWorkerToken;
+  options.worker_id = id;
+  options.host = "test";
+  options.cache_dir = s.dir.filePath(QString::fromStdString("cache-" + id)).toStdString();
+  options.push_chunk_bytes = 1500;  // several chunks per module
+  options.backoff_initial_ms = 10;
+  options.backoff_max_ms = 100;
+  return options;
+}
+
+// Polls aggregation until the run finishes or `timeout_ms` passes.
+bool run_to_end(Served& s, int timeout_ms) {
+  auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (std::chrono::steady_clock::now() < until) {
+    s.server->poll_once();
+    auto status = s.coordinator->run_status(s.run_id);
+    if (status.is_ok() && status->state == "finished") return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
+}
+
+// Self-signed certificate for CN=localhost (and IP 127.0.0.1) via the openssl tool.
+bool make_cert(const QString& dir, const QString& name) {
+  QProcess openssl;
+  openssl.start("openssl",
+                {"req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                 "-nodes", "-days", "1", "-subj", "/CN=localhost", "-addext",
+                 "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", dir + "/" + name + ".key",
+                 "-out", dir + "/" + name + ".pem"});
+  return openssl.waitForFinished(30000) && openssl.exitCode() == 0;
+}
+
+grpc::Status register_over(const dipaco::ChannelOptions& channel) {
+  auto made = dipaco::make_channel(channel);
+  if (!made.is_ok()) return {grpc::StatusCode::INVALID_ARGUMENT, made.status().message()};
+  auto stub = v1::Coordinator::NewStub(*made);
+  v1::RegisterRequest request;
+  request.set_worker_id("tls-worker");
+  v1::RegisterResponse response;
+  auto c = context();
+  c->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
+  return stub->Register(c.get(), request, &response);
+}
+
+}  // namespace
+
+class RpcWorkerTest : public QObject {
+  Q_OBJECT
+
+ private slots:
+  void fourWorkersFinishARun() {
+    Served s;
+    QVERIFY(s.start(/*outer_steps=*/3));
+    dipaco::FakeTaskRunner runner(1);
+    std::atomic<int> stop{0};
+    std::vector<std::unique_ptr<dipaco::WorkerClient>> workers;
+    std::vector<std::thread> threads;
+    for (int w = 0; w < 4; ++w)
+      workers.push_back(std::make_unique<dipaco::WorkerClient>(
+          worker_options(s, "w" + std::to_string(w)), runner));
+    for (auto& worker : workers)
+      threads.emplace_back([&, client = worker.get()] { QVERIFY(client->run(stop).is_ok()); });
+    bool finished = run_to_end(s, 60000);
+    stop = 1;
+    for (auto& thread : threads) thread.join();
+    QVERIFY(finished);
+    uint64_t completed = 0, down = 0;
+    for (auto& worker : workers) {
+      completed += worker->stats().tasks_completed;
+      down += worker->stats().bytes_down;
+    }
+    auto status = s.coordinator->run_status(s.run_id);
+    QCOMPARE(status->tasks_done, int64_t{12});
+    QCOMPARE(completed, uint64_t{12});
+    for (const auto& [module, version] : status->module_versions) QCOMPARE(version, uint64_t{3});
+    QVERIFY(down > 0);
+    // Each worker cached each (module, version) it used once.
+    for (int w = 0; w < 4; ++w) {
+      std::string cache = s.dir.filePath(QString("cache-w%1/modules").arg(w)).toStdString();
+      if (!std::filesystem::exists(cache)) continue;
+      for (const auto& entry : std::filesystem::directory_iterator(cache))
+        QVERIFY2(entry.path().extension() != ".part", entry.path().c_str());
+    }
+  }
+
+  void hardStopHandsTheLeaseBack() {
+    Served s;
+    QVERIFY(s.start());
+    dipaco::FakeTaskRunner slow(200);  // 4 inner steps of 200 ms
+    std::atomic<int> stop{0};
+    dipaco::WorkerClient worker(worker_options(s, "leaver"), slow);
+    std::thread thread([&] { QVERIFY(worker.run(stop).is_ok()); });
+    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (s.coordinator->run_status(s.run_id)->tasks_leased == 0 &&
+           std::chrono::steady_clock::now() < until)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    QCOMPARE(s.coordinator->run_status(s.run_id)->tasks_leased, int64_t{1});
+    stop = 2;
+    thread.join();
+    auto status = s.coordinator->run_status(s.run_id);
+    QCOMPARE(status->tasks_leased, int64_t{0});
+    QCOMPARE(status->tasks_queued, int64_t{4});
+    QCOMPARE(status->tasks_done, int64_t{0});
+    QCOMPARE(worker.stats().tasks_lost, uint64_t{1});
+  }
+
+  void tlsAndMutualTls() {
+    if (QStandardPaths::findExecutable("openssl").isEmpty())
+      QSKIP(
+          "skipped: the openssl tool is not installed (apt-get install openssl) to make test "
+          "certificates");
+    Served s;
+    QVERIFY(s.start());
+    QString dir = s.dir.path();
+    QVERIFY(make_cert(dir, "server"));
+    QVERIFY(make_cert(dir, "client"));
+    auto file = [&](const char* name) { return (dir + "/" + name).toStdString(); };
+
+    dipaco::ServerOptions options;
+    options.tls_cert_file = file("server.pem");
+    options.tls_key_file = file("server.key");
+    options.service.tokens = {kWorkerToken, kOperatorToken};
+    options.service.hooks = dipaco::simple_run_hooks(dir.toStdString());
+    auto tls = dipaco::RpcServer::start(*s.coordinator, options);
+    QVERIFY2(tls.is_ok(), tls.status().message().c_str());
+    dipaco::ChannelOptions channel;
+    channel.address = (*tls)->target();
+    channel.ca_file = file("server.pem");
+    channel.server_name_override = "localhost";
+    grpc::Status status = register_over(channel);
+    QVERIFY2(status.ok(), status.error_message().c_str());
+    dipaco::ChannelOptions plaintext;
+    plaintext.address = (*tls)->target();
+    plaintext.insecure = true;
+    QVERIFY(!register_over(plaintext).ok());
+
+    options.client_ca_file = file("client.pem");
+    auto mtls = dipaco::RpcServer::start(*s.coordinator, options);
+    QVERIFY2(mtls.is_ok(), mtls.status().message().c_str());
+    channel.address = (*mtls)->target();
+    QVERIFY(!register_over(channel).ok());  // no client certificate
+    channel.client_cert_file = file("client.pem");
+    channel.client_key_file = file("client.key");
+    status = register_over(channel);
+    QVERIFY2(status.ok(), status.error_message().c_str());
+    (*tls)->shutdown();
+    (*mtls)->shutdown();
+  }
+
+  void unixSocketForLocalWorkers() {
+    Served s;
+    QVERIFY(s.start());
+    dipaco::ServerOptions options;
+    options.address = "unix:" + s.dir.filePath("coordinator.sock").toStdString();
+    options.insecure = true;
+    options.service.tokens = {kWorkerToken, kOperatorToken};
+    options.service.hooks = dipaco::simple_run_hooks(s.dir.path().toStdString());
+    auto server = dipaco::RpcServer::start(*s.coordinator, options);
+    QVERIFY2(server.is_ok(), server.status().message().c_str());
+    QCOMPARE((*server)->target(), options.address);
+    dipaco::ChannelOptions channel;
+    channel.address = (*server)->target();
+    channel.insecure = true;
+    grpc::Status status = register_over(channel);
+    QVERIFY2(status.ok(), status.error_message().c_str());
+  }
+
+  void plaintextMustBeAskedFor() {
+    Served s;
+    QVERIFY(s.start());
+    dipaco::ServerOptions options;
+    options.service.tokens = {kWorkerToken, kOperatorToken};
+    options.service.hooks = dipaco::simple_run_hooks(s.dir.path().toStdString());
+    auto server = dipaco::RpcServer::start(*s.coordinator, options);
+    QVERIFY(!server.is_ok());
+    QVERIFY(contains(server.status().message(), "--insecure"));
+    options.insecure = true;
+    options.service.tokens.op = "";
+    server = dipaco::RpcServer::start(*s.coordinator, options);
+    QVERIFY(!server.is_ok());
+    QVERIFY(contains(server.status().message(), "operator token"));
+  }
+};
+
+QTEST_GUILESS_MAIN(RpcWorkerTest)
+#include "test_rpc_worker.moc"

@@ -1,0 +1,516 @@
+#include "worker_client.h"
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <filesystem>
+#include <mutex>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "compress/codec.h"
+#include "rpc/auth.h"
+#include "rpc/sha256.h"
+#include "rpc/wire.h"
+#include "util/log.h"
+
+namespace dipaco {
+namespace {
+
+namespace fs = std::filesystem;
+
+bool retryable(const grpc::Status& s) {
+  switch (s.error_code()) {
+    case grpc::StatusCode::UNAVAILABLE:
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+    case grpc::StatusCode::ABORTED:
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+    case grpc::StatusCode::UNKNOWN:
+    case grpc::StatusCode::CANCELLED:
+    case grpc::StatusCode::INTERNAL: return true;
+    default: return false;
+  }
+}
+
+bool fatal(const grpc::Status& s) {
+  return s.error_code() == grpc::StatusCode::UNAUTHENTICATED ||
+         s.error_code() == grpc::StatusCode::PERMISSION_DENIED;
+}
+
+std::string describe(const grpc::Status& s) {
+  return std::to_string(static_cast<int>(s.error_code())) + " " + s.error_message();
+}
+
+}  // namespace
+
+struct WorkerClient::Impl {
+  WorkerClientOptions options;
+  TaskRunner& runner;
+  WorkerStats& stats;
+  std::shared_ptr<grpc::Channel> channel;
+  std::unique_ptr<v1::Coordinator::Stub> stub;
+  std::string session;
+  uint32_t heartbeat_ms = 5000;
+  std::mt19937_64 random{std::random_device{}()};
+  int64_t backoff_ms = 0;
+  std::set<std::string> verified;  // cached files whose hash was checked in this process
+  const std::atomic<int>* stop = nullptr;
+  std::atomic<bool> drained{false};  // set by the heartbeat thread
+
+  Impl(WorkerClientOptions o, TaskRunner& r, WorkerStats& s)
+      : options(std::move(o)), runner(r), stats(s) {}
+
+  void prepare(grpc::ClientContext& context) {
+    add_bearer_token(context, options.token);
+    context.set_deadline(std::chrono::system_clock::now() +
+                         std::chrono::milliseconds(options.rpc_timeout_ms));
+  }
+
+  // Sleeps up to ms, waking early when stop is set. Returns false when stopping.
+  bool sleep_ms(int64_t ms) {
+    auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+    while (std::chrono::steady_clock::now() < until) {
+      if (stop->load() != 0) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(std::min<int64_t>(ms, 20)));
+    }
+    return stop->load() == 0;
+  }
+
+  // Exponential backoff with full jitter.
+  void back_off(const std::string& why) {
+    backoff_ms = backoff_ms == 0 ? options.backoff_initial_ms
+                                 : std::min(options.backoff_max_ms, backoff_ms * 2);
+    int64_t wait = std::uniform_int_distribution<int64_t>(backoff_ms / 2, backoff_ms)(random);
+    DIPACO_LOG(kInfo) << "worker " << options.worker_id << ": " << why << "; retrying in " << wait
+                      << " ms";
+    sleep_ms(wait);
+  }
+
+  grpc::Status register_worker() {
+    v1::RegisterRequest request;
+    request.set_worker_id(options.worker_id);
+    request.set_host(options.host);
+    request.set_version(options.version);
+    v1::Device* cpu = request.add_devices();
+    cpu->set_name("cpu");
+    cpu->set_backend(v1::BACKEND_CPU);
+    v1::RegisterResponse response;
+    grpc::ClientContext context;
+    prepare(context);
+    grpc::Status s = stub->Register(&context, request, &response);
+    if (s.ok()) {
+      session = response.session_id();
+      heartbeat_ms = std::max<uint32_t>(10, response.heartbeat_interval_ms());
+      DIPACO_LOG(kInfo) << "worker " << options.worker_id << ": registered, heartbeat every "
+                        << heartbeat_ms << " ms";
+    }
+    return s;
+  }
+
+  // Downloads (module or shard) into `path` with resume and hash check. `expected` (raw) empty =
+  // trust the hash the chunks carry.
+  Status download(const std::string& path, const std::string& expected,
+                  const std::function<std::unique_ptr<grpc::ClientReader<v1::Chunk>>(
+                      grpc::ClientContext&, uint64_t offset)>& open) {
+    if (fs::exists(path)) {
+      if (verified.count(path) != 0) return Status::ok();
+      if (!expected.empty()) {
+        auto digest = sha256_file(path);
+        if (digest.is_ok() && *digest == expected) {
+          verified.insert(path);
+          return Status::ok();
+        }
+      }
+      if (expected.empty()) {
+        verified.insert(path);  // shards: the hash was checked before the rename
+        return Status::ok();
+      }
+      fs::remove(path);
+    }
+    std::string part = path + ".part";
+    for (int attempt = 0; attempt < 8; ++attempt) {
+      if (stop->load() >= 2) return unavailable("stopping");
+      std::error_code ec;
+      uint64_t offset = fs::exists(part) ? fs::file_size(part, ec) : 0;
+      FILE* out = std::fopen(part.c_str(), offset > 0 ? "ab" : "wb");
+      if (out == nullptr) return io_error(part + ": cannot write (check cache_dir)");
+      grpc::ClientContext context;
+      prepare(context);
+      auto reader = open(context, offset);
+      v1::Chunk chunk;
+      uint64_t total = 0;
+      std::string claimed;
+      bool ok = true;
+      while (reader->Read(&chunk)) {
+        if (chunk.offset_bytes() != offset) {
+          ok = false;
+          break;
+        }
+        total = chunk.total_bytes();
+        claimed = chunk.total_sha256();
+        if (!chunk.data().empty() &&
+            std::fwrite(chunk.data().data(), 1, chunk.data().size(), out) != chunk.data().size())
+          ok = false;
+        offset += chunk.data().size();
+        stats.bytes_down += chunk.data().size();
+      }
+      std::fclose(out);
+      grpc::Status s = reader->Finish();
+      if (fatal(s)) return unavailable("download refused: " + describe(s));
+      if (!s.ok() || !ok) {
+        if (s.error_code() == grpc::StatusCode::OUT_OF_RANGE || !ok) fs::remove(part, ec);
+        if (!s.ok() && !retryable(s) && s.error_code() != grpc::StatusCode::OUT_OF_RANGE)
+          return not_found("download of " + path + " failed: " + describe(s));
+        back_off("download of " + path + " broke at byte " + std::to_string(offset) + ": " +
+                 describe(s));
+        continue;
+      }
+      if (offset != total) continue;  // stream ended early without an error: resume
+      auto digest = sha256_file(part);
+      if (!digest.is_ok()) return digest.status();
+      if (*digest != claimed || (!expected.empty() && *digest != expected)) {
+        DIPACO_LOG(kWarning) << path << ": downloaded bytes hash to " << to_hex(*digest)
+                             << ", expected " << to_hex(expected.empty() ? claimed : expected)
+                             << "; downloading again";
+        fs::remove(part, ec);
+        continue;
+      }
+      fs::rename(part, path, ec);
+      if (ec) return io_error(path + ": " + ec.message());
+      verified.insert(path);
+      backoff_ms = 0;
+      return Status::ok();
+    }
+    return data_loss("could not download " + path + " intact after 8 attempts");
+  }
+
+  Status fetch_inputs(const v1::Task& task, TaskAssignment* assignment) {
+    fs::create_directories(fs::path(options.cache_dir) / "modules");
+    fs::create_directories(fs::path(options.cache_dir) / "shards");
+    for (const v1::ModuleRef& ref : task.modules()) {
+      std::string file = (fs::path(options.cache_dir) / "modules" /
+                          ("run-" + task.run_id() + ".module-" + std::to_string(ref.module_id()) +
+                           ".v-" + std::to_string(ref.version())))
+                             .string();
+      DIPACO_RETURN_IF_ERROR(
+          download(file, ref.sha256(), [&](grpc::ClientContext& context, uint64_t offset) {
+            v1::FetchModuleRequest request;
+            request.set_session_id(session);
+            request.set_run_id(task.run_id());
+            request.set_module_id(ref.module_id());
+            request.set_version(ref.version());
+            request.set_offset_bytes(offset);
+            return stub->FetchModule(&context, request);
+          }));
+      assignment->modules.push_back(
+          {ref.module_id(), ref.version(), ref.num_params(), ref.param_offset(), file});
+    }
+    std::string shard = (fs::path(options.cache_dir) / "shards" /
+                         ("run-" + task.run_id() + ".shard-" + std::to_string(task.shard_id())))
+                            .string();
+    DIPACO_RETURN_IF_ERROR(download(shard, "", [&](grpc::ClientContext& context, uint64_t offset) {
+      v1::FetchShardRequest request;
+      request.set_session_id(session);
+      request.set_run_id(task.run_id());
+      request.set_shard_id(task.shard_id());
+      request.set_offset_bytes(offset);
+      return stub->FetchShard(&context, request);
+    }));
+    assignment->shard_file = shard;
+    return Status::ok();
+  }
+
+  // Pushes every module; true when the task completed. Retries broken streams.
+  Result<bool> push(const TaskAssignment& task, const TaskResult& result, v1::DType dtype) {
+    struct Encoded {
+      uint32_t module_id;
+      uint64_t num_params;
+      std::string bytes;
+      std::string digest;
+    };
+    std::vector<Encoded> modules;
+    for (const TaskAssignment::Module& module : task.modules) {
+      auto found =
+          std::find_if(result.gradients.begin(), result.gradients.end(),
+                       [&](const ModuleGradient& g) { return g.module_id == module.module_id; });
+      if (found == result.gradients.end())
+        return internal_error("the task runner returned no gradient for module " +
+                              std::to_string(module.module_id));
+      Encoded e{module.module_id, module.num_params, found->encoded, {}};
+      if (e.bytes.empty()) {
+        if (found->values.size() != module.num_params)
+          return internal_error("module " + std::to_string(module.module_id) + ": runner gave " +
+                                std::to_string(found->values.size()) + " values for " +
+                                std::to_string(module.num_params) + " params");
+        std::vector<uint8_t> out;
+        DIPACO_RETURN_IF_ERROR(encode_into(task.gradient_dtype, found->values, &out));
+        e.bytes.assign(reinterpret_cast<const char*>(out.data()), out.size());
+      }
+      e.digest = sha256(e.bytes);
+      modules.push_back(std::move(e));
+    }
+    for (int attempt = 0; attempt < 20; ++attempt) {
+      if (stop->load() >= 2) return false;
+      grpc::ClientContext context;
+      prepare(context);
+      v1::PushOuterGradientResponse response;
+      auto writer = stub->PushOuterGradient(&context, &response);
+      uint64_t sequence = 0;
+      bool writing = true;
+      for (const Encoded& module : modules) {
+        for (uint64_t offset = 0; writing && offset < module.bytes.size();
+             offset += options.push_chunk_bytes, ++sequence) {
+          v1::OuterGradientChunk chunk;
+          chunk.set_lease_id(task.lease_id);
+          chunk.set_sequence(sequence);
+          chunk.set_module_id(module.module_id);
+          chunk.set_dtype(dtype);
+          chunk.set_num_params(module.num_params);
+          v1::Chunk* c = chunk.mutable_chunk();
+          c->set_offset_bytes(offset);
+          c->set_total_bytes(module.bytes.size());
+          c->set_total_sha256(module.digest);
+          size_t size = std::min<uint64_t>(options.push_chunk_bytes, module.bytes.size() - offset);
+          c->set_data(module.bytes.data() + offset, size);
+          if (!writer->Write(chunk))
+            writing = false;
+          else
+            stats.bytes_up += size;
+        }
+      }
+      writer->WritesDone();
+      grpc::Status s = writer->Finish();
+      if (s.ok()) {
+        backoff_ms = 0;
+        if (!response.task_complete()) {
+          DIPACO_LOG(kWarning) << "lease " << task.lease_id
+                               << ": push ended incomplete: " << response.reason();
+        }
+        return response.task_complete();
+      }
+      if (fatal(s)) return failed_precondition("push refused: " + describe(s));
+      if (s.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
+        DIPACO_LOG(kWarning) << "lease " << task.lease_id
+                             << ": push refused, dropping the task: " << s.error_message();
+        return false;
+      }
+      if (!retryable(s)) return invalid_argument("push rejected: " + describe(s));
+      back_off("push of lease " + task.lease_id + " broke: " + describe(s));
+    }
+    return unavailable("push of lease " + task.lease_id + " failed 20 times");
+  }
+
+  void report(const TaskAssignment& task, const TaskResult& result) {
+    if (result.metrics.empty()) return;
+    v1::ReportMetricsRequest request;
+    request.set_session_id(session);
+    for (const TaskMetric& metric : result.metrics) {
+      v1::MetricPoint* p = request.add_points();
+      p->set_run_id(task.run_id);
+      p->set_path_id(task.path_id);
+      p->set_outer_step(task.outer_step);
+      p->set_inner_step(metric.inner_step);
+      p->set_name(metric.name);
+      p->set_value(metric.value);
+    }
+    grpc::ClientContext context;
+    prepare(context);
+    v1::ReportMetricsResponse response;
+    grpc::Status s = stub->ReportMetrics(&context, request, &response);
+    if (!s.ok()) {
+      DIPACO_LOG(kWarning) << "report metrics: " << describe(s);
+    }
+  }
+
+  void release(const std::string& lease_id, const std::string& why) {
+    v1::ReleaseLeaseRequest request;
+    request.set_session_id(session);
+    request.set_lease_id(lease_id);
+    request.set_reason(why);
+    v1::ReleaseLeaseResponse response;
+    grpc::ClientContext context;
+    prepare(context);
+    grpc::Status s = stub->ReleaseLease(&context, request, &response);
+    DIPACO_LOG(kInfo) << "lease " << lease_id << " handed back (" << why
+                      << "): " << (s.ok() ? response.reason() : describe(s));
+  }
+
+  // Runs one leased task end to end. Returns an error only for fatal conditions.
+  Status execute(const v1::Task& task) {
+    TaskAssignment assignment;
+    assignment.lease_id = task.lease_id();
+    assignment.run_id = task.run_id();
+    assignment.path_id = task.path_id();
+    assignment.shard_id = task.shard_id();
+    assignment.outer_step = task.outer_step();
+    assignment.inner_steps = task.inner_steps();
+    assignment.batch_size = task.batch_size();
+    assignment.seq_len = task.seq_len();
+    assignment.inner.lr = task.inner().lr();
+    assignment.inner.beta1 = task.inner().beta1();
+    assignment.inner.beta2 = task.inner().beta2();
+    assignment.inner.eps = task.inner().eps();
+    assignment.inner.weight_decay = task.inner().weight_decay();
+    assignment.inner.grad_clip = task.inner().grad_clip();
+    assignment.inner.warmup_steps = task.inner().warmup_steps();
+    auto dtype = from_proto_dtype(task.gradient_dtype());
+    if (!dtype.is_ok()) return dtype.status();
+    assignment.gradient_dtype = *dtype;
+    assignment.data_seed = task.data_seed();
+    assignment.model_config_toml = task.model_config_toml();
+    assignment.run_config = task.run_config();
+    assignment.deadline_unix_ms = static_cast<int64_t>(task.lease_deadline_unix_ms());
+    DIPACO_LOG(kInfo) << "worker " << options.worker_id << ": lease " << task.lease_id() << " run "
+                      << task.run_id() << " path " << task.path_id() << " shard " << task.shard_id()
+                      << " outer step " << task.outer_step();
+
+    // Heartbeats from the lease on: fetching can take a while too.
+    TaskProgress progress;
+    std::atomic<bool> cancel{false};
+    std::atomic<bool> lease_lost{false};
+    std::mutex mutex;
+    std::condition_variable wake;
+    bool done = false;
+    std::thread heartbeat([&] {
+      std::unique_lock lock(mutex);
+      while (!done) {
+        wake.wait_for(lock, std::chrono::milliseconds(heartbeat_ms), [&] { return done; });
+        if (done) break;
+        lock.unlock();
+        v1::HeartbeatRequest request;
+        request.set_session_id(session);
+        request.set_lease_id(task.lease_id());
+        request.set_inner_step(progress.inner_step);
+        request.set_tokens_per_second(progress.tokens_per_second);
+        v1::HeartbeatResponse response;
+        grpc::ClientContext context;
+        prepare(context);
+        grpc::Status s = stub->Heartbeat(&context, request, &response);
+        if (s.ok() && !response.lease_valid()) {
+          DIPACO_LOG(kWarning) << "lease " << task.lease_id() << " lost: " << response.reason();
+          lease_lost = true;
+          cancel = true;
+        }
+        if (s.ok() && response.drain()) drained = true;
+        if (stop->load() >= 2) cancel = true;
+        lock.lock();
+      }
+    });
+    auto finish = [&] {
+      {
+        std::lock_guard lock(mutex);
+        done = true;
+      }
+      wake.notify_all();
+      heartbeat.join();
+    };
+
+    Status fetched = fetch_inputs(task, &assignment);
+    if (!fetched.is_ok()) {
+      finish();
+      if (!lease_lost)
+        release(task.lease_id(), stop->load() >= 2 ? std::string("worker stopping")
+                                                   : "inputs unavailable: " + fetched.message());
+      ++stats.tasks_lost;
+      return Status::ok();
+    }
+    // A watcher cancels the runner when the worker is told to stop hard.
+    std::thread watcher([&] {
+      while (!cancel && stop->load() < 2) {
+        std::unique_lock lock(mutex);
+        if (wake.wait_for(lock, std::chrono::milliseconds(20), [&] { return done; })) return;
+      }
+      cancel = true;
+    });
+    Result<TaskResult> result = runner.run(assignment, progress, cancel);
+    if (stop->load() >= 2 && !lease_lost) cancel = true;
+    bool cancelled = cancel.load();
+    if (!result.is_ok() || cancelled) {
+      finish();
+      watcher.join();
+      if (!lease_lost)
+        release(task.lease_id(), result.is_ok() ? "worker stopping" : result.status().message());
+      ++stats.tasks_lost;
+      return Status::ok();
+    }
+    auto pushed = push(assignment, *result, task.gradient_dtype());
+    finish();
+    watcher.join();
+    if (!pushed.is_ok()) {
+      ++stats.tasks_lost;
+      if (pushed.status().code() == StatusCode::kFailedPrecondition) return pushed.status();
+      DIPACO_LOG(kWarning) << "lease " << task.lease_id() << ": " << pushed.status().message();
+      return Status::ok();
+    }
+    if (*pushed) {
+      ++stats.tasks_completed;
+      report(assignment, *result);
+      DIPACO_LOG(kInfo) << "worker " << options.worker_id << ": lease " << task.lease_id()
+                        << " complete";
+    } else {
+      ++stats.tasks_lost;
+    }
+    return Status::ok();
+  }
+};
+
+WorkerClient::WorkerClient(WorkerClientOptions options, TaskRunner& runner)
+    : impl_(std::make_unique<Impl>(std::move(options), runner, stats_)) {}
+
+WorkerClient::~WorkerClient() = default;
+
+Status WorkerClient::run(const std::atomic<int>& stop) {
+  Impl& w = *impl_;
+  w.stop = &stop;
+  if (w.options.worker_id.empty()) return invalid_argument("worker id: empty");
+  if (w.options.cache_dir.empty()) return invalid_argument("cache_dir: empty");
+  std::error_code ec;
+  fs::create_directories(w.options.cache_dir, ec);
+  if (ec) return io_error(w.options.cache_dir + ": " + ec.message() + " (check cache_dir)");
+  DIPACO_ASSIGN_OR_RETURN(w.channel, make_channel(w.options.channel));
+  w.stub = v1::Coordinator::NewStub(w.channel);
+  while (stop.load() == 0 && !w.drained) {
+    if (w.options.max_tasks != 0 && stats_.tasks_completed >= w.options.max_tasks) break;
+    if (w.session.empty()) {
+      grpc::Status s = w.register_worker();
+      if (fatal(s)) return unavailable("register refused: " + describe(s));
+      if (!s.ok()) {
+        w.back_off("register: " + describe(s));
+        continue;
+      }
+      w.backoff_ms = 0;
+    }
+    v1::LeaseTaskRequest request;
+    request.set_session_id(w.session);
+    v1::LeaseTaskResponse response;
+    grpc::ClientContext context;
+    w.prepare(context);
+    grpc::Status s = w.stub->LeaseTask(&context, request, &response);
+    if (fatal(s)) return unavailable("lease refused: " + describe(s));
+    if (s.error_code() == grpc::StatusCode::NOT_FOUND) {
+      w.session.clear();  // the coordinator lost our registration (new database)
+      continue;
+    }
+    if (!s.ok()) {
+      w.back_off("lease: " + describe(s));
+      continue;
+    }
+    w.backoff_ms = 0;
+    if (response.has_task()) {
+      DIPACO_RETURN_IF_ERROR(w.execute(response.task()));
+      continue;
+    }
+    if (response.drain()) {
+      DIPACO_LOG(kInfo) << "worker " << w.options.worker_id << ": drained by the operator";
+      break;
+    }
+    w.sleep_ms(response.wait_ms());
+  }
+  DIPACO_LOG(kInfo) << "worker " << w.options.worker_id << ": stopped after "
+                    << stats_.tasks_completed << " tasks";
+  return Status::ok();
+}
+
+}  // namespace dipaco
