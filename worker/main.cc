@@ -10,6 +10,7 @@
 #include "backend/cpu/blas_runtime.h"
 #include "backend/cpu/cpu_features.h"
 #include "backend/cuda_runtime.h"
+#include "path_task_runner.h"
 #include "util/arg_parser.h"
 #include "worker_config.h"
 #include "worker_service.h"
@@ -103,5 +104,6 @@ int main(int argc, char** argv) {
     source = path;
   }
   if (check) return run_check(config, source);
+  dipaco::install_path_task_runner();
   return dipaco::run_worker_service(config, "dipaco-worker");
 }

@@ -13,6 +13,8 @@
 #include "rpc/server.h"
 #include "rpc/sha256.h"
 #include "rpc/simple_run_config.h"
+#include "run/grid_run_hooks.h"
+#include "run/run_plan.h"
 #include "util/arg_parser.h"
 #include "util/atomic_file.h"
 
@@ -40,7 +42,9 @@ int cmd_serve(const Args& args) {
   std::string operator_token_file;
   std::string tls_cert, tls_key, client_ca;
   std::string run_file;
-  std::string aggregator = "copy";
+  std::string grid_file;
+  std::string aggregator = "auto";
+  int64_t threads = 0;
   std::string port_file;
   bool insecure = false;
   bool expire_leases = false;
@@ -68,8 +72,15 @@ int cmd_serve(const Args& args) {
                     "create this run at start unless it exists (simple run file, see "
                     "shared/rpc/simple_run_config.h)",
                     &run_file);
-  parser.add_choice("--aggregator", {"copy", "none"},
-                    "copy: version s+1 = version s (no outer optimizer yet); none: leave "
+  parser.add_option("--grid", "FILE",
+                    "create this DiPaCo/DiLoCo run at start unless it exists (a grid file as for "
+                    "'dipaco run': routing, shards and module version 0 are prepared here)",
+                    &grid_file);
+  parser.add_option("--threads", "N", "CPU threads for planning grids (base model, routing)",
+                    &threads, 0, 1024);
+  parser.add_choice("--aggregator", {"auto", "copy", "none"},
+                    "auto: the grid's outer optimizer for grid runs (CreateRun and --grid), copy "
+                    "for --run files; copy: version s+1 = version s (protocol tests); none: leave "
                     "decisions pending",
                     &aggregator);
   parser.add_flag("--expire-leases",
@@ -117,11 +128,18 @@ int cmd_serve(const Args& args) {
   auto operator_token = read_token_file(operator_token_file);
   if (!operator_token.is_ok()) return fail(operator_token.status().message());
   options.service.tokens = {*worker_token, *operator_token};
+  if (!run_file.empty() && !grid_file.empty()) return fail("--run and --grid exclude each other");
+  // Grid files are the product's runs; --run files are explicit, model-free runs for protocol
+  // tests and load benchmarks.
+  const bool grid_runs = run_file.empty();
   std::string base_dir =
       run_file.empty() ? std::string() : std::filesystem::path(run_file).parent_path().string();
-  options.service.hooks = simple_run_hooks(base_dir);
-  if (aggregator == "copy")
+  options.service.hooks =
+      grid_runs ? grid_run_hooks(static_cast<int>(threads), stderr) : simple_run_hooks(base_dir);
+  if (aggregator == "copy" || (aggregator == "auto" && !grid_runs))
     options.aggregator = copy_aggregator(checkpoint_dir, options.service.hooks);
+  else if (aggregator == "auto")
+    options.aggregator = grid_aggregator();
 
   CoordinatorOptions coordinator_options;
   coordinator_options.db_path = db;
@@ -141,6 +159,17 @@ int cmd_serve(const Args& args) {
     if (!id.is_ok()) return fail(id.status().message());
     std::fprintf(stderr, "dipaco serve: run %lld from %s\n", static_cast<long long>(*id),
                  run_file.c_str());
+  }
+
+  if (!grid_file.empty()) {
+    auto grid = load_grid_spec(grid_file);
+    if (!grid.is_ok()) return fail(grid.status().message());
+    auto planned = plan_grid_run(*grid, static_cast<int>(threads), stderr);
+    if (!planned.is_ok()) return fail(planned.status().message());
+    auto id = (*coordinator)->create_run(planned->spec);
+    if (!id.is_ok()) return fail(id.status().message());
+    std::fprintf(stderr, "dipaco serve: run %lld from %s (directory %s)\n",
+                 static_cast<long long>(*id), grid_file.c_str(), planned->grid.dir.c_str());
   }
 
   auto server = RpcServer::start(**coordinator, options);

@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "path_task_runner.h"
 #include "util/arg_parser.h"
 #include "worker_config.h"
 #include "worker_service.h"
@@ -53,6 +54,7 @@ int cmd_work(const Args& args) {
   if (!runner.empty()) config.runner = runner;
   if (fake_step_ms >= 0) config.fake_step_ms = fake_step_ms;
   if (max_tasks >= 0) config.max_tasks = max_tasks;
+  install_path_task_runner();
   return run_worker_service(config, "dipaco work");
 }
 

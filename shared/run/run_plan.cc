@@ -142,6 +142,7 @@ Result<PlannedRun> plan_grid_run(const GridSpec& input, int threads, FILE* out) 
   spec.outer_steps = grid.outer_steps;
   spec.inner_steps = grid.inner_steps;
   spec.lease_timeout_ms = 120000;
+  spec.config = grid.to_toml();
 
   DIPACO_RETURN_IF_ERROR(write_initial_modules(grid, layout, plan.have_base, &spec));
   for (int p = 0; p < P; ++p) {

@@ -1,0 +1,93 @@
+#include "run/grid_run_hooks.h"
+
+#include <map>
+#include <memory>
+#include <mutex>
+
+#include "model/param_layout.h"
+#include "run/module_aggregator.h"
+#include "run/run_plan.h"
+
+namespace dipaco {
+
+namespace {
+
+// Grids by their stored text (the effective grid written by plan_grid_run: vocabulary from
+// the data already resolved into the file's directory, so parsing needs no data access).
+class GridCache {
+ public:
+  Result<std::shared_ptr<const GridSpec>> get(int64_t run_id, const std::string& text) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto found = grids_.find(text);
+    if (found != grids_.end()) return found->second;
+    auto grid = parse_grid_spec(text, "run " + std::to_string(run_id) + " grid");
+    if (!grid.is_ok()) return grid.status();
+    auto resolved = resolve_grid_vocabulary(*grid);
+    if (!resolved.is_ok()) return resolved.status();
+    auto shared = std::make_shared<const GridSpec>(std::move(resolved).value());
+    grids_[text] = shared;
+    return shared;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::map<std::string, std::shared_ptr<const GridSpec>> grids_;
+};
+
+}  // namespace
+
+RunHooks grid_run_hooks(int threads, FILE* log) {
+  auto cache = std::make_shared<GridCache>();
+  RunHooks hooks;
+  hooks.plan_run = [threads, log](const std::string& grid_toml) -> Result<RunSpec> {
+    DIPACO_ASSIGN_OR_RETURN(GridSpec grid, parse_grid_spec(grid_toml, "CreateRun grid"));
+    DIPACO_ASSIGN_OR_RETURN(PlannedRun planned, plan_grid_run(grid, threads, log));
+    return planned.spec;
+  };
+  hooks.task_config = [cache](int64_t run_id, const std::string& config) -> Result<TaskConfig> {
+    DIPACO_ASSIGN_OR_RETURN(std::shared_ptr<const GridSpec> grid, cache->get(run_id, config));
+    TaskConfig t;
+    t.model_config_toml = grid->model.to_string();
+    t.inner.lr = grid->inner.lr;
+    t.inner.beta1 = grid->inner.adamw.beta1;
+    t.inner.beta2 = grid->inner.adamw.beta2;
+    t.inner.eps = grid->inner.adamw.eps;
+    t.inner.weight_decay = grid->inner.adamw.weight_decay;
+    t.inner.grad_clip = grid->inner.grad_clip;
+    t.inner.warmup_steps = static_cast<uint32_t>(grid->inner.warmup_steps);
+    t.batch_size = static_cast<uint32_t>(grid->inner.batch_size);
+    t.seq_len = static_cast<uint32_t>(grid->inner.seq_len);
+    t.gradient_dtype = grid->dtype;
+    t.data_seed = grid->data_seed;
+    ParamLayout layout(grid->model);
+    for (int id = 0; id < grid->num_modules(); ++id) {
+      ParamRange r = grid->module_range(layout, id);
+      t.modules[static_cast<uint32_t>(id)] = {r.offset, r.count};
+    }
+    return t;
+  };
+  hooks.shard_file = [cache](int64_t run_id, const std::string& config,
+                             uint32_t shard_id) -> Result<std::string> {
+    DIPACO_ASSIGN_OR_RETURN(std::shared_ptr<const GridSpec> grid, cache->get(run_id, config));
+    if (shard_id >= static_cast<uint32_t>(grid->num_shards()))
+      return not_found("run " + std::to_string(run_id) + " has no shard " +
+                       std::to_string(shard_id));
+    return RunLayout{grid->dir}.shard(shard_id);
+  };
+  return hooks;
+}
+
+Aggregator grid_aggregator() {
+  auto cache = std::make_shared<GridCache>();
+  return [cache](Coordinator& coordinator, const AggregationDecision& decision,
+                 const std::string& run_config) -> Status {
+    DIPACO_ASSIGN_OR_RETURN(std::shared_ptr<const GridSpec> grid,
+                            cache->get(decision.run_id, run_config));
+    ModuleAggregator aggregator(*grid, RunLayout{grid->dir}, &coordinator, decision.run_id);
+    DIPACO_ASSIGN_OR_RETURN(AggregationOutcome outcome, aggregator.apply(decision));
+    (void)outcome;
+    return Status::ok();
+  };
+}
+
+}  // namespace dipaco

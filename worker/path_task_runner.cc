@@ -1,0 +1,109 @@
+#include "path_task_runner.h"
+
+#include <chrono>
+#include <filesystem>
+
+#include "run/module_aggregator.h"
+#include "run/module_files.h"
+#include "worker_service.h"
+
+namespace dipaco {
+
+PathTaskRunner::PathTaskRunner(const WorkerConfig& config)
+    : config_(config), backend_(config.cpu_threads) {}
+
+Result<PathTrainer*> PathTaskRunner::trainer_for(const ModelConfig& model,
+                                                 const TrainOptions& inner) {
+  const std::string key = model.to_string() + "|" + std::to_string(inner.batch_size) + "|" +
+                          std::to_string(inner.seq_len) + "|" + std::to_string(inner.steps) + "|" +
+                          std::to_string(inner.lr) + "|" + std::to_string(inner.min_lr) + "|" +
+                          std::to_string(inner.warmup_steps);
+  if (trainer_ == nullptr || key != trainer_key_) {
+    trainer_.reset();
+    DIPACO_ASSIGN_OR_RETURN(trainer_, PathTrainer::create(&backend_, model, inner));
+    trainer_key_ = key;
+  }
+  return trainer_.get();
+}
+
+Result<TaskResult> PathTaskRunner::run(const TaskAssignment& task, TaskProgress& progress,
+                                       const std::atomic<bool>& cancel) {
+  auto cached = grids_.find(task.run_config);
+  if (cached == grids_.end()) {
+    auto grid = parse_grid_spec(task.run_config, "run " + task.run_id + " grid");
+    if (!grid.is_ok()) {
+      return invalid_argument("run " + task.run_id +
+                              " was not created from a grid file, so this worker cannot train "
+                              "it (" +
+                              grid.status().message() + ")");
+    }
+    cached = grids_.emplace(task.run_config, std::move(grid).value()).first;
+  }
+  const GridSpec& grid = cached->second;
+  auto model = ModelConfig::parse(task.model_config_toml);
+  if (!model.is_ok()) return model.status().with_context("task model config");
+  TrainOptions inner = grid.inner;
+  inner.batch_size = static_cast<int>(task.batch_size);
+  inner.seq_len = static_cast<int>(task.seq_len);
+  inner.steps = static_cast<int64_t>(grid.outer_steps) * grid.inner_steps;
+  DIPACO_ASSIGN_OR_RETURN(PathTrainer * trainer, trainer_for(*model, inner));
+
+  PathTaskSpec spec;
+  spec.path_id = task.path_id;
+  spec.shard_id = task.shard_id;
+  spec.outer_step = task.outer_step;
+  spec.inner_steps = task.inner_steps;
+  spec.data_seed = task.data_seed;
+  for (const TaskAssignment::Module& m : task.modules) {
+    TaskModule tm;
+    tm.module_id = m.module_id;
+    tm.range = {m.param_offset, m.num_params};
+    tm.dtype = module_wire_dtype(grid, static_cast<int>(m.module_id));
+    tm.error_feedback = grid.error_feedback;
+    DIPACO_ASSIGN_OR_RETURN(tm.params,
+                            read_module_version(m.checkpoint_file, m.module_id, m.num_params));
+    spec.modules.push_back(std::move(tm));
+  }
+  const std::filesystem::path state_dir =
+      std::filesystem::path(config_.cache_dir) / "state" / ("run-" + task.run_id);
+  std::error_code ec;
+  std::filesystem::create_directories(state_dir, ec);
+  if (ec) return io_error(state_dir.string() + ": cannot create: " + ec.message());
+  const std::string state_file = (state_dir / ("path-" + std::to_string(task.path_id) + "-shard-" +
+                                               std::to_string(task.shard_id) + ".safetensors"))
+                                     .string();
+  PathTaskState state;
+  if (std::filesystem::exists(state_file)) {
+    auto loaded = load_path_task_state(state_file, trainer->num_params());
+    if (loaded.is_ok()) state = std::move(loaded).value();  // unreadable: start fresh
+  }
+  auto started = std::chrono::steady_clock::now();
+  int64_t tokens = 0;
+  auto on_step = [&](int64_t step, const StepStats& stats) {
+    tokens += stats.tokens;
+    double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    progress.inner_step = static_cast<uint64_t>(step);
+    if (seconds > 0) progress.tokens_per_second = static_cast<double>(tokens) / seconds;
+    return !cancel.load();
+  };
+  DIPACO_ASSIGN_OR_RETURN(PathTaskResult r, trainer->run(spec, task.shard_file, &state, on_step));
+  DIPACO_RETURN_IF_ERROR(save_path_task_state(state_file, state));
+  TaskResult result;
+  for (OuterGradientPayload& g : r.gradients) {
+    result.gradients.push_back({g.module_id, {}, std::string(g.payload.begin(), g.payload.end())});
+  }
+  const auto steps = static_cast<uint64_t>(r.inner_steps_done);
+  result.metrics.push_back({"train_loss", steps, r.mean_loss});
+  result.metrics.push_back(
+      {"tokens_per_second", steps, r.seconds > 0 ? static_cast<double>(r.tokens) / r.seconds : 0});
+  return result;
+}
+
+void install_path_task_runner() {
+  set_train_runner_factory([](const WorkerConfig& config) -> Result<std::unique_ptr<TaskRunner>> {
+    return std::unique_ptr<TaskRunner>(new PathTaskRunner(config));
+  });
+}
+
+}  // namespace dipaco
