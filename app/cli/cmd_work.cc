@@ -12,7 +12,7 @@ namespace dipaco::cli {
 
 int cmd_work(const Args& args) {
   std::string config_path, address, token_file, ca_file, cache_dir, worker_id, runner;
-  int64_t fake_step_ms = -1, max_tasks = -1;
+  int64_t fake_step_ms = -1, max_tasks = -1, threads = -1;
   bool insecure = false;
   ArgParser parser("dipaco work", "Run a worker in the foreground against a coordinator.");
   parser.add_option("--config", "FILE", "worker config (TOML, as /etc/dipaco/worker.toml)",
@@ -26,6 +26,8 @@ int cmd_work(const Args& args) {
   parser.add_choice("--runner", {"train", "fake"}, "train, or fake (protocol tests)", &runner);
   parser.add_option("--fake-step-ms", "MS", "fake runner: sleep per inner step", &fake_step_ms, 0,
                     3600000);
+  parser.add_option("--threads", "N", "CPU threads for training (0 = all cores)", &threads, 0,
+                    1024);
   parser.add_option("--max-tasks", "N", "stop after N tasks (0 = until stopped)", &max_tasks, 0,
                     INT64_MAX);
   if (Status s = parser.parse(args); !s) {
@@ -54,6 +56,7 @@ int cmd_work(const Args& args) {
   if (!runner.empty()) config.runner = runner;
   if (fake_step_ms >= 0) config.fake_step_ms = fake_step_ms;
   if (max_tasks >= 0) config.max_tasks = max_tasks;
+  if (threads >= 0) config.cpu_threads = static_cast<int>(threads);
   install_path_task_runner();
   return run_worker_service(config, "dipaco work");
 }
