@@ -1,5 +1,6 @@
 #include "run/module_aggregator.h"
 
+#include <algorithm>
 #include <filesystem>
 
 #include "compress/codec.h"
@@ -34,10 +35,18 @@ Result<AggregationOutcome> ModuleAggregator::apply(const AggregationDecision& d)
   AggregationOutcome out;
   out.module_id = d.module_id;
   out.new_version = d.outer_step + 1;
+  // Reports in shard order, whatever order they arrived in: the sum, and so the new version,
+  // depends only on what was reported (a run with more workers, or over the network, gives the
+  // same modules bit for bit).
+  std::vector<const GradientReport*> ordered;
+  for (const GradientReport& r : d.reports) ordered.push_back(&r);
+  std::sort(ordered.begin(), ordered.end(), [](const GradientReport* a, const GradientReport* b) {
+    return a->shard_id < b->shard_id;
+  });
   std::vector<std::vector<float>> decoded(d.reports.size());
   std::vector<ModuleReport> reports;
-  for (size_t i = 0; i < d.reports.size(); ++i) {
-    const GradientReport& r = d.reports[i];
+  for (size_t i = 0; i < ordered.size(); ++i) {
+    const GradientReport& r = *ordered[i];
     DIPACO_ASSIGN_OR_RETURN(std::string payload, coordinator_->read_gradient(r));
     out.bytes_up += payload.size();
     decoded[i].resize(range.count);

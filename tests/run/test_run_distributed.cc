@@ -64,6 +64,7 @@ class RunDistributedTest : public QObject {
     auto local = parse_grid_spec(text, "grid.toml");
     QVERIFY(local);
     local->dir = dir.filePath("local").toStdString();
+    local->eval_every = 0;
     // Through the CLI, so both sides use the same BLAS kernels (the binaries pick OpenBLAS's
     // kernels for this CPU at start-up; a test process keeps whatever OpenBLAS detected).
     write_text(dir.filePath("local.toml"), local->to_toml());
@@ -126,9 +127,10 @@ class RunDistributedTest : public QObject {
       for (size_t i = 0; i < n; ++i)
         diff = std::max(diff, static_cast<double>(std::fabs((*a)[i] - (*b)[i])));
     }
-    // Measured: identical version 0, base model and shards; after 3 outer steps the modules
-    // agree to 2-4e-5 (not bitwise yet: an arithmetic difference we have not located). A wrong
-    // module mapping, dtype or state would be off by orders of magnitude more.
+    // The same commands run by hand from a shell give bit-identical modules (checked on
+    // 2026-11-26, 1-3 outer steps). Under this harness the served run ends 2-4e-5 away from the
+    // local one (version 0 identical); we have not found why yet. A wrong module mapping,
+    // dtype, data position or inner state is off by orders of magnitude more.
     QVERIFY2(diff < 1e-4, std::to_string(diff).c_str());
   }
 };
