@@ -54,7 +54,7 @@ TWO_BY_TWO_PATH_SPECIFIC = level((0, 1), 2) + level((2, 2), 2) + level((3, 3), p
 
 
 def grid(name, work, base, steps, h, levels, outer="nesterov", lr=None, momentum=None,
-         dtype="int8", routing="kmeans", shards=1, accum=1, extra_routing="", rescale=True, drop=0.0):
+         dtype="int8", routing="kmeans", shards=1, accum=1, extra_routing="", rescale=False, drop=0.0):
     outer_steps = max(1, round(steps / h))
     o = '[outer]\noptimizer = "%s"\nrescale_by_sqrt_paths = %s\n' % (outer, "true" if rescale else "false")
     if drop:
@@ -116,12 +116,12 @@ def main():
         # (label, name, grid text, workers' share of the data-parallel comparison)
         ("dense, one path's size", "dense", grid("dense", work, base, steps, h, DENSE, outer="sgd", dtype="fp32", routing="random")),
         ("data parallel x4 (same tokens)", "dp4", grid("dp4", work, base, steps, h, DENSE, outer="sgd", dtype="fp32", routing="random", accum=4)),
-        ("DiLoCo k=4 H=10", "diloco-h10", grid("diloco-h10", work, base, steps, 10, DENSE, routing="random", shards=4, rescale=False)),
-        ("DiLoCo k=4 H=50", "diloco-h50", grid("diloco-h50", work, base, steps, 50, DENSE, routing="random", shards=4, rescale=False)),
+        ("DiLoCo k=4 H=10", "diloco-h10", grid("diloco-h10", work, base, steps, 10, DENSE, routing="random", shards=4),
+        ("DiLoCo k=4 H=50", "diloco-h50", grid("diloco-h50", work, base, steps, 50, DENSE, routing="random", shards=4),
         ("DiLoCo k=4 H=50, 50% outer grads dropped", "diloco-h50-drop", grid("diloco-h50-drop", work, base, steps, 50, DENSE, routing="random", shards=4, rescale=False, drop=0.5)),
-        ("DiLoCo k=4 H=50, outer SGD (averaging)", "diloco-h50-sgd", grid("diloco-h50-sgd", work, base, steps, 50, DENSE, outer="sgd", routing="random", shards=4, rescale=False)),
+        ("DiLoCo k=4 H=50, outer SGD (averaging)", "diloco-h50-sgd", grid("diloco-h50-sgd", work, base, steps, 50, DENSE, outer="sgd", routing="random", shards=4),
         ("DiPaCo 2x2 k-means int8", "dipaco-2x2", grid("dipaco-2x2", work, base, steps, h, TWO_BY_TWO)),
-        ("DiPaCo 2x2 k-means int8, no sqrt(P) rescale", "dipaco-2x2-norescale", grid("dipaco-2x2-norescale", work, base, steps, h, TWO_BY_TWO, rescale=False)),
+        ("DiPaCo 2x2 k-means int8, sqrt(P) rescale", "dipaco-2x2-rescale", grid("dipaco-2x2-rescale", work, base, steps, h, TWO_BY_TWO, rescale=True)),
         ("DiPaCo 2x2, last level per path", "dipaco-2x2-ps", grid("dipaco-2x2-ps", work, base, steps, h, TWO_BY_TWO_PATH_SPECIFIC)),
         ("DiPaCo 4x4 k-means int8", "dipaco-4x4", grid("dipaco-4x4", work, base, steps, h, FOUR_BY_FOUR)),
         ("DiPaCo 2x2 product k-means", "dipaco-2x2-product", grid("dipaco-2x2-product", work, base, steps, h, TWO_BY_TWO, routing="product_kmeans")),
