@@ -12,9 +12,9 @@
 
 #include "compress/codec.h"
 #include "rpc/auth.h"
-#include "rpc/sha256.h"
 #include "rpc/wire.h"
 #include "util/log.h"
+#include "util/sha256.h"
 
 namespace dipaco {
 namespace {

@@ -6,6 +6,7 @@
 
 #include "algo/grid_spec.h"
 #include "cli/commands.h"
+#include "cli/stop_signal.h"
 #include "model/param_layout.h"
 #include "run/local_run.h"
 #include "util/arg_parser.h"
@@ -13,10 +14,6 @@
 namespace dipaco::cli {
 
 namespace {
-std::atomic<bool> g_stop{false};
-void request_stop(int) {
-  g_stop.store(true);
-}
 
 void print_grid(const GridSpec& grid) {
   ModelConfig model = grid.model;
@@ -80,12 +77,7 @@ int cmd_run(const Args& args) {
   }
   LocalRunOptions options;
   // Ctrl-C / SIGTERM: stop the workers, keep every finished outer step; a second Ctrl-C kills.
-  options.stop = &g_stop;
-  struct sigaction action {};
-  action.sa_handler = request_stop;
-  action.sa_flags = SA_RESETHAND;
-  sigaction(SIGINT, &action, nullptr);
-  sigaction(SIGTERM, &action, nullptr);
+  options.stop = install_stop_signals();
   auto result = run_local(*grid, options);
   if (!result.is_ok()) {
     std::fprintf(stderr, "dipaco run: %s\n", result.status().message().c_str());

@@ -11,12 +11,12 @@
 #include "coordinator/coordinator.h"
 #include "rpc/copy_aggregator.h"
 #include "rpc/server.h"
-#include "rpc/sha256.h"
 #include "rpc/simple_run_config.h"
 #include "run/grid_run_hooks.h"
 #include "run/run_plan.h"
 #include "util/arg_parser.h"
 #include "util/atomic_file.h"
+#include "util/sha256.h"
 
 namespace dipaco::cli {
 namespace {

@@ -5,17 +5,11 @@
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "cli/stop_signal.h"
 #include "train/train_loop.h"
 #include "util/arg_parser.h"
 
 namespace dipaco::cli {
-
-namespace {
-std::atomic<bool> g_stop{false};
-void request_stop(int) {
-  g_stop.store(true);
-}
-}  // namespace
 
 int cmd_train(const Args& args) {
   ArgParser parser("dipaco train",
@@ -55,12 +49,7 @@ int cmd_train(const Args& args) {
   options.fresh = fresh;
   options.init_from = init_from;
   // Ctrl-C / SIGTERM: finish the step, save a checkpoint, exit; a second Ctrl-C kills.
-  options.stop = &g_stop;
-  struct sigaction action {};
-  action.sa_handler = request_stop;
-  action.sa_flags = SA_RESETHAND;
-  sigaction(SIGINT, &action, nullptr);
-  sigaction(SIGTERM, &action, nullptr);
+  options.stop = install_stop_signals();
   auto result = run_training(*config, options);
   if (!result.is_ok()) {
     std::fprintf(stderr, "dipaco train: %s\n", result.status().message().c_str());

@@ -13,7 +13,6 @@ constexpr int kExitOk = 0;
 constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
 // A subcommand of the design that this build does not have yet.
-constexpr int kExitNotBuilt = 3;
 
 int cmd_data(const Args& args);
 int cmd_doctor(const Args& args);
@@ -24,7 +23,5 @@ int cmd_run(const Args& args);
 int cmd_train(const Args& args);
 int cmd_serve(const Args& args);
 int cmd_work(const Args& args);
-// Subcommands whose implementation has not landed: they say so and exit kExitNotBuilt.
-int cmd_planned(const std::string& name, const Args& args);
 
 }  // namespace dipaco::cli

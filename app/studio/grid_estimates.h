@@ -14,6 +14,7 @@
 #include <cstdint>
 
 #include "algo/grid_spec.h"
+#include "util/human_units.h"
 
 namespace dipaco::studio {
 
@@ -33,9 +34,7 @@ struct GridEstimates {
 // given even when the vocabulary comes from the data.
 GridEstimates estimate_grid(const GridSpec& grid);
 
-// "1.5 MiB", "12 B": binary units, one decimal.
-std::string human_bytes(double bytes);
-// "24.7 k", "3.1 M", "1.2 G".
-std::string human_count(double count);
+using ::dipaco::human_bytes;  // util/human_units.h
+using ::dipaco::human_count;
 
 }  // namespace dipaco::studio

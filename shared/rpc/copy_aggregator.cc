@@ -4,8 +4,8 @@
 #include <vector>
 
 #include "compress/codec.h"
-#include "rpc/sha256.h"
 #include "util/atomic_file.h"
+#include "util/sha256.h"
 
 namespace dipaco {
 

@@ -12,8 +12,8 @@
 #include <vector>
 
 #include "compress/codec.h"
-#include "rpc/sha256.h"
 #include "rpc/wire.h"
+#include "util/sha256.h"
 
 namespace dipaco {
 namespace {

@@ -7,7 +7,7 @@
 #include <mutex>
 #include <sstream>
 
-#include "rpc/sha256.h"
+#include "util/sha256.h"
 
 namespace dipaco {
 namespace {

@@ -27,6 +27,7 @@
 #include "run/run_plan.h"
 #include "run/shard_routing.h"
 #include "util/atomic_file.h"
+#include "util/human_units.h"
 #include "util/sha256.h"
 
 namespace dipaco {
@@ -51,18 +52,6 @@ std::string hostname() {
 std::string fmt(const char* f, double v) {
   char buf[64];
   std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
-
-std::string human_bytes(double b) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int u = 0;
-  while (b >= 1024 && u < 4) {
-    b /= 1024;
-    ++u;
-  }
-  char buf[32];
-  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", b, units[u]);
   return buf;
 }
 

@@ -15,9 +15,9 @@
 #include "rpc/channel.h"
 #include "rpc/copy_aggregator.h"
 #include "rpc/server.h"
-#include "rpc/sha256.h"
 #include "rpc/simple_run_config.h"
 #include "util/atomic_file.h"
+#include "util/sha256.h"
 
 namespace rpc_test {
 
