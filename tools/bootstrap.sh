@@ -73,7 +73,7 @@ run_main() {
     "$dipaco" data tokenize --corpus data/brown/documents.jsonl \
       --tokenizer data/brown/tokenizer.model --out data/brown/tokens --val-fraction 0.05 --seed 1
   fi
-  say "main job: dipaco run resources/runs/brown-main.toml (DiPaCo 2x2 on Brown, ~15 min on 2 cores)"
+  say "main job: dipaco run resources/runs/brown-main.toml (DiPaCo 2x2 on Brown, ~8 min on 2 cores)"
   "$dipaco" run resources/runs/brown-main.toml
 }
 
