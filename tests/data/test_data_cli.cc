@@ -5,6 +5,7 @@
 #include "data/token_file.h"
 #include "data_fixtures.h"
 #include "spm/sentencepiece_library.h"
+#include "test_support.h"
 
 namespace {
 
@@ -108,6 +109,7 @@ class DataCliTest : public QObject {
 
   void tokenizerAndTokenizeEndToEnd() {
     // SentencePiece loads through a shim that AddressSanitizer builds cannot always use.
+    DIPACO_SKIP_IF_CLI_CANNOT_LOAD_SENTENCEPIECE();
     if (dipaco::Status s = dipaco::sentencepiece_available(); !s) QSKIP(s.message().c_str());
     QTemporaryDir dir;
     fixtures::write(dir.filePath("corpus.jsonl"), generated_jsonl(60));
@@ -210,6 +212,7 @@ class DataCliTest : public QObject {
              qPrintable(r.err));
     QVERIFY(!QFile::exists(dir.filePath("tokens")));
 
+    DIPACO_SKIP_IF_CLI_CANNOT_LOAD_SENTENCEPIECE();
     if (dipaco::Status s = dipaco::sentencepiece_available(); !s) QSKIP(s.message().c_str());
     fixtures::write(dir.filePath("small.jsonl"), generated_jsonl(5));
     r = run_cli({"data", "tokenizer", "--corpus", dir.filePath("small.jsonl"), "--out",

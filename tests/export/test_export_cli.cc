@@ -14,6 +14,7 @@
 #include "cli_runner.h"
 #include "data/token_file.h"
 #include "export_fixture.h"
+#include "test_support.h"
 
 namespace {
 QByteArray export_slurp(const QString& path) {
@@ -31,6 +32,7 @@ class ExportCliTest : public QObject {
 
  private slots:
   void initTestCase() {
+    DIPACO_SKIP_IF_CLI_CANNOT_LOAD_SENTENCEPIECE();
     if (dipaco::Status s = dipaco::sentencepiece_available(); !s) QSKIP(s.message().c_str());
     auto tok = export_fixture::train_tokenizer();
     QVERIFY(tok.is_ok());
