@@ -25,6 +25,7 @@
 #include "run/round_traffic.h"
 #include "run/run_layout.h"
 #include "run/run_plan.h"
+#include "run/run_results.h"
 #include "run/shard_routing.h"
 #include "util/atomic_file.h"
 #include "util/human_units.h"
@@ -193,99 +194,6 @@ void worker_main(RunShared* shared, int index) {
   }
 }
 
-// The whole model of a path at `version` (all its modules at that version).
-Result<std::vector<float>> assemble_path(const GridSpec& grid, const RunLayout& layout,
-                                         const ParamLayout& pl, int path, uint64_t version) {
-  std::vector<float> params(pl.total());
-  for (int id : grid.path_modules(path)) {
-    ParamRange r = grid.module_range(pl, id);
-    DIPACO_ASSIGN_OR_RETURN(
-        std::vector<float> m,
-        read_module_version(layout.module_version(static_cast<uint32_t>(id), version),
-                            static_cast<uint32_t>(id), r.count));
-    std::copy(m.begin(), m.end(), params.begin() + static_cast<std::ptrdiff_t>(r.offset));
-  }
-  return params;
-}
-
-struct Evaluator {
-  const GridSpec& grid;
-  const RunLayout& layout;
-  ParamLayout pl;
-  std::unique_ptr<CpuBackend> backend;
-  std::unique_ptr<Model> model;
-  std::vector<std::unique_ptr<TokenFile>> val;  // per path; null without validation documents
-  std::vector<double> best;                     // per path
-  std::vector<EvalSum> best_sum;                // per path: the kept model's validation sums
-  std::vector<uint64_t> best_step;
-
-  Evaluator(const GridSpec& g, const RunLayout& l) : grid(g), layout(l), pl(g.model) {}
-
-  Status init(int threads) {
-    backend = std::make_unique<CpuBackend>(threads);
-    DIPACO_ASSIGN_OR_RETURN(model, Model::create(backend.get(), grid.model, 8, grid.inner.seq_len));
-    for (int p = 0; p < grid.num_paths(); ++p) {
-      const std::string file = layout.val_shard(static_cast<uint32_t>(p));
-      if (!std::filesystem::exists(file)) {
-        val.push_back(nullptr);
-        continue;
-      }
-      DIPACO_ASSIGN_OR_RETURN(TokenFile f, TokenFile::open(file));
-      val.push_back(std::make_unique<TokenFile>(std::move(f)));
-    }
-    best.assign(val.size(), NAN);
-    best_sum.assign(val.size(), EvalSum{});
-    best_step.assign(val.size(), 0);
-    // A resumed run continues from the models it kept (and their validation results).
-    for (size_t p = 0; p < val.size(); ++p) {
-      const std::string file = layout.path_model(static_cast<uint32_t>(p));
-      if (!std::filesystem::exists(file)) continue;
-      auto meta = read_safetensors_metadata(file);
-      if (!meta.is_ok() || !meta->count("val_tokens")) continue;
-      best_sum[p].loss_sum = std::strtod(meta->at("val_loss_sum").c_str(), nullptr);
-      best_sum[p].tokens = std::strtoull(meta->at("val_tokens").c_str(), nullptr, 10);
-      best_step[p] = std::strtoull(meta->at("outer_step").c_str(), nullptr, 10);
-      if (val[p] && best_sum[p].tokens > 0) best[p] = best_sum[p].mean();
-    }
-    return Status::ok();
-  }
-
-  // Evaluates every path at `version`; keeps each path's best model (or the latest).
-  Result<EvalSum> evaluate(uint64_t version, std::vector<double>* losses) {
-    EvalSum routed;
-    losses->assign(val.size(), NAN);
-    const auto max_tokens = static_cast<uint64_t>(grid.eval_max_tokens);
-    for (size_t p = 0; p < val.size(); ++p) {
-      DIPACO_ASSIGN_OR_RETURN(std::vector<float> params,
-                              assemble_path(grid, layout, pl, static_cast<int>(p), version));
-      bool keep = !grid.keep_best || !val[p];
-      if (val[p]) {
-        model->set_params(params);
-        EvalSum s = evaluate_documents(*model, *val[p], max_tokens);
-        routed += s;
-        (*losses)[p] = s.mean();
-        if (std::isnan(best[p]) || s.mean() < best[p] || !grid.keep_best) {
-          best[p] = s.mean();
-          best_sum[p] = s;
-          best_step[p] = version;
-          keep = true;
-        }
-      }
-      if (keep) {
-        if (!val[p]) best_step[p] = version;
-        std::map<std::string, std::string> kept = {
-            {"outer_step", std::to_string(best_step[p])},
-            {"val_loss_sum", fmt("%.17g", best_sum[p].loss_sum)},
-            {"val_tokens", std::to_string(best_sum[p].tokens)}};
-        DIPACO_RETURN_IF_ERROR(write_path_model(layout.path_model(static_cast<uint32_t>(p)),
-                                                grid.model, static_cast<uint32_t>(p), params,
-                                                kept));
-      }
-    }
-    return routed;
-  }
-};
-
 }  // namespace
 
 Result<LocalRunResult> run_local(const GridSpec& input, const LocalRunOptions& options) {
@@ -300,8 +208,6 @@ Result<LocalRunResult> run_local(const GridSpec& input, const LocalRunOptions& o
   const RunSpec& spec = planned.spec;
   const int workers = grid.workers;
   const int per_worker = std::max(1, threads / workers);
-  ParamLayout pl(grid.model);
-  const int P = grid.num_paths();
   CoordinatorOptions copts;
   copts.db_path = layout.database();
   copts.payload_dir = layout.payload_dir();
@@ -311,7 +217,7 @@ Result<LocalRunResult> run_local(const GridSpec& input, const LocalRunOptions& o
   DIPACO_ASSIGN_OR_RETURN(int64_t run_id, coordinator->create_run(spec));
   if (options.on_started) options.on_started(coordinator.get(), run_id);
 
-  Evaluator evaluator(grid, layout);
+  PathEvaluator evaluator(grid, layout);
   DIPACO_RETURN_IF_ERROR(evaluator.init(1));
   std::unique_ptr<FILE, int (*)(FILE*)> metrics_file(std::fopen(layout.metrics().c_str(), "a"),
                                                      &std::fclose);
@@ -363,7 +269,7 @@ Result<LocalRunResult> run_local(const GridSpec& input, const LocalRunOptions& o
     }
     const uint64_t version = min_version(*st);
     if (version > completed_steps && metrics != nullptr) {
-      const RoundTraffic t = round_traffic(grid, pl);
+      const RoundTraffic t = round_traffic(grid, ParamLayout(grid.model));
       for (uint64_t k = completed_steps + 1; k <= version; ++k) {
         std::fprintf(metrics,
                      "{\"outer_step\": %llu, \"bytes_up\": %llu, \"bytes_down\": %llu, "
@@ -436,95 +342,10 @@ Result<LocalRunResult> run_local(const GridSpec& input, const LocalRunOptions& o
     return result;
   }
 
-  // Results: paths, traffic (of the completed tasks; derived from the grid, so a resumed run
-  // reports the whole run), run.json, summary.md.
-  result.outer_steps = grid.outer_steps;
-  // The routed loss of the models the run keeps (each path's best version with keep_best):
-  // what an export of paths/ scores on the same validation documents.
-  EvalSum kept;
-  for (const EvalSum& s : evaluator.best_sum) kept += s;
-  result.routed_val_loss = kept.mean();
-  result.routed_val_tokens = kept.tokens;
-  const RoundTraffic per_round = round_traffic(grid, pl);
-  result.bytes_up = per_round.up * grid.outer_steps;
-  result.bytes_down = per_round.down * grid.outer_steps;
-  result.bytes_path_local = per_round.path_local * grid.outer_steps;
-  result.data_parallel_bytes = per_round.data_parallel * grid.outer_steps;
-  result.tokens = per_round.tokens * grid.outer_steps;
-  for (int p = 0; p < P; ++p) {
-    PathResult r;
-    r.path_id = static_cast<uint32_t>(p);
-    r.modules = grid.path_modules(p);
-    for (int s = 0; s < grid.shards_per_path; ++s) {
-      r.shard_documents += plan.shard_documents[static_cast<size_t>(p * grid.shards_per_path + s)];
-      r.shard_tokens += plan.shard_tokens[static_cast<size_t>(p * grid.shards_per_path + s)];
-    }
-    r.val_tokens = plan.val_tokens[static_cast<size_t>(p)];
-    r.val_loss = evaluator.best[static_cast<size_t>(p)];
-    r.val_outer_step = evaluator.best_step[static_cast<size_t>(p)];
-    r.train_loss =
-        shared.last_train_loss.count(r.path_id) ? shared.last_train_loss[r.path_id] : NAN;
-    result.paths.push_back(std::move(r));
-  }
-
-  std::ostringstream j;
-  auto num = [](double v) { return std::isnan(v) ? std::string("null") : fmt("%.6f", v); };
-  j << "{\n  \"format\": \"dipaco-run/1\",\n  \"name\": " << json_quote(grid.name)
-    << ",\n  \"model\": " << json_quote(grid.model.to_string())
-    << ",\n  \"tokenizer\": " << json_quote(grid.tokenizer)
-    << ",\n  \"data\": {\"train\": " << json_quote(grid.train_tokens)
-    << ", \"val\": " << json_quote(grid.val_tokens)
-    << "},\n  \"grid\": \"grid.toml\",\n  \"outer_steps\": " << grid.outer_steps
-    << ",\n  \"routed_val_loss\": " << num(result.routed_val_loss) << ",\n  \"paths\": [";
-  for (size_t p = 0; p < result.paths.size(); ++p) {
-    const PathResult& r = result.paths[p];
-    j << (p ? "," : "") << "\n    {\"id\": " << r.path_id << ", \"modules\": [";
-    for (size_t i = 0; i < r.modules.size(); ++i) j << (i ? ", " : "") << r.modules[i];
-    j << "], \"shard_documents\": " << r.shard_documents << ", \"shard_tokens\": " << r.shard_tokens
-      << ", \"val_tokens\": " << r.val_tokens << ", \"val_loss\": " << num(r.val_loss)
-      << ", \"val_outer_step\": " << r.val_outer_step << ", \"checkpoint\": \"paths/path-"
-      << r.path_id << ".safetensors\"}";
-  }
-  const bool have_router = std::filesystem::exists(layout.router());
-  j << "\n  ],\n  \"router\": {\"kind\": "
-    << json_quote(have_router ? routing_method_name(grid.routing.method) : "none")
-    << ", \"file\": " << (have_router ? "\"router.safetensors\"" : "null")
-    << ", \"base_checkpoint\": " << (plan.have_base ? "\"base.safetensors\"" : "null")
-    << ", \"prefix_tokens\": " << grid.routing.prefix_tokens
-    << ", \"reroute_every\": " << grid.routing.reroute_every
-    << "},\n  \"traffic\": {\"bytes_up\": " << result.bytes_up
-    << ", \"bytes_down\": " << result.bytes_down
-    << ", \"bytes_path_local\": " << result.bytes_path_local
-    << ", \"data_parallel_bytes\": " << result.data_parallel_bytes
-    << "},\n  \"tokens\": " << result.tokens << ",\n  \"dipaco_version\": \"" << DIPACO_VERSION
-    << "\"\n}\n";
-  DIPACO_RETURN_IF_ERROR(write_file_atomically(layout.run_json(), j.str()));
-
-  std::ostringstream md;
-  md << "# " << grid.name << "\n\n| path | modules | shard docs | shard tokens | val tokens | "
-     << "val loss | val ppl | best at outer step |\n|---|---|---|---|---|---|---|---|\n";
-  for (const PathResult& r : result.paths) {
-    std::string mods;
-    for (int m : r.modules) mods += (mods.empty() ? "" : ",") + std::to_string(m);
-    md << "| " << r.path_id << " | " << mods << " | " << r.shard_documents << " | "
-       << r.shard_tokens << " | " << r.val_tokens << " | "
-       << (std::isnan(r.val_loss) ? "-" : fmt("%.4f", r.val_loss)) << " | "
-       << (std::isnan(r.val_loss) ? "-" : fmt("%.2f", std::exp(r.val_loss))) << " | "
-       << r.val_outer_step << " |\n";
-  }
-  const uint64_t wire = result.bytes_up + result.bytes_down;
-  md << "\nrouted validation loss " << fmt("%.4f", result.routed_val_loss) << " (perplexity "
-     << fmt("%.2f", std::exp(result.routed_val_loss)) << ") over " << result.routed_val_tokens
-     << " tokens\n\ntraffic: " << human_bytes(static_cast<double>(result.bytes_up)) << " up, "
-     << human_bytes(static_cast<double>(result.bytes_down)) << " down; data parallel for the same "
-     << result.tokens << " tokens: " << human_bytes(static_cast<double>(result.data_parallel_bytes))
-     << " (" << fmt("%.0f", wire ? static_cast<double>(result.data_parallel_bytes) / wire : 0.0)
-     << "x more)\n";
-  DIPACO_RETURN_IF_ERROR(write_file_atomically(layout.summary(), md.str()));
-  std::fprintf(out, "\n%s\nwrote %s, %s and paths/ in %s (%.0f s)\n", md.str().c_str(),
-               layout.summary().c_str(), layout.run_json().c_str(), grid.dir.c_str(),
-               result.seconds);
-  return result;
+  DIPACO_ASSIGN_OR_RETURN(LocalRunResult final_result,
+                          write_run_results(grid, layout, plan, evaluator, shared.last_train_loss,
+                                            out, result.seconds));
+  return final_result;
 }
 
 }  // namespace dipaco
