@@ -7,6 +7,8 @@
 #include "model/param_layout.h"
 #include "run/module_aggregator.h"
 #include "run/run_plan.h"
+#include "run/run_results.h"
+#include "run/shard_routing.h"
 
 namespace dipaco {
 
@@ -83,9 +85,24 @@ Aggregator grid_aggregator() {
                  const std::string& run_config) -> Status {
     DIPACO_ASSIGN_OR_RETURN(std::shared_ptr<const GridSpec> grid,
                             cache->get(decision.run_id, run_config));
-    ModuleAggregator aggregator(*grid, RunLayout{grid->dir}, &coordinator, decision.run_id);
+    const RunLayout layout{grid->dir};
+    ModuleAggregator aggregator(*grid, layout, &coordinator, decision.run_id);
     DIPACO_ASSIGN_OR_RETURN(AggregationOutcome outcome, aggregator.apply(decision));
     (void)outcome;
+    // The last aggregation of a run finishes it as `dipaco run` would: every path evaluated on
+    // its validation shard, paths/ written, run.json and summary.md — so `dipaco export` takes
+    // a served run's directory too. Idempotent: a retried decision rewrites the same files.
+    DIPACO_ASSIGN_OR_RETURN(RunStatus status, coordinator.run_status(decision.run_id));
+    if (status.state != "finished") return Status::ok();
+    DIPACO_ASSIGN_OR_RETURN(ShardPlan plan, prepare_shards(*grid, layout, 1, stderr));
+    PathEvaluator evaluator(*grid, layout);
+    DIPACO_RETURN_IF_ERROR(evaluator.init(1));
+    std::vector<double> losses;
+    DIPACO_ASSIGN_OR_RETURN(EvalSum last, evaluator.evaluate(grid->outer_steps, &losses));
+    (void)last;
+    DIPACO_ASSIGN_OR_RETURN(LocalRunResult result,
+                            write_run_results(*grid, layout, plan, evaluator, {}, stderr, 0.0));
+    (void)result;
     return Status::ok();
   };
 }

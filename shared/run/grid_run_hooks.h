@@ -7,7 +7,8 @@
 //   task_config   model config (vocabulary resolved), inner optimizer, batch, seq_len, dtype,
 //                 data seed, each module's slice of the parameter buffer.
 //   shard_file    run.dir/shards/shard-<id>.tok.
-//   aggregator    ModuleAggregator on the run's directory.
+//   aggregator    ModuleAggregator on the run's directory; after the run's last aggregation it
+//                 evaluates the paths and writes paths/, run.json and summary.md (run_results.h).
 // Parsed grids are cached by text; every hook is thread-safe.
 #pragma once
 

@@ -106,10 +106,16 @@ class RunDistributedTest : public QObject {
       if (!finished) std::this_thread::sleep_for(std::chrono::milliseconds(100));
       QVERIFY2(work.state() != QProcess::NotRunning || finished, "dipaco work exited early");
     }
+    // The coordinator finishes the run (evaluation, run.json) right after its last version.
+    for (int i = 0; i < 600 && finished && !QFile::exists(dir.filePath("run/run.json")); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
     stop(work);
     stop(serve);
     QVERIFY2(finished, "the served run did not finish in 120 s");
     QCOMPARE(query(db, "SELECT count(*) FROM tasks WHERE state = 'done'"), int64_t{12});
+    // The coordinator finished the run as `dipaco run` does: paths/, run.json, summary.md.
+    for (const char* f : {"run/run.json", "run/summary.md", "run/paths/path-3.safetensors"})
+      QVERIFY2(QFile::exists(dir.filePath(f)), f);
 
     // Every module's last version equals the local run's.
     ModelConfig model = local->model;
