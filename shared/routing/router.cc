@@ -37,17 +37,6 @@ Result<std::vector<float>> read_f32(const SafetensorsFile& f, const std::string&
   return v;
 }
 
-Result<uint64_t> read_meta_uint(const SafetensorsFile& f, const std::string& key) {
-  auto it = f.metadata().find(key);
-  if (it == f.metadata().end())
-    return data_loss(f.path() + ": router metadata '" + key + "' is missing");
-  char* end = nullptr;
-  unsigned long long v = std::strtoull(it->second.c_str(), &end, 10);
-  if (it->second.empty() || *end != '\0')
-    return data_loss(f.path() + ": router metadata '" + key + "' is not a number");
-  return static_cast<uint64_t>(v);
-}
-
 }  // namespace
 
 int32_t Router::route(const float* x) const {
@@ -131,11 +120,11 @@ Result<Router> load_router(const std::string& path) {
   auto parsed = parse_routing_method(method->second);
   if (!parsed.is_ok()) return data_loss(path + ": " + parsed.status().message());
   r.method = *parsed;
-  DIPACO_ASSIGN_OR_RETURN(r.clusters, read_meta_uint(f, "clusters"));
-  DIPACO_ASSIGN_OR_RETURN(r.d, read_meta_uint(f, "d"));
-  DIPACO_ASSIGN_OR_RETURN(r.seed, read_meta_uint(f, "seed"));
-  DIPACO_ASSIGN_OR_RETURN(uint64_t prefix, read_meta_uint(f, "prefix_tokens"));
-  DIPACO_ASSIGN_OR_RETURN(uint64_t reroute, read_meta_uint(f, "reroute_every"));
+  DIPACO_ASSIGN_OR_RETURN(r.clusters, f.metadata_uint("clusters"));
+  DIPACO_ASSIGN_OR_RETURN(r.d, f.metadata_uint("d"));
+  DIPACO_ASSIGN_OR_RETURN(r.seed, f.metadata_uint("seed"));
+  DIPACO_ASSIGN_OR_RETURN(uint64_t prefix, f.metadata_uint("prefix_tokens"));
+  DIPACO_ASSIGN_OR_RETURN(uint64_t reroute, f.metadata_uint("reroute_every"));
   if (r.clusters < 1 || r.clusters > 1 << 20 || r.d < 1 || r.d > 1 << 20 || prefix < 1 ||
       prefix > 1 << 20 || reroute > 1 << 30)
     return data_loss(path + ": router metadata out of range");
@@ -150,8 +139,8 @@ Result<Router> load_router(const std::string& path) {
       break;
     }
     case RoutingMethod::kProductKMeans: {
-      DIPACO_ASSIGN_OR_RETURN(uint64_t K, read_meta_uint(f, "product_k"));
-      DIPACO_ASSIGN_OR_RETURN(uint64_t d1, read_meta_uint(f, "product_d_first"));
+      DIPACO_ASSIGN_OR_RETURN(uint64_t K, f.metadata_uint("product_k"));
+      DIPACO_ASSIGN_OR_RETURN(uint64_t d1, f.metadata_uint("product_d_first"));
       if (K * K != r.clusters || d1 < 1 || d1 >= r.d)
         return data_loss(path + ": product k-means metadata does not match clusters / d");
       r.product.k = K;

@@ -50,12 +50,6 @@ std::string hostname() {
   return buf;
 }
 
-std::string fmt(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
-
 // Shared between the driver and the worker threads.
 struct RunShared {
   const GridSpec& grid;
@@ -305,7 +299,7 @@ Result<LocalRunResult> run_local(const GridSpec& input, const LocalRunOptions& o
       std::vector<MetricPoint> points;
       for (size_t p = 0; p < losses.size(); ++p) {
         if (std::isnan(losses[p])) continue;
-        line += " p" + std::to_string(p) + " " + fmt("%.4f", losses[p]);
+        line += " p" + std::to_string(p) + " " + format_double("%.4f", losses[p]);
         points.push_back({run_id, static_cast<uint32_t>(p), version, 0, "val_loss", losses[p], 0});
         if (metrics != nullptr)
           std::fprintf(metrics, "{\"outer_step\": %llu, \"path\": %zu, \"val_loss\": %.6f}\n",
@@ -313,8 +307,8 @@ Result<LocalRunResult> run_local(const GridSpec& input, const LocalRunOptions& o
       }
       if (routed.tokens > 0) {
         points.push_back({run_id, 0, version, 0, "routed_val_loss", routed.mean(), 0});
-        line += " | routed " + fmt("%.4f", routed.mean()) + " (ppl " +
-                fmt("%.2f", std::exp(routed.mean())) + ")";
+        line += " | routed " + format_double("%.4f", routed.mean()) + " (ppl " +
+                format_double("%.2f", std::exp(routed.mean())) + ")";
         if (metrics != nullptr)
           std::fprintf(metrics, "{\"outer_step\": %llu, \"routed_val_loss\": %.6f}\n",
                        static_cast<unsigned long long>(version), routed.mean());

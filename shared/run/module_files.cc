@@ -9,20 +9,6 @@
 
 namespace dipaco {
 
-namespace {
-
-Result<uint64_t> meta_uint(const SafetensorsFile& f, const std::string& key) {
-  auto it = f.metadata().find(key);
-  if (it == f.metadata().end()) return data_loss(f.path() + ": metadata '" + key + "' is missing");
-  char* end = nullptr;
-  unsigned long long v = std::strtoull(it->second.c_str(), &end, 10);
-  if (it->second.empty() || *end != '\0')
-    return data_loss(f.path() + ": metadata '" + key + "' is not a number");
-  return static_cast<uint64_t>(v);
-}
-
-}  // namespace
-
 Result<std::string> write_module_version(const std::string& path, uint32_t module_id,
                                          uint64_t version, std::span<const float> params) {
   std::vector<SafetensorsWriteItem> items = {{"params",
@@ -49,7 +35,7 @@ Result<std::vector<float>> read_module_version(const std::string& path, uint32_t
     }
   }
   DIPACO_ASSIGN_OR_RETURN(SafetensorsFile f, SafetensorsFile::open(path));
-  DIPACO_ASSIGN_OR_RETURN(uint64_t id, meta_uint(f, "module_id"));
+  DIPACO_ASSIGN_OR_RETURN(uint64_t id, f.metadata_uint("module_id"));
   if (id != module_id) {
     return data_loss(path + ": holds module " + std::to_string(id) + ", expected module " +
                      std::to_string(module_id));
@@ -83,8 +69,8 @@ Status write_outer_state(const std::string& path, const OuterOptimizerState& sta
 Result<OuterOptimizerState> read_outer_state(const std::string& path) {
   DIPACO_ASSIGN_OR_RETURN(SafetensorsFile f, SafetensorsFile::open(path));
   OuterOptimizerState state;
-  DIPACO_ASSIGN_OR_RETURN(uint64_t step, meta_uint(f, "step"));
-  DIPACO_ASSIGN_OR_RETURN(uint64_t values, meta_uint(f, "values"));
+  DIPACO_ASSIGN_OR_RETURN(uint64_t step, f.metadata_uint("step"));
+  DIPACO_ASSIGN_OR_RETURN(uint64_t values, f.metadata_uint("values"));
   state.step = static_cast<int64_t>(step);
   if (values == 0) return state;
   const SafetensorsTensor* t = f.find("state");
@@ -113,11 +99,6 @@ Status write_path_model(const std::string& path, const ModelConfig& config, uint
   metadata["model_config"] = config.to_string();
   metadata["path_id"] = std::to_string(path_id);
   return write_safetensors(path, items, metadata);
-}
-
-Result<std::map<std::string, std::string>> read_safetensors_metadata(const std::string& path) {
-  DIPACO_ASSIGN_OR_RETURN(SafetensorsFile f, SafetensorsFile::open(path));
-  return f.metadata();
 }
 
 Result<std::pair<ModelConfig, std::vector<float>>> read_path_model(const std::string& path) {

@@ -36,8 +36,6 @@ Result<OuterOptimizerState> read_outer_state(const std::string& path);
 Status write_path_model(const std::string& path, const ModelConfig& config, uint32_t path_id,
                         std::span<const float> params,
                         const std::map<std::string, std::string>& extra = {});
-// The metadata of a safetensors file (only its header is needed, but the file is validated).
-Result<std::map<std::string, std::string>> read_safetensors_metadata(const std::string& path);
 // Reads a path model (or any file with the ParamLayout tensors and a model_config metadata);
 // returns its config and parameters in buffer order.
 Result<std::pair<ModelConfig, std::vector<float>>> read_path_model(const std::string& path);

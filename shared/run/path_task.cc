@@ -34,7 +34,8 @@ Result<PathTaskState> load_path_task_state(const std::string& path, size_t num_p
   if (format == f.metadata().end() || format->second != "dipaco-task-state/1")
     return data_loss(path + ": not a dipaco task state file");
   PathTaskState state;
-  state.adamw_step = std::strtoll(f.metadata().at("adamw_step").c_str(), nullptr, 10);
+  DIPACO_ASSIGN_OR_RETURN(uint64_t adamw_step, f.metadata_uint("adamw_step"));
+  state.adamw_step = static_cast<int64_t>(adamw_step);
   auto pos = f.metadata().find("data_position");
   if (pos != f.metadata().end()) state.data_position = pos->second;
   for (const SafetensorsTensor& t : f.tensors()) {

@@ -7,20 +7,11 @@
 #include "data/json_writer.h"
 #include "run/module_files.h"
 #include "run/round_traffic.h"
+#include "tensor/safetensors.h"
 #include "util/atomic_file.h"
 #include "util/human_units.h"
 
 namespace dipaco {
-
-namespace {
-
-std::string fmt(const char* f, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
-
-}  // namespace
 
 // The whole model of a path at `version` (all its modules at that version).
 Result<std::vector<float>> assemble_path(const GridSpec& grid, const RunLayout& layout,
@@ -60,11 +51,16 @@ Status PathEvaluator::init(int threads) {
   for (size_t p = 0; p < val_.size(); ++p) {
     const std::string file = layout_.path_model(static_cast<uint32_t>(p));
     if (!std::filesystem::exists(file)) continue;
-    auto meta = read_safetensors_metadata(file);
-    if (!meta.is_ok() || !meta->count("val_tokens")) continue;
-    best_sum_[p].loss_sum = std::strtod(meta->at("val_loss_sum").c_str(), nullptr);
-    best_sum_[p].tokens = std::strtoull(meta->at("val_tokens").c_str(), nullptr, 10);
-    best_step_[p] = std::strtoull(meta->at("outer_step").c_str(), nullptr, 10);
+    // Files without the kept result (another tool wrote them) are simply re-evaluated.
+    auto kept = SafetensorsFile::open(file);
+    if (!kept.is_ok()) continue;
+    auto tokens = kept->metadata_uint("val_tokens");
+    auto step = kept->metadata_uint("outer_step");
+    auto sum = kept->metadata().find("val_loss_sum");
+    if (!tokens.is_ok() || !step.is_ok() || sum == kept->metadata().end()) continue;
+    best_sum_[p].loss_sum = std::strtod(sum->second.c_str(), nullptr);
+    best_sum_[p].tokens = *tokens;
+    best_step_[p] = *step;
     if (val_[p] && best_sum_[p].tokens > 0) best_[p] = best_sum_[p].mean();
   }
   return Status::ok();
@@ -94,7 +90,7 @@ Result<EvalSum> PathEvaluator::evaluate(uint64_t version, std::vector<double>* l
       if (!val_[p]) best_step_[p] = version;
       std::map<std::string, std::string> kept = {
           {"outer_step", std::to_string(best_step_[p])},
-          {"val_loss_sum", fmt("%.17g", best_sum_[p].loss_sum)},
+          {"val_loss_sum", format_double("%.17g", best_sum_[p].loss_sum)},
           {"val_tokens", std::to_string(best_sum_[p].tokens)}};
       DIPACO_RETURN_IF_ERROR(write_path_model(layout_.path_model(static_cast<uint32_t>(p)),
                                               grid_.model, static_cast<uint32_t>(p), params, kept));
@@ -143,7 +139,9 @@ Result<LocalRunResult> write_run_results(const GridSpec& grid, const RunLayout& 
   }
 
   std::ostringstream j;
-  auto num = [](double v) { return std::isnan(v) ? std::string("null") : fmt("%.6f", v); };
+  auto num = [](double v) {
+    return std::isnan(v) ? std::string("null") : format_double("%.6f", v);
+  };
   j << "{\n  \"format\": \"dipaco-run/1\",\n  \"name\": " << json_quote(grid.name)
     << ",\n  \"model\": " << json_quote(grid.model.to_string())
     << ",\n  \"tokenizer\": " << json_quote(grid.tokenizer)
@@ -183,17 +181,19 @@ Result<LocalRunResult> write_run_results(const GridSpec& grid, const RunLayout& 
     for (int m : r.modules) mods += (mods.empty() ? "" : ",") + std::to_string(m);
     md << "| " << r.path_id << " | " << mods << " | " << r.shard_documents << " | "
        << r.shard_tokens << " | " << r.val_tokens << " | "
-       << (std::isnan(r.val_loss) ? "-" : fmt("%.4f", r.val_loss)) << " | "
-       << (std::isnan(r.val_loss) ? "-" : fmt("%.2f", std::exp(r.val_loss))) << " | "
+       << (std::isnan(r.val_loss) ? "-" : format_double("%.4f", r.val_loss)) << " | "
+       << (std::isnan(r.val_loss) ? "-" : format_double("%.2f", std::exp(r.val_loss))) << " | "
        << r.val_outer_step << " |\n";
   }
   const uint64_t wire = result.bytes_up + result.bytes_down;
-  md << "\nrouted validation loss " << fmt("%.4f", result.routed_val_loss) << " (perplexity "
-     << fmt("%.2f", std::exp(result.routed_val_loss)) << ") over " << result.routed_val_tokens
+  md << "\nrouted validation loss " << format_double("%.4f", result.routed_val_loss)
+     << " (perplexity " << format_double("%.2f", std::exp(result.routed_val_loss)) << ") over "
+     << result.routed_val_tokens
      << " tokens\n\ntraffic: " << human_bytes(static_cast<double>(result.bytes_up)) << " up, "
      << human_bytes(static_cast<double>(result.bytes_down)) << " down; data parallel for the same "
      << result.tokens << " tokens: " << human_bytes(static_cast<double>(result.data_parallel_bytes))
-     << " (" << fmt("%.0f", wire ? static_cast<double>(result.data_parallel_bytes) / wire : 0.0)
+     << " ("
+     << format_double("%.0f", wire ? static_cast<double>(result.data_parallel_bytes) / wire : 0.0)
      << "x more)\n";
   DIPACO_RETURN_IF_ERROR(write_file_atomically(layout.summary(), md.str()));
   std::fprintf(out, "\n%s\nwrote %s, %s and paths/ in %s (%.0f s)\n", md.str().c_str(),

@@ -1,6 +1,7 @@
 #include "tensor/safetensors.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <string_view>
 
@@ -327,6 +328,16 @@ const SafetensorsTensor* SafetensorsFile::find(const std::string& name) const {
 
 const uint8_t* SafetensorsFile::data(const SafetensorsTensor& t) const {
   return reinterpret_cast<const uint8_t*>(contents_.data()) + data_start_ + t.offset;
+}
+
+Result<uint64_t> SafetensorsFile::metadata_uint(const std::string& key) const {
+  auto it = metadata_.find(key);
+  if (it == metadata_.end()) return data_loss(path_ + ": metadata '" + key + "' is missing");
+  char* end = nullptr;
+  unsigned long long v = std::strtoull(it->second.c_str(), &end, 10);
+  if (it->second.empty() || *end != '\0' || it->second[0] == '-')
+    return data_loss(path_ + ": metadata '" + key + "' is not a number");
+  return static_cast<uint64_t>(v);
 }
 
 }  // namespace dipaco

@@ -43,6 +43,9 @@ class SafetensorsFile {
 
   const std::string& path() const { return path_; }
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
+  // A metadata value that must be a decimal unsigned integer; errors (kDataLoss) name the file
+  // and the key when it is missing or not a number.
+  Result<uint64_t> metadata_uint(const std::string& key) const;
   const std::vector<SafetensorsTensor>& tensors() const { return tensors_; }
   // nullptr when absent.
   const SafetensorsTensor* find(const std::string& name) const;

@@ -28,4 +28,10 @@ std::string human_count(double count) {
   return buf;
 }
 
+std::string format_double(const char* printf_format, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, printf_format, v);
+  return buf;
+}
+
 }  // namespace dipaco
