@@ -12,6 +12,7 @@ struct CudaPlugin {
   decltype(&dipaco_cuda_plugin_abi) abi = nullptr;
   decltype(&dipaco_cuda_probe) probe = nullptr;
   decltype(&dipaco_cuda_axpy_self_test) axpy_self_test = nullptr;
+  decltype(&dipaco_cuda_create_backend) create_backend = nullptr;
 };
 
 Result<const CudaPlugin*> plugin() {
@@ -28,7 +29,8 @@ Result<const CudaPlugin*> plugin() {
     }
     bool ok = bind_plugin_symbol(*handle, "dipaco_cuda_plugin_abi", &api.abi) &&
               bind_plugin_symbol(*handle, "dipaco_cuda_probe", &api.probe) &&
-              bind_plugin_symbol(*handle, "dipaco_cuda_axpy_self_test", &api.axpy_self_test);
+              bind_plugin_symbol(*handle, "dipaco_cuda_axpy_self_test", &api.axpy_self_test) &&
+              bind_plugin_symbol(*handle, "dipaco_cuda_create_backend", &api.create_backend);
     if (!ok || api.abi() != DIPACO_CUDA_PLUGIN_ABI) {
       status = failed_precondition(
           "libdipaco_cuda.so is from another dipaco version (ABI mismatch); reinstall it");
@@ -57,6 +59,23 @@ std::string cuda_axpy_self_test(int device, int n) {
   char error[512] = {0};
   (*api)->axpy_self_test(device, n, error, sizeof error);
   return error;
+}
+
+Result<CudaMatmulPrecision> parse_cuda_precision(std::string_view text) {
+  if (text == "bf16") return CudaMatmulPrecision::kBf16;
+  if (text == "tf32") return CudaMatmulPrecision::kTf32;
+  if (text == "fp32") return CudaMatmulPrecision::kFp32;
+  return invalid_argument("unknown CUDA matmul precision '" + std::string(text) +
+                          "' (choose bf16, tf32 or fp32)");
+}
+
+Result<std::unique_ptr<Backend>> create_cuda_backend(const CudaBackendOptions& options) {
+  auto api = plugin();
+  if (!api.is_ok()) return unavailable("CUDA backend not available: " + api.status().message());
+  char error[512] = {0};
+  std::unique_ptr<Backend> backend((*api)->create_backend(&options, error, sizeof error));
+  if (backend == nullptr) return unavailable(std::string("CUDA backend: ") + error);
+  return backend;
 }
 
 }  // namespace dipaco

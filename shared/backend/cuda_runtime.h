@@ -6,8 +6,13 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
+
+#include "tensor/backend.h"
+#include "util/status.h"
 
 namespace dipaco {
 
@@ -37,5 +42,31 @@ CudaRuntimeInfo probe_cuda();
 // Runs y = a*x + y for n elements on `device` and compares with the same loop on the CPU.
 // Returns "" on success, otherwise what went wrong.
 std::string cuda_axpy_self_test(int device, int n);
+
+// How the CUDA backend multiplies matrices. Storage stays fp32 (master weights, activations);
+// bf16 converts the operands and accumulates in fp32 (tensor cores, the default), tf32 runs the
+// tensor cores on fp32 memory, fp32 is the exact reference the cross-backend tests use.
+enum class CudaMatmulPrecision { kBf16, kTf32, kFp32 };
+
+inline const char* cuda_precision_name(CudaMatmulPrecision p) {
+  switch (p) {
+    case CudaMatmulPrecision::kBf16: return "bf16";
+    case CudaMatmulPrecision::kTf32: return "tf32";
+    case CudaMatmulPrecision::kFp32: return "fp32";
+  }
+  return "?";
+}
+
+// "bf16" | "tf32" | "fp32"; anything else is an error naming the choices.
+Result<CudaMatmulPrecision> parse_cuda_precision(std::string_view text);
+
+struct CudaBackendOptions {
+  int device = 0;
+  CudaMatmulPrecision precision = CudaMatmulPrecision::kBf16;
+};
+
+// A Backend on one GPU, or why not (no plugin, no driver, no such device, compute capability
+// below 8.0, set-up failure).
+Result<std::unique_ptr<Backend>> create_cuda_backend(const CudaBackendOptions& options);
 
 }  // namespace dipaco

@@ -4,11 +4,12 @@
 #include <cmath>
 
 #include "model/init.h"
+#include "util/human_units.h"
 
 namespace dipaco {
 
 Result<std::unique_ptr<Model>> Model::create(Backend* backend, const ModelConfig& config, int batch,
-                                             int seq_len) {
+                                             int seq_len, size_t extra_bytes) {
   DIPACO_RETURN_IF_ERROR(config.validate());
   if (batch < 1) return invalid_argument("batch size must be >= 1, got " + std::to_string(batch));
   if (seq_len < 1 || seq_len > config.max_seq_len) {
@@ -16,14 +17,14 @@ Result<std::unique_ptr<Model>> Model::create(Backend* backend, const ModelConfig
                             std::to_string(config.max_seq_len) + "]");
   }
   std::unique_ptr<Model> model(new Model(backend, config, batch, seq_len));
-  DIPACO_RETURN_IF_ERROR(model->allocate());
+  DIPACO_RETURN_IF_ERROR(model->allocate(extra_bytes));
   return model;
 }
 
 Model::Model(Backend* backend, const ModelConfig& config, int batch, int seq_len)
     : backend_(backend), config_(config), layout_(config), max_B_(batch), max_T_(seq_len) {}
 
-Status Model::allocate() {
+Status Model::allocate(size_t extra_bytes) {
   const size_t N = static_cast<size_t>(max_B_) * max_T_;
   const size_t C = config_.d_model, V = config_.vocab_size, F = config_.d_ff;
   const size_t L = config_.n_layers, H = config_.n_heads, T = max_T_;
@@ -41,6 +42,16 @@ Status Model::allocate() {
   const size_t params = layout_.total();
   const size_t rope = pad(T * config_.head_dim() / 2);
 
+  const size_t needed = (2 * params + acts + scratch + 2 * rope) * sizeof(float) +
+                        2 * pad(N) * sizeof(int32_t) + extra_bytes;
+  const size_t available = backend_->available_memory_bytes();
+  if (needed > available) {
+    return unavailable("the model needs " + human_bytes(needed) + " (parameters, gradients" +
+                       (extra_bytes ? ", optimizer state" : "") + " and activations for batch " +
+                       std::to_string(max_B_) + " x " + std::to_string(max_T_) + "); " +
+                       backend_->name() + " has " + human_bytes(available) +
+                       " free: lower the batch size or sequence length, or use a larger device");
+  }
   params_ = DeviceBuffer(backend_, params * sizeof(float));
   grads_ = DeviceBuffer(backend_, params * sizeof(float));
   acts_ = DeviceBuffer(backend_, acts * sizeof(float));

@@ -25,8 +25,11 @@ namespace dipaco {
 class Model {
  public:
   // batch x seq_len is the largest forward this model will run; seq_len <= max_seq_len.
+  // Before allocating, the model's memory plus extra_bytes (what the caller will allocate next,
+  // e.g. optimizer state) is checked against backend->available_memory_bytes(): a model that
+  // does not fit is refused with both figures instead of failing half-way.
   static Result<std::unique_ptr<Model>> create(Backend* backend, const ModelConfig& config,
-                                               int batch, int seq_len);
+                                               int batch, int seq_len, size_t extra_bytes = 0);
 
   const ModelConfig& config() const { return config_; }
   const ParamLayout& layout() const { return layout_; }
@@ -74,7 +77,7 @@ class Model {
   };
 
   Model(Backend* backend, const ModelConfig& config, int batch, int seq_len);
-  Status allocate();
+  Status allocate(size_t extra_bytes);
 
   Backend* backend_;
   ModelConfig config_;

@@ -26,6 +26,9 @@ class Backend {
 
   // "cpu (2 threads, OpenBLAS SkylakeX)"
   virtual std::string name() const = 0;
+  // How many more bytes alloc() can hand out now (a GPU's free memory); SIZE_MAX when the
+  // backend cannot tell (host memory). Model::create checks its budget against this first.
+  virtual size_t available_memory_bytes() const { return SIZE_MAX; }
 
   // ---- memory -------------------------------------------------------------------------------
   // Device memory, 64-byte aligned. Returns nullptr only when out of memory.

@@ -48,8 +48,9 @@ Result<std::unique_ptr<Trainer>> Trainer::create(Backend* backend, const ModelCo
   DIPACO_RETURN_IF_ERROR(model.validate());
   DIPACO_RETURN_IF_ERROR(options.validate(model));
   std::unique_ptr<Trainer> t(new Trainer(model, options));
-  DIPACO_ASSIGN_OR_RETURN(t->model_,
-                          Model::create(backend, model, options.batch_size, options.seq_len));
+  const size_t adamw_bytes = 2 * ParamLayout(model).total() * sizeof(float);
+  DIPACO_ASSIGN_OR_RETURN(
+      t->model_, Model::create(backend, model, options.batch_size, options.seq_len, adamw_bytes));
   t->model_->init_params(options.seed);
   t->adamw_ = std::make_unique<AdamW>(backend, t->model_->layout(), options.adamw);
   if (!t->adamw_->ok()) return unavailable("out of device memory for the AdamW state");

@@ -7,11 +7,14 @@
 
 #include "backend/cuda_runtime.h"
 
-#define DIPACO_CUDA_PLUGIN_ABI 1
+#define DIPACO_CUDA_PLUGIN_ABI 2
 
 extern "C" {
 int dipaco_cuda_plugin_abi();
 void dipaco_cuda_probe(dipaco::CudaRuntimeInfo* info);
 // Writes "" or the failure into error (NUL-terminated, at most error_size bytes).
 void dipaco_cuda_axpy_self_test(int device, int n, char* error, size_t error_size);
+// A CudaBackend for options->device, owned by the caller; nullptr and the reason in error.
+dipaco::Backend* dipaco_cuda_create_backend(const dipaco::CudaBackendOptions* options, char* error,
+                                            size_t error_size);
 }

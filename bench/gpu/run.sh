@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The GPU checks in one go, on a host with an NVIDIA GPU, its driver and the CUDA 13 libraries:
+# the CUDA tests (every op against the CPU backend, a model's gradients, a training curve), then
+# training throughput of dipaco's CUDA backend and of PyTorch on the same GPU, same model.
+#
+#   bash bench/gpu/run.sh [ARCHIVE from tools/gpu-bundle.sh] [--quick]
+#
+# Prints everything; a failing test makes the exit status non-zero but the benchmark still runs.
+set -uo pipefail
+archive="${1:-.gpu/dipaco-gpu.tar.xz}"
+dir="$(mktemp -d)"
+tar -C "$dir" -xJf "$archive" || exit 1
+libdirs=$(find /usr/local /usr/lib /opt -xdev \( -name 'libcudnn.so.9' -o -name 'libnccl.so.2' \
+  -o -name 'libcublasLt.so.13' -o -name 'libcudart.so.13' \) 2>/dev/null | xargs -r -n1 dirname |
+  sort -u | paste -sd:)
+export LD_LIBRARY_PATH="$dir/lib:$libdirs"
+export DIPACO_CUDA_PLUGIN="$dir/lib/libdipaco_cuda.so"
+echo "== host"
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
+echo "CUDA libraries from: $libdirs"
+status=0
+echo "== tests"
+"$dir/bin/test_cuda_smoke" || status=1
+"$dir/bin/test_cuda_backend" || status=1
+echo "== benchmark: tokens/s and MFU (dense bf16 peak 989 TFLOP/s), dipaco vs PyTorch, same GPU"
+py=$(command -v python3)
+bench() {
+  local label="$1"
+  shift
+  echo "-- $label: $*"
+  "$dir/bin/dipaco_bench_cuda_train" --precision bf16 "$@" || status=1
+  "$dir/bin/dipaco_bench_cuda_train" --precision tf32 "$@" || status=1
+  "$py" "$dir/scripts/torch_gpu_train.py" "$@" || status=1
+}
+# The CPU bench's reference model (7.4M parameters), then a GPU-sized one (~216M).
+bench "reference (bench/engine) config" --vocab 8192 --d-model 256 --layers 4 --heads 4 \
+  --kv-heads 4 --d-ff 704 --seq 256 --batch 8
+bench "GPU config" --vocab 32000 --d-model 1024 --layers 12 --heads 16 --kv-heads 16 \
+  --d-ff 2816 --seq 1024 --batch 8
+exit $status

@@ -1,0 +1,170 @@
+// CudaBackend: the Backend interface on one NVIDIA GPU (lives in libdipaco_cuda.so).
+//
+// Storage is fp32 everywhere (master weights, gradients, optimizer state, activations), as the
+// model code expects; the matmuls run on tensor cores through cuBLASLt in the precision the
+// options ask for: bf16 operands with fp32 accumulation (default), TF32, or full fp32 (the
+// reference, used by the cross-backend tests). Every other op is a kernel of our own, one file
+// per op family, each with its CPU twin in backend/cpu/ and a cross-backend test in tests/cuda.
+//
+// All work is queued on one stream; copies to the host and the reductions that return a value
+// synchronize it. Results are deterministic for a given GPU and precision: no atomics, and every
+// sum has a fixed order. A CUDA error inside an op means the context is lost: the op prints
+// what failed and where and aborts the process (a worker's supervisor restarts it).
+#pragma once
+
+#include <cublasLt.h>
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <map>
+#include <memory>
+#include <string>
+#include <tuple>
+
+#include "backend/cuda_runtime.h"
+#include "tensor/backend.h"
+
+namespace dipaco::cuda {
+
+[[noreturn]] void fail(const char* call, const char* error, const char* file, int line);
+
+}  // namespace dipaco::cuda
+
+#define DIPACO_CUDA_CHECK(call)                                                         \
+  do {                                                                                  \
+    cudaError_t dipaco_err_ = (call);                                                   \
+    if (dipaco_err_ != cudaSuccess)                                                     \
+      ::dipaco::cuda::fail(#call, cudaGetErrorString(dipaco_err_), __FILE__, __LINE__); \
+  } while (false)
+
+#define DIPACO_CUBLAS_CHECK(call)                                                               \
+  do {                                                                                          \
+    cublasStatus_t dipaco_status_ = (call);                                                     \
+    if (dipaco_status_ != CUBLAS_STATUS_SUCCESS)                                                \
+      ::dipaco::cuda::fail(#call, cublasLtGetStatusString(dipaco_status_), __FILE__, __LINE__); \
+  } while (false)
+
+// After every kernel launch: catches bad launch configurations at the op that made them.
+#define DIPACO_CUDA_CHECK_LAUNCH() DIPACO_CUDA_CHECK(cudaGetLastError())
+
+namespace dipaco {
+
+class CudaBackend final : public Backend {
+ public:
+  // Sets up `options.device`: stream, cuBLASLt handle and workspace. nullptr and *error on failure.
+  static std::unique_ptr<CudaBackend> create(const CudaBackendOptions& options, std::string* error);
+  ~CudaBackend() override;
+  CudaBackend(const CudaBackend&) = delete;
+  CudaBackend& operator=(const CudaBackend&) = delete;
+
+  std::string name() const override;
+  size_t available_memory_bytes() const override;
+
+  void* alloc(size_t bytes) override;
+  void free(void* ptr) override;
+  void fill_zero(void* dst, size_t bytes) override;
+  void copy_to_device(void* dst, const void* host_src, size_t bytes) override;
+  void copy_to_host(void* host_dst, const void* src, size_t bytes) override;
+  void copy_device(void* dst, const void* src, size_t bytes) override;
+  void synchronize() override;
+
+  void embedding_forward(float* out, const int32_t* tokens, const float* wte, int N,
+                         int C) override;
+  void embedding_backward(float* dwte, const float* dout, const int32_t* tokens, int N,
+                          int C) override;
+
+  void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight, int N, int C,
+                       float eps) override;
+  void rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp,
+                        const float* weight, const float* rstd, int N, int C) override;
+
+  void matmul_forward(float* out, const float* inp, const float* weight, int N, int C,
+                      int OC) override;
+  void matmul_backward(float* dinp, float* dweight, const float* dout, const float* inp,
+                       const float* weight, int N, int C, int OC) override;
+
+  void rope_forward(float* x, const float* cos, const float* sin, int N, int T, int n_heads, int hd,
+                    int row_stride) override;
+  void rope_backward(float* dx, const float* cos, const float* sin, int N, int T, int n_heads,
+                     int hd, int row_stride) override;
+
+  void attention_forward(float* out, float* att, const float* qkv, int B, int T, int H, int KVH,
+                         int hd) override;
+  void attention_backward(float* dqkv, float* workspace, const float* dout, const float* qkv,
+                          const float* att, int B, int T, int H, int KVH, int hd) override;
+  size_t attention_workspace_floats(int B, int T, int H, int KVH, int hd) const override;
+
+  void swiglu_forward(float* out, const float* h13, int N, int F) override;
+  void swiglu_backward(float* dh13, const float* dout, const float* h13, int N, int F) override;
+
+  void residual_forward(float* out, const float* a, const float* b, size_t count) override;
+  void add_inplace(float* dst, const float* src, size_t count) override;
+  void scale_inplace(float* x, float s, size_t count) override;
+
+  void crossentropy_forward(float* losses, float* lse, const float* logits, const int32_t* targets,
+                            int N, int V) override;
+  void crossentropy_backward(float* dlogits, const float* logits, const float* lse,
+                             const int32_t* targets, int N, int V, float dloss) override;
+
+  double sum_squares(const float* x, size_t count) override;
+  double sum(const float* x, size_t count) override;
+
+  void adamw_update(float* param, const float* grad, float* m, float* v, size_t count, float lr,
+                    float beta1, float beta2, float eps, float weight_decay, float grad_scale,
+                    int64_t step) override;
+
+ private:
+  // Scratch owned by the backend, grown on first use of a larger shape (so only the first
+  // training step allocates), never shrunk. One slot per concurrent use.
+  enum ScratchSlot { kBf16A, kBf16B, kPartials, kScratchSlots };
+  void* scratch(ScratchSlot slot, size_t bytes);
+
+  // Column-major C[m, n] = alpha op(A) op(B) + beta C, all fp32 in memory; the compute
+  // precision is precision_. lda/ldb/ldc in elements.
+  void gemm(bool transpose_a, bool transpose_b, int m, int n, int k, const float* A, int lda,
+            const float* B, int ldb, float* C, int ldc, float beta);
+  // cuBLASLt descriptors of one product shape and the algorithm its heuristic picked.
+  struct GemmPlan {
+    cublasLtMatmulDesc_t desc = nullptr;
+    cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
+    cublasLtMatmulAlgo_t algo{};
+    GemmPlan() = default;
+    GemmPlan(const GemmPlan&) = delete;
+    GemmPlan& operator=(const GemmPlan&) = delete;
+    ~GemmPlan() {
+      if (desc) cublasLtMatmulDescDestroy(desc);
+      if (a) cublasLtMatrixLayoutDestroy(a);
+      if (b) cublasLtMatrixLayoutDestroy(b);
+      if (c) cublasLtMatrixLayoutDestroy(c);
+    }
+  };
+  struct GemmAlignment {
+    int a, b, c;  // bytes, powers of two in [4, 256]
+  };
+  const GemmPlan& gemm_plan(bool transpose_a, bool transpose_b, int m, int n, int k, int lda,
+                            int ldb, int ldc, const GemmAlignment& align);
+  void convert_to_bf16(__nv_bfloat16* dst, const float* src, size_t count);
+  double reduce(const float* x, size_t count, bool squares);
+  // Makes this backend's GPU current on the calling thread (ops may come from any thread).
+  void use_device() const { DIPACO_CUDA_CHECK(cudaSetDevice(device_)); }
+
+  CudaBackend() = default;
+
+  int device_ = 0;
+  CudaMatmulPrecision precision_ = CudaMatmulPrecision::kBf16;
+  std::string device_name_;
+  cudaStream_t stream_ = nullptr;
+  cublasLtHandle_t lt_ = nullptr;
+  void* lt_workspace_ = nullptr;
+  size_t lt_workspace_bytes_ = 0;
+  void* scratch_[kScratchSlots] = {};
+  size_t scratch_bytes_[kScratchSlots] = {};
+  double* reduce_partials_ = nullptr;  // device, kReduceBlocks doubles
+  double* reduce_host_ = nullptr;      // pinned host copy of the partials
+  std::map<std::tuple<bool, bool, int, int, int, int, int, int, int, int, int>,
+           std::unique_ptr<GemmPlan>>
+      plans_;
+};
+
+}  // namespace dipaco
