@@ -60,9 +60,15 @@ inline const char* cuda_precision_name(CudaMatmulPrecision p) {
 // "bf16" | "tf32" | "fp32"; anything else is an error naming the choices.
 Result<CudaMatmulPrecision> parse_cuda_precision(std::string_view text);
 
+// How the CUDA backend computes attention: batched cuBLASLt products around our softmax
+// kernels (tensor cores; the default), or our own fused kernels only (the fallback, and the
+// twin the cross-backend tests hold the other against).
+enum class CudaAttention { kGemm, kKernels };
+
 struct CudaBackendOptions {
   int device = 0;
   CudaMatmulPrecision precision = CudaMatmulPrecision::kBf16;
+  CudaAttention attention = CudaAttention::kGemm;
 };
 
 // A Backend on one GPU, or why not (no plugin, no driver, no such device, compute capability

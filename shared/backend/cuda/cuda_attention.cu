@@ -215,9 +215,8 @@ void allow_shared(Kernel kernel, size_t bytes) {
 
 }  // namespace
 
-void CudaBackend::attention_forward(float* out, float* att, const float* qkv, int B, int T, int H,
-                                    int KVH, int hd) {
-  use_device();
+void CudaBackend::attention_forward_kernels(float* out, float* att, const float* qkv, int B, int T,
+                                            int H, int KVH, int hd) {
   Shape sh{T, H, KVH, hd, static_cast<size_t>(H + 2 * KVH) * hd};
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   size_t shared = forward_shared_bytes(T, hd);
@@ -230,10 +229,9 @@ size_t CudaBackend::attention_workspace_floats(int B, int T, int H, int, int) co
   return static_cast<size_t>(B) * H * T * T;  // dS, the shape of att
 }
 
-void CudaBackend::attention_backward(float* dqkv, float* workspace, const float* dout,
-                                     const float* qkv, const float* att, int B, int T, int H,
-                                     int KVH, int hd) {
-  use_device();
+void CudaBackend::attention_backward_kernels(float* dqkv, float* workspace, const float* dout,
+                                             const float* qkv, const float* att, int B, int T,
+                                             int H, int KVH, int hd) {
   Shape sh{T, H, KVH, hd, static_cast<size_t>(H + 2 * KVH) * hd};
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   size_t shared = forward_shared_bytes(T, hd);

@@ -56,6 +56,7 @@ std::unique_ptr<CudaBackend> CudaBackend::create(const CudaBackendOptions& optio
   std::unique_ptr<CudaBackend> be(new CudaBackend());
   be->device_ = options.device;
   be->precision_ = options.precision;
+  be->attention_ = options.attention;
   be->device_name_ = prop.name;
   if (cudaError_t err = cudaSetDevice(options.device); err != cudaSuccess) {
     *error = describe("cudaSetDevice", err);
@@ -102,7 +103,8 @@ CudaBackend::~CudaBackend() {
 
 std::string CudaBackend::name() const {
   return "cuda:" + std::to_string(device_) + " (" + device_name_ + ", matmuls " +
-         cuda_precision_name(precision_) + ")";
+         cuda_precision_name(precision_) +
+         (attention_ == CudaAttention::kKernels ? ", attention kernels" : "") + ")";
 }
 
 size_t CudaBackend::available_memory_bytes() const {

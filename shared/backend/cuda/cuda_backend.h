@@ -16,6 +16,7 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <array>
 #include <cstddef>
 #include <map>
 #include <memory>
@@ -120,10 +121,23 @@ class CudaBackend final : public Backend {
   enum ScratchSlot { kBf16A, kBf16B, kPartials, kScratchSlots };
   void* scratch(ScratchSlot slot, size_t bytes);
 
-  // Column-major C[m, n] = alpha op(A) op(B) + beta C, all fp32 in memory; the compute
-  // precision is precision_. lda/ldb/ldc in elements.
-  void gemm(bool transpose_a, bool transpose_b, int m, int n, int k, const float* A, int lda,
-            const float* B, int ldb, float* C, int ldc, float beta);
+  // Column-major C[m, n] = alpha op(A) op(B) + beta C, all fp32 in memory, `batch` times with
+  // the strides (in floats) between the batches' matrices. lda/ldb/ldc in elements.
+  struct GemmCall {
+    bool transpose_a = false, transpose_b = false;
+    int m = 0, n = 0, k = 0;
+    const float* A = nullptr;
+    int lda = 0;
+    const float* B = nullptr;
+    int ldb = 0;
+    float* C = nullptr;
+    int ldc = 0;
+    int batch = 1;
+    int64_t stride_a = 0, stride_b = 0, stride_c = 0;
+    float alpha = 1.0f, beta = 0.0f;
+  };
+  // bf16 converts A and B into scratch first (unbatched calls only).
+  void gemm(const GemmCall& call, CudaMatmulPrecision precision);
   // cuBLASLt descriptors of one product shape and the algorithm its heuristic picked.
   struct GemmPlan {
     cublasLtMatmulDesc_t desc = nullptr;
@@ -142,8 +156,19 @@ class CudaBackend final : public Backend {
   struct GemmAlignment {
     int a, b, c;  // bytes, powers of two in [4, 256]
   };
-  const GemmPlan& gemm_plan(bool transpose_a, bool transpose_b, int m, int n, int k, int lda,
-                            int ldb, int ldc, const GemmAlignment& align);
+  using GemmKey = std::array<int64_t, 16>;
+  const GemmPlan& gemm_plan(const GemmCall& call, CudaMatmulPrecision precision,
+                            const GemmAlignment& align);
+  // Attention on cuBLASLt batched products (the default) or on our own kernels (the fallback).
+  void attention_forward_gemm(float* out, float* att, const float* qkv, int B, int T, int H,
+                              int KVH, int hd);
+  void attention_backward_gemm(float* dqkv, float* workspace, const float* dout, const float* qkv,
+                               const float* att, int B, int T, int H, int KVH, int hd);
+  void attention_forward_kernels(float* out, float* att, const float* qkv, int B, int T, int H,
+                                 int KVH, int hd);
+  void attention_backward_kernels(float* dqkv, float* workspace, const float* dout,
+                                  const float* qkv, const float* att, int B, int T, int H, int KVH,
+                                  int hd);
   void convert_to_bf16(__nv_bfloat16* dst, const float* src, size_t count);
   double reduce(const float* x, size_t count, bool squares);
   // Makes this backend's GPU current on the calling thread (ops may come from any thread).
@@ -162,9 +187,8 @@ class CudaBackend final : public Backend {
   size_t scratch_bytes_[kScratchSlots] = {};
   double* reduce_partials_ = nullptr;  // device, kReduceBlocks doubles
   double* reduce_host_ = nullptr;      // pinned host copy of the partials
-  std::map<std::tuple<bool, bool, int, int, int, int, int, int, int, int, int>,
-           std::unique_ptr<GemmPlan>>
-      plans_;
+  CudaAttention attention_ = CudaAttention::kGemm;
+  std::map<GemmKey, std::unique_ptr<GemmPlan>> plans_;
 };
 
 }  // namespace dipaco

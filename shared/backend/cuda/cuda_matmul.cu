@@ -4,6 +4,8 @@
 // the transposed column-major one (a row-major X[N, C] is a column-major X^T[C, N]). In bf16
 // mode the operands are converted to bf16 in backend scratch first and multiplied with fp32
 // accumulation into fp32 outputs; TF32 and fp32 modes multiply the fp32 memory directly.
+#include <algorithm>
+
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_kernels.cuh"
 
@@ -47,45 +49,68 @@ size_t span(int rows, int cols, int ld) {
 }  // namespace
 
 // Built once per shape and kept: descriptors plus the algorithm cuBLASLt's heuristic picks.
-const CudaBackend::GemmPlan& CudaBackend::gemm_plan(bool transpose_a, bool transpose_b, int m,
-                                                    int n, int k, int lda, int ldb, int ldc,
+const CudaBackend::GemmPlan& CudaBackend::gemm_plan(const GemmCall& g,
+                                                    CudaMatmulPrecision precision,
                                                     const GemmAlignment& align) {
-  auto key =
-      std::make_tuple(transpose_a, transpose_b, m, n, k, lda, ldb, ldc, align.a, align.b, align.c);
+  const GemmKey key = {g.transpose_a, g.transpose_b, g.m,        g.n,
+                       g.k,           g.lda,         g.ldb,      g.ldc,
+                       g.batch,       g.stride_a,    g.stride_b, g.stride_c,
+                       align.a,       align.b,       align.c,    static_cast<int64_t>(precision)};
   if (auto it = plans_.find(key); it != plans_.end()) return *it->second;
 
   auto plan = std::make_unique<GemmPlan>();
-  const bool bf16 = precision_ == CudaMatmulPrecision::kBf16;
+  const bool bf16 = precision == CudaMatmulPrecision::kBf16;
   const cudaDataType_t operand = bf16 ? CUDA_R_16BF : CUDA_R_32F;
   const cublasComputeType_t compute =
-      precision_ == CudaMatmulPrecision::kTf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+      precision == CudaMatmulPrecision::kTf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
   DIPACO_CUBLAS_CHECK(cublasLtMatmulDescCreate(&plan->desc, compute, CUDA_R_32F));
-  cublasOperation_t op_a = transpose_a ? CUBLAS_OP_T : CUBLAS_OP_N;
-  cublasOperation_t op_b = transpose_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+  cublasOperation_t op_a = g.transpose_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+  cublasOperation_t op_b = g.transpose_b ? CUBLAS_OP_T : CUBLAS_OP_N;
   DIPACO_CUBLAS_CHECK(
       cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_a, sizeof op_a));
   DIPACO_CUBLAS_CHECK(
       cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_b, sizeof op_b));
   // Stored shapes (before op): A is m x k (or k x m transposed), B is k x n (or n x k).
-  DIPACO_CUBLAS_CHECK(
-      cublasLtMatrixLayoutCreate(&plan->a, operand, transpose_a ? k : m, transpose_a ? m : k, lda));
-  DIPACO_CUBLAS_CHECK(
-      cublasLtMatrixLayoutCreate(&plan->b, operand, transpose_b ? n : k, transpose_b ? k : n, ldb));
-  DIPACO_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan->c, CUDA_R_32F, m, n, ldc));
+  DIPACO_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan->a, operand, g.transpose_a ? g.k : g.m,
+                                                 g.transpose_a ? g.m : g.k, g.lda));
+  DIPACO_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan->b, operand, g.transpose_b ? g.n : g.k,
+                                                 g.transpose_b ? g.k : g.n, g.ldb));
+  DIPACO_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan->c, CUDA_R_32F, g.m, g.n, g.ldc));
+  if (g.batch > 1) {
+    const int32_t batch = g.batch;
+    const cublasLtMatrixLayout_t layouts[3] = {plan->a, plan->b, plan->c};
+    const int64_t strides[3] = {g.stride_a, g.stride_b, g.stride_c};
+    for (int i = 0; i < 3; ++i) {
+      DIPACO_CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(
+          layouts[i], CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &batch, sizeof batch));
+      DIPACO_CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(
+          layouts[i], CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &strides[i], sizeof strides[i]));
+    }
+  }
 
   cublasLtMatmulPreference_t pref = nullptr;
   DIPACO_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
   DIPACO_CUBLAS_CHECK(
       cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
                                            &lt_workspace_bytes_, sizeof lt_workspace_bytes_));
+  const uint32_t align_bytes[4] = {static_cast<uint32_t>(align.a), static_cast<uint32_t>(align.b),
+                                   static_cast<uint32_t>(align.c), static_cast<uint32_t>(align.c)};
+  const cublasLtMatmulPreferenceAttributes_t align_attrs[4] = {
+      CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+      CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
+  for (int i = 0; i < 4; ++i) {
+    DIPACO_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, align_attrs[i], &align_bytes[i],
+                                                             sizeof(uint32_t)));
+  }
   cublasLtMatmulHeuristicResult_t result{};
   int found = 0;
   cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(lt_, plan->desc, plan->a, plan->b, plan->c,
                                                      plan->c, pref, 1, &result, &found);
   cublasLtMatmulPreferenceDestroy(pref);
   if (st != CUBLAS_STATUS_SUCCESS || found == 0) {
-    std::string shape = "m=" + std::to_string(m) + " n=" + std::to_string(n) +
-                        " k=" + std::to_string(k) + " (" + cuda_precision_name(precision_) + ")";
+    std::string shape = "m=" + std::to_string(g.m) + " n=" + std::to_string(g.n) +
+                        " k=" + std::to_string(g.k) + " batch=" + std::to_string(g.batch) + " (" +
+                        cuda_precision_name(precision) + ")";
     cuda::fail(
         "cublasLtMatmulAlgoGetHeuristic",
         (std::string("no algorithm for ") + shape + ": " + cublasLtGetStatusString(st)).c_str(),
@@ -104,33 +129,49 @@ void CudaBackend::convert_to_bf16(__nv_bfloat16* dst, const float* src, size_t c
   DIPACO_CUDA_CHECK_LAUNCH();
 }
 
-void CudaBackend::gemm(bool transpose_a, bool transpose_b, int m, int n, int k, const float* A,
-                       int lda, const float* B, int ldb, float* C, int ldc, float beta) {
-  const void* a = A;
-  const void* b = B;
-  if (precision_ == CudaMatmulPrecision::kBf16) {
-    size_t a_count = transpose_a ? span(k, m, lda) : span(m, k, lda);
-    size_t b_count = transpose_b ? span(n, k, ldb) : span(k, n, ldb);
+void CudaBackend::gemm(const GemmCall& g, CudaMatmulPrecision precision) {
+  const void* a = g.A;
+  const void* b = g.B;
+  if (precision == CudaMatmulPrecision::kBf16) {
+    if (g.batch != 1)
+      cuda::fail("gemm", "bf16 operands are converted unbatched", __FILE__, __LINE__);
+    size_t a_count = g.transpose_a ? span(g.k, g.m, g.lda) : span(g.m, g.k, g.lda);
+    size_t b_count = g.transpose_b ? span(g.n, g.k, g.ldb) : span(g.k, g.n, g.ldb);
     auto* a16 = static_cast<__nv_bfloat16*>(scratch(kBf16A, a_count * sizeof(__nv_bfloat16)));
     auto* b16 = static_cast<__nv_bfloat16*>(scratch(kBf16B, b_count * sizeof(__nv_bfloat16)));
-    convert_to_bf16(a16, A, a_count);
-    convert_to_bf16(b16, B, b_count);
+    convert_to_bf16(a16, g.A, a_count);
+    convert_to_bf16(b16, g.B, b_count);
     a = a16;
     b = b16;
   }
-  const GemmPlan& plan = gemm_plan(transpose_a, transpose_b, m, n, k, lda, ldb, ldc,
-                                   {alignment_of(a), alignment_of(b), alignment_of(C)});
-  const float alpha = 1.0f;
-  DIPACO_CUBLAS_CHECK(cublasLtMatmul(lt_, plan.desc, &alpha, a, plan.a, b, plan.b, &beta, C, plan.c,
-                                     C, plan.c, &plan.algo, lt_workspace_, lt_workspace_bytes_,
-                                     stream_));
+  // Every batch's matrix must have the alignment promised for the first.
+  const int64_t operand_bytes = precision == CudaMatmulPrecision::kBf16 ? 2 : 4;
+  auto align = [&](const void* p, int64_t stride_bytes) {
+    int base = alignment_of(p);
+    if (g.batch > 1)
+      base = std::min(base, alignment_of(reinterpret_cast<const void*>(stride_bytes)));
+    return base;
+  };
+  const GemmPlan& plan =
+      gemm_plan(g, precision,
+                {align(a, g.stride_a * operand_bytes), align(b, g.stride_b * operand_bytes),
+                 align(g.C, g.stride_c * 4)});
+  DIPACO_CUBLAS_CHECK(cublasLtMatmul(lt_, plan.desc, &g.alpha, a, plan.a, b, plan.b, &g.beta, g.C,
+                                     plan.c, g.C, plan.c, &plan.algo, lt_workspace_,
+                                     lt_workspace_bytes_, stream_));
 }
 
 // out[N, OC] = inp[N, C] @ weight[OC, C]^T  <=>  out^T[OC, N] = (weight^T)^T[OC, C] inp^T[C, N]
 void CudaBackend::matmul_forward(float* out, const float* inp, const float* weight, int N, int C,
                                  int OC) {
   use_device();
-  gemm(true, false, OC, N, C, weight, C, inp, C, out, OC, 0.0f);
+  GemmCall g;
+  g.transpose_a = true;
+  g.m = OC, g.n = N, g.k = C;
+  g.A = weight, g.lda = C;
+  g.B = inp, g.ldb = C;
+  g.C = out, g.ldc = OC;
+  gemm(g, precision_);
 }
 
 // dinp[N, C] = dout[N, OC] @ weight[OC, C]  <=>  dinp^T[C, N] = weight^T[C, OC] dout^T[OC, N]
@@ -138,8 +179,22 @@ void CudaBackend::matmul_forward(float* out, const float* inp, const float* weig
 void CudaBackend::matmul_backward(float* dinp, float* dweight, const float* dout, const float* inp,
                                   const float* weight, int N, int C, int OC) {
   use_device();
-  if (dinp != nullptr) gemm(false, false, C, N, OC, weight, C, dout, OC, dinp, C, 0.0f);
-  gemm(false, true, C, OC, N, inp, C, dout, OC, dweight, C, 1.0f);
+  if (dinp != nullptr) {
+    GemmCall g;
+    g.m = C, g.n = N, g.k = OC;
+    g.A = weight, g.lda = C;
+    g.B = dout, g.ldb = OC;
+    g.C = dinp, g.ldc = C;
+    gemm(g, precision_);
+  }
+  GemmCall g;
+  g.transpose_b = true;
+  g.m = C, g.n = OC, g.k = N;
+  g.A = inp, g.lda = C;
+  g.B = dout, g.ldb = OC;
+  g.C = dweight, g.ldc = C;
+  g.beta = 1.0f;
+  gemm(g, precision_);
 }
 
 }  // namespace dipaco
