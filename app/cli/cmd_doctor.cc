@@ -3,6 +3,7 @@
 
 #include <cstdio>
 
+#include "backend/backend_self_test.h"
 #include "backend/cpu/blas_runtime.h"
 #include "backend/cpu/cpu_features.h"
 #include "backend/cuda_runtime.h"
@@ -59,6 +60,16 @@ int cmd_doctor(const Args& args) {
     std::string error = cuda_axpy_self_test(device.index, 1 << 20);
     std::printf("        kernel self-test: %s\n", error.empty() ? "ok" : error.c_str());
     if (!error.empty()) ++failures;
+    BackendSelfTest check = cuda_backend_self_test(device.index);
+    if (check.error.empty()) {
+      std::printf(
+          "        backend self-test: ok (vs the CPU backend: matmul %.1e, attention %.1e, model "
+          "gradients %.1e); bf16 matmul %.0f TFLOP/s\n",
+          check.matmul_error, check.attention_error, check.model_error, check.bf16_tflops);
+    } else {
+      std::printf("        backend self-test: %s\n", check.error.c_str());
+      ++failures;
+    }
   }
   return failures == 0 ? kExitOk : kExitFailure;
 }

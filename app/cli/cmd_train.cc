@@ -4,6 +4,7 @@
 #include <csignal>
 #include <cstdio>
 
+#include "backend/backend_factory.h"
 #include "cli/commands.h"
 #include "cli/stop_signal.h"
 #include "train/train_loop.h"
@@ -25,6 +26,9 @@ int cmd_train(const Args& args) {
                   &fresh);
   parser.add_option("--steps", "N", "override train.steps", &steps, 1, int64_t{1} << 40);
   parser.add_option("--checkpoint-dir", "DIR", "override checkpoint.dir", &checkpoint_dir);
+  std::string backend;
+  parser.add_option("--backend", "NAME", "override train.backend: auto, cpu, cuda or cuda:N",
+                    &backend);
   std::string init_from;
   parser.add_option("--init-from", "HF_DIR",
                     "start from these weights (a path directory of 'dipaco export') instead of "
@@ -45,6 +49,14 @@ int cmd_train(const Args& args) {
   }
   if (steps > 0) config->train.steps = steps;
   if (!checkpoint_dir.empty()) config->checkpoint_dir = checkpoint_dir;
+  if (!backend.empty()) {
+    BackendChoice choice;
+    if (Status s = parse_backend_name(backend, &choice); !s) {
+      std::fprintf(stderr, "dipaco train: --backend: %s\n", s.message().c_str());
+      return kExitUsage;
+    }
+    config->backend = backend;
+  }
   TrainLoopOptions options;
   options.fresh = fresh;
   options.init_from = init_from;

@@ -4,6 +4,7 @@
 #include <sstream>
 #include <vector>
 
+#include "backend/backend_factory.h"
 #include "util/atomic_file.h"
 #include "util/toml_table.h"
 
@@ -51,6 +52,8 @@ Result<RunConfig> parse_run_config(const std::string& text, const std::string& s
   train_keys.push_back(toml_int("steps", &t.steps, 1, std::numeric_limits<int64_t>::max()));
   train_keys.push_back(toml_int("seed", &seed, 0, std::numeric_limits<int64_t>::max()));
   train_keys.push_back(toml_int("threads", &c.threads, 0, 1024));
+  train_keys.push_back(toml_string("backend", &c.backend));
+  train_keys.push_back(toml_string("precision", &c.precision));
   std::vector<std::pair<std::string, std::vector<TomlKey>>> tables = {
       {"model", model_toml_keys(&m, &vocab, &kv_heads)},
       {"train", train_keys},
@@ -82,6 +85,13 @@ Result<RunConfig> parse_run_config(const std::string& text, const std::string& s
   if (c.vocab_from_data) check.vocab_size = 2;
   if (Status s = check.validate(); !s) return invalid_argument(source + ": model." + s.message());
   if (Status s = t.validate(check); !s) return s.with_context(source);
+  BackendChoice choice;
+  if (Status s = parse_backend_name(c.backend, &choice); !s) {
+    return invalid_argument(source + ": train.backend: " + s.message());
+  }
+  if (auto p = parse_cuda_precision(c.precision); !p.is_ok()) {
+    return invalid_argument(source + ": train.precision: " + p.status().message());
+  }
   return c;
 }
 
@@ -107,11 +117,11 @@ std::string RunConfig::to_toml() const {
     << "\nweight_decay = " << f(train.adamw.weight_decay) << "\nbeta1 = " << f(train.adamw.beta1)
     << "\nbeta2 = " << f(train.adamw.beta2) << "\neps = " << f(train.adamw.eps)
     << "\ngrad_clip = " << f(train.grad_clip) << "\nseed = " << train.seed
-    << "\nthreads = " << threads << "\n\n[data]\ntrain = " << q(train_tokens)
-    << "\nval = " << q(val_tokens) << "\nseed = " << data_seed
-    << "\n\n[eval]\nevery = " << eval_every << "\nbatches = " << eval_batches
-    << "\n\n[checkpoint]\ndir = " << q(checkpoint_dir) << "\nevery = " << checkpoint_every
-    << "\n\n[log]\nevery = " << log_every << "\n";
+    << "\nthreads = " << threads << "\nbackend = " << q(backend) << "\nprecision = " << q(precision)
+    << "\n\n[data]\ntrain = " << q(train_tokens) << "\nval = " << q(val_tokens)
+    << "\nseed = " << data_seed << "\n\n[eval]\nevery = " << eval_every
+    << "\nbatches = " << eval_batches << "\n\n[checkpoint]\ndir = " << q(checkpoint_dir)
+    << "\nevery = " << checkpoint_every << "\n\n[log]\nevery = " << log_every << "\n";
   return o.str();
 }
 

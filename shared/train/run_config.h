@@ -19,6 +19,10 @@ struct RunConfig {
   bool vocab_from_data = true;  // model.vocab_size = 0 (the default): the token file's vocab
   TrainOptions train;
   int threads = 0;  // train.threads: CPU threads, 0 = all cores
+  // train.backend: "auto" (a GPU when this host has a usable one, else the CPU), "cpu",
+  // "cuda" or "cuda:N"; train.precision: the GPU's matmul precision, "bf16" | "tf32" | "fp32".
+  std::string backend = "auto";
+  std::string precision = "bf16";
   std::string train_tokens = "data/brown/tokens/train.tok";  // data.train
   std::string val_tokens = "data/brown/tokens/val.tok";      // data.val ("" = no validation)
   uint64_t data_seed = 1;                                    // data.seed: batch order

@@ -4,7 +4,7 @@
 #include <cmath>
 #include <filesystem>
 
-#include "backend/cpu/cpu_backend.h"
+#include "backend/backend_factory.h"
 #include "export/hf_llama.h"
 #include "train/token_batch_source.h"
 #include "util/atomic_file.h"
@@ -66,7 +66,13 @@ Result<TrainLoopResult> run_training(const RunConfig& input, const TrainLoopOpti
   }
   const std::string val_start = val_src ? val_src->position() : "";
 
-  CpuBackend backend(config.threads);
+  BackendChoice choice;
+  DIPACO_RETURN_IF_ERROR(parse_backend_name(config.backend, &choice));
+  DIPACO_ASSIGN_OR_RETURN(choice.precision, parse_cuda_precision(config.precision));
+  choice.cpu_threads = config.threads;
+  DIPACO_ASSIGN_OR_RETURN(CreatedBackend created, create_backend(choice));
+  if (!created.note.empty()) std::fprintf(out, "%s\n", created.note.c_str());
+  Backend& backend = *created.backend;
   DIPACO_ASSIGN_OR_RETURN(std::unique_ptr<Trainer> trainer,
                           Trainer::create(&backend, config.model, t));
 

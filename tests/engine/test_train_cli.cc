@@ -3,6 +3,7 @@
 #include <QTemporaryDir>
 #include <QtTest>
 
+#include "backend/cuda_runtime.h"
 #include "cli_runner.h"
 #include "data/token_file.h"
 
@@ -75,6 +76,48 @@ class TrainCliTest : public QObject {
     r = run_cli({"train", dir.filePath("missing.toml")}, dir.path());
     QCOMPARE(r.exit_code, 1);
     QVERIFY2(r.err.contains("missing.toml"), qPrintable(r.err));
+  }
+
+  // train.backend / --backend: a bad name is a usage error naming the choices; a GPU that this
+  // host does not have is a clear failure (not a silent CPU run); "auto" says it uses the CPU.
+  void backendChoiceIsChecked() {
+    QTemporaryDir dir;
+    write_tokens(dir.filePath("train.tok"));
+    write_tokens(dir.filePath("val.tok"));
+    QString config = write_config(dir, "run.toml", "d_model = 16\n");
+    CliResult r = run_cli({"train", config, "--backend", "gpu"}, dir.path());
+    QCOMPARE(r.exit_code, 2);
+    QVERIFY2(r.err.contains("unknown backend 'gpu'") && r.err.contains("cuda:N"),
+             qPrintable(r.err));
+    QString bad = dir.filePath("bad.toml");
+    QFile b(bad);
+    QVERIFY(b.open(QIODevice::WriteOnly));
+    b.write(
+        "[model]\nd_model = 16\nn_layers = 1\nn_heads = 2\nd_ff = 32\nmax_seq_len = 16\n"
+        "[train]\nbatch_size = 2\nseq_len = 16\nsteps = 2\nbackend = \"cuda:x\"\n"
+        "precision = \"fp16\"\n");
+    b.close();
+    r = run_cli({"train", bad}, dir.path());
+    QCOMPARE(r.exit_code, 2);
+    QVERIFY2(r.err.contains("train.backend") && r.err.contains("cuda:x"), qPrintable(r.err));
+
+    QString good = write_config(dir, "good.toml", "d_model = 16\n");
+    if (dipaco::probe_cuda().devices.empty()) {
+      r = run_cli({"train", good, "--backend", "cuda"}, dir.path());
+      QCOMPARE(r.exit_code, 1);
+      QVERIFY2(r.err.contains("CUDA") && r.err.contains("set the backend to cpu"),
+               qPrintable(r.err));
+      QVERIFY(!QFile::exists(dir.filePath("run/checkpoint.safetensors")));
+      r = run_cli({"train", good, "--backend", "auto"}, dir.path());
+      QVERIFY2(r.exit_code == 0, qPrintable(r.err));
+      QVERIFY2(
+          r.out.contains("no usable GPU, training on the CPU") && r.out.contains("backend: cpu"),
+          qPrintable(r.out));
+    } else {
+      r = run_cli({"train", good, "--backend", "cuda"}, dir.path());
+      QVERIFY2(r.exit_code == 0, qPrintable(r.err));
+      QVERIFY2(r.out.contains("backend: cuda:0"), qPrintable(r.out));
+    }
   }
 
   void missingTokenFileNamesTheKey() {
