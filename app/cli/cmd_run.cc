@@ -46,6 +46,11 @@ int cmd_run(const Args& args) {
                     int64_t{1} << 30);
   parser.add_option("--workers", "N", "override run.workers", &workers, 1, 256);
   parser.add_option("--threads", "N", "override run.threads", &threads, 1, 1024);
+  std::string backend = "auto";
+  parser.add_option("--backend", "NAME",
+                    "what the local workers train on: auto (a GPU when present), cpu, cuda, "
+                    "cuda:N",
+                    &backend);
   parser.add_flag("--check", "validate the grid and print its modules and paths; train nothing",
                   &check);
   if (Status s = parser.parse(args); !s) {
@@ -76,6 +81,10 @@ int cmd_run(const Args& args) {
     return kExitOk;
   }
   LocalRunOptions options;
+  if (Status s = parse_backend_name(backend, &options.backend); !s) {
+    std::fprintf(stderr, "dipaco run: --backend: %s\n", s.message().c_str());
+    return kExitUsage;
+  }
   // Ctrl-C / SIGTERM: stop the workers, keep every finished outer step; a second Ctrl-C kills.
   options.stop = install_stop_signals();
   auto result = run_local(*grid, options);

@@ -56,7 +56,7 @@ struct RunShared {
   RunLayout layout;
   Coordinator* coordinator;
   int64_t run_id;
-  int threads_per_worker;
+  BackendChoice backend;  // cpu_threads: threads per worker
   FILE* out;
   const std::atomic<bool>* stop;
   std::atomic<bool> finished{false};
@@ -100,12 +100,17 @@ void worker_main(RunShared* shared, int index) {
   const GridSpec& grid = shared->grid;
   Coordinator& c = *shared->coordinator;
   const std::string worker_id = "local-" + std::to_string(index);
-  CpuBackend backend(shared->threads_per_worker);
+  auto created = create_backend(shared->backend);
+  if (!created.is_ok()) return shared->fail(created.status().with_context(worker_id));
+  if (!created->note.empty() && index == 0) {
+    std::lock_guard<std::mutex> lock(shared->mutex);
+    std::fprintf(shared->out, "%s\n", created->note.c_str());
+  }
+  Backend& backend = *created->backend;
   auto trainer = PathTrainer::create(&backend, grid.model, grid.inner);
   if (!trainer.is_ok()) return shared->fail(trainer.status().with_context(worker_id));
   ParamLayout layout(grid.model);
-  auto reg =
-      c.register_worker({worker_id, hostname(), "cpu (" + backend.name() + ")", DIPACO_VERSION});
+  auto reg = c.register_worker({worker_id, hostname(), backend.name(), DIPACO_VERSION});
   if (!reg.is_ok()) return shared->fail(reg.status());
 
   while (!shared->should_stop()) {
@@ -230,7 +235,9 @@ Result<LocalRunResult> run_local(const GridSpec& input, const LocalRunOptions& o
     DIPACO_ASSIGN_OR_RETURN(RunStatus st, coordinator->run_status(run_id));
     completed_steps = min_version(st);
   }
-  RunShared shared{grid, layout, coordinator.get(), run_id, per_worker, out, options.stop};
+  BackendChoice backend = options.backend;
+  backend.cpu_threads = per_worker;
+  RunShared shared{grid, layout, coordinator.get(), run_id, backend, out, options.stop};
   std::vector<std::thread> pool;
   for (int w = 0; w < workers; ++w) pool.emplace_back(worker_main, &shared, w);
 

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "algo/grid_spec.h"
+#include "backend/backend_factory.h"
 #include "coordinator/run_event.h"
 #include "util/status.h"
 
@@ -29,6 +30,10 @@ namespace dipaco {
 
 struct LocalRunOptions {
   FILE* out = stdout;
+  // What each local worker trains on: "auto" takes the GPU when this host has a usable one
+  // (every worker thread shares GPU `device`), else the CPU; cpu_threads is set per worker from
+  // run.threads. Routing and evaluation run on the CPU.
+  BackendChoice backend;
   // Set by a signal handler: workers abandon their tasks, the run stops; rerun to resume.
   const std::atomic<bool>* stop = nullptr;
   // Every coordinator event and metric (leases, versions, train_loss, val_loss,
