@@ -4,15 +4,27 @@
 # the CUDA test and bench binaries, libdipaco_cuda.so, their non-system shared libraries
 # (Qt, OpenBLAS, ...) and the scripts. On the GPU host: bash bench/gpu/run.sh ARCHIVE.
 #
-#   bash tools/gpu-bundle.sh [BUILD_DIR] [OUT.tar.xz]
+#   bash tools/gpu-bundle.sh [BUILD_DIR] [OUT.tar.xz] [--with-run]
+#
+# --with-run adds the dipaco CLI, resources/runs and the prepared Brown token files
+# (data/brown/tokens, from `bash tools/bootstrap.sh main` or `dipaco data`), so that run.sh also
+# runs `dipaco doctor` and the main DiPaCo job with GPU workers.
 set -euo pipefail
 build="${1:-build}"
 out="${2:-.gpu/dipaco-gpu.tar.xz}"
+with_run="${3:-}"
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 stage="$(mktemp -d)"
 trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage/bin" "$stage/lib"
 bins=(tests/cuda/test_cuda_smoke tests/cuda/test_cuda_backend bench/gpu/dipaco_bench_cuda_train)
+if [[ "$with_run" == "--with-run" ]]; then
+  bins+=(app/cli/dipaco)
+  mkdir -p "$stage/work/data/brown/tokens" "$stage/work/resources"
+  cp -r "$repo/resources/runs" "$stage/work/resources/"
+  cp "$repo"/data/brown/tokens/{train.tok,val.tok,meta.json} "$stage/work/data/brown/tokens/"
+  cp "$repo/data/brown/tokenizer.model" "$stage/work/data/brown/"
+fi
 for b in "${bins[@]}"; do
   [[ -x "$build/$b" ]] || { echo "gpu-bundle: $build/$b is not built" >&2; exit 1; }
   cp "$build/$b" "$stage/bin/"

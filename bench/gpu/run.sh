@@ -22,6 +22,17 @@ status=0
 echo "== tests"
 "$dir/bin/test_cuda_smoke" || status=1
 "$dir/bin/test_cuda_backend" || status=1
+if [[ -x "$dir/bin/dipaco" ]]; then
+  echo "== dipaco doctor"
+  "$dir/bin/dipaco" doctor || status=1
+  echo "== the main job (resources/runs/brown-main.toml) with GPU workers"
+  SECONDS=0
+  (cd "$dir/work" && "$dir/bin/dipaco" run resources/runs/brown-main.toml --backend cuda \
+    --dir /tmp/brown-gpu) || status=1
+  echo "wall: ${SECONDS} s"
+  cat /tmp/brown-gpu/summary.md 2>/dev/null
+  [[ "${2:-}" == "--quick" ]] && exit $status
+fi
 echo "== benchmark: tokens/s and MFU (dense bf16 peak 989 TFLOP/s), dipaco vs PyTorch, same GPU"
 py=$(command -v python3)
 bench() {
