@@ -113,15 +113,8 @@ int main(int argc, char** argv) {
   const double elapsed = now() - start;
   const double tokens = static_cast<double>(steps) * train.batch_size * train.seq_len;
 
-  // Model FLOPs per token (fwd + bwd = 3x forward): 6 per weight of every matmul (projections
-  // and LM head; the embedding lookup is free) plus causal attention, 6 * L * T * d_model
-  // (QK^T and PV over T/2 keys on average, 2 flops each, times 3).
   const dipaco::Model& m = (*trainer)->model();
-  const double matmul_weights = static_cast<double>(m.num_params()) -
-                                static_cast<double>(model.vocab_size) * model.d_model -
-                                model.d_model * (2.0 * model.n_layers + 1);
-  const double flops_per_token =
-      6.0 * matmul_weights + 6.0 * model.n_layers * train.seq_len * model.d_model;
+  const double flops_per_token = dipaco::training_flops_per_token(model, train.seq_len);
   const double gflops = flops_per_token * tokens / elapsed / 1e9;
   struct rusage usage {};
   getrusage(RUSAGE_SELF, &usage);

@@ -110,14 +110,8 @@ int main(int argc, char** argv) {
   (*backend)->synchronize();
   const double elapsed = now() - start;
   const double tokens = static_cast<double>(steps) * train.batch_size * train.seq_len;
-  // Model FLOPs per token, as bench/engine counts them: 6 per matmul weight plus causal
-  // attention 6 L T d_model (PaLM's MFU convention, halved for the causal mask).
   const dipaco::Model& m = (*trainer)->model();
-  const double matmul_weights = static_cast<double>(m.num_params()) -
-                                static_cast<double>(model.vocab_size) * model.d_model -
-                                model.d_model * (2.0 * model.n_layers + 1);
-  const double flops_per_token =
-      6.0 * matmul_weights + 6.0 * model.n_layers * train.seq_len * model.d_model;
+  const double flops_per_token = dipaco::training_flops_per_token(model, train.seq_len);
   const double tflops = flops_per_token * tokens / elapsed / 1e12;
   std::printf(
       "{\"engine\": \"dipaco\", \"backend\": \"%s\", \"params\": %zu, \"batch\": %d, \"seq\": %d, "

@@ -75,4 +75,11 @@ std::vector<const ParamTensor*> ParamLayout::tensors_in(ParamRange range) const 
   return out;
 }
 
+double training_flops_per_token(const ModelConfig& config, int seq_len) {
+  const double matmul_weights = static_cast<double>(ParamLayout(config).total()) -
+                                static_cast<double>(config.vocab_size) * config.d_model -
+                                config.d_model * (2.0 * config.n_layers + 1);
+  return 6.0 * matmul_weights + 6.0 * config.n_layers * seq_len * config.d_model;
+}
+
 }  // namespace dipaco

@@ -78,4 +78,9 @@ class ParamLayout {
   size_t total_ = 0;
 };
 
+// Training FLOPs per token (forward + backward = 3x forward), the MFU convention of PaLM: 6 per
+// weight of every matmul (projections and LM head; the embedding lookup is free) plus causal
+// attention, 6 * n_layers * seq_len * d_model (QK^T and PV over seq_len / 2 keys on average).
+double training_flops_per_token(const ModelConfig& config, int seq_len);
+
 }  // namespace dipaco

@@ -78,23 +78,35 @@ __device__ void row_dots(float* dots, const float* x, const float* m, size_t row
   }
 }
 
-// Shared memory: vec[hd] | dots[T] | result[hd] | part_sums[kThreads] | reduce[32]
+// Shared memory of the per-query-row kernels: vec[hd] | dots[T] | result[hd] |
+// part_sums[kThreads] | reduce[32].
 size_t forward_shared_bytes(int T, int hd) {
   return sizeof(float) * (2 * static_cast<size_t>(hd) + T + kThreads + cuda::kWarp);
 }
 
+// The same layout, carved; the current (t, b, h) and its kv head g.
+struct RowBlock {
+  float *vec, *dots, *result, *part_sums, *reduce;
+  int t, b, h, g;
+  __device__ RowBlock(float* smem, const Shape& sh)
+      : vec(smem),
+        dots(vec + sh.hd),
+        result(dots + sh.T),
+        part_sums(result + sh.hd),
+        reduce(part_sums + kThreads),
+        t(blockIdx.x),
+        b(blockIdx.y / sh.H),
+        h(blockIdx.y % sh.H),
+        g(h / (sh.H / sh.KVH)) {}
+};
+
 __global__ void attention_forward_kernel(float* out, float* att, const float* qkv, Shape sh,
                                          float scale) {
   extern __shared__ float smem[];
-  float* vec = smem;
-  float* dots = vec + sh.hd;
-  float* result = dots + sh.T;
-  float* part_sums = result + sh.hd;
-  float* reduce = part_sums + kThreads;
-  const int t = blockIdx.x;
-  const int b = blockIdx.y / sh.H;
-  const int h = blockIdx.y % sh.H;
-  const int g = h / (sh.H / sh.KVH);
+  const RowBlock rb(smem, sh);
+  float *vec = rb.vec, *dots = rb.dots, *result = rb.result, *part_sums = rb.part_sums,
+        *reduce = rb.reduce;
+  const int t = rb.t, b = rb.b, h = rb.h, g = rb.g;
   const int count = t + 1;
 
   for (int d = threadIdx.x; d < sh.hd; d += blockDim.x) vec[d] = qkv[sh.q(b, t, h) + d];
@@ -128,15 +140,10 @@ __global__ void attention_backward_query_kernel(float* dqkv, float* ds_out, cons
                                                 const float* qkv, const float* att, Shape sh,
                                                 float scale) {
   extern __shared__ float smem[];
-  float* vec = smem;
-  float* dots = vec + sh.hd;
-  float* result = dots + sh.T;
-  float* part_sums = result + sh.hd;
-  float* reduce = part_sums + kThreads;
-  const int t = blockIdx.x;
-  const int b = blockIdx.y / sh.H;
-  const int h = blockIdx.y % sh.H;
-  const int g = h / (sh.H / sh.KVH);
+  const RowBlock rb(smem, sh);
+  float *vec = rb.vec, *dots = rb.dots, *result = rb.result, *part_sums = rb.part_sums,
+        *reduce = rb.reduce;
+  const int t = rb.t, b = rb.b, h = rb.h, g = rb.g;
   const int count = t + 1;
   const float* p = att + sh.att(b, h, t);
   float* ds = ds_out + sh.att(b, h, t);
