@@ -5,12 +5,27 @@
 
 #include "run/module_aggregator.h"
 #include "run/module_files.h"
+#include "util/log.h"
 #include "worker_service.h"
 
 namespace dipaco {
 
-PathTaskRunner::PathTaskRunner(const WorkerConfig& config)
-    : config_(config), backend_(config.cpu_threads) {}
+PathTaskRunner::PathTaskRunner(const WorkerConfig& config) : config_(config) {}
+
+Result<Backend*> PathTaskRunner::backend() {
+  if (backend_ == nullptr) {
+    BackendChoice choice;
+    DIPACO_RETURN_IF_ERROR(parse_backend_name(config_.backend, &choice));
+    if (!config_.devices.empty()) choice.device = config_.devices.front();
+    choice.cpu_threads = config_.cpu_threads;
+    choice.fallback_to_cpu = config_.fallback_to_cpu;
+    DIPACO_ASSIGN_OR_RETURN(CreatedBackend created, create_backend(choice));
+    if (!created.note.empty()) log_message(LogLevel::kWarning, created.note);
+    log_message(LogLevel::kInfo, "training on " + created.backend->name());
+    backend_ = std::move(created.backend);
+  }
+  return backend_.get();
+}
 
 Result<PathTrainer*> PathTaskRunner::trainer_for(const ModelConfig& model,
                                                  const TrainOptions& inner) {
@@ -20,7 +35,8 @@ Result<PathTrainer*> PathTaskRunner::trainer_for(const ModelConfig& model,
                           std::to_string(inner.warmup_steps);
   if (trainer_ == nullptr || key != trainer_key_) {
     trainer_.reset();
-    DIPACO_ASSIGN_OR_RETURN(trainer_, PathTrainer::create(&backend_, model, inner));
+    DIPACO_ASSIGN_OR_RETURN(Backend * backend, this->backend());
+    DIPACO_ASSIGN_OR_RETURN(trainer_, PathTrainer::create(backend, model, inner));
     trainer_key_ = key;
   }
   return trainer_.get();

@@ -15,7 +15,7 @@
 #include <string>
 
 #include "algo/grid_spec.h"
-#include "backend/cpu/cpu_backend.h"
+#include "backend/backend_factory.h"
 #include "run/path_task.h"
 #include "task_runner.h"
 #include "worker_config.h"
@@ -32,9 +32,12 @@ class PathTaskRunner final : public TaskRunner {
  private:
   // The trainer for this model and inner configuration, rebuilt when a task needs another.
   Result<PathTrainer*> trainer_for(const ModelConfig& model, const TrainOptions& inner);
+  // The config's backend (auto | cpu | cuda, devices[0], fallback_to_cpu), made at the first
+  // task; a GPU that cannot be used fails the task with the reason unless falling back is on.
+  Result<Backend*> backend();
 
   WorkerConfig config_;
-  CpuBackend backend_;
+  std::unique_ptr<Backend> backend_;
   std::unique_ptr<PathTrainer> trainer_;
   std::string trainer_key_;
   std::map<std::string, GridSpec> grids_;  // parsed run configs, by text

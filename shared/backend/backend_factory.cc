@@ -38,7 +38,7 @@ Result<CreatedBackend> create_backend(const BackendChoice& choice) {
   CreatedBackend created;
   if (choice.kind != BackendChoice::Kind::kCpu) {
     CudaBackendOptions options;
-    options.device = choice.kind == BackendChoice::Kind::kCuda ? choice.device : 0;
+    options.device = choice.device;
     options.precision = choice.precision;
     std::string reason;
     if (choice.kind == BackendChoice::Kind::kAuto) {

@@ -1,0 +1,72 @@
+// Backend choice: the names people write ("cpu", "cuda", "cuda:N", "auto") and what each makes
+// on this host, including the refusal and the fallback when the asked-for GPU is missing.
+#include <QtTest>
+
+#include "backend/backend_factory.h"
+#include "backend/cuda_runtime.h"
+#include "test_support.h"
+
+using dipaco::BackendChoice;
+using dipaco::test::contains;
+
+class BackendFactoryTest : public QObject {
+  Q_OBJECT
+
+ private slots:
+  void namesParse() {
+    BackendChoice c;
+    QVERIFY(dipaco::parse_backend_name("cpu", &c).is_ok());
+    QVERIFY(c.kind == BackendChoice::Kind::kCpu);
+    QVERIFY(dipaco::parse_backend_name("cuda:3", &c).is_ok());
+    QVERIFY(c.kind == BackendChoice::Kind::kCuda);
+    QCOMPARE(c.device, 3);
+    QVERIFY(dipaco::parse_backend_name("cuda", &c).is_ok());
+    QCOMPARE(c.device, 0);
+    QVERIFY(dipaco::parse_backend_name("auto", &c).is_ok());
+    QVERIFY(c.kind == BackendChoice::Kind::kAuto);
+    for (const char* bad : {"gpu", "cuda:", "cuda:-1", "cuda:1x", "CPU", ""}) {
+      dipaco::Status s = dipaco::parse_backend_name(bad, &c);
+      QVERIFY2(!s.is_ok() && contains(s.message(), "choose cpu, cuda, cuda:N"), bad);
+    }
+  }
+
+  void cpuIsAlwaysThere() {
+    BackendChoice c;
+    c.kind = BackendChoice::Kind::kCpu;
+    c.cpu_threads = 1;
+    auto made = dipaco::create_backend(c);
+    QVERIFY(made.is_ok());
+    QVERIFY(made->note.empty());
+    QVERIFY(made->backend->name().rfind("cpu", 0) == 0);
+  }
+
+  // Without a GPU: "cuda" is refused with the reason, "cuda" + fallback and "auto" run on the
+  // CPU and say why. With one, "cuda" makes a CUDA backend.
+  void missingGpuIsRefusedOrFallsBackAsAsked() {
+    const bool have_gpu = !dipaco::probe_cuda().devices.empty();
+    BackendChoice c;
+    c.kind = BackendChoice::Kind::kCuda;
+    auto made = dipaco::create_backend(c);
+    if (have_gpu) {
+      QVERIFY(made.is_ok());
+      QVERIFY(made->backend->name().rfind("cuda:0", 0) == 0);
+      return;
+    }
+    QVERIFY(!made.is_ok());
+    QVERIFY2(contains(made.status().message(), "set the backend to cpu"),
+             made.status().message().c_str());
+    c.fallback_to_cpu = true;
+    made = dipaco::create_backend(c);
+    QVERIFY(made.is_ok());
+    QVERIFY2(contains(made->note, "falling back to the CPU"), made->note.c_str());
+    c.kind = BackendChoice::Kind::kAuto;
+    c.fallback_to_cpu = false;
+    made = dipaco::create_backend(c);
+    QVERIFY(made.is_ok());
+    QVERIFY2(contains(made->note, "no usable GPU"), made->note.c_str());
+    QVERIFY(made->backend->name().rfind("cpu", 0) == 0);
+  }
+};
+
+QTEST_GUILESS_MAIN(BackendFactoryTest)
+#include "test_backend_factory.moc"
