@@ -166,15 +166,16 @@ class ReloadSupervisor {
       DIPACO_LOG(kInfo) << program_ << ": config reloaded: no changes";
       return;
     }
-    if (plan.has(ReloadTiming::kNow)) {
-      set_log_threshold(worker_log_level(plan.next_config.log_level).value_or(startup_level_));
-    }
     for (const ReloadChange& change : plan.changes) {
       if (change.timing == ReloadTiming::kNeedsRestart) {
         DIPACO_LOG(kWarning) << program_ << ": config reloaded: " << describe_reload_change(change);
       } else {
         DIPACO_LOG(kInfo) << program_ << ": config reloaded: " << describe_reload_change(change);
       }
+    }
+    // After the lines above, so that a quieter level does not hide its own change.
+    if (plan.has(ReloadTiming::kNow)) {
+      set_log_threshold(worker_log_level(plan.next_config.log_level).value_or(startup_level_));
     }
     wanted_ = plan.next_config;
     wanted_credentials_ = plan.next_credentials;
@@ -254,7 +255,7 @@ int run_worker_service(const WorkerConfig& config, const char* program, WorkerCo
   WorkerCredentials running_credentials = *credentials;
   WorkerStats total;
   int exit_code = 0;
-  while (!max_tasks_reached(running, total.tasks_completed)) {
+  while (true) {
     WorkerClient client(client_options(running, running_credentials, total.tasks_completed),
                         *runner);
     Status status = client.run(supervisor.client_stop());
@@ -265,6 +266,11 @@ int run_worker_service(const WorkerConfig& config, const char* program, WorkerCo
       break;
     }
     if (!supervisor.take_reconnect(&running, &running_credentials)) break;
+    if (max_tasks_reached(running, total.tasks_completed)) {
+      DIPACO_LOG(kInfo) << program << ": max_tasks = " << running.max_tasks
+                        << " reached with the reloaded config; stopping";
+      break;
+    }
     DIPACO_LOG(kInfo) << program << ": connecting to " << running.coordinator_address
                       << " with the reloaded config";
   }
