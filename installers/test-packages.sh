@@ -61,7 +61,9 @@ lintian --fail-on error --suppress-tags \
 
 say "install"
 apt-get install -y -qq "$worker" $studio $cuda >/dev/null
-trap 'apt-get purge -y -qq dipaco-cuda dipaco-studio dipaco-worker >/dev/null 2>&1 || true' EXIT
+# Only the packages this build made: apt-get fails on a name it has never seen.
+installed="dipaco-worker${studio:+ dipaco-studio}${cuda:+ dipaco-cuda}"
+trap 'apt-get purge -y -qq $installed >/dev/null 2>&1 || true' EXIT
 getent passwd dipaco >/dev/null || fail "postinst did not create the dipaco user"
 [ "$(stat -c %U /var/lib/dipaco)" = dipaco ] || fail "/var/lib/dipaco is not owned by dipaco"
 
@@ -80,9 +82,11 @@ rm -rf "$work"
 
 say "systemd-analyze verify"
 systemd-analyze verify /usr/lib/systemd/system/dipaco-worker.service || fail "unit does not verify"
+grep -qx 'ExecReload=/bin/kill -HUP $MAINPID' /usr/lib/systemd/system/dipaco-worker.service ||
+  fail "unit lacks ExecReload (systemctl reload sends the worker SIGHUP)"
 
 say "remove"
-apt-get purge -y -qq dipaco-cuda dipaco-studio dipaco-worker >/dev/null
+apt-get purge -y -qq $installed >/dev/null
 trap - EXIT
 [ ! -e /usr/bin/dipaco-worker ] || fail "dipaco-worker still installed after purge"
 [ ! -e /var/lib/dipaco ] || fail "/var/lib/dipaco left after purge"

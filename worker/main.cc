@@ -1,5 +1,6 @@
 // dipaco-worker: the worker as an OS service: reads its config, checks the host (--check) or
-// leases tasks from the coordinator until SIGTERM (worker_service.h).
+// leases tasks from the coordinator until SIGTERM; SIGHUP re-reads the config file
+// (worker_service.h, worker_reload.h).
 #include <unistd.h>
 
 #include <cstdio>
@@ -105,5 +106,6 @@ int main(int argc, char** argv) {
   }
   if (check) return run_check(config, source);
   dipaco::install_path_task_runner();
-  return dipaco::run_worker_service(config, "dipaco-worker");
+  return dipaco::run_worker_service(config, "dipaco-worker",
+                                    [path] { return dipaco::load_worker_config(path); });
 }

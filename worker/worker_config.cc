@@ -11,6 +11,8 @@
 namespace dipaco {
 namespace {
 
+constexpr int64_t kMaxBackoffMs = 3600000;  // an hour between retries is already too long
+
 // Unknown keys are errors (a typo must not silently fall back to a default).
 Status check_keys(const toml::table& table, const std::string& section,
                   const std::set<std::string>& known, const std::string& source) {
@@ -55,10 +57,11 @@ Result<WorkerConfig> parse_worker_config(const std::string& toml_text,
   DIPACO_RETURN_IF_ERROR(check_keys(root, "", {"coordinator", "worker"}, source_name));
   WorkerConfig config;
   if (const toml::table* c = root["coordinator"].as_table()) {
-    DIPACO_RETURN_IF_ERROR(check_keys(*c, "coordinator.",
-                                      {"address", "token_file", "tls", "ca_file",
-                                       "client_cert_file", "client_key_file", "server_name"},
-                                      source_name));
+    DIPACO_RETURN_IF_ERROR(
+        check_keys(*c, "coordinator.",
+                   {"address", "token_file", "tls", "ca_file", "client_cert_file",
+                    "client_key_file", "server_name", "backoff_initial_ms", "backoff_max_ms"},
+                   source_name));
     DIPACO_RETURN_IF_ERROR(
         read_value(*c, "coordinator", "client_cert_file", source_name, &config.client_cert_file));
     DIPACO_RETURN_IF_ERROR(
@@ -71,12 +74,23 @@ Result<WorkerConfig> parse_worker_config(const std::string& toml_text,
         read_value(*c, "coordinator", "token_file", source_name, &config.token_file));
     DIPACO_RETURN_IF_ERROR(read_value(*c, "coordinator", "tls", source_name, &config.tls));
     DIPACO_RETURN_IF_ERROR(read_value(*c, "coordinator", "ca_file", source_name, &config.ca_file));
+    DIPACO_RETURN_IF_ERROR(read_value(*c, "coordinator", "backoff_initial_ms", source_name,
+                                      &config.backoff_initial_ms));
+    DIPACO_RETURN_IF_ERROR(
+        read_value(*c, "coordinator", "backoff_max_ms", source_name, &config.backoff_max_ms));
+    if (config.backoff_initial_ms < 1 || config.backoff_max_ms < config.backoff_initial_ms ||
+        config.backoff_max_ms > kMaxBackoffMs) {
+      return invalid_argument(
+          source_name + ": [coordinator] needs 1 <= backoff_initial_ms <= backoff_max_ms <= " +
+          std::to_string(kMaxBackoffMs) + ", got " + std::to_string(config.backoff_initial_ms) +
+          " and " + std::to_string(config.backoff_max_ms));
+    }
   }
   if (const toml::table* w = root["worker"].as_table()) {
     DIPACO_RETURN_IF_ERROR(
         check_keys(*w, "worker.",
                    {"id", "cache_dir", "backend", "devices", "cpu_threads", "fallback_to_cpu",
-                    "max_memory_gib", "runner", "fake_step_ms", "max_tasks"},
+                    "max_memory_gib", "runner", "fake_step_ms", "max_tasks", "log_level"},
                    source_name));
     DIPACO_RETURN_IF_ERROR(read_value(*w, "worker", "id", source_name, &config.worker_id));
     DIPACO_RETURN_IF_ERROR(read_value(*w, "worker", "cache_dir", source_name, &config.cache_dir));
@@ -91,6 +105,12 @@ Result<WorkerConfig> parse_worker_config(const std::string& toml_text,
     DIPACO_RETURN_IF_ERROR(
         read_value(*w, "worker", "fake_step_ms", source_name, &config.fake_step_ms));
     DIPACO_RETURN_IF_ERROR(read_value(*w, "worker", "max_tasks", source_name, &config.max_tasks));
+    DIPACO_RETURN_IF_ERROR(read_value(*w, "worker", "log_level", source_name, &config.log_level));
+    if (!config.log_level.empty() && !worker_log_level(config.log_level)) {
+      return invalid_argument(
+          source_name + ": [worker] log_level must be one of debug|info|warning|error, got '" +
+          config.log_level + "'");
+    }
     if (config.runner != "train" && config.runner != "fake")
       return invalid_argument(source_name + ": [worker] runner must be train or fake, got '" +
                               config.runner + "'");
@@ -129,6 +149,14 @@ Result<WorkerConfig> parse_worker_config(const std::string& toml_text,
                             config.coordinator_address + "'");
   }
   return config;
+}
+
+std::optional<LogLevel> worker_log_level(const std::string& name) {
+  if (name == "debug") return LogLevel::kDebug;
+  if (name == "info") return LogLevel::kInfo;
+  if (name == "warning") return LogLevel::kWarning;
+  if (name == "error") return LogLevel::kError;
+  return std::nullopt;
 }
 
 Result<WorkerConfig> load_worker_config(const std::string& path) {

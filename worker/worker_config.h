@@ -8,6 +8,8 @@
 //   client_cert_file = ""                   # PEM client certificate when the coordinator
 //   client_key_file = ""                    #   requires mTLS, and its key
 //   server_name = ""                        # TLS name to verify instead of the address host
+//   backoff_initial_ms = 100                # retry after a failed call: first wait, doubling
+//   backoff_max_ms = 5000                   #   up to this (with full jitter)
 //   [worker]
 //   id = ""                                 # stable worker id; default: hostname
 //   cache_dir = "/var/cache/dipaco"     # module and shard cache
@@ -19,14 +21,20 @@
 //   runner = "train"                        # train (the path trainer) | fake (protocol tests)
 //   fake_step_ms = 0                        # fake runner: sleep per inner step
 //   max_tasks = 0                           # stop after this many tasks; 0 = run until stopped
+//   log_level = ""                          # debug | info | warning | error; "" = as
+//                                           #   DIPACO_LOG_LEVEL says (info when unset)
 //
 // Defaults are written once, here and in worker_config.cc; errors name the key and the file.
+// Which keys a SIGHUP reload changes in a running worker is decided in worker_reload.cc: a new
+// key must be classified there too.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "util/log.h"
 #include "util/status.h"
 
 namespace dipaco {
@@ -39,6 +47,8 @@ struct WorkerConfig {
   std::string client_cert_file;
   std::string client_key_file;
   std::string server_name;
+  int64_t backoff_initial_ms = 100;
+  int64_t backoff_max_ms = 5000;
   std::string worker_id;
   std::string cache_dir = "/var/cache/dipaco";
   std::string backend = "auto";
@@ -49,6 +59,7 @@ struct WorkerConfig {
   std::string runner = "train";
   int64_t fake_step_ms = 0;
   int64_t max_tasks = 0;
+  std::string log_level;
 };
 
 // Parses TOML text; `source_name` names the file in errors ("worker.toml: [worker] backend
@@ -56,5 +67,8 @@ struct WorkerConfig {
 Result<WorkerConfig> parse_worker_config(const std::string& toml_text,
                                          const std::string& source_name);
 Result<WorkerConfig> load_worker_config(const std::string& path);
+
+// The level a [worker] log_level names; nullopt for "" (not set) and for unknown names.
+std::optional<LogLevel> worker_log_level(const std::string& name);
 
 }  // namespace dipaco

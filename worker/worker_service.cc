@@ -3,19 +3,24 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <mutex>
+#include <thread>
 
 #include "fake_task_runner.h"
-#include "rpc/auth.h"
+#include "rpc/channel.h"
 #include "util/log.h"
 #include "worker_client.h"
+#include "worker_reload.h"
 
 namespace dipaco {
 namespace {
 
 std::atomic<int> g_stop{0};
-static_assert(std::atomic<int>::is_always_lock_free, "signal handler needs a lock-free atomic");
+std::atomic<int> g_reload_requests{0};
+static_assert(std::atomic<int>::is_always_lock_free, "signal handlers need a lock-free atomic");
 
 TaskRunnerFactory& train_factory() {
   static TaskRunnerFactory factory;
@@ -26,13 +31,191 @@ extern "C" void on_stop_signal(int) {
   g_stop.fetch_add(1);
 }
 
+extern "C" void on_reload_signal(int) {
+  g_reload_requests.fetch_add(1);
+}
+
+void install_handler(int signal, void (*handler)(int)) {
+  struct sigaction action {};
+  action.sa_handler = handler;
+  action.sa_flags = SA_RESTART;
+  sigemptyset(&action.sa_mask);
+  sigaction(signal, &action, nullptr);
+}
+
+// Raises `value` to at least `floor` (stop levels only ever go up while a client runs).
+void raise_to(std::atomic<int>& value, int floor) {
+  int current = value.load();
+  while (current < floor && !value.compare_exchange_weak(current, floor)) {
+  }
+}
+
+ChannelOptions channel_options(const WorkerConfig& config) {
+  ChannelOptions channel;
+  channel.address = config.coordinator_address;
+  channel.insecure = !config.tls;
+  channel.ca_file = config.ca_file;
+  channel.client_cert_file = config.client_cert_file;
+  channel.client_key_file = config.client_key_file;
+  channel.server_name_override = config.server_name;
+  return channel;
+}
+
+std::string host_name() {
+  char host[256] = {};
+  gethostname(host, sizeof(host) - 1);
+  return host;
+}
+
+// `tasks_done` counts the tasks this process completed on earlier connections, so that
+// max_tasks bounds the whole process, not one connection.
+WorkerClientOptions client_options(const WorkerConfig& config, const WorkerCredentials& credentials,
+                                   uint64_t tasks_done) {
+  WorkerClientOptions options;
+  options.channel = channel_options(config);
+  options.token = credentials.token;
+  options.host = host_name();
+  options.worker_id = config.worker_id.empty() ? options.host : config.worker_id;
+  options.cache_dir = config.cache_dir;
+  options.backoff_initial_ms = config.backoff_initial_ms;
+  options.backoff_max_ms = config.backoff_max_ms;
+  options.max_tasks =
+      config.max_tasks == 0 ? 0 : static_cast<uint64_t>(config.max_tasks) - tasks_done;
+  return options;
+}
+
+bool max_tasks_reached(const WorkerConfig& config, uint64_t tasks_done) {
+  return config.max_tasks != 0 && tasks_done >= static_cast<uint64_t>(config.max_tasks);
+}
+
+// Owns the stop level the running WorkerClient watches: it follows SIGTERM/SIGINT, and a SIGHUP
+// reload that needs a new connection raises it to 1 (finish the running task, then return), after
+// which the service connects again with the reloaded config (take_reconnect). Signals are
+// polled from a thread every 20 ms: a handler may only touch lock-free atomics.
+class ReloadSupervisor {
+ public:
+  ReloadSupervisor(const char* program, WorkerConfigLoader loader, const WorkerConfig& config,
+                   const WorkerCredentials& credentials, LogLevel startup_level)
+      : program_(program),
+        loader_(std::move(loader)),
+        startup_level_(startup_level),
+        wanted_(config),
+        wanted_credentials_(credentials),
+        thread_([this] { watch(); }) {}
+
+  ~ReloadSupervisor() {
+    done_ = true;
+    thread_.join();
+  }
+
+  ReloadSupervisor(const ReloadSupervisor&) = delete;
+  ReloadSupervisor& operator=(const ReloadSupervisor&) = delete;
+
+  const std::atomic<int>& client_stop() const { return client_stop_; }
+
+  // After a WorkerClient returned: true (and the config to connect with) when it returned for a
+  // reload rather than a stop, a drain or max_tasks.
+  bool take_reconnect(WorkerConfig* config, WorkerCredentials* credentials) {
+    std::lock_guard lock(mutex_);
+    if (!reconnect_pending_ || g_stop.load() != 0) return false;
+    reconnect_pending_ = false;
+    *config = wanted_;
+    *credentials = wanted_credentials_;
+    client_stop_.store(g_stop.load());
+    return true;
+  }
+
+ private:
+  void watch() {
+    int handled = g_reload_requests.load();
+    while (!done_) {
+      raise_to(client_stop_, g_stop.load());
+      int requested = g_reload_requests.load();
+      if (requested != handled) {
+        handled = requested;
+        reload();
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+
+  Status load(WorkerConfig* config, WorkerCredentials* credentials) {
+    if (!loader_) return failed_precondition("this worker has no config file to reload");
+    DIPACO_ASSIGN_OR_RETURN(*config, loader_());
+    if (config->coordinator_address.empty())
+      return invalid_argument("no [coordinator] address in the config");
+    DIPACO_ASSIGN_OR_RETURN(*credentials, read_worker_credentials(*config));
+    // The checks the next connection will make (e.g. mTLS needs both certificate and key).
+    auto channel = make_channel(channel_options(*config));
+    if (!channel.is_ok()) return channel.status();
+    return Status::ok();
+  }
+
+  void reload() {
+    DIPACO_LOG(kInfo) << program_ << ": SIGHUP: reloading the config";
+    WorkerConfig loaded;
+    WorkerCredentials credentials;
+    if (Status status = load(&loaded, &credentials); !status.is_ok()) {
+      DIPACO_LOG(kError) << program_ << ": config reload failed, keeping the running config: "
+                         << status.message();
+      return;
+    }
+    std::lock_guard lock(mutex_);
+    ReloadPlan plan = plan_worker_reload(wanted_, wanted_credentials_, loaded, credentials);
+    if (plan.changes.empty()) {
+      DIPACO_LOG(kInfo) << program_ << ": config reloaded: no changes";
+      return;
+    }
+    for (const ReloadChange& change : plan.changes) {
+      if (change.timing == ReloadTiming::kNeedsRestart) {
+        DIPACO_LOG(kWarning) << program_ << ": config reloaded: " << describe_reload_change(change);
+      } else {
+        DIPACO_LOG(kInfo) << program_ << ": config reloaded: " << describe_reload_change(change);
+      }
+    }
+    // After the lines above, so that a quieter level does not hide its own change.
+    if (plan.has(ReloadTiming::kNow)) {
+      set_log_threshold(worker_log_level(plan.next_config.log_level).value_or(startup_level_));
+    }
+    wanted_ = plan.next_config;
+    wanted_credentials_ = plan.next_credentials;
+    if (plan.reconnect()) {
+      reconnect_pending_ = true;
+      raise_to(client_stop_, 1);
+      DIPACO_LOG(kInfo) << program_
+                        << ": connecting again with the new settings once the running task (if "
+                           "any) is pushed";
+    }
+  }
+
+  const char* program_;
+  WorkerConfigLoader loader_;
+  LogLevel startup_level_;
+  std::atomic<int> client_stop_{0};
+  std::atomic<bool> done_{false};
+  std::mutex mutex_;
+  WorkerConfig wanted_;  // the config the next connection uses
+  WorkerCredentials wanted_credentials_;
+  bool reconnect_pending_ = false;
+  std::thread thread_;  // last: starts once the members above exist
+};
+
+void add_stats(const WorkerStats& from, WorkerStats* to) {
+  to->tasks_completed += from.tasks_completed;
+  to->tasks_lost += from.tasks_lost;
+  to->bytes_down += from.bytes_down;
+  to->bytes_up += from.bytes_up;
+}
+
 }  // namespace
 
 void set_train_runner_factory(TaskRunnerFactory factory) {
   train_factory() = std::move(factory);
 }
 
-int run_worker_service(const WorkerConfig& config, const char* program) {
+int run_worker_service(const WorkerConfig& config, const char* program, WorkerConfigLoader reload) {
+  LogLevel startup_level = log_threshold();
+  set_log_threshold(worker_log_level(config.log_level).value_or(startup_level));
   std::unique_ptr<TaskRunner> runner;
   if (config.runner == "fake") {
     runner = std::make_unique<FakeTaskRunner>(config.fake_step_ms);
@@ -54,45 +237,47 @@ int run_worker_service(const WorkerConfig& config, const char* program) {
     std::fprintf(stderr, "%s: no [coordinator] address in the config\n", program);
     return 1;
   }
-  WorkerClientOptions options;
-  options.channel.address = config.coordinator_address;
-  options.channel.insecure = !config.tls;
-  options.channel.ca_file = config.ca_file;
-  options.channel.client_cert_file = config.client_cert_file;
-  options.channel.client_key_file = config.client_key_file;
-  options.channel.server_name_override = config.server_name;
-  if (!config.token_file.empty()) {
-    auto token = read_token_file(config.token_file);
-    if (!token.is_ok()) {
-      std::fprintf(stderr, "%s: %s\n", program, token.status().message().c_str());
-      return 1;
-    }
-    options.token = *token;
-  }
-  char host[256] = {};
-  gethostname(host, sizeof(host) - 1);
-  options.host = host;
-  options.worker_id = config.worker_id.empty() ? std::string(host) : config.worker_id;
-  options.cache_dir = config.cache_dir;
-  options.max_tasks = static_cast<uint64_t>(config.max_tasks);
-
-  struct sigaction action {};
-  action.sa_handler = on_stop_signal;
-  sigemptyset(&action.sa_mask);
-  sigaction(SIGTERM, &action, nullptr);
-  sigaction(SIGINT, &action, nullptr);
-
-  WorkerClient client(options, *runner);
-  Status status = client.run(g_stop);
-  if (!status.is_ok()) {
-    std::fprintf(stderr, "%s: %s\n", program, status.message().c_str());
+  auto credentials = read_worker_credentials(config);
+  if (!credentials.is_ok()) {
+    std::fprintf(stderr, "%s: %s\n", program, credentials.status().message().c_str());
     return 1;
   }
-  const WorkerStats& stats = client.stats();
-  DIPACO_LOG(kInfo) << program << ": " << stats.tasks_completed << " tasks completed, "
-                    << stats.tasks_lost << " lost, " << stats.bytes_down << " bytes down, "
-                    << stats.bytes_up << " bytes up";
-  return 0;
+
+  bool reloads = static_cast<bool>(reload);
+  install_handler(SIGTERM, on_stop_signal);
+  install_handler(SIGINT, on_stop_signal);
+  if (reloads) install_handler(SIGHUP, on_reload_signal);
+  ReloadSupervisor supervisor(program, std::move(reload), config, *credentials, startup_level);
+  DIPACO_LOG(kInfo) << program << ": started (pid " << getpid() << ") for coordinator "
+                    << config.coordinator_address << (reloads ? "; SIGHUP reloads the config" : "");
+
+  WorkerConfig running = config;
+  WorkerCredentials running_credentials = *credentials;
+  WorkerStats total;
+  int exit_code = 0;
+  while (true) {
+    WorkerClient client(client_options(running, running_credentials, total.tasks_completed),
+                        *runner);
+    Status status = client.run(supervisor.client_stop());
+    add_stats(client.stats(), &total);
+    if (!status.is_ok()) {
+      std::fprintf(stderr, "%s: %s\n", program, status.message().c_str());
+      exit_code = 1;
+      break;
+    }
+    if (!supervisor.take_reconnect(&running, &running_credentials)) break;
+    if (max_tasks_reached(running, total.tasks_completed)) {
+      DIPACO_LOG(kInfo) << program << ": max_tasks = " << running.max_tasks
+                        << " reached with the reloaded config; stopping";
+      break;
+    }
+    DIPACO_LOG(kInfo) << program << ": connecting to " << running.coordinator_address
+                      << " with the reloaded config";
+  }
+  DIPACO_LOG(kInfo) << program << ": " << total.tasks_completed << " tasks completed, "
+                    << total.tasks_lost << " lost, " << total.bytes_down << " bytes down, "
+                    << total.bytes_up << " bytes up";
+  return exit_code;
 }
 
 }  // namespace dipaco

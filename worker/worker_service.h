@@ -1,9 +1,15 @@
-// The worker process: config -> WorkerClient with the configured TaskRunner, SIGTERM/SIGINT
-// handling, exit code. Shared by `dipaco-worker --config` (the systemd service) and
-// `dipaco work` (foreground).
+// The worker process: config -> WorkerClient with the configured TaskRunner, signal handling,
+// exit code. Shared by `dipaco-worker --config` (the systemd service) and `dipaco work`
+// (foreground).
 //
 // Signals: the first SIGTERM/SIGINT finishes the current task (push included) and exits 0; a
-// second one cancels the task, hands the lease back and exits 0.
+// second one cancels the task, hands the lease back and exits 0. With a config loader, SIGHUP
+// re-reads the config: a file that does not load (syntax, unknown key, unreadable token or
+// certificate) is logged and the running config is kept; otherwise the changes apply as
+// worker_reload.h decides (log level now; connection settings and max_tasks when the worker
+// next connects, after the task it is running; the rest is logged as needing a restart). A
+// running task is never interrupted by a reload. Without a loader SIGHUP keeps its default
+// action (the process ends, as a terminal's hangup should end `dipaco work`).
 //
 // Runners: [worker] runner = "fake" uses FakeTaskRunner (protocol tests, load runs). "train" is
 // the DiPaCo path trainer, registered by the trainer layer with set_train_runner_factory();
@@ -20,11 +26,16 @@ namespace dipaco {
 
 using TaskRunnerFactory = std::function<Result<std::unique_ptr<TaskRunner>>(const WorkerConfig&)>;
 
+// Loads the config again for a SIGHUP reload: the file, plus any command-line overrides.
+using WorkerConfigLoader = std::function<Result<WorkerConfig>()>;
+
 // Installs the factory of the real trainer (call before run_worker_service).
 void set_train_runner_factory(TaskRunnerFactory factory);
 
 // Runs the worker until stopped; returns the process exit code (0 stopped or drained, 1 failed,
-// 3 no trainer in this build). `program` prefixes messages.
-int run_worker_service(const WorkerConfig& config, const char* program);
+// 3 no trainer in this build). `program` prefixes messages. `reload` (may be empty) enables
+// SIGHUP reloads.
+int run_worker_service(const WorkerConfig& config, const char* program,
+                       WorkerConfigLoader reload = nullptr);
 
 }  // namespace dipaco

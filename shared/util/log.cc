@@ -1,5 +1,6 @@
 #include "util/log.h"
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -20,8 +21,9 @@ LogLevel threshold_from_env() {
   return LogLevel::kInfo;
 }
 
-LogLevel& threshold() {
-  static LogLevel level = threshold_from_env();
+// Atomic: a worker changes the level on a config reload while other threads log.
+std::atomic<LogLevel>& threshold() {
+  static std::atomic<LogLevel> level{threshold_from_env()};
   return level;
 }
 
@@ -38,10 +40,10 @@ const char* level_name(LogLevel level) {
 }  // namespace
 
 LogLevel log_threshold() {
-  return threshold();
+  return threshold().load(std::memory_order_relaxed);
 }
 void set_log_threshold(LogLevel level) {
-  threshold() = level;
+  threshold().store(level, std::memory_order_relaxed);
 }
 
 void log_message(LogLevel level, std::string_view message) {

@@ -72,6 +72,30 @@ max_memory_gib = 70.5
     QVERIFY2(error.rfind("worker.toml:2:", 0) == 0, error.c_str());
   }
 
+  void backoffAndLogLevelKeys() {
+    auto config = dipaco::parse_worker_config(
+        "[coordinator]\nbackoff_initial_ms = 50\nbackoff_max_ms = 800\n[worker]\nlog_level = "
+        "\"warning\"\n",
+        "worker.toml");
+    QVERIFY2(config.is_ok(), config.status().message().c_str());
+    QCOMPARE(config->backoff_initial_ms, int64_t{50});
+    QCOMPARE(config->backoff_max_ms, int64_t{800});
+    QCOMPARE(config->log_level, std::string("warning"));
+    QVERIFY(dipaco::worker_log_level(config->log_level) == dipaco::LogLevel::kWarning);
+    QVERIFY(!dipaco::worker_log_level(""));
+    auto defaults = dipaco::parse_worker_config("", "worker.toml");
+    QCOMPARE(defaults->backoff_initial_ms, int64_t{100});
+    QCOMPARE(defaults->backoff_max_ms, int64_t{5000});
+    QVERIFY(defaults->log_level.empty());
+    QVERIFY(error_of("[coordinator]\nbackoff_initial_ms = 900\nbackoff_max_ms = 800\n")
+                .find("needs 1 <= backoff_initial_ms <= backoff_max_ms") != std::string::npos);
+    QVERIFY(error_of("[coordinator]\nbackoff_initial_ms = 0\n").find("got 0 and 5000") !=
+            std::string::npos);
+    QVERIFY(error_of("[worker]\nlog_level = \"verbose\"\n")
+                .find("log_level must be one of debug|info|warning|error, got 'verbose'") !=
+            std::string::npos);
+  }
+
   void missingFileIsNotFound() {
     auto config = dipaco::load_worker_config("/nonexistent/worker.toml");
     QVERIFY(!config.is_ok());
