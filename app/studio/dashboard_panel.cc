@@ -469,6 +469,9 @@ void DashboardPanel::apply(const RunEvent& e) {
   };
   switch (e.kind) {
     case EventKind::kLeaseGranted: {
+      // An event without its lease's fields (a server that streams only kind and sentence)
+      // still marks the timeline, but says nothing about workers or cells.
+      if (e.worker_id.empty()) break;
       WorkerRow& w = worker();
       w.state = tr("training");
       w.task = tr("path %1 shard %2 step %3").arg(e.path_id).arg(e.shard_id).arg(e.outer_step);
@@ -484,7 +487,8 @@ void DashboardPanel::apply(const RunEvent& e) {
     case EventKind::kLeaseExpired:
     case EventKind::kLeasePreempted:
     case EventKind::kLeaseCancelled: {
-      if (!e.worker_id.empty()) {
+      if (e.worker_id.empty()) break;
+      {
         WorkerRow& w = worker();
         if (w.lease_id == e.lease_id || e.lease_id == 0) {
           w.state = e.kind == EventKind::kLeaseCompleted
@@ -500,8 +504,12 @@ void DashboardPanel::apply(const RunEvent& e) {
       heat_dirty_ = true;
       break;
     }
-    case EventKind::kWorkerDraining: worker().state = tr("draining"); break;
-    case EventKind::kInnerStepsChanged: inner_steps_->setValue(static_cast<int>(e.version)); break;
+    case EventKind::kWorkerDraining:
+      if (!e.worker_id.empty()) worker().state = tr("draining");
+      break;
+    case EventKind::kInnerStepsChanged:
+      if (e.version > 0) inner_steps_->setValue(static_cast<int>(e.version));
+      break;
     default: break;
   }
 }

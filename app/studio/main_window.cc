@@ -66,6 +66,18 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     tabs_->setCurrentWidget(dashboard_);
     statusBar()->showMessage(tr("run started"), 5000);
   });
+  connect(launch_, &LaunchPanel::serve_attach_started, this, [this] {
+    dashboard_->reset();
+    dashboard_->set_control(launch_->remote_control());
+  });
+  connect(launch_, &LaunchPanel::serve_attached, this, [this] {
+    tabs_->setCurrentWidget(dashboard_);
+    statusBar()->showMessage(tr("attached to %1").arg(launch_->attach_address()), 5000);
+  });
+  connect(launch_, &LaunchPanel::serve_detached, this, [this](bool, const QString& message) {
+    dashboard_->set_control(launch_->control());
+    statusBar()->showMessage(message, 10000);
+  });
   connect(launch_, &LaunchPanel::run_finished, this, [this](bool, const QString& message) {
     statusBar()->showMessage(message);
     runs_->refresh();
@@ -116,8 +128,14 @@ void MainWindow::restore_settings() {
                      s.value(QStringLiteral("launch/ssh_host")).toString(),
                      s.value(QStringLiteral("launch/ssh_config")).toString());
   }
-  if (s.contains(QStringLiteral("launch/attach_address")))
-    launch_->set_attach_address(s.value(QStringLiteral("launch/attach_address")).toString());
+  if (s.contains(QStringLiteral("launch/attach_address"))) {
+    AttachSettings a;  // never the token: it stays out of the settings file
+    a.address = s.value(QStringLiteral("launch/attach_address")).toString().toStdString();
+    a.tls = s.value(QStringLiteral("launch/attach_tls"), true).toBool();
+    a.ca_file = s.value(QStringLiteral("launch/attach_ca")).toString().toStdString();
+    a.run_id = s.value(QStringLiteral("launch/attach_run"), 1).toLongLong();
+    launch_->set_attach_settings(a);
+  }
   dashboard_->set_log_scale(s.value(QStringLiteral("dashboard/log_scale"), false).toBool());
   dashboard_->set_smoothing(s.value(QStringLiteral("dashboard/smoothing"), 1).toInt());
 }
@@ -132,7 +150,11 @@ void MainWindow::save_settings() const {
   s.setValue(QStringLiteral("launch/ssh_template"), launch_->ssh_template());
   s.setValue(QStringLiteral("launch/ssh_host"), launch_->ssh_host());
   s.setValue(QStringLiteral("launch/ssh_config"), launch_->ssh_config());
-  s.setValue(QStringLiteral("launch/attach_address"), launch_->attach_address());
+  const AttachSettings a = launch_->attach_settings();
+  s.setValue(QStringLiteral("launch/attach_address"), QString::fromStdString(a.address));
+  s.setValue(QStringLiteral("launch/attach_tls"), a.tls);
+  s.setValue(QStringLiteral("launch/attach_ca"), QString::fromStdString(a.ca_file));
+  s.setValue(QStringLiteral("launch/attach_run"), static_cast<qlonglong>(a.run_id));
   s.setValue(QStringLiteral("dashboard/log_scale"), dashboard_->log_scale());
   s.setValue(QStringLiteral("dashboard/smoothing"), dashboard_->smoothing());
 }
@@ -140,6 +162,7 @@ void MainWindow::save_settings() const {
 void MainWindow::closeEvent(QCloseEvent* event) {
   save_settings();
   launch_->stop();
+  launch_->detach();
   event->accept();
 }
 

@@ -2,11 +2,12 @@
 // widget classes added as tabs; this class only arranges and wires them:
 //   designer grid -> launch (Start takes it), designer estimates -> dashboard (data-parallel
 //   line), launch events -> dashboard buffer, launch RunControl -> dashboard actions,
-//   a finished run -> runs list.
+//   a finished run -> runs list; attaching to dipaco serve -> the dashboard takes the
+//   attachment's RunControl until it ends.
 // Settings (QSettings "dipaco"/"dipaco-studio"): window geometry and state, current tab, last
-// grid file, runs folder, SSH template/host/config, attach address, loss-plot log scale and
-// smoothing. Shortcuts: Ctrl+O / Ctrl+S grid, Ctrl+1..5 tabs, F5 start, Shift+F5
-// stop, Ctrl+Q quit.
+// grid file, runs folder, SSH template/host/config, attach address/TLS/CA file/run (never the
+// token), loss-plot log scale and smoothing. Shortcuts: Ctrl+O / Ctrl+S grid, Ctrl+1..5 tabs, F5
+// start, Shift+F5 stop, Ctrl+Q quit.
 #pragma once
 
 #include <QMainWindow>

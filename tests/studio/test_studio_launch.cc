@@ -197,7 +197,13 @@ class StudioLaunchTest : public QObject {
                   QStringLiteral("node7"), QStringLiteral("/etc/dipaco/worker.toml"));
     QCOMPARE(panel.ssh_command(),
              QStringLiteral("ssh node7 dipaco-worker --config /etc/dipaco/worker.toml"));
-    QVERIFY(panel.attach_message().contains(QStringLiteral("not available in this build")));
+    // Attach checks its form before anything goes on the wire (a real server: test_studio_attach).
+    dipaco::studio::AttachSettings no_token;
+    no_token.address = "127.0.0.1:50051";
+    panel.set_attach_settings(no_token);
+    QString error;
+    QVERIFY(!panel.attach(&error));
+    QVERIFY(error.contains(QStringLiteral("operator token")));
     QVERIFY(!panel.control()->attached());
     QCOMPARE(panel.control()->pause().status().code(), dipaco::StatusCode::kFailedPrecondition);
   }
