@@ -13,6 +13,7 @@
 #include "backend/cpu/cpu_features.h"
 #include "dashboard_panel.h"
 #include "data/token_file.h"
+#include "data_panel.h"
 #include "grid_designer_panel.h"
 #include "grid_estimates.h"
 #include "launch_panel.h"
@@ -24,6 +25,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
   setWindowTitle(QStringLiteral("dipaco studio %1").arg(QStringLiteral(DIPACO_VERSION)));
   tabs_ = new QTabWidget(this);
   designer_ = new GridDesignerPanel(tabs_);
+  data_ = new DataPanel(tabs_);
   launch_ = new LaunchPanel(tabs_);
   dashboard_ = new DashboardPanel(tabs_);
   runs_ = new RunsPanel(tabs_);
@@ -35,19 +37,31 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
                  host));
   layout->addStretch(1);
   tabs_->addTab(designer_, tr("&Designer"));
+  tabs_->addTab(data_, tr("D&ata"));
   tabs_->addTab(launch_, tr("&Launch"));
   tabs_->addTab(dashboard_, tr("Dash&board"));
   tabs_->addTab(runs_, tr("&Runs"));
   tabs_->addTab(host, tr("&Host"));
   setCentralWidget(tabs_);
 
-  launch_->set_grid_source([this](QString* error) -> std::optional<GridSpec> {
+  auto designed_grid = [this](QString* error) -> std::optional<GridSpec> {
     if (!designer_->valid()) {
       *error = tr("the grid is not valid: %1").arg(designer_->error());
       return std::nullopt;
     }
     return designer_->spec();
-  });
+  };
+  launch_->set_grid_source(designed_grid);
+  data_->set_grid_source(designed_grid);
+  connect(data_, &DataPanel::use_in_grid, this,
+          [this](const QString& train, const QString& val, const QString& tokenizer) {
+            GridSpec g = designer_->spec();
+            g.train_tokens = train.toStdString();
+            g.val_tokens = val.toStdString();
+            g.tokenizer = tokenizer.toStdString();
+            designer_->set_spec(g);
+            statusBar()->showMessage(tr("the grid's data now names %1").arg(train), 5000);
+          });
   launch_->set_event_buffer(dashboard_->buffer());
   dashboard_->set_control(launch_->control());
   connect(launch_, &LaunchPanel::run_started, this, [this] {
@@ -98,7 +112,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
   });
   action(tr("Stop run"), QKeySequence(Qt::SHIFT | Qt::Key_F5), [this] { launch_->stop(); });
   action(tr("Quit"), QKeySequence::Quit, [this] { close(); });
-  for (int i = 0; i < 5; ++i) {
+  for (int i = 0; i < 6; ++i) {
     action(tr("Tab %1").arg(i + 1), QKeySequence(Qt::CTRL | static_cast<Qt::Key>(Qt::Key_1 + i)),
            [this, i] { tabs_->setCurrentIndex(i); });
   }
