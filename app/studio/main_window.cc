@@ -2,6 +2,7 @@
 
 #include <QAction>
 #include <QCloseEvent>
+#include <QDir>
 #include <QFileInfo>
 #include <QKeySequence>
 #include <QLabel>
@@ -92,6 +93,10 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     dashboard_->set_control(launch_->control());
     statusBar()->showMessage(message, 10000);
   });
+  connect(runs_, &RunsPanel::open_in_dashboard, this, [this](const RunRecord& run) {
+    QString error;
+    if (!replay_in_dashboard(run, &error)) statusBar()->showMessage(error, 10000);
+  });
   connect(launch_, &LaunchPanel::run_finished, this, [this](bool, const QString& message) {
     statusBar()->showMessage(message);
     runs_->refresh();
@@ -122,6 +127,33 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
 
 MainWindow::~MainWindow() {
   dashboard_->set_control(nullptr);
+}
+
+bool MainWindow::replay_in_dashboard(const RunRecord& run, QString* error) {
+  if (launch_->running() || launch_->attaching()) {
+    *error =
+        tr("the dashboard shows a live run: stop it or detach before opening %1").arg(run.label);
+    return false;
+  }
+  auto events = load_run_events(run);
+  if (!events.is_ok()) {
+    *error =
+        tr("cannot open %1: %2").arg(run.label, QString::fromStdString(events.status().message()));
+    return false;
+  }
+  dashboard_->reset();
+  auto grid = load_grid_spec(QDir(run.dir).filePath(QStringLiteral("grid.toml")).toStdString());
+  if (grid.is_ok()) {
+    dashboard_->set_grid(grid->num_paths(), grid->outer_steps, grid->shards_per_path);
+    dashboard_->set_inner_steps_shown(grid->inner_steps);
+  }
+  const size_t count = events->size();
+  dashboard_->buffer()->push(std::move(*events));
+  tabs_->setCurrentWidget(dashboard_);
+  dashboard_->process_pending();
+  statusBar()->showMessage(tr("%1: %2 recorded events and metrics").arg(run.label).arg(count),
+                           10000);
+  return true;
 }
 
 void MainWindow::restore_settings() {

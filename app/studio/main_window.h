@@ -11,6 +11,9 @@
 #pragma once
 
 #include <QMainWindow>
+#include <QString>
+
+#include "run_history.h"
 
 class QTabWidget;
 
@@ -36,6 +39,9 @@ class MainWindow : public QMainWindow {
   DashboardPanel* dashboard() const { return dashboard_; }
   RunsPanel* runs() const { return runs_; }
   QTabWidget* tabs() const { return tabs_; }
+  // Replays a past run's recorded metrics and events into the dashboard (the runs panel's
+  // "Open in dashboard"); false with *error while a live run or an attachment owns it.
+  bool replay_in_dashboard(const RunRecord& run, QString* error);
 
  protected:
   void closeEvent(QCloseEvent* event) override;

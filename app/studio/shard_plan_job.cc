@@ -54,6 +54,7 @@ bool ShardPlanJob::start(GridSpec grid, int threads, QString* error) {
     *error = tr("cannot create %1").arg(log_path_);
     return false;
   }
+  setvbuf(out, nullptr, _IOLBF, 0);  // each line reaches the file as it is written
   log_pos_ = 0;
   output_.clear();
   running_ = true;
