@@ -23,9 +23,12 @@
 #include <QVBoxLayout>
 
 #include "command_chain.h"
+#include "data/token_file.h"
 #include "grid_estimates.h"
 #include "plot_export.h"
-#include "shard_plan_job.h"
+#include "run/run_layout.h"
+#include "run/shard_routing.h"
+#include "threaded_job.h"
 
 namespace dipaco::studio {
 
@@ -42,6 +45,24 @@ QString default_cli() {
   return found.isEmpty() ? QStringLiteral("dipaco") : found;
 }
 
+// The grid as the routing stage needs it: the vocabulary of its data resolved, validated.
+std::optional<GridSpec> plannable(GridSpec grid, QString* error) {
+  if (grid.vocab_from_data) {
+    auto train = TokenFile::open(grid.train_tokens);
+    if (!train.is_ok()) {
+      *error = QObject::tr("cannot plan shards: %1 (prepare the data first)")
+                   .arg(QString::fromStdString(train.status().message()));
+      return std::nullopt;
+    }
+    grid.model.vocab_size = static_cast<int>(train->vocab_size());
+  }
+  if (Status s = grid.validate(); !s) {
+    *error = QString::fromStdString(s.message());
+    return std::nullopt;
+  }
+  return grid;
+}
+
 QHBoxLayout* with_browse(QWidget* parent, QLineEdit* edit, std::function<void()> browse) {
   auto* row = new QHBoxLayout;
   auto* button = new QPushButton(QObject::tr("Browse…"), parent);
@@ -55,7 +76,7 @@ QHBoxLayout* with_browse(QWidget* parent, QLineEdit* edit, std::function<void()>
 
 DataPanel::DataPanel(QWidget* parent) : QWidget(parent), cli_(default_cli()) {
   chain_ = new CommandChain(this);
-  plan_job_ = new ShardPlanJob(this);
+  plan_job_ = new ThreadedJob(this);
   auto* top = new QHBoxLayout(this);
 
   // Left: corpus, tokenizer, the commands and their output.
@@ -235,12 +256,16 @@ DataPanel::DataPanel(QWidget* parent) : QWidget(parent), cli_(default_cli()) {
                ok);
     emit prepared(ok, message);
   });
-  connect(plan_job_, &ShardPlanJob::progress, this, [this](const QString& line, int percent) {
-    log_->appendPlainText(line);
-    status_->setText(line);
-    if (percent >= 0) progress_->setValue(percent);
+  connect(plan_job_, &ThreadedJob::lines, this, [this](const QStringList& lines) {
+    for (const QString& line : lines) log_->appendPlainText(line);
+    status_->setText(lines.last());
+    const int percent = progress_percent(lines.last());
+    if (percent >= 0) {
+      progress_->setRange(0, 100);
+      progress_->setValue(percent);
+    }
   });
-  connect(plan_job_, &ShardPlanJob::finished, this, [this](bool ok, const QString& message) {
+  connect(plan_job_, &ThreadedJob::finished, this, [this](bool ok, const QString& message) {
     plan_->setEnabled(true);
     progress_->setRange(0, 100);
     progress_->setValue(ok ? 100 : 0);
@@ -337,11 +362,22 @@ bool DataPanel::plan(QString* error) {
     *error = tr("no grid: design or open one in the Designer tab");
     return false;
   }
-  std::optional<GridSpec> grid = grid_source_(error);
+  std::optional<GridSpec> designed = grid_source_(error);
+  if (!designed) return false;
+  std::optional<GridSpec> grid = plannable(*designed, error);
   if (!grid) return false;
   const int threads = grid->threads > 0 ? grid->threads : QThread::idealThreadCount();
   const QString dir = QString::fromStdString(grid->dir);
-  if (!plan_job_->start(*grid, threads, error)) return false;
+  const bool started = plan_job_->start(
+      [grid = *grid, threads](FILE* log) -> JobOutcome {
+        auto plan = prepare_shards(grid, RunLayout{grid.dir}, threads, log);
+        if (!plan.is_ok()) return {false, QString::fromStdString(plan.status().message())};
+        return {true, tr("routed into %1 shards in %2")
+                          .arg(plan->shard_tokens.size())
+                          .arg(QString::fromStdString(grid.dir))};
+      },
+      error);
+  if (!started) return false;
   planned_shards_per_path_ = grid->shards_per_path;
   run_dir_->setText(dir);
   log_->clear();

@@ -6,7 +6,7 @@
 //     output; "Use in grid" hands the token and tokenizer paths to the designer.
 //   Shards after routing: a bar chart (QCustomPlot) of training and validation tokens per path,
 //     read from a run directory's routing.json, or made by planning the designer's grid here
-//     (ShardPlanJob: the routing stage on a worker thread, with progress).
+//     (the routing stage, shared/run/shard_routing.h, on a ThreadedJob with its progress).
 #pragma once
 
 #include <QString>
@@ -34,7 +34,7 @@ class QSpinBox;
 namespace dipaco::studio {
 
 class CommandChain;
-class ShardPlanJob;
+class ThreadedJob;
 
 class DataPanel : public QWidget {
   Q_OBJECT
@@ -83,7 +83,7 @@ class DataPanel : public QWidget {
   GridSource grid_source_;
   QString cli_;
   CommandChain* chain_ = nullptr;
-  ShardPlanJob* plan_job_ = nullptr;
+  ThreadedJob* plan_job_ = nullptr;
   RoutingSummary summary_;
   int planned_shards_per_path_ = 1;  // of the grid planned last (its dir has no grid.toml)
 

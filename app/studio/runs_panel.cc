@@ -18,10 +18,11 @@
 #include <QVBoxLayout>
 #include <cmath>
 
+#include "export/export_run.h"
 #include "grid_estimates.h"
 #include "plot_export.h"
-#include "run_export_job.h"
 #include "run_metrics.h"
+#include "threaded_job.h"
 
 namespace dipaco::studio {
 
@@ -154,7 +155,7 @@ RunsPanel::RunsPanel(QWidget* parent) : QWidget(parent) {
   export_state->addWidget(export_progress_);
   export_state->addWidget(export_status_, 1);
   right_layout->addLayout(export_state);
-  export_job_ = new RunExportJob(this);
+  export_job_ = new ThreadedJob(this);
   connect(browse_export, &QPushButton::clicked, this, [this] {
     const QString dir = QFileDialog::getSaveFileName(this, tr("Export folder (a new one)"));
     if (!dir.isEmpty()) export_dir_->setText(dir);
@@ -165,12 +166,13 @@ RunsPanel::RunsPanel(QWidget* parent) : QWidget(parent) {
                          &error))
       set_export_status(error, false);
   });
-  connect(export_job_, &RunExportJob::file_written, this, [this](const QString& line, int files) {
+  connect(export_job_, &ThreadedJob::lines, this, [this](const QStringList& lines) {
+    exported_files_ += static_cast<int>(lines.size());  // export_run logs a line per file
     export_progress_->setRange(0, 0);  // busy: the number of files is known only at the end
-    export_progress_->setFormat(tr("%1 files").arg(files));
-    set_export_status(line, true);
+    export_progress_->setFormat(tr("%1 files").arg(exported_files_));
+    set_export_status(lines.last(), true);
   });
-  connect(export_job_, &RunExportJob::finished, this, [this](bool ok, const QString& message) {
+  connect(export_job_, &ThreadedJob::finished, this, [this](bool ok, const QString& message) {
     export_button_->setEnabled(true);
     export_progress_->setRange(0, 1);
     export_progress_->setValue(ok ? 1 : 0);
@@ -311,7 +313,24 @@ bool RunsPanel::export_selected(const QString& out_dir, bool hf, bool gguf, QStr
   ExportOptions options;
   options.hf = hf;
   options.gguf = gguf;
-  if (!export_job_->start(run->dir, out_dir, options, error)) return false;
+  if (out_dir.trimmed().isEmpty()) {
+    *error = tr("no export folder: choose where the exported paths go");
+    return false;
+  }
+  const bool started = export_job_->start(
+      [run_dir = run->dir.toStdString(), out = out_dir.toStdString(),
+       options](FILE* log) mutable -> JobOutcome {
+        options.log = log;
+        auto summary = export_run(run_dir, out, options);
+        if (!summary.is_ok()) return {false, QString::fromStdString(summary.status().message())};
+        return {true, tr("exported %1 paths (%2 files) to %3")
+                          .arg(summary->path_ids.size())
+                          .arg(summary->files.size())
+                          .arg(QString::fromStdString(summary->out_dir))};
+      },
+      error);
+  if (!started) return false;
+  exported_files_ = 0;
   export_dir_->setText(out_dir);
   export_button_->setEnabled(false);
   export_progress_->setRange(0, 0);

@@ -6,7 +6,7 @@
 //   Two selected: their headline validation curves (routed, else the mean over paths) and mean
 //     training losses on one plot.
 //   Export: the selected run's paths (Hugging Face and/or GGUF) to a folder by export_run on a
-//     worker thread (RunExportJob), with each file written shown and errors said plainly.
+//     worker thread (ThreadedJob), with each file written shown and errors said plainly.
 // The plot exports as CSV or PNG.
 #pragma once
 
@@ -29,7 +29,7 @@ class QPushButton;
 
 namespace dipaco::studio {
 
-class RunExportJob;
+class ThreadedJob;
 
 class RunsPanel : public QWidget {
   Q_OBJECT
@@ -73,7 +73,8 @@ class RunsPanel : public QWidget {
   void set_export_status(const QString& text, bool ok);
 
   std::vector<RunRecord> records_;
-  RunExportJob* export_job_ = nullptr;
+  ThreadedJob* export_job_ = nullptr;
+  int exported_files_ = 0;
   QLineEdit* root_ = nullptr;
   QListWidget* list_ = nullptr;
   QCustomPlot* plot_ = nullptr;

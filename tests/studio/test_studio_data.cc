@@ -17,20 +17,13 @@
 #include "data_commands.h"
 #include "data_panel.h"
 #include "routing_summary.h"
-#include "shard_plan_job.h"
 #include "studio_test_support.h"
+#include "threaded_job.h"
 
 using dipaco::studio::DataPanel;
 using dipaco::studio::DataPrepSettings;
 
 namespace {
-
-void write(const QString& path, const QByteArray& bytes) {
-  QDir().mkpath(QFileInfo(path).path());
-  QFile f(path);
-  QVERIFY(f.open(QIODevice::WriteOnly));
-  f.write(bytes);
-}
 
 // A 2 x 1 grid (two paths) over the tiny token files in `dir`, `shards` shards per path.
 std::string grid_toml(const QTemporaryDir& dir, int shards) {
@@ -160,11 +153,13 @@ class StudioDataTest : public QObject {
   void routingJsonGivesOneBarPerPath() {
     QTemporaryDir dir;
     const QString run = dir.filePath(QStringLiteral("run"));
-    write(run + QStringLiteral("/routing.json"), routing_json(/*shards=*/6, /*paths=*/3));
+    studio_test::write_file(run + QStringLiteral("/routing.json"),
+                            routing_json(/*shards=*/6, /*paths=*/3));
     auto grid = dipaco::parse_grid_spec(grid_toml(dir, 2), "grid.toml");
     QVERIFY2(grid.is_ok(), grid.status().message().c_str());
     grid->levels[0].modules = 3;  // three paths of two shards
-    write(run + QStringLiteral("/grid.toml"), QByteArray::fromStdString(grid->to_toml()));
+    studio_test::write_file(run + QStringLiteral("/grid.toml"),
+                            QByteArray::fromStdString(grid->to_toml()));
 
     DataPanel panel;
     QString error;

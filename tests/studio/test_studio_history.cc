@@ -27,13 +27,6 @@ using dipaco::studio::RunsPanel;
 
 namespace {
 
-void write(const QString& path, const QByteArray& bytes) {
-  QDir().mkpath(QFileInfo(path).path());
-  QFile f(path);
-  QVERIFY(f.open(QIODevice::WriteOnly));
-  f.write(bytes);
-}
-
 // A coordinator.db in `dir` holding `runs` runs; run r has 2 paths × 3 outer steps of
 // train_loss (start - 0.5 step - 0.1 path), one val_loss per path at step 3, and per task a
 // lease_granted and a lease_completed event.
@@ -106,12 +99,13 @@ class StudioHistoryTest : public QObject {
   void listsRunsFromTheirDatabases() {
     QTemporaryDir root;
     write_database(root.filePath("gamma"), 1, 8.0);
-    write(root.filePath("gamma/run.json"),
-          "{\"format\": \"dipaco-run/1\", \"name\": \"gamma\", \"routed_val_loss\": 6.5}\n");
+    studio_test::write_file(
+        root.filePath("gamma/run.json"),
+        "{\"format\": \"dipaco-run/1\", \"name\": \"gamma\", \"routed_val_loss\": 6.5}\n");
     write_database(root.filePath("served"), 2, 7.0);  // a dipaco serve database: two runs
-    write(root.filePath("old/metrics.jsonl"),
-          "{\"outer_step\": 1, \"path\": 0, \"val_loss\": 7}\n");
-    write(root.filePath("nothing/notes.txt"), "hi\n");
+    studio_test::write_file(root.filePath("old/metrics.jsonl"),
+                            "{\"outer_step\": 1, \"path\": 0, \"val_loss\": 7}\n");
+    studio_test::write_file(root.filePath("nothing/notes.txt"), "hi\n");
     const auto runs = dipaco::studio::list_runs(root.path());
     QCOMPARE(runs.size(), size_t{4});
     const RunRecord* gamma = find(runs, "gamma");
@@ -164,9 +158,9 @@ class StudioHistoryTest : public QObject {
   void comparesTwoRunsLossCurves() {
     QTemporaryDir root;
     write_database(root.filePath("gamma"), 1, 8.0);
-    write(root.filePath("gamma/metrics.jsonl"),
-          "{\"outer_step\": 3, \"routed_val_loss\": 6.9}\n{\"outer_step\": 1, "
-          "\"routed_val_loss\": 7.6}\n");
+    studio_test::write_file(root.filePath("gamma/metrics.jsonl"),
+                            "{\"outer_step\": 3, \"routed_val_loss\": 6.9}\n{\"outer_step\": 1, "
+                            "\"routed_val_loss\": 7.6}\n");
     write_database(root.filePath("delta"), 1, 7.5);
     RunsPanel panel;
     panel.set_root(root.path());
