@@ -119,7 +119,9 @@ DashboardPanel::DashboardPanel(QWidget* parent) : QWidget(parent) {
       button(tr("Preempt task"), tr("End the selected worker's lease; its task is requeued"));
   QPushButton* drain =
       button(tr("Drain worker"), tr("The selected worker finishes its task and gets no more"));
-  status_ = new QLabel(tr("No run attached: start one from the Launch tab."), this);
+  status_ = new QLabel(
+      tr("No run attached: start or attach one in the Launch tab, or open a past run in Runs."),
+      this);
   status_->setObjectName(QStringLiteral("dashboard.status"));
   actions->addWidget(status_, 1);
   top->addLayout(actions);
@@ -358,6 +360,15 @@ void DashboardPanel::set_data_parallel_bytes_per_step(double bytes) {
 
 void DashboardPanel::set_inner_steps_shown(uint32_t inner_steps) {
   inner_steps_->setValue(static_cast<int>(inner_steps));
+}
+
+void DashboardPanel::set_status_text(const QString& text) {
+  status_->setStyleSheet(QString());
+  status_->setText(text);
+}
+
+QString DashboardPanel::status_text() const {
+  return status_->text();
 }
 
 void DashboardPanel::reset() {

@@ -68,6 +68,7 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
   connect(launch_, &LaunchPanel::run_started, this, [this] {
     const GridSpec& g = launch_->run_grid();
     dashboard_->reset();
+    dashboard_->set_status_text(tr("Local run %1.").arg(QString::fromStdString(g.name)));
     dashboard_->set_grid(g.num_paths(), g.outer_steps, g.shards_per_path);
     dashboard_->set_inner_steps_shown(g.inner_steps);
     // The data-parallel line needs the real vocabulary: the run takes it from the data.
@@ -86,11 +87,15 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
     dashboard_->set_control(launch_->remote_control());
   });
   connect(launch_, &LaunchPanel::serve_attached, this, [this] {
+    dashboard_->set_status_text(tr("Watching run %1 on %2; operator actions go to that server.")
+                                    .arg(launch_->attach_settings().run_id)
+                                    .arg(launch_->attach_address()));
     tabs_->setCurrentWidget(dashboard_);
     statusBar()->showMessage(tr("attached to %1").arg(launch_->attach_address()), 5000);
   });
   connect(launch_, &LaunchPanel::serve_detached, this, [this](bool, const QString& message) {
     dashboard_->set_control(launch_->control());
+    dashboard_->set_status_text(tr("Not attached: %1").arg(message));
     statusBar()->showMessage(message, 10000);
   });
   connect(runs_, &RunsPanel::open_in_dashboard, this, [this](const RunRecord& run) {
@@ -148,6 +153,9 @@ bool MainWindow::replay_in_dashboard(const RunRecord& run, QString* error) {
     dashboard_->set_inner_steps_shown(grid->inner_steps);
   }
   const size_t count = events->size();
+  dashboard_->set_status_text(tr("Replay of %1 (%2): recorded metrics and events; no live run "
+                                 "to act on.")
+                                  .arg(run.label, run.state));
   dashboard_->buffer()->push(std::move(*events));
   tabs_->setCurrentWidget(dashboard_);
   dashboard_->process_pending();

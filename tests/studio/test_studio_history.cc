@@ -153,6 +153,7 @@ class StudioHistoryTest : public QObject {
     QCOMPARE(dash->train_points(1), 3);
     QCOMPARE(dash->val_points(1), 1);
     QCOMPARE(dash->timeline_points(), 12);
+    QVERIFY(dash->status_text().startsWith(QStringLiteral("Replay of gamma")));
   }
 
   void comparesTwoRunsLossCurves() {
