@@ -5,6 +5,7 @@
 #include <QCheckBox>
 #include <QComboBox>
 #include <QCoreApplication>
+#include <QDir>
 #include <QDoubleSpinBox>
 #include <QFileDialog>
 #include <QFileInfo>
@@ -331,6 +332,11 @@ bool DataPanel::prepare(QString* error) {
   }
   const QList<QStringList> commands = data_prep_commands(settings(), error);
   if (commands.isEmpty()) return false;
+  // `dipaco data tokenizer` writes into an existing folder only.
+  if (!QDir().mkpath(settings().out_dir)) {
+    *error = tr("cannot create the output folder %1").arg(settings().out_dir);
+    return false;
+  }
   log_->clear();
   prepare_->setEnabled(false);
   set_status(tr("Preparing data in %1 …").arg(settings().out_dir), true);

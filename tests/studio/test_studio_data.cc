@@ -18,6 +18,7 @@
 #include "data_panel.h"
 #include "routing_summary.h"
 #include "studio_test_support.h"
+#include "test_support.h"
 #include "threaded_job.h"
 
 using dipaco::studio::DataPanel;
@@ -148,6 +149,42 @@ class StudioDataTest : public QObject {
     QTRY_COMPARE_WITH_TIMEOUT(prepared.count(), 3, 10000);
     QVERIFY2(panel.status_text().contains(QStringLiteral("is dipaco installed")),
              qPrintable(panel.status_text()));
+  }
+
+  void prepareWithTheRealCliMakesTokenFiles() {
+    DIPACO_SKIP_IF_CLI_CANNOT_LOAD_SENTENCEPIECE();
+    QTemporaryDir dir;
+    // 120 blank-line separated documents of 30 words from a small vocabulary.
+    const char* words[] = {"the", "jury",   "said", "election", "county", "court", "was",    "of",
+                           "a",   "report", "city", "vote",     "mayor",  "grand", "friday", "new"};
+    QByteArray corpus;
+    for (int d = 0; d < 120; ++d) {
+      for (int w = 0; w < 30; ++w) corpus += QByteArray(w ? " " : "") + words[(d * 7 + w * w) % 16];
+      corpus += ".\n\n";
+    }
+    studio_test::write_file(dir.filePath(QStringLiteral("corpus.txt")), corpus);
+    DataPanel panel;
+    panel.set_cli(QStringLiteral(DIPACO_CLI_PATH));
+    DataPrepSettings s;
+    s.brown = false;
+    s.files = dir.filePath(QStringLiteral("corpus.txt"));
+    s.out_dir = dir.filePath(QStringLiteral("data/mine"));  // made by the panel
+    s.vocab_size = 300;
+    s.val_fraction = 0.1;
+    panel.set_settings(s);
+    QSignalSpy prepared(&panel, &DataPanel::prepared);
+    QString error;
+    QVERIFY2(panel.prepare(&error), qPrintable(error));
+    QTRY_COMPARE_WITH_TIMEOUT(prepared.count(), 1, 60000);
+    QVERIFY2(prepared.first().at(0).toBool(), qPrintable(panel.log_text()));
+    const auto out = dipaco::studio::data_prep_outputs(s);
+    auto train = dipaco::TokenFile::open(out.train_tokens.toStdString());
+    QVERIFY2(train.is_ok(), train.status().message().c_str());
+    QCOMPARE(train->vocab_size(), uint32_t{300});
+    QCOMPARE(train->num_documents() +
+                 dipaco::TokenFile::open(out.val_tokens.toStdString())->num_documents(),
+             uint64_t{120});
+    QVERIFY(QFile::exists(out.tokenizer));
   }
 
   void routingJsonGivesOneBarPerPath() {
