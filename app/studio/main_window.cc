@@ -190,6 +190,19 @@ void MainWindow::restore_settings() {
     a.run_id = s.value(QStringLiteral("launch/attach_run"), 1).toLongLong();
     launch_->set_attach_settings(a);
   }
+  if (s.contains(QStringLiteral("data/out_dir"))) {
+    DataPrepSettings d;
+    d.brown = s.value(QStringLiteral("data/brown"), true).toBool();
+    d.files = s.value(QStringLiteral("data/files")).toString();
+    d.txt_mode = s.value(QStringLiteral("data/txt_mode"), d.txt_mode).toString();
+    d.package = s.value(QStringLiteral("data/package")).toString();
+    d.out_dir = s.value(QStringLiteral("data/out_dir")).toString();
+    d.load_tokenizer = s.value(QStringLiteral("data/load_tokenizer")).toString();
+    d.vocab_size = s.value(QStringLiteral("data/vocab_size"), d.vocab_size).toInt();
+    d.model_type = s.value(QStringLiteral("data/model_type"), d.model_type).toString();
+    d.val_fraction = s.value(QStringLiteral("data/val_fraction"), d.val_fraction).toDouble();
+    data_->set_settings(d);
+  }
   dashboard_->set_log_scale(s.value(QStringLiteral("dashboard/log_scale"), false).toBool());
   dashboard_->set_smoothing(s.value(QStringLiteral("dashboard/smoothing"), 1).toInt());
 }
@@ -209,6 +222,16 @@ void MainWindow::save_settings() const {
   s.setValue(QStringLiteral("launch/attach_tls"), a.tls);
   s.setValue(QStringLiteral("launch/attach_ca"), QString::fromStdString(a.ca_file));
   s.setValue(QStringLiteral("launch/attach_run"), static_cast<qlonglong>(a.run_id));
+  const DataPrepSettings d = data_->settings();
+  s.setValue(QStringLiteral("data/brown"), d.brown);
+  s.setValue(QStringLiteral("data/files"), d.files);
+  s.setValue(QStringLiteral("data/txt_mode"), d.txt_mode);
+  s.setValue(QStringLiteral("data/package"), d.package);
+  s.setValue(QStringLiteral("data/out_dir"), d.out_dir);
+  s.setValue(QStringLiteral("data/load_tokenizer"), d.load_tokenizer);
+  s.setValue(QStringLiteral("data/vocab_size"), d.vocab_size);
+  s.setValue(QStringLiteral("data/model_type"), d.model_type);
+  s.setValue(QStringLiteral("data/val_fraction"), d.val_fraction);
   s.setValue(QStringLiteral("dashboard/log_scale"), dashboard_->log_scale());
   s.setValue(QStringLiteral("dashboard/smoothing"), dashboard_->smoothing());
 }

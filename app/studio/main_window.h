@@ -6,8 +6,8 @@
 //   dashboard takes the attachment's RunControl until it ends.
 // Settings (QSettings "dipaco"/"dipaco-studio"): window geometry and state, current tab, last
 // grid file, runs folder, SSH template/host/config, attach address/TLS/CA file/run (never the
-// token), loss-plot log scale and smoothing. Shortcuts: Ctrl+O / Ctrl+S grid, Ctrl+1..6 tabs, F5
-// start, Shift+F5 stop, Ctrl+Q quit.
+// token), the data panel's corpus and tokenizer settings, loss-plot log scale and smoothing.
+// Shortcuts: Ctrl+O / Ctrl+S grid, Ctrl+1..6 tabs, F5 start, Shift+F5 stop, Ctrl+Q quit.
 #pragma once
 
 #include <QMainWindow>
