@@ -1,9 +1,10 @@
 // The studio's main window. Panels (grid designer, data, launch, dashboard, runs) are separate
 // widget classes added as tabs; this class only arranges and wires them:
-//   designer grid -> launch (Start takes it) and data (Plan shards), data files -> designer,
-//   designer estimates -> dashboard (data-parallel line), launch events -> dashboard buffer, launch
-//   RunControl -> dashboard actions, a finished run -> runs list; attaching to dipaco serve -> the
-//   dashboard takes the attachment's RunControl until it ends.
+//   designer grid -> launch (Start takes it) and data (Plan shards); data files -> designer;
+//   designer estimates -> dashboard (data-parallel line); launch events -> dashboard buffer;
+//   launch RunControl -> dashboard actions; a finished run -> runs list; a past run (Runs, "Open
+//   in dashboard") -> dashboard, replayed; attaching to dipaco serve -> the dashboard takes the
+//   attachment's RunControl until it ends.
 // Settings (QSettings "dipaco"/"dipaco-studio"): window geometry and state, current tab, last
 // grid file, runs folder, SSH template/host/config, attach address/TLS/CA file/run (never the
 // token), the data panel's corpus and tokenizer settings, loss-plot log scale and smoothing.
