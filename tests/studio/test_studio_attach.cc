@@ -2,6 +2,7 @@
 // on 127.0.0.1 (tests/rpc's in-process server). Events of the watched run reach the dashboard,
 // operator actions reach the coordinator, and every kind of failure (no server, wrong token,
 // worker token, unknown run, TLS against plaintext, an unreadable CA file) is said plainly.
+#include <QElapsedTimer>
 #include <QSignalSpy>
 #include <QtTest>
 #include <string>
@@ -83,9 +84,14 @@ class StudioAttachTest : public QObject {
     ServeAttachment attachment;
     QSignalSpy connected(&attachment, &ServeAttachment::connected);
     QString error;
+    QElapsedTimer clock;
+    clock.start();
     QVERIFY2(attachment.attach(plaintext(s, rpc_test::kOperatorToken), buffer, &error),
              qPrintable(error));
+    const qint64 attach_call_ms = clock.elapsed();
     QTRY_VERIFY_WITH_TIMEOUT(connected.count() == 1, 20000);
+    qInfo("attach() returned after %lld ms; first event after %lld ms (loopback)",
+          static_cast<long long>(attach_call_ms), static_cast<long long>(clock.elapsed()));
     QVERIFY(attachment.watching());
     std::vector<RunEvent> seen;
     auto drain = [&] {
