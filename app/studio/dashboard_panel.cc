@@ -683,7 +683,7 @@ void DashboardPanel::redraw_workers() {
 }
 
 void DashboardPanel::poll_workers() {
-  if (control_ == nullptr || !control_->attached()) return;
+  if (control_ == nullptr || !control_->lists_workers() || !control_->attached()) return;
   off_gui([this](RunControl* c) {
     auto workers = c->workers();
     return std::function<void()>([this, workers = std::move(workers)] {

@@ -28,6 +28,7 @@ class RemoteRunControl : public RunControl {
   Result<OperatorReply> preempt(int64_t lease_id) override;
   Result<OperatorReply> drain(const std::string& worker_id) override;
   Result<std::vector<WorkerStatus>> workers() override;
+  bool lists_workers() const override { return false; }
 
  private:
   struct Target {

@@ -123,6 +123,7 @@ class StudioAttachTest : public QObject {
     QVERIFY(!preempt.is_ok());
     QVERIFY(dipaco::test::contains(preempt.status().message(), "987654"));
     QVERIFY(!attachment.control()->workers().is_ok());  // no such RPC: the table uses events
+    QVERIFY(!attachment.control()->lists_workers());    // so the dashboard does not poll
 
     QSignalSpy ended(&attachment, &ServeAttachment::ended);
     attachment.detach();
