@@ -119,7 +119,9 @@ DashboardPanel::DashboardPanel(QWidget* parent) : QWidget(parent) {
       button(tr("Preempt task"), tr("End the selected worker's lease; its task is requeued"));
   QPushButton* drain =
       button(tr("Drain worker"), tr("The selected worker finishes its task and gets no more"));
-  status_ = new QLabel(tr("No run attached: start one from the Launch tab."), this);
+  status_ = new QLabel(
+      tr("No run attached: start or attach one in the Launch tab, or open a past run in Runs."),
+      this);
   status_->setObjectName(QStringLiteral("dashboard.status"));
   actions->addWidget(status_, 1);
   top->addLayout(actions);
@@ -360,6 +362,15 @@ void DashboardPanel::set_inner_steps_shown(uint32_t inner_steps) {
   inner_steps_->setValue(static_cast<int>(inner_steps));
 }
 
+void DashboardPanel::set_status_text(const QString& text) {
+  status_->setStyleSheet(QString());
+  status_->setText(text);
+}
+
+QString DashboardPanel::status_text() const {
+  return status_->text();
+}
+
 void DashboardPanel::reset() {
   buffer_->take_all();
   for (auto& [id, s] : paths_) {
@@ -469,6 +480,9 @@ void DashboardPanel::apply(const RunEvent& e) {
   };
   switch (e.kind) {
     case EventKind::kLeaseGranted: {
+      // An event without its lease's fields (a server that streams only kind and sentence)
+      // still marks the timeline, but says nothing about workers or cells.
+      if (e.worker_id.empty()) break;
       WorkerRow& w = worker();
       w.state = tr("training");
       w.task = tr("path %1 shard %2 step %3").arg(e.path_id).arg(e.shard_id).arg(e.outer_step);
@@ -484,7 +498,8 @@ void DashboardPanel::apply(const RunEvent& e) {
     case EventKind::kLeaseExpired:
     case EventKind::kLeasePreempted:
     case EventKind::kLeaseCancelled: {
-      if (!e.worker_id.empty()) {
+      if (e.worker_id.empty()) break;
+      {
         WorkerRow& w = worker();
         if (w.lease_id == e.lease_id || e.lease_id == 0) {
           w.state = e.kind == EventKind::kLeaseCompleted
@@ -500,8 +515,12 @@ void DashboardPanel::apply(const RunEvent& e) {
       heat_dirty_ = true;
       break;
     }
-    case EventKind::kWorkerDraining: worker().state = tr("draining"); break;
-    case EventKind::kInnerStepsChanged: inner_steps_->setValue(static_cast<int>(e.version)); break;
+    case EventKind::kWorkerDraining:
+      if (!e.worker_id.empty()) worker().state = tr("draining");
+      break;
+    case EventKind::kInnerStepsChanged:
+      if (e.version > 0) inner_steps_->setValue(static_cast<int>(e.version));
+      break;
     default: break;
   }
 }
@@ -664,7 +683,7 @@ void DashboardPanel::redraw_workers() {
 }
 
 void DashboardPanel::poll_workers() {
-  if (control_ == nullptr || !control_->attached()) return;
+  if (control_ == nullptr || !control_->lists_workers() || !control_->attached()) return;
   off_gui([this](RunControl* c) {
     auto workers = c->workers();
     return std::function<void()>([this, workers = std::move(workers)] {

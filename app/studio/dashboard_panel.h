@@ -69,6 +69,9 @@ class DashboardPanel : public QWidget {
   void set_inner_steps_shown(uint32_t inner_steps);
   // Forgets every series (a new run).
   void reset();
+  // The status line: what the panel shows now ("attached to ...", "replay of ...").
+  void set_status_text(const QString& text);
+  QString status_text() const;
   void set_frame_interval_ms(int ms);
   int frame_interval_ms() const;
 

@@ -3,6 +3,7 @@
 #include <QCheckBox>
 #include <QClipboard>
 #include <QFile>
+#include <QFileDialog>
 #include <QFormLayout>
 #include <QGroupBox>
 #include <QGuiApplication>
@@ -106,24 +107,73 @@ LaunchPanel::LaunchPanel(QWidget* parent) : QWidget(parent) {
 
   auto* attach = new QGroupBox(tr("Attach to a running dipaco serve"), this);
   auto* attach_form = new QFormLayout(attach);
+  serve_ = new ServeAttachment(this);
   attach_address_ = new QLineEdit(QStringLiteral("localhost:50051"), this);
-  attach_tls_ = new QCheckBox(tr("TLS"), this);
+  attach_address_->setToolTip(tr("host:port that dipaco serve prints (\"listening on ...\")"));
+  attach_tls_ = new QCheckBox(tr("TLS (untick for dipaco serve --insecure)"), this);
   attach_tls_->setChecked(true);
+  attach_ca_ = new QLineEdit(this);
+  attach_ca_->setPlaceholderText(
+      tr("CA file (PEM) that signed the server's certificate; "
+         "empty = system roots"));
+  auto* browse_ca = new QPushButton(tr("Browse…"), this);
+  auto* ca_row = new QHBoxLayout;
+  ca_row->addWidget(attach_ca_, 1);
+  ca_row->addWidget(browse_ca);
   attach_token_ = new QLineEdit(this);
   attach_token_->setEchoMode(QLineEdit::Password);
-  attach_token_->setPlaceholderText(tr("operator token"));
-  auto* attach_button = new QPushButton(tr("Attach"), this);
-  attach_status_ = new QLabel(this);
+  attach_token_->setPlaceholderText(tr("operator token (dipaco serve --operator-token-file)"));
+  attach_run_ = new QSpinBox(this);
+  attach_run_->setRange(1, 1 << 30);
+  attach_run_->setToolTip(tr("dipaco serve prints \"run N from ...\""));
+  attach_button_ = new QPushButton(tr("Attach"), this);
+  detach_button_ = new QPushButton(tr("Detach"), this);
+  detach_button_->setEnabled(false);
+  auto* attach_buttons = new QHBoxLayout;
+  attach_buttons->addWidget(attach_button_);
+  attach_buttons->addWidget(detach_button_);
+  attach_buttons->addStretch(1);
+  attach_status_ = new QLabel(tr("Not attached."), this);
+  attach_status_->setObjectName(QStringLiteral("launch.attach_status"));
   attach_status_->setWordWrap(true);
+  attach_status_->setTextInteractionFlags(Qt::TextSelectableByMouse);
   attach_form->addRow(tr("address"), attach_address_);
   attach_form->addRow(QString(), attach_tls_);
+  attach_form->addRow(tr("CA file"), ca_row);
   attach_form->addRow(tr("token"), attach_token_);
-  attach_form->addRow(QString(), attach_button);
+  attach_form->addRow(tr("run"), attach_run_);
+  attach_form->addRow(QString(), attach_buttons);
   attach_form->addRow(attach_status_);
-  connect(attach_button, &QPushButton::clicked, this, [this] {
-    attach_status_->setText(attach_message());
-    attach_status_->setStyleSheet(QStringLiteral("color: #d03030;"));
+  connect(attach_tls_, &QCheckBox::toggled, attach_ca_, &QWidget::setEnabled);
+  connect(browse_ca, &QPushButton::clicked, this, [this] {
+    const QString file = QFileDialog::getOpenFileName(this, tr("CA certificate"), QString(),
+                                                      tr("PEM (*.pem *.crt);;All files (*)"));
+    if (!file.isEmpty()) attach_ca_->setText(file);
   });
+  connect(attach_button_, &QPushButton::clicked, this, [this] {
+    QString error;
+    if (!this->attach(&error)) show_attach_status(error, false);
+  });
+  connect(detach_button_, &QPushButton::clicked, this, &LaunchPanel::detach);
+  connect(serve_, &ServeAttachment::connected, this, [this] {
+    show_attach_status(tr("Watching run %1 on %2: events go to the Dashboard; its operator "
+                          "actions go to this server.")
+                           .arg(attach_run_->value())
+                           .arg(attach_address_->text()),
+                       true);
+    emit serve_attached();
+  });
+  auto ended = [this](bool ok, const QString& message) {
+    attach_button_->setEnabled(true);
+    detach_button_->setEnabled(false);
+    start_->setEnabled(!running_);
+    show_attach_status(message, ok);
+    emit serve_detached(ok, message);
+  };
+  connect(serve_, &ServeAttachment::failed, this,
+          [ended](const QString& message) { ended(false, message); });
+  connect(serve_, &ServeAttachment::ended, this,
+          [ended](const QString& message) { ended(true, message); });
   top->addWidget(attach);
 
   output_timer_ = new QTimer(this);
@@ -143,6 +193,12 @@ LaunchPanel::~LaunchPanel() {
 bool LaunchPanel::start_local(QString* error) {
   if (running_) {
     *error = tr("a run is already running; stop it first");
+    return false;
+  }
+  if (serve_->active()) {
+    *error = tr("attached to %1: detach first (a local run and an attachment share the "
+                "dashboard)")
+                 .arg(attach_address_->text());
     return false;
   }
   if (!grid_source_) {
@@ -172,6 +228,7 @@ bool LaunchPanel::start_local(QString* error) {
   stop_.store(false);
   running_ = true;
   start_->setEnabled(false);
+  attach_button_->setEnabled(false);
   stop_button_->setEnabled(true);
   status_->setStyleSheet(QString());
   status_->setText(tr("Running %1 in %2 …")
@@ -222,6 +279,7 @@ void LaunchPanel::finished(bool ok, const QString& message) {
   output_timer_->stop();
   start_->setEnabled(true);
   stop_button_->setEnabled(false);
+  attach_button_->setEnabled(true);
   status_->setText(message);
   status_->setStyleSheet(ok ? QString() : QStringLiteral("color: #d03030;"));
   emit run_finished(ok, message);
@@ -291,10 +349,49 @@ void LaunchPanel::update_ssh() {
       ssh_worker_command(ssh_template_->text(), ssh_host_->text(), ssh_config_->text()));
 }
 
-QString LaunchPanel::attach_message() const {
-  return tr("Attach is not available in this build: it has no client for the dipaco serve RPC "
-            "service yet (%1%2). Start a local run above, or run the CLI next to the server.")
-      .arg(attach_address_->text(), attach_tls_->isChecked() ? tr(", TLS") : QString());
+AttachSettings LaunchPanel::attach_settings() const {
+  AttachSettings a;
+  a.address = attach_address_->text().trimmed().toStdString();
+  a.tls = attach_tls_->isChecked();
+  a.ca_file = attach_ca_->text().trimmed().toStdString();
+  a.token = attach_token_->text().trimmed().toStdString();
+  a.run_id = attach_run_->value();
+  return a;
+}
+
+void LaunchPanel::set_attach_settings(const AttachSettings& settings) {
+  attach_address_->setText(QString::fromStdString(settings.address));
+  attach_tls_->setChecked(settings.tls);
+  attach_ca_->setText(QString::fromStdString(settings.ca_file));
+  attach_token_->setText(QString::fromStdString(settings.token));
+  attach_run_->setValue(static_cast<int>(settings.run_id));
+}
+
+bool LaunchPanel::attach(QString* error) {
+  if (running_) {
+    *error = tr("a local run is running: stop it before attaching (both feed the dashboard)");
+    return false;
+  }
+  if (!serve_->attach(attach_settings(), buffer_, error)) return false;
+  emit serve_attach_started();
+  attach_button_->setEnabled(false);
+  detach_button_->setEnabled(true);
+  start_->setEnabled(false);
+  show_attach_status(tr("Connecting to %1 …").arg(attach_address_->text()), true);
+  return true;
+}
+
+void LaunchPanel::detach() {
+  serve_->detach();
+}
+
+QString LaunchPanel::attach_status() const {
+  return attach_status_->text();
+}
+
+void LaunchPanel::show_attach_status(const QString& text, bool ok) {
+  attach_status_->setText(text);
+  attach_status_->setStyleSheet(ok ? QString() : QStringLiteral("color: #d03030;"));
 }
 
 }  // namespace dipaco::studio

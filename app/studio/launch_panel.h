@@ -5,8 +5,11 @@
 //     to a temporary file shown in the panel. Stop asks the run to stop (rerunning resumes).
 //   Remote workers: an SSH command template ({host}, {config}) and the exact resulting
 //     `dipaco-worker --config ...` command, copyable.
-//   Attach to a running `dipaco serve` (address, TLS, token): the form is here; this build
-//     has no RPC client, so Attach says so plainly.
+//   Attach to a running `dipaco serve` (address, TLS + CA file, operator token, run id): a
+//     ServeAttachment watches the run on its own thread into the same event buffer, and
+//     remote_control() carries the dashboard's operator actions over the operator RPCs.
+//     Failures are shown in the form in plain words (attach_errors.h). A local run and an
+//     attachment exclude each other (both feed the one dashboard).
 #pragma once
 
 #include <QString>
@@ -18,8 +21,10 @@
 #include <thread>
 
 #include "algo/grid_spec.h"
+#include "attach_settings.h"
 #include "run_control.h"
 #include "run_event_buffer.h"
+#include "serve_attachment.h"
 
 class QCheckBox;
 class QFile;
@@ -73,17 +78,32 @@ class LaunchPanel : public QWidget {
   QString ssh_config() const;
   QString attach_address() const;
   void set_attach_address(const QString& address);
-  // The attach form's answer (always "not available in this build" here).
-  QString attach_message() const;
+
+  // Attach (the form's values): false with *error when it cannot start; else the answer comes
+  // as serve_attached() or serve_detached(message).
+  AttachSettings attach_settings() const;
+  void set_attach_settings(const AttachSettings& settings);
+  bool attach(QString* error);
+  void detach();
+  bool attaching() const { return serve_->active(); }
+  RunControl* remote_control() { return serve_->control(); }
+  // The attach form's status line (connecting, watching, or what failed and what to check).
+  QString attach_status() const;
 
  signals:
   void run_started();
   void run_finished(bool ok, const QString& message);
+  // attach() started (the dashboard should forget the last run and take remote_control()).
+  void serve_attach_started();
+  void serve_attached();
+  // The attachment ended: detached, the server stopped, or it failed (message says why).
+  void serve_detached(bool ok, const QString& message);
 
  private:
   void finished(bool ok, const QString& message);
   void poll_output();
   void update_ssh();
+  void show_attach_status(const QString& text, bool ok);
 
   GridSource grid_source_;
   std::shared_ptr<RunEventBuffer> buffer_;
@@ -108,9 +128,14 @@ class LaunchPanel : public QWidget {
   QLineEdit* ssh_host_ = nullptr;
   QLineEdit* ssh_config_ = nullptr;
   QLineEdit* ssh_command_ = nullptr;
+  ServeAttachment* serve_ = nullptr;
   QLineEdit* attach_address_ = nullptr;
   QCheckBox* attach_tls_ = nullptr;
+  QLineEdit* attach_ca_ = nullptr;
   QLineEdit* attach_token_ = nullptr;
+  QSpinBox* attach_run_ = nullptr;
+  QPushButton* attach_button_ = nullptr;
+  QPushButton* detach_button_ = nullptr;
   QLabel* attach_status_ = nullptr;
 };
 

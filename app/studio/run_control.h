@@ -28,6 +28,8 @@ class RunControl {
   virtual Result<OperatorReply> preempt(int64_t lease_id) = 0;
   virtual Result<OperatorReply> drain(const std::string& worker_id) = 0;
   virtual Result<std::vector<WorkerStatus>> workers() = 0;
+  // False when workers() can never answer (the dashboard then does not poll it).
+  virtual bool lists_workers() const { return true; }
 };
 
 // Over an in-process Coordinator. attach() when run_local() reports on_started; detach()

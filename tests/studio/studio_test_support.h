@@ -3,6 +3,8 @@
 
 #include <QApplication>
 #include <QDir>
+#include <QFile>
+#include <QFileInfo>
 #include <QString>
 #include <QWidget>
 #include <QtTest>
@@ -28,6 +30,15 @@ inline QString write_screenshot(QWidget* w, const QString& name, int width = 128
   QTest::qWait(120);
   const QString path = screenshot_dir() + QLatin1Char('/') + name + QStringLiteral(".png");
   return w->grab().save(path) ? path : QString();
+}
+
+// Writes a fixture file, creating its folder; fails the calling test function's QVERIFY when
+// the file cannot be written.
+inline void write_file(const QString& path, const QByteArray& bytes) {
+  QDir().mkpath(QFileInfo(path).path());
+  QFile f(path);
+  QVERIFY(f.open(QIODevice::WriteOnly));
+  QCOMPARE(f.write(bytes), bytes.size());
 }
 
 // Keeps the tests' QSettings away from a user's.

@@ -15,6 +15,7 @@
 #include "algo/grid_spec.h"
 #include "dashboard_panel.h"
 #include "data/token_file.h"
+#include "data_panel.h"
 #include "grid_designer_panel.h"
 #include "launch_panel.h"
 #include "main_window.h"
@@ -197,7 +198,13 @@ class StudioLaunchTest : public QObject {
                   QStringLiteral("node7"), QStringLiteral("/etc/dipaco/worker.toml"));
     QCOMPARE(panel.ssh_command(),
              QStringLiteral("ssh node7 dipaco-worker --config /etc/dipaco/worker.toml"));
-    QVERIFY(panel.attach_message().contains(QStringLiteral("not available in this build")));
+    // Attach checks its form before anything goes on the wire (a real server: test_studio_attach).
+    dipaco::studio::AttachSettings no_token;
+    no_token.address = "127.0.0.1:50051";
+    panel.set_attach_settings(no_token);
+    QString error;
+    QVERIFY(!panel.attach(&error));
+    QVERIFY(error.contains(QStringLiteral("operator token")));
     QVERIFY(!panel.control()->attached());
     QCOMPARE(panel.control()->pause().status().code(), dipaco::StatusCode::kFailedPrecondition);
   }
@@ -210,6 +217,12 @@ class StudioLaunchTest : public QObject {
       window.launch()->set_ssh(
           QStringLiteral("ssh -J bastion {host} dipaco-worker --config {config}"),
           QStringLiteral("gpu9"), QStringLiteral("/srv/worker.toml"));
+      dipaco::studio::DataPrepSettings data;
+      data.brown = false;
+      data.files = QStringLiteral("/srv/corpus.jsonl.gz");
+      data.out_dir = QStringLiteral("data/mine");
+      data.vocab_size = 4096;
+      window.data()->set_settings(data);
       window.dashboard()->set_smoothing(5);
       window.dashboard()->set_log_scale(true);
       window.resize(1000, 700);
@@ -221,6 +234,9 @@ class StudioLaunchTest : public QObject {
     QCOMPARE(again.launch()->ssh_command(),
              QStringLiteral("ssh -J bastion gpu9 dipaco-worker --config /srv/worker.toml"));
     QCOMPARE(again.dashboard()->smoothing(), 5);
+    QVERIFY(!again.data()->settings().brown);
+    QCOMPARE(again.data()->settings().files, QStringLiteral("/srv/corpus.jsonl.gz"));
+    QCOMPARE(again.data()->settings().vocab_size, 4096);
     QVERIFY(again.dashboard()->log_scale());
     QSettings().clear();
   }

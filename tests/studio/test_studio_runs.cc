@@ -18,13 +18,6 @@ using dipaco::studio::RunsPanel;
 
 namespace {
 
-void write(const QString& path, const QByteArray& bytes) {
-  QDir().mkpath(QFileInfo(path).path());
-  QFile f(path);
-  QVERIFY(f.open(QIODevice::WriteOnly));
-  f.write(bytes);
-}
-
 // Two paths, `steps` evaluations; with or without routed lines.
 QByteArray metrics(int steps, double start, bool routed) {
   QByteArray out;
@@ -82,15 +75,16 @@ class StudioRunsTest : public QObject {
   void listsOpensComparesAndExports() {
     QTemporaryDir root;
     QVERIFY(root.isValid());
-    write(root.filePath(QStringLiteral("alpha/run.json")), "{}\n");
-    write(root.filePath(QStringLiteral("alpha/metrics.jsonl")),
-          metrics(4, 8.0, true) +
-              "{\"outer_step\": 1, \"bytes_up\": 1024, \"bytes_down\": 1024, "
-              "\"bytes_path_local\": 0, \"data_parallel_bytes\": 20480}\n");
-    write(root.filePath(QStringLiteral("alpha/summary.md")),
-          "# alpha\n\nrouted validation loss 6.75\n");
-    write(root.filePath(QStringLiteral("beta/metrics.jsonl")), metrics(3, 8.2, false));
-    write(root.filePath(QStringLiteral("not-a-run/notes.txt")), "hello\n");
+    studio_test::write_file(root.filePath(QStringLiteral("alpha/run.json")), "{}\n");
+    studio_test::write_file(root.filePath(QStringLiteral("alpha/metrics.jsonl")),
+                            metrics(4, 8.0, true) +
+                                "{\"outer_step\": 1, \"bytes_up\": 1024, \"bytes_down\": 1024, "
+                                "\"bytes_path_local\": 0, \"data_parallel_bytes\": 20480}\n");
+    studio_test::write_file(root.filePath(QStringLiteral("alpha/summary.md")),
+                            "# alpha\n\nrouted validation loss 6.75\n");
+    studio_test::write_file(root.filePath(QStringLiteral("beta/metrics.jsonl")),
+                            metrics(3, 8.2, false));
+    studio_test::write_file(root.filePath(QStringLiteral("not-a-run/notes.txt")), "hello\n");
 
     RunsPanel panel;
     panel.set_root(root.path());
