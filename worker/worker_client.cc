@@ -249,6 +249,8 @@ struct WorkerClient::Impl {
                          ", the coordinator recorded " + recorded);
       }
       verified.insert(file);
+      DIPACO_LOG(kInfo) << "module " << ref.module_id() << " version " << v
+                        << " rebuilt from a delta of " << delta->payload.size() << " bytes";
     }
     return Status::ok();
   }
