@@ -265,8 +265,8 @@ struct WorkerClient::Impl {
       if (deltas && ref.version() > 0 && !fs::exists(file)) {
         if (Status s = fetch_by_deltas(task, ref, *delta_dtype); !s) {
           if (s.code() != StatusCode::kNotFound || stop->load() >= 2) {
-            DIPACO_LOG(kWarning) << "module " << ref.module_id() << " version " << ref.version()
-                                 << ": " << s.message() << "; fetching the whole version";
+            DIPACO_LOG(kWarning) << "delta download refused: " << s.message()
+                                 << "; fetching the whole version";
           }
         }
       }
