@@ -4,6 +4,7 @@
 // discriminative router run; bad inputs are refused with errors that say what to change.
 #include <QTemporaryDir>
 #include <QtTest>
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <filesystem>
@@ -205,6 +206,11 @@ class RunLocalTest : public QObject {
       QVERIFY(sha);
       QCOMPARE(*sha, *sha256_file_hex(l.module_version(m, 3)));
       QCOMPARE(delta->target_sha256, *sha);
+      // The quantization error not yet sent is kept with the outer optimizer's state.
+      std::vector<float> residual;
+      QVERIFY(read_outer_state(l.outer_state(m, 3), &residual));
+      QCOMPARE(residual.size(), n);
+      QVERIFY(std::any_of(residual.begin(), residual.end(), [](float x) { return x != 0.0f; }));
     }
     // Bytes counted as they moved: step 1 whole versions, steps 2 and 3 one delta per module.
     QCOMPARE(r->bytes_down, whole + 2 * deltas);
