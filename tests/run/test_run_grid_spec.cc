@@ -127,8 +127,8 @@ class RunGridSpecTest : public QObject {
     QVERIFY(contains(parse_error(m + "[outer]\nlrr = 1\n"), "did you mean 'outer.lr'"));
     QVERIFY(contains(parse_error(m + "[outer]\nlr = -1\n"), "lr"));
     QVERIFY(contains(parse_error(m + "[compression]\ndtype = \"int3\"\n"), "compression.dtype"));
-    QVERIFY(contains(parse_error(m + "[compression]\ndownlink = \"fp16\"\n"),
-                     "compression.downlink"));
+    QVERIFY(
+        contains(parse_error(m + "[compression]\ndownlink = \"fp16\"\n"), "compression.downlink"));
     QVERIFY(
         contains(parse_error(m + "[routing]\nmethod = \"product_kmeans\"\n"), "two shared levels"));
     QVERIFY(contains(parse_error(m + "[routing]\nmethod = \"discriminative\"\n"),
