@@ -13,6 +13,8 @@
 #include "compress/codec.h"
 #include "rpc/auth.h"
 #include "rpc/wire.h"
+#include "run/module_delta.h"
+#include "run/module_files.h"
 #include "util/log.h"
 #include "util/sha256.h"
 
@@ -186,14 +188,88 @@ struct WorkerClient::Impl {
     return data_loss("could not download " + path + " intact after 8 attempts");
   }
 
+  std::string module_file(const std::string& run_id, uint32_t module_id, uint64_t version,
+                          const char* kind = ".v-") const {
+    return (fs::path(options.cache_dir) / "modules" /
+            ("run-" + run_id + ".module-" + std::to_string(module_id) + kind +
+             std::to_string(version)))
+        .string();
+  }
+
+  // Builds version ref.version in the cache from an older cached version through the deltas in
+  // between (module_delta.h), each checked: the base's file hash, the rebuilt values' hash, and
+  // the rebuilt file's hash against the one the coordinator recorded. Any failure (no delta on
+  // the coordinator, a garbled one) is returned; the caller fetches the whole version.
+  Status fetch_by_deltas(const v1::Task& task, const v1::ModuleRef& ref, WireDtype dtype) {
+    const uint64_t n = ref.num_params();
+    const uint64_t max_chain = max_delta_chain(dtype, n);
+    uint64_t held = 0;
+    bool found = false;
+    for (uint64_t back = 1; back <= max_chain && back <= ref.version(); ++back) {
+      if (fs::exists(module_file(task.run_id(), ref.module_id(), ref.version() - back))) {
+        held = ref.version() - back;
+        found = true;
+        break;
+      }
+    }
+    if (!found) return not_found("no earlier version of the module in the cache");
+    const std::string held_file = module_file(task.run_id(), ref.module_id(), held);
+    DIPACO_ASSIGN_OR_RETURN(std::string held_sha, sha256_file_hex(held_file));
+    DIPACO_ASSIGN_OR_RETURN(std::vector<float> current,
+                            read_module_version(held_file, ref.module_id(), n));
+    for (uint64_t v = held + 1; v <= ref.version(); ++v) {
+      const std::string delta_file = module_file(task.run_id(), ref.module_id(), v, ".delta-v-");
+      DIPACO_RETURN_IF_ERROR(
+          download(delta_file, "", [&](grpc::ClientContext& context, uint64_t offset) {
+            v1::FetchModuleRequest request;
+            request.set_session_id(session);
+            request.set_run_id(task.run_id());
+            request.set_module_id(ref.module_id());
+            request.set_version(v);
+            request.set_offset_bytes(offset);
+            request.set_as_delta(true);
+            return stub->FetchModule(&context, request);
+          }));
+      auto delta = read_module_delta(delta_file, ref.module_id(), v, n);
+      std::error_code ec;
+      fs::remove(delta_file, ec);
+      verified.erase(delta_file);
+      if (!delta.is_ok()) return delta.status();
+      if (delta->base_sha256 != held_sha)
+        return data_loss("the delta to version " + std::to_string(v) +
+                         " starts from another version than the cached one");
+      DIPACO_ASSIGN_OR_RETURN(current, rebuild_module_version(*delta, current));
+      const std::string file = module_file(task.run_id(), ref.module_id(), v);
+      DIPACO_ASSIGN_OR_RETURN(held_sha, write_module_version(file, ref.module_id(), v, current));
+      const std::string recorded = v == ref.version() ? to_hex(ref.sha256()) : delta->target_sha256;
+      if (held_sha != recorded || held_sha != delta->target_sha256) {
+        fs::remove(file, ec);
+        return data_loss("module " + std::to_string(ref.module_id()) + " version " +
+                         std::to_string(v) + " rebuilt from its delta hashes to " + held_sha +
+                         ", the coordinator recorded " + recorded);
+      }
+      verified.insert(file);
+      DIPACO_LOG(kInfo) << "module " << ref.module_id() << " version " << v
+                        << " rebuilt from a delta of " << delta->payload.size() << " bytes";
+    }
+    return Status::ok();
+  }
+
   Status fetch_inputs(const v1::Task& task, TaskAssignment* assignment) {
     fs::create_directories(fs::path(options.cache_dir) / "modules");
     fs::create_directories(fs::path(options.cache_dir) / "shards");
+    auto delta_dtype = from_proto_dtype(task.module_delta_dtype());
+    const bool deltas = delta_dtype.is_ok() && *delta_dtype != WireDtype::kFp32;
     for (const v1::ModuleRef& ref : task.modules()) {
-      std::string file = (fs::path(options.cache_dir) / "modules" /
-                          ("run-" + task.run_id() + ".module-" + std::to_string(ref.module_id()) +
-                           ".v-" + std::to_string(ref.version())))
-                             .string();
+      std::string file = module_file(task.run_id(), ref.module_id(), ref.version());
+      if (deltas && ref.version() > 0 && !fs::exists(file)) {
+        if (Status s = fetch_by_deltas(task, ref, *delta_dtype); !s) {
+          if (s.code() != StatusCode::kNotFound || stop->load() >= 2) {
+            DIPACO_LOG(kWarning) << "delta download refused: " << s.message()
+                                 << "; fetching the whole version";
+          }
+        }
+      }
       DIPACO_RETURN_IF_ERROR(
           download(file, ref.sha256(), [&](grpc::ClientContext& context, uint64_t offset) {
             v1::FetchModuleRequest request;

@@ -54,7 +54,8 @@ TWO_BY_TWO_PATH_SPECIFIC = level((0, 1), 2) + level((2, 2), 2) + level((3, 3), p
 
 
 def grid(name, work, base, steps, h, levels, outer="nesterov", lr=None, momentum=None,
-         dtype="int8", routing="kmeans", shards=1, accum=1, extra_routing="", rescale=False, drop=0.0):
+         dtype="int8", routing="kmeans", shards=1, accum=1, extra_routing="", rescale=False, drop=0.0,
+         downlink="int8"):
     outer_steps = max(1, round(steps / h))
     o = '[outer]\noptimizer = "%s"\nrescale_by_sqrt_paths = %s\n' % (outer, "true" if rescale else "false")
     if drop:
@@ -67,7 +68,7 @@ def grid(name, work, base, steps, h, levels, outer="nesterov", lr=None, momentum
         '[run]\nname = "%s"\ndir = "%s"\nouter_steps = %d\ninner_steps = %d\nworkers = 2\n'
         % (name, os.path.join(work, name), outer_steps, h),
         MODEL, INNER.format(accum=accum), o,
-        '[compression]\ndtype = "%s"\n' % dtype,
+        '[compression]\ndtype = "%s"\ndownlink = "%s"\n' % (dtype, downlink),
         "[grid]\nshards_per_path = %d\n" % shards, levels,
         '[routing]\nmethod = "%s"\nbalanced = true\nbase_checkpoint = "%s"\n%s'
         % (routing, base, extra_routing),
@@ -121,6 +122,7 @@ def main():
         ("DiLoCo k=4 H=50, 50% outer grads dropped", "diloco-h50-drop", grid("diloco-h50-drop", work, base, steps, 50, DENSE, routing="random", shards=4, rescale=False, drop=0.5)),
         ("DiLoCo k=4 H=50, outer SGD (averaging)", "diloco-h50-sgd", grid("diloco-h50-sgd", work, base, steps, 50, DENSE, outer="sgd", routing="random", shards=4),
         ("DiPaCo 2x2 k-means int8", "dipaco-2x2", grid("dipaco-2x2", work, base, steps, h, TWO_BY_TWO)),
+        ("DiPaCo 2x2 k-means int8, fp32 downlink", "dipaco-2x2-fp32-down", grid("dipaco-2x2-fp32-down", work, base, steps, h, TWO_BY_TWO, downlink="fp32")),
         ("DiPaCo 2x2 k-means int8, sqrt(P) rescale", "dipaco-2x2-rescale", grid("dipaco-2x2-rescale", work, base, steps, h, TWO_BY_TWO, rescale=True)),
         ("DiPaCo 2x2, last level per path", "dipaco-2x2-ps", grid("dipaco-2x2-ps", work, base, steps, h, TWO_BY_TWO_PATH_SPECIFIC)),
         ("DiPaCo 4x4 k-means int8", "dipaco-4x4", grid("dipaco-4x4", work, base, steps, h, FOUR_BY_FOUR)),

@@ -257,6 +257,7 @@ Result<GridSpec> parse_grid_spec(const std::string& text, const std::string& sou
   g.levels.clear();
   int vocab = 0, kv_heads = 0;
   std::string outer_name = "nesterov", dtype_name = wire_dtype_name(g.dtype);
+  std::string downlink_name = wire_dtype_name(g.downlink);
   std::string method_name = routing_method_name(g.routing.method);
   const int64_t kMax = std::numeric_limits<int64_t>::max();
   // The outer optimizer's defaults depend on its kind: read the kind first.
@@ -287,7 +288,8 @@ Result<GridSpec> parse_grid_spec(const std::string& text, const std::string& sou
         toml_bool("rescale_by_sqrt_paths", &g.aggregation.rescale_by_sqrt_paths),
         toml_double("drop_fraction", &g.aggregation.drop_fraction)}},
       {"compression",
-       {toml_string("dtype", &dtype_name), toml_bool("error_feedback", &g.error_feedback)}},
+       {toml_string("dtype", &dtype_name), toml_bool("error_feedback", &g.error_feedback),
+        toml_string("downlink", &downlink_name)}},
       {"routing",
        {toml_string("method", &method_name), toml_bool("balanced", &g.routing.balanced),
         toml_bool("top2", &g.routing.top2),
@@ -324,6 +326,10 @@ Result<GridSpec> parse_grid_spec(const std::string& text, const std::string& sou
   if (!dtype.is_ok())
     return invalid_argument(source + ": compression.dtype: " + dtype.status().message());
   g.dtype = *dtype;
+  auto downlink = parse_wire_dtype(downlink_name);
+  if (!downlink.is_ok())
+    return invalid_argument(source + ": compression.downlink: " + downlink.status().message());
+  g.downlink = *downlink;
   auto method = parse_routing_method(method_name);
   if (!method.is_ok()) return method.status().with_context(source);
   g.routing.method = *method;
@@ -366,7 +372,7 @@ std::string GridSpec::to_toml() const {
     << "\nrescale_by_sqrt_paths = " << b(aggregation.rescale_by_sqrt_paths)
     << "\ndrop_fraction = " << f(aggregation.drop_fraction)
     << "\n\n[compression]\ndtype = " << q(wire_dtype_name(dtype))
-    << "\nerror_feedback = " << b(error_feedback)
+    << "\nerror_feedback = " << b(error_feedback) << "\ndownlink = " << q(wire_dtype_name(downlink))
     << "\n\n[grid]\nshards_per_path = " << shards_per_path << "\n";
   for (const GridLevel& l : levels) {
     o << "\n[[grid.level]]\nblocks = [" << l.first_block << ", " << l.last_block << "]\n";

@@ -84,8 +84,11 @@ struct GridSpec {
   OuterOptimizerConfig outer;
   AggregationOptions aggregation;  // rescale_by_sqrt_paths, drop_fraction (seeded by `seed`)
   // [compression]
-  WireDtype dtype = WireDtype::kInt8;
+  WireDtype dtype = WireDtype::kInt8;  // outer gradients, worker → coordinator
   bool error_feedback = true;
+  // Module versions after version 0, coordinator → a worker that holds the previous version:
+  // the quantized difference (module_delta.h); fp32 sends whole versions only.
+  WireDtype downlink = WireDtype::kInt8;
   // [grid]
   std::vector<GridLevel> levels;  // default: one level over all blocks, one module
   int shards_per_path = 1;

@@ -141,6 +141,7 @@ grpc::Status CoordinatorService::LeaseTask(grpc::ServerContext* context,
   task->set_batch_size(config->batch_size);
   task->set_seq_len(config->seq_len);
   task->set_gradient_dtype(to_proto_dtype(config->gradient_dtype));
+  task->set_module_delta_dtype(to_proto_dtype(config->module_delta_dtype));
   task->set_lease_deadline_unix_ms(static_cast<uint64_t>(grant.deadline_ms));
   task->set_model_config_toml(config->model_config_toml);
   task->set_data_seed(config->data_seed);
@@ -252,6 +253,26 @@ grpc::Status CoordinatorService::FetchModule(grpc::ServerContext* context,
     return bad(grpc::StatusCode::NOT_FOUND, "run " + request->run_id() + " has no module " +
                                                 std::to_string(request->module_id()) + " version " +
                                                 std::to_string(request->version()));
+  if (request->as_delta()) {
+    // The delta's own hash travels with its chunks; its content names the versions it joins
+    // (the worker checks the rebuilt version against the recorded sha256).
+    if (!options_.hooks.module_delta_file || request->version() == 0)
+      return bad(grpc::StatusCode::NOT_FOUND,
+                 "no delta for module " + std::to_string(request->module_id()) + " version " +
+                     std::to_string(request->version()) + "; fetch the whole version");
+    auto config = coordinator_.run_config(*run);
+    if (!config.is_ok()) return to_grpc(config.status());
+    auto delta =
+        options_.hooks.module_delta_file(*run, *config, request->module_id(), request->version());
+    if (!delta.is_ok()) return to_grpc(delta.status());
+    struct stat info {};
+    if (stat(delta->c_str(), &info) != 0)
+      return bad(grpc::StatusCode::NOT_FOUND,
+                 "module " + std::to_string(request->module_id()) + " version " +
+                     std::to_string(request->version()) +
+                     " has no delta on this coordinator; fetch the whole version");
+    return stream_file(context, *delta, "", request->offset_bytes(), writer);
+  }
   auto expected = from_hex((*ref)->sha256);
   if (!expected.is_ok() || expected->size() != 32)
     return bad(grpc::StatusCode::DATA_LOSS, "module " + std::to_string(request->module_id()) +

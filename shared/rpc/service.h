@@ -27,7 +27,9 @@
 // Downloads (FetchModule, FetchShard) stream files in chunks of `download_chunk_bytes`, each
 // with the total size and the sha256 of the whole file; a request may resume at an offset.
 // Module checkpoints are verified against their recorded sha256 before the first byte is sent
-// (once per file, cached by path, size and mtime).
+// (once per file, cached by path, size and mtime). FetchModule with as_delta streams the delta
+// file of RunHooks::module_delta_file instead (NOT_FOUND when there is none); its chunks carry
+// the delta file's hash, and the worker checks what it rebuilds against the recorded version.
 #pragma once
 
 #include <array>

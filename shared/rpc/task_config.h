@@ -42,6 +42,8 @@ struct TaskConfig {
   uint32_t batch_size = 0;
   uint32_t seq_len = 0;
   WireDtype gradient_dtype = WireDtype::kInt8;
+  // Module versions as quantized deltas (FetchModuleRequest.as_delta); fp32: whole versions only.
+  WireDtype module_delta_dtype = WireDtype::kFp32;
   uint64_t data_seed = 0;
   std::map<uint32_t, ModuleLayout> modules;  // every module id of the run
 };
@@ -56,6 +58,11 @@ struct RunHooks {
   std::function<Result<std::string>(int64_t run_id, const std::string& run_config,
                                     uint32_t shard_id)>
       shard_file;
+  // The delta file that builds `version` of a module from version − 1 (module_delta.h), or
+  // kNotFound. Null: FetchModule serves whole versions only.
+  std::function<Result<std::string>(int64_t run_id, const std::string& run_config,
+                                    uint32_t module_id, uint64_t version)>
+      module_delta_file;
 };
 
 // Aggregation: called (from one background thread of RpcServer, or by an embedding program) for

@@ -60,6 +60,7 @@ RunHooks grid_run_hooks(int threads, FILE* log) {
     t.batch_size = static_cast<uint32_t>(grid->inner.batch_size);
     t.seq_len = static_cast<uint32_t>(grid->inner.seq_len);
     t.gradient_dtype = grid->dtype;
+    t.module_delta_dtype = grid->downlink;
     t.data_seed = grid->data_seed;
     ParamLayout layout(grid->model);
     for (int id = 0; id < grid->num_modules(); ++id) {
@@ -75,6 +76,17 @@ RunHooks grid_run_hooks(int threads, FILE* log) {
       return not_found("run " + std::to_string(run_id) + " has no shard " +
                        std::to_string(shard_id));
     return RunLayout{grid->dir}.shard(shard_id);
+  };
+  hooks.module_delta_file = [cache](int64_t run_id, const std::string& config, uint32_t module_id,
+                                    uint64_t version) -> Result<std::string> {
+    DIPACO_ASSIGN_OR_RETURN(std::shared_ptr<const GridSpec> grid, cache->get(run_id, config));
+    if (module_id >= static_cast<uint32_t>(grid->num_modules()))
+      return not_found("run " + std::to_string(run_id) + " has no module " +
+                       std::to_string(module_id));
+    if (grid->downlink == WireDtype::kFp32)
+      return not_found("run " + std::to_string(run_id) +
+                       " sends whole module versions (compression.downlink = \"fp32\")");
+    return RunLayout{grid->dir}.module_delta(module_id, version);
   };
   return hooks;
 }

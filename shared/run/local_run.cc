@@ -20,6 +20,7 @@
 #include "model/model.h"
 #include "run/document_eval.h"
 #include "run/module_aggregator.h"
+#include "run/module_cache.h"
 #include "run/module_files.h"
 #include "run/path_task.h"
 #include "run/round_traffic.h"
@@ -61,9 +62,15 @@ struct RunShared {
   const std::atomic<bool>* stop;
   std::atomic<bool> finished{false};
   std::atomic<bool> failed{false};
-  std::mutex mutex;  // guards error, last_train_loss, output lines
+  std::mutex mutex;  // guards error, last_train_loss, traffic, output lines
   Status error;
   std::map<uint32_t, double> last_train_loss;
+  // Payload bytes the tasks of each outer step moved, counted before the push (so a step's
+  // count is complete once its modules are aggregated); path-specific modules apart.
+  struct StepTraffic {
+    uint64_t up = 0, down = 0, path_local = 0;
+  };
+  std::map<uint64_t, StepTraffic> traffic;
 
   bool should_stop() const {
     return finished.load() || failed.load() || (stop != nullptr && stop->load());
@@ -110,6 +117,7 @@ void worker_main(RunShared* shared, int index) {
   auto trainer = PathTrainer::create(&backend, grid.model, grid.inner);
   if (!trainer.is_ok()) return shared->fail(trainer.status().with_context(worker_id));
   ParamLayout layout(grid.model);
+  ModuleCache modules(shared->layout, grid.downlink);
   auto reg = c.register_worker({worker_id, hostname(), backend.name(), DIPACO_VERSION});
   if (!reg.is_ok()) return shared->fail(reg.status());
 
@@ -128,15 +136,17 @@ void worker_main(RunShared* shared, int index) {
     spec.outer_step = task.outer_step;
     spec.inner_steps = task.inner_steps;
     spec.data_seed = grid.data_seed;
+    std::vector<uint64_t> fetched_bytes;
     for (const ModuleRef& ref : task.modules) {
       TaskModule m;
       m.module_id = ref.module_id;
       m.range = grid.module_range(layout, static_cast<int>(ref.module_id));
       m.dtype = module_wire_dtype(grid, static_cast<int>(ref.module_id));
       m.error_feedback = grid.error_feedback;
-      auto params = read_module_version(ref.checkpoint, ref.module_id, m.range.count, ref.sha256);
-      if (!params.is_ok()) return shared->fail(params.status());
-      m.params = std::move(params).value();
+      auto fetched = modules.fetch(ref, m.range.count);
+      if (!fetched.is_ok()) return shared->fail(fetched.status());
+      m.params = std::move(fetched->params);
+      fetched_bytes.push_back(fetched->bytes);
       spec.modules.push_back(std::move(m));
     }
     const std::string state_file = shared->layout.task_state(task.path_id, task.shard_id);
@@ -165,6 +175,23 @@ void worker_main(RunShared* shared, int index) {
     // task from the old state, which the coordinator refuses as already done; the other order
     // at worst repeats a task's data.
     if (Status s = save_path_task_state(state_file, state); !s) return shared->fail(s);
+    double up = 0, down = 0;
+    {
+      std::lock_guard<std::mutex> lock(shared->mutex);
+      RunShared::StepTraffic& t = shared->traffic[task.outer_step];
+      for (size_t i = 0; i < spec.modules.size(); ++i) {
+        const uint64_t sent = result->gradients[i].payload.size();
+        const int level = grid.module_level(static_cast<int>(spec.modules[i].module_id));
+        if (grid.levels[static_cast<size_t>(level)].path_specific) {
+          t.path_local += fetched_bytes[i] + sent;
+        } else {
+          t.down += fetched_bytes[i];
+          t.up += sent;
+        }
+        down += static_cast<double>(fetched_bytes[i]);
+        up += static_cast<double>(sent);
+      }
+    }
     if (Status s = push_gradient(c, task.lease_id, result->gradients); !s) {
       if (s.code() == StatusCode::kUnavailable) continue;  // the lease died meanwhile
       return shared->fail(s);
@@ -175,11 +202,6 @@ void worker_main(RunShared* shared, int index) {
          static_cast<uint64_t>(result->inner_steps_done), "train_loss", result->mean_loss, 0},
         {shared->run_id, task.path_id, task.outer_step,
          static_cast<uint64_t>(result->inner_steps_done), "tokens_per_second", tps, 0}};
-    double up = 0, down = 0;
-    for (size_t i = 0; i < spec.modules.size(); ++i) {
-      down += static_cast<double>(spec.modules[i].params.size() * sizeof(float));
-      up += static_cast<double>(result->gradients[i].payload.size());
-    }
     points.push_back({shared->run_id, task.path_id, task.outer_step, 0, "bytes_down", down, 0});
     points.push_back({shared->run_id, task.path_id, task.outer_step, 0, "bytes_up", up, 0});
     (void)c.report_metrics(points);
@@ -270,15 +292,20 @@ Result<LocalRunResult> run_local(const GridSpec& input, const LocalRunOptions& o
     }
     const uint64_t version = min_version(*st);
     if (version > completed_steps && metrics != nullptr) {
-      const RoundTraffic t = round_traffic(grid, ParamLayout(grid.model));
+      const RoundTraffic estimate = round_traffic(grid, ParamLayout(grid.model));
       for (uint64_t k = completed_steps + 1; k <= version; ++k) {
+        RunShared::StepTraffic t;
+        {
+          std::lock_guard<std::mutex> lock(shared.mutex);
+          t = shared.traffic[k - 1];  // version k is the end of outer step k − 1
+        }
         std::fprintf(metrics,
                      "{\"outer_step\": %llu, \"bytes_up\": %llu, \"bytes_down\": %llu, "
                      "\"bytes_path_local\": %llu, \"data_parallel_bytes\": %llu}\n",
                      static_cast<unsigned long long>(k), static_cast<unsigned long long>(t.up),
                      static_cast<unsigned long long>(t.down),
                      static_cast<unsigned long long>(t.path_local),
-                     static_cast<unsigned long long>(t.data_parallel));
+                     static_cast<unsigned long long>(estimate.data_parallel));
       }
       std::fflush(metrics);
     }
@@ -289,6 +316,7 @@ Result<LocalRunResult> run_local(const GridSpec& input, const LocalRunOptions& o
         std::error_code ignored;
         std::filesystem::remove(layout.module_version(static_cast<uint32_t>(id), k), ignored);
         std::filesystem::remove(layout.outer_state(static_cast<uint32_t>(id), k), ignored);
+        std::filesystem::remove(layout.module_delta(static_cast<uint32_t>(id), k), ignored);
       }
     }
     completed_steps = version;
@@ -343,9 +371,17 @@ Result<LocalRunResult> run_local(const GridSpec& input, const LocalRunOptions& o
     return result;
   }
 
-  DIPACO_ASSIGN_OR_RETURN(LocalRunResult final_result,
-                          write_run_results(grid, layout, plan, evaluator, shared.last_train_loss,
-                                            out, result.seconds));
+  // A run this process saw whole counts its traffic as measured; a resumed one misses the tasks
+  // of the earlier process and reports the estimate.
+  MeasuredTraffic measured;
+  for (const auto& [step, t] : shared.traffic) {
+    measured.up += t.up;
+    measured.down += t.down;
+  }
+  DIPACO_ASSIGN_OR_RETURN(
+      LocalRunResult final_result,
+      write_run_results(grid, layout, plan, evaluator, shared.last_train_loss, out, result.seconds,
+                        planned.resumed ? nullptr : &measured));
   return final_result;
 }
 

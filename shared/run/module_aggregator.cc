@@ -4,7 +4,10 @@
 #include <filesystem>
 
 #include "compress/codec.h"
+#include "compress/quantized_delta.h"
+#include "run/module_delta.h"
 #include "run/module_files.h"
+#include "util/sha256.h"
 
 namespace dipaco {
 
@@ -28,9 +31,9 @@ Result<AggregationOutcome> ModuleAggregator::apply(const AggregationDecision& d)
   const WireDtype dtype = module_wire_dtype(grid_, id);
   const bool path_specific =
       grid_.levels[static_cast<size_t>(grid_.module_level(id))].path_specific;
+  const std::string base_file = layout_.module_version(d.module_id, d.outer_step);
   DIPACO_ASSIGN_OR_RETURN(std::vector<float> theta,
-                          read_module_version(layout_.module_version(d.module_id, d.outer_step),
-                                              d.module_id, range.count));
+                          read_module_version(base_file, d.module_id, range.count));
 
   AggregationOutcome out;
   out.module_id = d.module_id;
@@ -71,22 +74,51 @@ Result<AggregationOutcome> ModuleAggregator::apply(const AggregationDecision& d)
     options = AggregationOptions{};
   }
   DIPACO_ASSIGN_OR_RETURN(OuterOptimizer optimizer, OuterOptimizer::create(config, range.count));
+  std::vector<float> downlink_residual;  // empty: zeros
   if (d.outer_step > 0) {
     const std::string previous = layout_.outer_state(d.module_id, d.outer_step);
     if (std::filesystem::exists(previous)) {
-      DIPACO_ASSIGN_OR_RETURN(OuterOptimizerState state, read_outer_state(previous));
+      DIPACO_ASSIGN_OR_RETURN(OuterOptimizerState state,
+                              read_outer_state(previous, &downlink_residual));
       DIPACO_RETURN_IF_ERROR(optimizer.load_state(std::move(state)).with_context(previous));
     }
   }
+  const bool quantized_downlink = grid_.downlink != WireDtype::kFp32;
+  std::vector<float> base;
+  if (quantized_downlink) base = theta;
   if (!reports.empty()) {
     DIPACO_ASSIGN_OR_RETURN(out.step, module_outer_step(theta, reports, options, d.outer_step,
                                                         d.module_id, &optimizer, &scratch_));
   }
-  DIPACO_RETURN_IF_ERROR(
-      write_outer_state(layout_.outer_state(d.module_id, out.new_version), optimizer.state()));
+  // With a quantized downlink the version published is the one workers rebuild from the delta
+  // (module_delta.h), not the optimizer's target; the difference is fed back next round.
+  ModuleDelta delta;
+  if (quantized_downlink) {
+    const std::vector<float> target = std::move(theta);
+    if (Status s = publish_quantized_step(grid_.downlink, base, target, &downlink_residual,
+                                          &delta.payload, &theta);
+        !s) {
+      return s.with_context("module " + std::to_string(d.module_id) + " outer step " +
+                            std::to_string(d.outer_step) + " downlink delta");
+    }
+  }
+  DIPACO_RETURN_IF_ERROR(write_outer_state(layout_.outer_state(d.module_id, out.new_version),
+                                           optimizer.state(), downlink_residual));
   const std::string file = layout_.module_version(d.module_id, out.new_version);
   DIPACO_ASSIGN_OR_RETURN(std::string sha,
                           write_module_version(file, d.module_id, out.new_version, theta));
+  if (quantized_downlink) {
+    delta.module_id = d.module_id;
+    delta.version = out.new_version;
+    delta.dtype = grid_.downlink;
+    delta.num_params = range.count;
+    DIPACO_ASSIGN_OR_RETURN(delta.base_sha256, sha256_file_hex(base_file));
+    delta.target_sha256 = sha;
+    delta.target_params_sha256 = params_sha256_hex(theta);
+    DIPACO_RETURN_IF_ERROR(
+        write_module_delta(layout_.module_delta(d.module_id, out.new_version), delta));
+    out.delta_bytes = delta.payload.size();
+  }
   DIPACO_RETURN_IF_ERROR(
       coordinator_->complete_aggregation(run_id_, d.module_id, d.outer_step, file, sha));
   return out;

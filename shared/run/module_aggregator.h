@@ -7,6 +7,9 @@
 //   θ_{s+1}    the outer optimizer's step (Nesterov by default; plain replacement θ − Δ for a
 //              path-specific module, whose single path owns it), written atomically with the
 //              optimizer state, then recorded through Coordinator::complete_aggregation.
+//              With a quantized downlink (grid.downlink) θ_{s+1} is θ_s plus the quantized
+//              step (compress/quantized_delta.h), written also as modules/m<id>/delta-v<s+1>;
+//              the downlink residual lives in the outer-state file, so a restart resumes it.
 //
 // Idempotent: applying the same decision again rewrites the same files and completes nothing
 // twice, so a coordinator killed between the file writes and the commit redoes it on restart.
@@ -33,7 +36,8 @@ struct AggregationOutcome {
   uint32_t module_id = 0;
   uint64_t new_version = 0;
   ModuleOuterStepResult step;
-  uint64_t bytes_up = 0;  // payload bytes of the reports
+  uint64_t bytes_up = 0;     // payload bytes of the reports
+  uint64_t delta_bytes = 0;  // payload bytes of the published delta (0: fp32 downlink)
 };
 
 class ModuleAggregator {

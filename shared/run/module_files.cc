@@ -51,8 +51,16 @@ Result<std::vector<float>> read_module_version(const std::string& path, uint32_t
   return v;
 }
 
-Status write_outer_state(const std::string& path, const OuterOptimizerState& state) {
+Status write_outer_state(const std::string& path, const OuterOptimizerState& state,
+                         std::span<const float> downlink_residual) {
   std::vector<SafetensorsWriteItem> items;
+  if (!downlink_residual.empty()) {
+    items.push_back({"downlink_residual",
+                     "F32",
+                     {static_cast<int64_t>(downlink_residual.size())},
+                     downlink_residual.data(),
+                     downlink_residual.size() * sizeof(float)});
+  }
   if (!state.values.empty()) {
     items.push_back({"state",
                      "F32",
@@ -66,8 +74,18 @@ Status write_outer_state(const std::string& path, const OuterOptimizerState& sta
                             {"values", std::to_string(state.values.size())}});
 }
 
-Result<OuterOptimizerState> read_outer_state(const std::string& path) {
+Result<OuterOptimizerState> read_outer_state(const std::string& path,
+                                             std::vector<float>* downlink_residual) {
   DIPACO_ASSIGN_OR_RETURN(SafetensorsFile f, SafetensorsFile::open(path));
+  if (downlink_residual != nullptr) {
+    downlink_residual->clear();
+    if (const SafetensorsTensor* r = f.find("downlink_residual")) {
+      if (r->dtype != "F32" || r->bytes % sizeof(float) != 0)
+        return data_loss(path + ": tensor 'downlink_residual' must be F32");
+      downlink_residual->resize(r->bytes / sizeof(float));
+      std::memcpy(downlink_residual->data(), f.data(*r), r->bytes);
+    }
+  }
   OuterOptimizerState state;
   DIPACO_ASSIGN_OR_RETURN(uint64_t step, f.metadata_uint("step"));
   DIPACO_ASSIGN_OR_RETURN(uint64_t values, f.metadata_uint("values"));

@@ -2,7 +2,10 @@
 // rename), so a crash leaves either the old file or the new one.
 //
 //   module version   tensor "params" F32 [n]; metadata module_id, version, num_params
-//   outer state      tensor "state" F32 [m] (m may be 0: no tensor); metadata step, kind
+//   outer state      tensor "state" F32 [m] (m may be 0: no tensor); metadata step, kind;
+//                    tensor "downlink_residual" F32 [n] when the downlink is quantized (the
+//                    error feedback of module_delta.h), in the same file so that the optimizer
+//                    state and the residual are always of the same step
 //   path model       one tensor per ParamLayout tensor (Hugging Face Llama names), F32;
 //                    metadata format "dipaco-path/1", model_config, path_id
 #pragma once
@@ -28,8 +31,12 @@ Result<std::vector<float>> read_module_version(const std::string& path, uint32_t
                                                size_t num_params,
                                                const std::string& expected_sha256 = "");
 
-Status write_outer_state(const std::string& path, const OuterOptimizerState& state);
-Result<OuterOptimizerState> read_outer_state(const std::string& path);
+// `downlink_residual` empty: none stored (fp32 downlink).
+Status write_outer_state(const std::string& path, const OuterOptimizerState& state,
+                         std::span<const float> downlink_residual = {});
+// *downlink_residual (when given) is cleared when the file stores none.
+Result<OuterOptimizerState> read_outer_state(const std::string& path,
+                                             std::vector<float>* downlink_residual = nullptr);
 
 // A path's whole model, loadable by `dipaco export` and by Model::set_params. `extra` adds
 // metadata (the runner records the validation result the model was kept for).

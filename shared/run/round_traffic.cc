@@ -15,6 +15,9 @@ RoundTraffic round_traffic(const GridSpec& grid, const ParamLayout& layout) {
         t.path_local += shards * (n * sizeof(float) + encoded_size(module_wire_dtype(grid, id), n));
       } else {
         t.down += shards * n * sizeof(float);
+        t.down_delta +=
+            shards * (grid.downlink == WireDtype::kFp32 ? n * sizeof(float)
+                                                        : encoded_size(grid.downlink, n));
         t.up += shards * encoded_size(module_wire_dtype(grid, id), n);
       }
     }

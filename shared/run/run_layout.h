@@ -8,7 +8,9 @@
 //   shards/shard-<s>.tok        training documents of shard s (token file)
 //   shards/val-<p>.tok          validation documents routed to path p
 //   modules/m<id>/v<k>.safetensors      module id at version k (after k outer steps)
-//   modules/m<id>/outer-v<k>.safetensors its outer optimizer's state after step k
+//   modules/m<id>/outer-v<k>.safetensors its outer optimizer's state after step k (and the
+//                                        downlink's error-feedback residual)
+//   modules/m<id>/delta-v<k>.safetensors version k as a quantized delta from k-1 (module_delta.h)
 //   state/path-<p>-shard-<s>.safetensors a task's inner state: AdamW, data position, residuals
 //   paths/path-<p>.safetensors  each path's full model at the end (export reads these)
 //   metrics.jsonl, run.json, summary.md
@@ -43,6 +45,9 @@ struct RunLayout {
   }
   std::string outer_state(uint32_t module_id, uint64_t version) const {
     return module_dir(module_id) + "/outer-v" + std::to_string(version) + ".safetensors";
+  }
+  std::string module_delta(uint32_t module_id, uint64_t version) const {
+    return module_dir(module_id) + "/delta-v" + std::to_string(version) + ".safetensors";
   }
   std::string state_dir() const { return dir + "/state"; }
   std::string task_state(uint32_t path_id, uint32_t shard_id) const {

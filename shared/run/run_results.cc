@@ -102,13 +102,14 @@ Result<EvalSum> PathEvaluator::evaluate(uint64_t version, std::vector<double>* l
 Result<LocalRunResult> write_run_results(const GridSpec& grid, const RunLayout& layout,
                                          const ShardPlan& plan, const PathEvaluator& evaluator,
                                          const std::map<uint32_t, double>& last_train_loss,
-                                         FILE* out, double seconds) {
+                                         FILE* out, double seconds,
+                                         const MeasuredTraffic* measured) {
   LocalRunResult result;
   result.seconds = seconds;
   const ParamLayout pl(grid.model);
   const int P = grid.num_paths();
-  // Results: paths, traffic (of the completed tasks; derived from the grid, so a resumed run
-  // reports the whole run), run.json, summary.md.
+  // Results: paths, traffic (measured, or derived from the grid so that a resumed run reports
+  // the whole run), run.json, summary.md.
   result.outer_steps = grid.outer_steps;
   // The routed loss of the models the run keeps (each path's best version with keep_best):
   // what an export of paths/ scores on the same validation documents.
@@ -117,8 +118,9 @@ Result<LocalRunResult> write_run_results(const GridSpec& grid, const RunLayout& 
   result.routed_val_loss = kept.mean();
   result.routed_val_tokens = kept.tokens;
   const RoundTraffic per_round = round_traffic(grid, pl);
-  result.bytes_up = per_round.up * grid.outer_steps;
-  result.bytes_down = per_round.down * grid.outer_steps;
+  result.bytes_up = measured != nullptr ? measured->up : per_round.up * grid.outer_steps;
+  result.bytes_down =
+      measured != nullptr ? measured->down : run_bytes_down(per_round, grid.outer_steps);
   result.bytes_path_local = per_round.path_local * grid.outer_steps;
   result.data_parallel_bytes = per_round.data_parallel * grid.outer_steps;
   result.tokens = per_round.tokens * grid.outer_steps;
@@ -169,6 +171,8 @@ Result<LocalRunResult> write_run_results(const GridSpec& grid, const RunLayout& 
     << ", \"bytes_down\": " << result.bytes_down
     << ", \"bytes_path_local\": " << result.bytes_path_local
     << ", \"data_parallel_bytes\": " << result.data_parallel_bytes
+    << ", \"downlink\": " << json_quote(wire_dtype_name(grid.downlink))
+    << ", \"counted\": " << (measured != nullptr ? "\"measured\"" : "\"estimated\"")
     << "},\n  \"tokens\": " << result.tokens << ",\n  \"dipaco_version\": \"" << DIPACO_VERSION
     << "\"\n}\n";
   DIPACO_RETURN_IF_ERROR(write_file_atomically(layout.run_json(), j.str()));

@@ -52,11 +52,20 @@ class PathEvaluator {
   std::vector<uint64_t> best_step_;
 };
 
+// Bytes a run's tasks moved, counted as they moved them (payload bytes, round_traffic.h).
+struct MeasuredTraffic {
+  uint64_t up = 0;
+  uint64_t down = 0;
+};
+
 // Writes run.json and summary.md of a finished run (the kept models are already in paths/)
 // and returns its summary. `last_train_loss` may be empty; `seconds` is the wall time to report.
+// Traffic: `measured` when given (a run whose every task this process saw), else the estimate
+// of round_traffic.h (first outer step whole, later ones as deltas); run.json says which.
 Result<LocalRunResult> write_run_results(const GridSpec& grid, const RunLayout& layout,
                                          const ShardPlan& plan, const PathEvaluator& evaluator,
                                          const std::map<uint32_t, double>& last_train_loss,
-                                         FILE* out, double seconds);
+                                         FILE* out, double seconds,
+                                         const MeasuredTraffic* measured = nullptr);
 
 }  // namespace dipaco

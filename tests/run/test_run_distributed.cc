@@ -1,8 +1,9 @@
 // A grid trained over gRPC: `dipaco serve --grid` plans the run (routing, shards, version 0),
 // a `dipaco work` process trains paths with the real path trainer and pushes int8 outer
-// gradients, the coordinator's outer optimizer makes the versions. With one worker on one thread
-// every task sees the same inputs and state as a local run's single worker, so the final modules
-// must match `dipaco run`'s.
+// gradients, the coordinator's outer optimizer makes the versions, and the worker fetches every
+// version after the first as an int8 delta that rebuilds the coordinator's file byte for byte. With
+// one worker on one thread every task sees the same inputs and state as a local run's single
+// worker, so the final modules must match `dipaco run`'s.
 #include <sqlite3.h>
 
 #include <QFile>
@@ -94,7 +95,8 @@ class RunDistributedTest : public QObject {
     }
     QVERIFY2(port > 0, "dipaco serve did not report its port");
     QProcess work;
-    work.setProcessChannelMode(QProcess::ForwardedErrorChannel);
+    const QString work_log = dir.filePath("work.log");
+    work.setStandardErrorFile(work_log);
     work.start(DIPACO_CLI_PATH,
                {"work", "--address", QString("127.0.0.1:%1").arg(port), "--insecure",
                 "--token-file", dir.filePath("worker.token"), "--cache-dir", dir.filePath("cache"),
@@ -116,6 +118,22 @@ class RunDistributedTest : public QObject {
     // The coordinator finished the run as `dipaco run` does: paths/, run.json, summary.md.
     for (const char* f : {"run/run.json", "run/summary.md", "run/paths/path-3.safetensors"})
       QVERIFY2(QFile::exists(dir.filePath(f)), f);
+
+    // The worker built versions 1 and 2 of every module from int8 deltas (one worker holds
+    // every previous version), and what it built is the coordinator's version, byte for byte.
+    QFile log_file(work_log);
+    QVERIFY(log_file.open(QIODevice::ReadOnly));
+    const QString worker_log = QString::fromUtf8(log_file.readAll());
+    for (int id = 0; id < local->num_modules(); ++id) {
+      for (int v = 1; v <= 2; ++v) {
+        const QString line = QString("module %1 version %2 rebuilt from a delta").arg(id).arg(v);
+        QVERIFY2(worker_log.contains(line), qPrintable(line));
+      }
+      QFile cached(dir.filePath(QString("cache/modules/run-1.module-%1.v-2").arg(id)));
+      QFile stored(dir.filePath(QString("run/modules/m%1/v2.safetensors").arg(id)));
+      QVERIFY(cached.open(QIODevice::ReadOnly) && stored.open(QIODevice::ReadOnly));
+      QVERIFY(cached.readAll() == stored.readAll());
+    }
 
     // Every module's last version equals the local run's.
     ModelConfig model = local->model;

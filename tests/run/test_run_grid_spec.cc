@@ -41,6 +41,8 @@ class RunGridSpecTest : public QObject {
     QCOMPARE(g.outer.lr, 0.7f);
     QCOMPARE(g.outer.momentum, 0.9f);
     QCOMPARE(g.inner.steps, static_cast<int64_t>(g.outer_steps) * g.inner_steps);
+    // Module versions after the first travel as int8 deltas (measured: docs/reproduction.md).
+    QCOMPARE(g.downlink, WireDtype::kInt8);
     // One module over all blocks is the whole parameter buffer.
     ParamLayout layout(g.model);
     QCOMPARE(g.module_range(layout, 0).count, layout.total());
@@ -103,7 +105,7 @@ class RunGridSpecTest : public QObject {
   void toTomlRoundTrips() {
     GridSpec g = parse_ok(std::string(kModel) +
                           "[run]\nname = \"x\\\"y\"\nouter_steps = 7\n[compression]\ndtype = "
-                          "\"int4\"\n[outer]\nrescale_by_sqrt_paths = true\n"
+                          "\"int4\"\ndownlink = \"bf16\"\n[outer]\nrescale_by_sqrt_paths = true\n"
                           "[[grid.level]]\nblocks = [0, 1]\nmodules = 2\n"
                           "[[grid.level]]\nblocks = [2, 3]\npath_specific = true\n");
     std::string toml = g.to_toml();
@@ -111,6 +113,7 @@ class RunGridSpecTest : public QObject {
     QCOMPARE(back.to_toml(), toml);
     QCOMPARE(back.name, std::string("x\"y"));
     QCOMPARE(back.dtype, WireDtype::kInt4);
+    QCOMPARE(back.downlink, WireDtype::kBf16);
     QVERIFY(back.aggregation.rescale_by_sqrt_paths);
     QVERIFY(back.levels[1].path_specific);
   }
@@ -124,6 +127,8 @@ class RunGridSpecTest : public QObject {
     QVERIFY(contains(parse_error(m + "[outer]\nlrr = 1\n"), "did you mean 'outer.lr'"));
     QVERIFY(contains(parse_error(m + "[outer]\nlr = -1\n"), "lr"));
     QVERIFY(contains(parse_error(m + "[compression]\ndtype = \"int3\"\n"), "compression.dtype"));
+    QVERIFY(
+        contains(parse_error(m + "[compression]\ndownlink = \"fp16\"\n"), "compression.downlink"));
     QVERIFY(
         contains(parse_error(m + "[routing]\nmethod = \"product_kmeans\"\n"), "two shared levels"));
     QVERIFY(contains(parse_error(m + "[routing]\nmethod = \"discriminative\"\n"),

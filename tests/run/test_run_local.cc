@@ -4,16 +4,19 @@
 // discriminative router run; bad inputs are refused with errors that say what to change.
 #include <QTemporaryDir>
 #include <QtTest>
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <filesystem>
 
 #include "run/local_run.h"
+#include "run/module_delta.h"
 #include "run/module_files.h"
 #include "run/run_layout.h"
 #include "run_test_data.h"
 #include "test_support.h"
 #include "util/atomic_file.h"
+#include "util/sha256.h"
 
 using namespace dipaco;
 using dipaco::test::contains;
@@ -171,6 +174,67 @@ class RunLocalTest : public QObject {
     QVERIFY(!rest->interrupted);
     double diff = max_path_difference(a.dir, b.dir, 4);
     QVERIFY2(diff < 1e-5, std::to_string(diff).c_str());
+  }
+
+  void quantizedDownlinkPublishesWhatWorkersRebuild() {
+    // One worker: after the first outer step it holds every module's previous version, so each
+    // later step fetches every module once, as an int8 delta.
+    GridSpec g = grid_of(tiny_grid(dir_.path(), kTwoByTwo, kFastRouting));
+    g.dir = dir_.filePath("downlink-int8").toStdString();
+    QCOMPARE(g.downlink, WireDtype::kInt8);
+    auto r = run_quietly(g);
+    QVERIFY2(r, r.status().message().c_str());
+    ModelConfig resolved = g.model;
+    resolved.vocab_size = static_cast<int>(dipaco::test::kTinyVocab);
+    ParamLayout pl(resolved);
+    RunLayout l{g.dir};
+    uint64_t whole = 0, deltas = 0;
+    for (int id = 0; id < g.num_modules(); ++id) {
+      const auto m = static_cast<uint32_t>(id);
+      const size_t n = g.module_range(pl, id).count;
+      whole += n * sizeof(float);
+      deltas += encoded_size(WireDtype::kInt8, n);
+      // Version 3 rebuilt from version 2 and its delta is the stored version 3, bit for bit:
+      // the same values, and written out, the same file the coordinator recorded.
+      auto v2 = read_module_version(l.module_version(m, 2), m, n);
+      auto delta = read_module_delta(l.module_delta(m, 3), m, 3, n);
+      QVERIFY2(v2 && delta, "version 2 or the delta to version 3 is missing");
+      auto rebuilt = rebuild_module_version(*delta, *v2);
+      QVERIFY2(rebuilt, rebuilt.status().message().c_str());
+      const std::string copy = dir_.filePath("rebuilt.safetensors").toStdString();
+      auto sha = write_module_version(copy, m, 3, *rebuilt);
+      QVERIFY(sha);
+      QCOMPARE(*sha, *sha256_file_hex(l.module_version(m, 3)));
+      QCOMPARE(delta->target_sha256, *sha);
+      // The quantization error not yet sent is kept with the outer optimizer's state.
+      std::vector<float> residual;
+      QVERIFY(read_outer_state(l.outer_state(m, 3), &residual));
+      QCOMPARE(residual.size(), n);
+      QVERIFY(std::any_of(residual.begin(), residual.end(), [](float x) { return x != 0.0f; }));
+    }
+    // Bytes counted as they moved: step 1 whole versions, steps 2 and 3 one delta per module.
+    QCOMPARE(r->bytes_down, whole + 2 * deltas);
+    auto json = read_file(l.run_json());
+    QVERIFY(contains(*json, "\"bytes_down\": " + std::to_string(whole + 2 * deltas)));
+    QVERIFY(contains(*json, "\"downlink\": \"int8\", \"counted\": \"measured\""));
+    auto metrics = read_file(l.metrics());
+    QVERIFY(contains(*metrics, "\"outer_step\": 1, \"bytes_up\": "));
+    QVERIFY(contains(*metrics, "\"bytes_down\": " + std::to_string(whole) + ","));
+    QVERIFY(contains(*metrics, "\"bytes_down\": " + std::to_string(deltas) + ","));
+
+    // The fp32 downlink moves whole versions every step and writes no deltas.
+    GridSpec fp32 = g;
+    fp32.downlink = WireDtype::kFp32;
+    fp32.dir = dir_.filePath("downlink-fp32").toStdString();
+    auto f = run_quietly(fp32);
+    QVERIFY2(f, f.status().message().c_str());
+    QCOMPARE(f->bytes_down, 3 * whole);
+    QCOMPARE(f->bytes_up, r->bytes_up);
+    QVERIFY(!std::filesystem::exists(RunLayout{fp32.dir}.module_delta(0, 3)));
+    // Quantizing the downlink costs little: the routed loss stays close to fp32's.
+    QVERIFY2(
+        std::fabs(r->routed_val_loss - f->routed_val_loss) < 0.05,
+        (std::to_string(r->routed_val_loss) + " vs " + std::to_string(f->routed_val_loss)).c_str());
   }
 
   void diLoCoPathSpecificAndInt4Variants() {

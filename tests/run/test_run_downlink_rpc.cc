@@ -1,0 +1,136 @@
+// Module downloads over gRPC with a quantized downlink: a grid served in-process (the grid run
+// hooks and aggregator of `dipaco serve`) to a WorkerClient with the real path trainer. After
+// the first outer step the worker fetches each module as an int8 delta and rebuilds the
+// coordinator's version file byte for byte; a delta garbled on the coordinator's disk is refused
+// (the rebuilt values do not hash to the published ones) and the whole version is fetched
+// instead, as it is when the coordinator has no delta; the worker's byte count is exactly the
+// files it was sent.
+#include <QTemporaryDir>
+#include <QtTest>
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+
+#include "coordinator/coordinator.h"
+#include "path_task_runner.h"
+#include "rpc/server.h"
+#include "run/grid_run_hooks.h"
+#include "run/run_layout.h"
+#include "run/run_plan.h"
+#include "run_test_data.h"
+#include "util/sha256.h"
+#include "worker_client.h"
+
+using namespace dipaco;
+
+namespace {
+
+constexpr const char* kWorkerToken = "worker-token-0123456789";
+constexpr const char* kOperatorToken = "operator-token-9876543210";
+
+std::string file_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+}  // namespace
+
+class RunDownlinkRpcTest : public QObject {
+  Q_OBJECT
+
+ private slots:
+  void workersRebuildVersionsFromDeltasAndRefuseGarbledOnes() {
+    QTemporaryDir dir;
+    dipaco::test::write_tiny_corpus(dir.path());
+    auto grid = parse_grid_spec(dipaco::test::tiny_grid(dir.path(), dipaco::test::kTwoByTwo,
+                                                        "[routing]\nbase_steps = 10\n"),
+                                "grid.toml");
+    QVERIFY(grid);
+    QCOMPARE(grid->downlink, WireDtype::kInt8);
+    FILE* quiet = std::fopen("/dev/null", "w");
+    auto planned = plan_grid_run(*grid, 1, quiet);
+    std::fclose(quiet);
+    QVERIFY2(planned, planned.status().message().c_str());
+    CoordinatorOptions copts;
+    copts.db_path = dir.filePath("coordinator.db").toStdString();
+    copts.payload_dir = dir.filePath("payload").toStdString();
+    auto coordinator = Coordinator::open(copts);
+    QVERIFY2(coordinator, coordinator.status().message().c_str());
+    auto run_id = (*coordinator)->create_run(planned->spec);
+    QVERIFY2(run_id, run_id.status().message().c_str());
+    ServerOptions options;
+    options.insecure = true;
+    options.service.tokens = {kWorkerToken, kOperatorToken};
+    options.service.hooks = grid_run_hooks(1, stderr);
+    options.aggregator = grid_aggregator();
+    options.poll_ms = 3600000;  // the test aggregates with poll_once()
+    auto server = RpcServer::start(**coordinator, std::move(options));
+    QVERIFY2(server, server.status().message().c_str());
+
+    WorkerConfig config;
+    config.cpu_threads = 1;
+    config.cache_dir = dir.filePath("cache").toStdString();
+    PathTaskRunner runner(config);
+    WorkerClientOptions wopts;
+    wopts.channel.address = (*server)->target();
+    wopts.channel.insecure = true;
+    wopts.token = kWorkerToken;
+    wopts.worker_id = "w1";
+    wopts.host = "test";
+    wopts.cache_dir = config.cache_dir;
+    wopts.backoff_initial_ms = 10;
+    wopts.backoff_max_ms = 100;
+    wopts.max_tasks = 4;  // one outer step: the four paths
+    std::atomic<int> stop{0};
+    {
+      WorkerClient first(wopts, runner);
+      QVERIFY(first.run(stop));
+      QCOMPARE(first.stats().tasks_completed, uint64_t{4});
+    }
+    (*server)->poll_once();  // version 1 of every module, and its delta
+    const RunLayout layout = planned->layout;
+    for (uint32_t m = 0; m < 4; ++m) QVERIFY(std::filesystem::exists(layout.module_delta(m, 1)));
+
+    // Garble module 0's delta on the coordinator's disk (its chunks then carry the garbled
+    // file's hash, so only the content check can catch it).
+    const std::string garbled = layout.module_delta(0, 1);
+    {
+      std::fstream f(garbled, std::ios::in | std::ios::out | std::ios::binary);
+      f.seekg(-1, std::ios::end);
+      const char byte = static_cast<char>(f.get() ^ 0x03);
+      f.seekp(-1, std::ios::end);
+      f.put(byte);
+    }
+    // And module 1's delta is gone (a coordinator that collected it): NOT_FOUND, whole version.
+    const uint64_t module1_delta = std::filesystem::file_size(layout.module_delta(1, 1));
+    std::filesystem::remove(layout.module_delta(1, 1));
+    WorkerClient second(wopts, runner);
+    QVERIFY(second.run(stop));
+    QCOMPARE(second.stats().tasks_completed, uint64_t{4});
+    // What the worker holds is the coordinator's version 1, byte for byte, for every module.
+    uint64_t expected_down = 0;
+    for (uint32_t m = 0; m < 4; ++m) {
+      const std::string cached =
+          (std::filesystem::path(config.cache_dir) / "modules" /
+           ("run-" + std::to_string(*run_id) + ".module-" + std::to_string(m) + ".v-1"))
+              .string();
+      QVERIFY2(std::filesystem::exists(cached), cached.c_str());
+      QVERIFY(file_bytes(cached) == file_bytes(layout.module_version(m, 1)));
+      if (m != 1) expected_down += std::filesystem::file_size(layout.module_delta(m, 1));
+    }
+    // Deltas for modules 0, 2 and 3 (the garbled one too, before it was refused), the whole
+    // versions of modules 0 and 1; the shards were cached in the first step.
+    expected_down += std::filesystem::file_size(layout.module_version(0, 1)) +
+                     std::filesystem::file_size(layout.module_version(1, 1));
+    QVERIFY(module1_delta > 0);
+    QCOMPARE(second.stats().bytes_down, expected_down);
+    uint64_t whole_versions = 0;  // what an fp32 downlink would have sent
+    for (uint32_t m = 0; m < 4; ++m)
+      whole_versions += std::filesystem::file_size(layout.module_version(m, 1));
+    QVERIFY(expected_down < whole_versions);
+    (*server)->shutdown();
+  }
+};
+
+QTEST_GUILESS_MAIN(RunDownlinkRpcTest)
+#include "test_run_downlink_rpc.moc"
