@@ -399,15 +399,18 @@ void GridDesignerPanel::refresh() {
 QString GridDesignerPanel::estimates_text() const {
   const GridEstimates& e = estimates_;
   auto b = [](uint64_t v) { return qs(human_bytes(static_cast<double>(v))); };
-  const double ratio = e.bytes_per_outer_step > 0
-                           ? static_cast<double>(e.data_parallel_bytes_per_outer_step) /
-                                 static_cast<double>(e.bytes_per_outer_step)
-                           : 0.0;
+  auto ratio_to = [&](uint64_t bytes) {
+    return bytes > 0 ? static_cast<double>(e.data_parallel_bytes_per_outer_step) /
+                           static_cast<double>(bytes)
+                     : 0.0;
+  };
   QString text = tr("parameters per path: %1 (%2)\n"
                     "parameters in all modules: %3 (%4)\n"
                     "memory per worker: ~%5 (params × 16 B + activations %6)\n"
-                    "per outer step: %7 up + %8 down = %9\n"
-                    "data parallel, same tokens: %10 per outer step (%11× more)")
+                    "per outer step: %7 up + %8 down = %9 (first step); %12 down as deltas "
+                    "after = %13\n"
+                    "data parallel, same tokens: %10 per outer step (%11× more; %14× after the "
+                    "first step)")
                      .arg(qs(human_count(static_cast<double>(e.params_per_path))))
                      .arg(e.params_per_path)
                      .arg(qs(human_count(static_cast<double>(e.params_total))))
@@ -418,7 +421,10 @@ QString GridDesignerPanel::estimates_text() const {
                      .arg(b(e.bytes_down_per_outer_step))
                      .arg(b(e.bytes_per_outer_step))
                      .arg(b(e.data_parallel_bytes_per_outer_step))
-                     .arg(ratio, 0, 'f', 0);
+                     .arg(ratio_to(e.bytes_per_outer_step), 0, 'f', 0)
+                     .arg(b(e.bytes_down_delta_per_outer_step))
+                     .arg(b(e.bytes_steady_per_outer_step))
+                     .arg(ratio_to(e.bytes_steady_per_outer_step), 0, 'f', 0);
   if (!vocab_note_.isEmpty()) text += QLatin1Char('\n') + vocab_note_;
   if (e.path_local_bytes_per_outer_step > 0)
     text += tr("\npath-specific modules stay on workers: %1 per outer step")

@@ -29,7 +29,9 @@ GridEstimates estimate_grid(const GridSpec& grid) {
   e.bytes_up_per_outer_step = traffic.up;
   e.bytes_down_per_outer_step = traffic.down;
   e.path_local_bytes_per_outer_step = traffic.path_local;
+  e.bytes_down_delta_per_outer_step = traffic.down_delta;
   e.bytes_per_outer_step = traffic.up + traffic.down;
+  e.bytes_steady_per_outer_step = traffic.up + traffic.down_delta;
   e.data_parallel_bytes_per_outer_step = traffic.data_parallel;
   return e;
 }

@@ -24,8 +24,10 @@ struct GridEstimates {
   uint64_t activation_bytes = 0;
   uint64_t worker_memory_bytes = 0;
   uint64_t bytes_up_per_outer_step = 0;
-  uint64_t bytes_down_per_outer_step = 0;
-  uint64_t bytes_per_outer_step = 0;  // up + down
+  uint64_t bytes_down_per_outer_step = 0;        // whole fp32 versions (the first step)
+  uint64_t bytes_down_delta_per_outer_step = 0;  // quantized deltas ([compression] downlink)
+  uint64_t bytes_per_outer_step = 0;             // up + down (the first step)
+  uint64_t bytes_steady_per_outer_step = 0;      // up + down as deltas (every later step)
   uint64_t path_local_bytes_per_outer_step = 0;
   uint64_t data_parallel_bytes_per_outer_step = 0;
 };

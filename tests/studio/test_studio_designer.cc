@@ -75,6 +75,9 @@ class StudioDesignerTest : public QObject {
     QCOMPARE(e.bytes_up_per_outer_step, uint64_t{4 * (12380 + 12412)});
     QCOMPARE(e.bytes_down_per_outer_step, uint64_t{4 * 24736 * 4});
     QCOMPARE(e.bytes_per_outer_step, uint64_t{99168 + 395776});
+    // Later steps fetch int8 deltas ([compression] downlink default): the uplink's size.
+    QCOMPARE(e.bytes_down_delta_per_outer_step, uint64_t{4 * (12380 + 12412)});
+    QCOMPARE(e.bytes_steady_per_outer_step, uint64_t{2 * 99168});
     // Data parallel: 4 tasks · H 2 · 2 directions · 24736 · 4 bytes.
     QCOMPARE(e.data_parallel_bytes_per_outer_step, uint64_t{4 * 2 * 2 * 24736 * 4});
     // Activations: 4 · B 2 · T 32 · (2 · (10·32 + 4·64 + 2·2·32) + 2·64) = 393216.
