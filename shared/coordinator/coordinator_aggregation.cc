@@ -221,8 +221,7 @@ Status Coordinator::apply_partial_aggregation(int64_t now) {
 }
 
 Result<std::vector<AggregationDecision>> Coordinator::pending_aggregations(int64_t run_id) {
-  std::lock_guard lock(mutex_);
-  return transact<std::vector<AggregationDecision>>(
+  return call<std::vector<AggregationDecision>>(
       [&](int64_t) -> Result<std::vector<AggregationDecision>> {
         DIPACO_ASSIGN_OR_RETURN(auto exists,
                                 query_int(db_, "SELECT 1 FROM runs WHERE id = ?1", run_id));
@@ -299,8 +298,7 @@ Status Coordinator::complete_aggregation(int64_t run_id, uint32_t module_id, uin
                                          const std::string& checkpoint, const std::string& sha256) {
   if (checkpoint.empty()) return invalid_argument("checkpoint: empty path");
   if (sha256.empty()) return invalid_argument("sha256: empty");
-  std::lock_guard lock(mutex_);
-  return transact<bool>([&](int64_t now) -> Result<bool> {
+  return call<bool>([&](int64_t now) -> Result<bool> {
            std::string name =
                "module " + std::to_string(module_id) + " of run " + std::to_string(run_id);
            DIPACO_ASSIGN_OR_RETURN(

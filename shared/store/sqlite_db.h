@@ -60,6 +60,8 @@ class SqliteDb {
   int64_t last_insert_rowid() const;
   // Rows changed by the last INSERT/UPDATE/DELETE.
   int changes() const;
+  // Rows changed by every INSERT/UPDATE/DELETE since the connection opened.
+  int64_t total_changes() const;
   bool in_transaction() const;
   const std::string& path() const { return path_; }
   bool is_open() const { return db_ != nullptr; }
