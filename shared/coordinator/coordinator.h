@@ -16,11 +16,14 @@
 //
 // Durability. SQLite is the only state: every public call is one transaction (deadline sweep
 // included), so a crash at any point leaves the state of some earlier call. Reopening the same
-// database resumes the run. Leases in flight at a restart are kept until their own deadline by
-// default (a worker that keeps heartbeating across a short coordinator restart loses nothing);
-// RestartPolicy::kExpireLeases ends them at open instead.
+// database resumes the run. With synchronous=kFull (default) a call that changed durable state
+// returns once its commit is on disk (group commit, see WalGroupSync); heartbeat times and lease
+// deadlines alone may be lost on power loss (not on kill -9). Leases in flight at a restart are
+// kept until their own deadline by default (a worker that keeps heartbeating across a short
+// coordinator restart loses nothing); RestartPolicy::kExpireLeases ends them at open instead.
 //
-// Threads. Every public method takes one mutex; call from any thread. The event sink runs under
+// Threads. Every public method takes one mutex (released before waiting for the disk); call
+// from any thread. The event sink runs under
 // that mutex after the transaction committed: it must not call back into the Coordinator.
 // Time comes only from the injected clock; nothing sleeps or spawns threads.
 #pragma once
@@ -57,6 +60,8 @@ struct CoordinatorOptions {
   std::shared_ptr<OuterGradientStore> gradient_store;
   Clock clock = system_unix_ms;
   RestartPolicy restart = RestartPolicy::kKeepLeases;
+  // synchronous: kFull (default) = every acknowledged change durable, by group commit over a
+  // NORMAL connection (WalGroupSync); kNormal and kOff as SQLite defines them, never waited for.
   SqliteOptions sqlite;
   int64_t heartbeat_interval_ms = 5000;  // told to workers at registration
   int64_t max_wait_ms = 5000;            // upper bound of a "wait" hint

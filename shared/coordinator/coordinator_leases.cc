@@ -259,8 +259,9 @@ Result<LeaseReply> Coordinator::lease_task(const std::string& worker_id) {
       DIPACO_ASSIGN_OR_RETURN(reply.wait_ms, wait_hint(now));
       DIPACO_ASSIGN_OR_RETURN(auto paused,
                               query_int(db_,
-                                        "SELECT t.run FROM tasks t JOIN runs r ON r.id = t.run "
-                                        "WHERE t.state = 'queued' AND r.state = 'paused' LIMIT 1"));
+                                        "SELECT r.id FROM runs r WHERE r.state = 'paused' AND "
+                                        "EXISTS (SELECT 1 FROM tasks t WHERE t.run = r.id AND "
+                                        "t.state = 'queued') ORDER BY r.id LIMIT 1"));
       DIPACO_ASSIGN_OR_RETURN(
           int64_t running, query_count(db_, "SELECT count(*) FROM runs WHERE state = 'running'"));
       if (paused)

@@ -152,11 +152,13 @@ CREATE INDEX events_by_run ON events(run, id);
 constexpr const char* kSchemaV2 = "ALTER TABLE runs ADD COLUMN config TEXT NOT NULL DEFAULT '';";
 
 // v3: indexes for the coordinator's hot queries, so that their cost does not grow with the number
-// of tasks or live leases: the next queued task in lease order (no sort of the whole queue), and
-// live leases by hard deadline (the sweep and the wait hint read both deadlines by range).
+// of tasks or live leases: the next queued task in lease order (no sort of the whole queue), live
+// leases by hard deadline (the sweep and the wait hint read both deadlines by range), and a
+// path's shards (the tasks feeding a module step).
 constexpr const char* kSchemaV3 =
     "CREATE INDEX tasks_in_lease_order ON tasks(state, outer_step, run, path, shard);"
-    "CREATE INDEX leases_by_hard_deadline ON leases(state, hard_deadline_ms);";
+    "CREATE INDEX leases_by_hard_deadline ON leases(state, hard_deadline_ms);"
+    "CREATE INDEX shards_by_path ON shards(path);";
 
 constexpr Migration kMigrations[] = {
     {1, kSchemaV1},
