@@ -53,7 +53,7 @@ double ms_since(Clock::time_point start) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int64_t workers = 100, steps = 2, module_params = 100000, threads = 32;
+  int64_t workers = 100, steps = 2, module_params = 100000, threads = 32, status_poll_ms = 200;
   std::string dir;
   bool memory_sync_off = false;
   dipaco::ArgParser parser("dipaco_bench_coordinator",
@@ -65,6 +65,10 @@ int main(int argc, char** argv) {
                     &module_params, 1, 1 << 30);
   parser.add_option("--threads", "T", "client threads the workers are spread over", &threads, 1,
                     4096);
+  parser.add_option("--status-poll-ms", "MS",
+                    "how often the bench asks run_status whether the run finished (it counts every "
+                    "task under the coordinator's mutex; the first version of this bench used 20)",
+                    &status_poll_ms, 1, 10000);
   parser.add_option("--dir", "DIR", "work directory (default: a fresh one under /tmp)", &dir);
   parser.add_flag("--sync-off",
                   "SQLite synchronous=OFF (default FULL: group commit, as dipaco serve)",
@@ -250,7 +254,7 @@ int main(int argc, char** argv) {
       break;
     }
     // run_status counts every task of the run under the coordinator's mutex: poll gently.
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    std::this_thread::sleep_for(std::chrono::milliseconds(status_poll_ms));
   }
   double seconds = ms_since(start) / 1000.0;
   done = true;
