@@ -8,21 +8,18 @@
 #include <unistd.h>
 
 #include <QtTest>
-#include <atomic>
-#include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "coordinator/coordinator.h"
 #include "coordinator_fixture.h"
 
-using coordinator_test::aggregate_all;
 using coordinator_test::db_count;
 using coordinator_test::Env;
 using coordinator_test::gradient_bytes;
 using coordinator_test::grid_2x2;
 using coordinator_test::push_task;
+using coordinator_test::work_run_from_threads;
 using dipaco::TaskGrant;
 
 namespace {
@@ -115,36 +112,9 @@ class CoordinatorDurabilityTest : public QObject {
     spec.lease_timeout_ms = 60'000;
     auto run = coordinator->create_run(spec);
     QVERIFY(run.is_ok());
-    std::mutex errors_mutex;
-    std::vector<std::string> errors;
-    auto fail = [&](const std::string& error) {
-      std::lock_guard lock(errors_mutex);
-      errors.push_back(error);
-    };
-    std::atomic<bool> finished{false};
-    auto work = [&](int t) {
-      std::string worker = "thread" + std::to_string(t);
-      if (!coordinator->register_worker({worker, "h", "cpu", "0"}).is_ok()) return fail("register");
-      for (int i = 0; i < 400 && !finished; ++i) {
-        auto reply = coordinator->lease_task(worker);
-        if (!reply.is_ok()) return fail(reply.status().to_string());
-        if (reply->task) {
-          auto pushed = push_task(*coordinator, *reply->task);
-          if (!pushed.is_ok() || !pushed->task_complete) return fail("push did not complete");
-        }
-        auto aggregated = aggregate_all(*coordinator, *run);
-        if (!aggregated.is_ok()) return fail(aggregated.status().to_string());
-        auto status = coordinator->run_status(*run);
-        if (!status.is_ok()) return fail(status.status().to_string());
-        if (status->state == "finished") finished = true;
-      }
-    };
-    std::vector<std::thread> threads;
-    for (int t = 0; t < 6; ++t) threads.emplace_back(work, t);
-    for (auto& thread : threads) thread.join();
+    std::vector<std::string> errors = work_run_from_threads(*coordinator, *run, 6);
     for (const auto& error : errors) qWarning("%s", error.c_str());
     QVERIFY(errors.empty());
-    QVERIFY(finished);
     auto stats = coordinator->durability_stats();
     QVERIFY(stats.syncs >= 1);
     QVERIFY(stats.syncs <= stats.durable_calls);
