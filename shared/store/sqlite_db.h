@@ -21,7 +21,8 @@ namespace dipaco {
 // How hard a commit waits for the disk.
 //   kFull:   each commit fsyncs the WAL. A commit that returned survives a power loss, so an
 //            acknowledgement sent to a worker (a lease id, an accepted chunk) is never taken back
-//            and ids are never handed out twice. The coordinator's default.
+//            and ids are never handed out twice. The coordinator's default, which it implements
+//            as group commit over a kNormal connection (coordinator/wal_group_sync.h).
 //   kNormal: the WAL is fsynced only at checkpoints. Survives a process crash (kill -9) exactly
 //            like kFull; a power loss may roll back the last commits. For scratch runs.
 //   kOff:    never fsyncs. Survives a process crash, not a power loss. For tests.
