@@ -24,18 +24,36 @@ Result<std::unique_ptr<Coordinator>> Coordinator::open(CoordinatorOptions option
   if (options.payload_dir.empty() && !options.gradient_store)
     return invalid_argument("payload_dir: empty");
   if (!options.clock) return invalid_argument("clock: not set");
-  DIPACO_ASSIGN_OR_RETURN(SqliteDb db, SqliteDb::open(options.db_path, options.sqlite));
+  // kFull: SQLite commits without fsync (NORMAL) and each call that changed state waits for a
+  // group fdatasync of the WAL before it returns, outside the mutex (WalGroupSync).
+  bool group_commit =
+      options.sqlite.synchronous == Synchronous::kFull && options.db_path != ":memory:";
+  SqliteOptions sqlite = options.sqlite;
+  if (group_commit) sqlite.synchronous = Synchronous::kNormal;
+  DIPACO_ASSIGN_OR_RETURN(SqliteDb db, SqliteDb::open(options.db_path, sqlite));
   DIPACO_RETURN_IF_ERROR(migrate(db));
+  std::unique_ptr<WalGroupSync> wal_sync;
+  if (group_commit) {
+    // The -wal file exists from the first transaction on (migrate ran one) while this connection
+    // is open. Whatever was committed before, with any setting, is made durable here first.
+    DIPACO_ASSIGN_OR_RETURN(wal_sync, WalGroupSync::open(options.db_path + "-wal"));
+    DIPACO_RETURN_IF_ERROR(wal_sync->wait_durable(wal_sync->committed()));
+  }
   std::unique_ptr<Coordinator> coordinator(new Coordinator(std::move(options), std::move(db)));
+  coordinator->wal_sync_ = std::move(wal_sync);
   if (coordinator->options_.restart == RestartPolicy::kExpireLeases) {
-    std::lock_guard lock(coordinator->mutex_);
-    auto expired = coordinator->transact<bool>([&](int64_t now) -> Result<bool> {
+    auto expired = coordinator->call<bool>([&](int64_t now) -> Result<bool> {
       DIPACO_RETURN_IF_ERROR(coordinator->expire_leases_at_restart(now));
       return true;
     });
     if (!expired.is_ok()) return expired.status();
   }
   return coordinator;
+}
+
+Coordinator::DurabilityStats Coordinator::durability_stats() const {
+  if (!wal_sync_) return {};
+  return {wal_sync_->durable_commits(), wal_sync_->syncs()};
 }
 
 void Coordinator::set_event_sink(std::function<void(const RunEvent&)> sink) {
@@ -60,9 +78,12 @@ Status Coordinator::publish(RunEvent event) {
 
 Status Coordinator::sweep(int64_t now) {
   DIPACO_ASSIGN_OR_RETURN(
+      // Two index ranges (leases_by_state, leases_by_hard_deadline): every call runs this, so
+      // its cost must not grow with the number of live leases.
       Statement due, bound(db_,
-                           "SELECT id FROM leases WHERE state = 'live' AND (deadline_ms <= ?1 OR "
-                           "(hard_deadline_ms IS NOT NULL AND hard_deadline_ms <= ?1)) ORDER BY id",
+                           "SELECT id FROM leases WHERE state = 'live' AND deadline_ms <= ?1 "
+                           "UNION SELECT id FROM leases WHERE state = 'live' AND "
+                           "hard_deadline_ms <= ?1 ORDER BY id",
                            now));
   std::vector<int64_t> ids;
   while (true) {
@@ -113,16 +134,14 @@ Status Coordinator::expire_leases_at_restart(int64_t now) {
 }
 
 Status Coordinator::tick() {
-  std::lock_guard lock(mutex_);
-  return transact<bool>([](int64_t) -> Result<bool> { return true; }).status();
+  return call<bool>([](int64_t) -> Result<bool> { return true; }).status();
 }
 
 // ---- runs ---------------------------------------------------------------------------------
 
 Result<int64_t> Coordinator::create_run(const RunSpec& spec) {
   DIPACO_RETURN_IF_ERROR(validate_run_spec(spec));
-  std::lock_guard lock(mutex_);
-  return transact<int64_t>([&](int64_t now) -> Result<int64_t> {
+  return call<int64_t>([&](int64_t now) -> Result<int64_t> {
     if (!spec.request_id.empty()) {
       DIPACO_ASSIGN_OR_RETURN(
           auto existing,
@@ -197,8 +216,7 @@ Result<std::string> run_state(SqliteDb& db, int64_t run_id) {
 }  // namespace
 
 Result<OperatorReply> Coordinator::pause(int64_t run_id) {
-  std::lock_guard lock(mutex_);
-  return transact<OperatorReply>([&](int64_t now) -> Result<OperatorReply> {
+  return call<OperatorReply>([&](int64_t now) -> Result<OperatorReply> {
     DIPACO_ASSIGN_OR_RETURN(std::string state, run_state(db_, run_id));
     std::string name = "run " + std::to_string(run_id);
     if (state != "running") return OperatorReply{false, name + " is " + state};
@@ -214,8 +232,7 @@ Result<OperatorReply> Coordinator::pause(int64_t run_id) {
 }
 
 Result<OperatorReply> Coordinator::resume(int64_t run_id) {
-  std::lock_guard lock(mutex_);
-  return transact<OperatorReply>([&](int64_t now) -> Result<OperatorReply> {
+  return call<OperatorReply>([&](int64_t now) -> Result<OperatorReply> {
     DIPACO_ASSIGN_OR_RETURN(std::string state, run_state(db_, run_id));
     std::string name = "run " + std::to_string(run_id);
     if (state != "paused") return OperatorReply{false, name + " is " + state};
@@ -233,8 +250,7 @@ Result<OperatorReply> Coordinator::resume(int64_t run_id) {
 
 Result<OperatorReply> Coordinator::set_inner_steps(int64_t run_id, uint32_t inner_steps) {
   if (inner_steps == 0) return invalid_argument("inner_steps: must be at least 1");
-  std::lock_guard lock(mutex_);
-  return transact<OperatorReply>([&](int64_t now) -> Result<OperatorReply> {
+  return call<OperatorReply>([&](int64_t now) -> Result<OperatorReply> {
     DIPACO_ASSIGN_OR_RETURN(std::string state, run_state(db_, run_id));
     std::string name = "run " + std::to_string(run_id);
     if (state == "finished") return OperatorReply{false, name + " is finished"};
@@ -257,8 +273,7 @@ Result<OperatorReply> Coordinator::set_inner_steps(int64_t run_id, uint32_t inne
 }
 
 Result<OperatorReply> Coordinator::preempt(int64_t lease_id) {
-  std::lock_guard lock(mutex_);
-  return transact<OperatorReply>([&](int64_t now) -> Result<OperatorReply> {
+  return call<OperatorReply>([&](int64_t now) -> Result<OperatorReply> {
     DIPACO_ASSIGN_OR_RETURN(auto lease, find_lease(lease_id));
     if (!lease) return not_found("lease " + std::to_string(lease_id) + " does not exist");
     if (lease->state != "live")
@@ -274,8 +289,7 @@ Result<OperatorReply> Coordinator::preempt(int64_t lease_id) {
 
 Result<OperatorReply> Coordinator::release_lease(int64_t lease_id, const std::string& worker_id,
                                                  const std::string& why) {
-  std::lock_guard lock(mutex_);
-  return transact<OperatorReply>([&](int64_t now) -> Result<OperatorReply> {
+  return call<OperatorReply>([&](int64_t now) -> Result<OperatorReply> {
     DIPACO_ASSIGN_OR_RETURN(auto lease, find_lease(lease_id));
     std::string name = "lease " + std::to_string(lease_id);
     if (!lease || lease->worker_id != worker_id)
@@ -291,8 +305,7 @@ Result<OperatorReply> Coordinator::release_lease(int64_t lease_id, const std::st
 }
 
 Result<OperatorReply> Coordinator::drain(const std::string& worker_id) {
-  std::lock_guard lock(mutex_);
-  return transact<OperatorReply>([&](int64_t now) -> Result<OperatorReply> {
+  return call<OperatorReply>([&](int64_t now) -> Result<OperatorReply> {
     DIPACO_ASSIGN_OR_RETURN(int64_t worker, worker_row(worker_id));
     DIPACO_ASSIGN_OR_RETURN(
         auto draining,
@@ -311,8 +324,7 @@ Result<OperatorReply> Coordinator::drain(const std::string& worker_id) {
 }
 
 Status Coordinator::report_metrics(const std::vector<MetricPoint>& points) {
-  std::lock_guard lock(mutex_);
-  return transact<bool>([&](int64_t now) -> Result<bool> {
+  return call<bool>([&](int64_t now) -> Result<bool> {
            for (const MetricPoint& point : points) {
              if (point.name.empty()) return invalid_argument("metric name: empty");
              DIPACO_ASSIGN_OR_RETURN(std::string state, run_state(db_, point.run_id));
@@ -343,8 +355,7 @@ Status Coordinator::report_metrics(const std::vector<MetricPoint>& points) {
 // ---- inspection ---------------------------------------------------------------------------
 
 Result<RunStatus> Coordinator::run_status(int64_t run_id) {
-  std::lock_guard lock(mutex_);
-  return transact<RunStatus>([&](int64_t) -> Result<RunStatus> {
+  return call<RunStatus>([&](int64_t) -> Result<RunStatus> {
     DIPACO_ASSIGN_OR_RETURN(
         Statement run,
         bound(db_, "SELECT name, state, inner_steps, outer_steps FROM runs WHERE id = ?1", run_id));
@@ -388,8 +399,7 @@ Result<RunStatus> Coordinator::run_status(int64_t run_id) {
 }
 
 Result<std::vector<RunEvent>> Coordinator::events(int64_t run_id, int64_t after_event_id) {
-  std::lock_guard lock(mutex_);
-  return transact<std::vector<RunEvent>>([&](int64_t) -> Result<std::vector<RunEvent>> {
+  return call<std::vector<RunEvent>>([&](int64_t) -> Result<std::vector<RunEvent>> {
     DIPACO_ASSIGN_OR_RETURN(
         Statement query, bound(db_,
                                "SELECT id, time_ms, kind, payload FROM events WHERE run = ?1 AND "

@@ -16,11 +16,14 @@
 //
 // Durability. SQLite is the only state: every public call is one transaction (deadline sweep
 // included), so a crash at any point leaves the state of some earlier call. Reopening the same
-// database resumes the run. Leases in flight at a restart are kept until their own deadline by
-// default (a worker that keeps heartbeating across a short coordinator restart loses nothing);
-// RestartPolicy::kExpireLeases ends them at open instead.
+// database resumes the run. With synchronous=kFull (default) a call that changed durable state
+// returns once its commit is on disk (group commit, see WalGroupSync); heartbeat times and lease
+// deadlines alone may be lost on power loss (not on kill -9). Leases in flight at a restart are
+// kept until their own deadline by default (a worker that keeps heartbeating across a short
+// coordinator restart loses nothing); RestartPolicy::kExpireLeases ends them at open instead.
 //
-// Threads. Every public method takes one mutex; call from any thread. The event sink runs under
+// Threads. Every public method takes one mutex (released before waiting for the disk); call
+// from any thread. The event sink runs under
 // that mutex after the transaction committed: it must not call back into the Coordinator.
 // Time comes only from the injected clock; nothing sleeps or spawns threads.
 #pragma once
@@ -39,6 +42,7 @@
 #include "coordinator/outer_gradient_files.h"
 #include "coordinator/run_event.h"
 #include "coordinator/run_spec.h"
+#include "coordinator/wal_group_sync.h"
 #include "store/sqlite_db.h"
 #include "util/status.h"
 
@@ -56,6 +60,8 @@ struct CoordinatorOptions {
   std::shared_ptr<OuterGradientStore> gradient_store;
   Clock clock = system_unix_ms;
   RestartPolicy restart = RestartPolicy::kKeepLeases;
+  // synchronous: kFull (default) = every acknowledged change durable, by group commit over a
+  // NORMAL connection (WalGroupSync); kNormal and kOff as SQLite defines them, never waited for.
   SqliteOptions sqlite;
   int64_t heartbeat_interval_ms = 5000;  // told to workers at registration
   int64_t max_wait_ms = 5000;            // upper bound of a "wait" hint
@@ -289,15 +295,32 @@ class Coordinator {
   Result<std::vector<RunEvent>> events(int64_t run_id, int64_t after_event_id = 0);
   // Every registered worker, by id (the studio's worker table).
   Result<std::vector<WorkerStatus>> workers();
+  // Group commit so far: calls that waited for the disk, and the fdatasyncs that served them
+  // (both 0 unless synchronous is kFull on a file database).
+  struct DurabilityStats {
+    uint64_t durable_calls = 0;
+    uint64_t syncs = 0;
+  };
+  DurabilityStats durability_stats() const;
 
  private:
   struct LeaseRow;
   explicit Coordinator(CoordinatorOptions options, SqliteDb db);
 
   // Runs body(now) inside one transaction after the deadline sweep; commits and delivers events
-  // when it succeeds, rolls back and drops them otherwise. Caller holds mutex_.
+  // when it succeeds, rolls back and drops them otherwise. Caller holds mutex_. Leaves the
+  // commit's durability ticket (0: nothing to make durable) in commit_ticket_ and the store
+  // entries to remove once it is durable in committed_removals_.
   template <typename T, typename Body>
   Result<T> transact(Body body);
+  // One public call: transact() under mutex_, then, without the mutex, waits until the commit is
+  // on disk (group commit, see WalGroupSync) and removes the store entries it released.
+  // *committed (if given) tells whether the transaction committed, even when the wait failed.
+  template <typename T, typename Body>
+  Result<T> call(Body body, bool* committed = nullptr);
+  // For writes that may be lost on power loss (heartbeat times, lease deadlines): the rows the
+  // last statement changed do not make the transaction wait for the disk.
+  void changes_are_lossy() { lossy_changes_ += db_.changes(); }
 
   Status sweep(int64_t now);
   Status expire_leases_at_restart(int64_t now);
@@ -326,6 +349,14 @@ class Coordinator {
   std::vector<RunEvent> pending_events_;
   std::vector<std::string> remove_after_commit_;
   std::function<void(const RunEvent&)> sink_;
+  // Group commit of the WAL; null unless options.sqlite.synchronous is kFull on a file database.
+  std::unique_ptr<WalGroupSync> wal_sync_;
+  int64_t lossy_changes_ = 0;  // rows of the current transaction that need no fsync
+  uint64_t commit_ticket_ = 0;
+  std::vector<std::string> committed_removals_;
+  // run id -> RunSpec::config (immutable once created); its own mutex, taken after mutex_ if both.
+  std::mutex run_configs_mutex_;
+  std::map<int64_t, std::shared_ptr<const std::string>> run_configs_;
 };
 
 }  // namespace dipaco

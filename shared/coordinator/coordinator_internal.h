@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "coordinator/coordinator.h"
 #include "store/sqlite_db.h"
@@ -70,6 +71,9 @@ Result<T> Coordinator::transact(Body body) {
   int64_t now = options_.clock();
   pending_events_.clear();
   remove_after_commit_.clear();
+  commit_ticket_ = 0;
+  lossy_changes_ = 0;
+  int64_t changes_before = db_.total_changes();
   auto transaction = Transaction::begin(db_);
   if (!transaction.is_ok()) return transaction.status();
   Status swept = sweep(now);
@@ -90,13 +94,39 @@ Result<T> Coordinator::transact(Body body) {
     remove_after_commit_.clear();
     return committed;
   }
-  store_->remove(remove_after_commit_);
+  bool must_be_durable = db_.total_changes() - changes_before > lossy_changes_;
+  if (wal_sync_ && must_be_durable) {
+    commit_ticket_ = wal_sync_->committed();
+    committed_removals_.insert(committed_removals_.end(), remove_after_commit_.begin(),
+                               remove_after_commit_.end());
+  } else {
+    store_->remove(remove_after_commit_);
+  }
   remove_after_commit_.clear();
   if (sink_) {
     for (const RunEvent& event : pending_events_) sink_(event);
   }
   pending_events_.clear();
   return result;
+}
+
+template <typename T, typename Body>
+Result<T> Coordinator::call(Body body, bool* committed) {
+  uint64_t ticket = 0;
+  std::vector<std::string> removals;
+  std::optional<Result<T>> result;
+  {
+    std::lock_guard lock(mutex_);
+    result.emplace(transact<T>(std::move(body)));
+    if (committed != nullptr) *committed = result->is_ok();
+    ticket = std::exchange(commit_ticket_, 0);
+    removals.swap(committed_removals_);
+  }
+  // The reply goes out only once its commit would survive a power loss; the wait holds no lock,
+  // so other calls commit meanwhile and share the next fdatasync.
+  if (ticket != 0) DIPACO_RETURN_IF_ERROR(wal_sync_->wait_durable(ticket));
+  if (!removals.empty()) store_->remove(removals);
+  return std::move(*result);
 }
 
 }  // namespace dipaco

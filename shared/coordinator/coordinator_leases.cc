@@ -108,11 +108,13 @@ Result<TaskGrant> Coordinator::grant_of(const LeaseRow& lease) {
 }
 
 Result<int64_t> Coordinator::wait_hint(int64_t now) {
+  // Two index lookups (leases_by_state, leases_by_hard_deadline), not a pass over live leases.
   DIPACO_ASSIGN_OR_RETURN(
-      auto next_lease_deadline,
-      query_int(db_,
-                "SELECT min(min(deadline_ms, coalesce(hard_deadline_ms, deadline_ms))) "
-                "FROM leases WHERE state = 'live'"));
+      auto next_deadline,
+      query_int(db_, "SELECT min(deadline_ms) FROM leases WHERE state = 'live'"));
+  DIPACO_ASSIGN_OR_RETURN(
+      auto next_hard_deadline,
+      query_int(db_, "SELECT min(hard_deadline_ms) FROM leases WHERE state = 'live'"));
   DIPACO_ASSIGN_OR_RETURN(
       auto next_partial,
       query_int(db_,
@@ -120,15 +122,15 @@ Result<int64_t> Coordinator::wait_hint(int64_t now) {
                 "JOIN modules m ON m.id = a.module JOIN runs r ON r.id = m.run "
                 "WHERE a.state = 'collecting' AND r.partial_after_ms > 0"));
   int64_t wait = options_.max_wait_ms;
-  if (next_lease_deadline) wait = std::min(wait, *next_lease_deadline - now);
+  if (next_deadline) wait = std::min(wait, *next_deadline - now);
+  if (next_hard_deadline) wait = std::min(wait, *next_hard_deadline - now);
   if (next_partial) wait = std::min(wait, *next_partial - now);
   return std::clamp(wait, options_.min_wait_ms, options_.max_wait_ms);
 }
 
 Result<Registration> Coordinator::register_worker(const WorkerInfo& info) {
   if (info.worker_id.empty()) return invalid_argument("worker_id: empty");
-  std::lock_guard lock(mutex_);
-  return transact<Registration>([&](int64_t now) -> Result<Registration> {
+  return call<Registration>([&](int64_t now) -> Result<Registration> {
     DIPACO_RETURN_IF_ERROR(exec_sql(
         db_,
         "INSERT INTO workers(name, host, devices, version, registered_ms, last_heartbeat_ms, "
@@ -147,8 +149,7 @@ Result<Registration> Coordinator::register_worker(const WorkerInfo& info) {
 }
 
 Result<std::vector<WorkerStatus>> Coordinator::workers() {
-  std::lock_guard lock(mutex_);
-  return transact<std::vector<WorkerStatus>>([&](int64_t) -> Result<std::vector<WorkerStatus>> {
+  return call<std::vector<WorkerStatus>>([&](int64_t) -> Result<std::vector<WorkerStatus>> {
     DIPACO_ASSIGN_OR_RETURN(
         Statement query,
         bound(db_,
@@ -176,6 +177,7 @@ Result<std::vector<WorkerStatus>> Coordinator::workers() {
 Result<bool> Coordinator::touch_worker(int64_t worker, int64_t now) {
   DIPACO_RETURN_IF_ERROR(
       exec_sql(db_, "UPDATE workers SET last_heartbeat_ms = ?1 WHERE id = ?2", now, worker));
+  changes_are_lossy();  // a lost heartbeat time only makes the worker look older
   DIPACO_ASSIGN_OR_RETURN(
       auto draining,
       query_int(db_, "SELECT 1 FROM workers WHERE id = ?1 AND state = 'draining'", worker));
@@ -184,8 +186,7 @@ Result<bool> Coordinator::touch_worker(int64_t worker, int64_t now) {
 
 Result<HeartbeatReply> Coordinator::heartbeat(const std::string& worker_id, int64_t lease_id,
                                               uint64_t inner_step) {
-  std::lock_guard lock(mutex_);
-  return transact<HeartbeatReply>([&](int64_t now) -> Result<HeartbeatReply> {
+  return call<HeartbeatReply>([&](int64_t now) -> Result<HeartbeatReply> {
     DIPACO_ASSIGN_OR_RETURN(int64_t worker, worker_row(worker_id));
     HeartbeatReply reply;
     DIPACO_ASSIGN_OR_RETURN(reply.drain, touch_worker(worker, now));
@@ -212,6 +213,9 @@ Result<HeartbeatReply> Coordinator::heartbeat(const std::string& worker_id, int6
     DIPACO_RETURN_IF_ERROR(
         exec_sql(db_, "UPDATE leases SET deadline_ms = ?1, inner_step = ?2 WHERE id = ?3", deadline,
                  inner_step, lease_id));
+    // A deadline lost on power loss is an earlier one: the lease may expire after the restart and
+    // its task be requeued, which the worker learns from its next heartbeat.
+    changes_are_lossy();
     reply.lease_valid = true;
     reply.lease_deadline_ms = deadline;
     return reply;
@@ -219,8 +223,7 @@ Result<HeartbeatReply> Coordinator::heartbeat(const std::string& worker_id, int6
 }
 
 Result<LeaseReply> Coordinator::lease_task(const std::string& worker_id) {
-  std::lock_guard lock(mutex_);
-  return transact<LeaseReply>([&](int64_t now) -> Result<LeaseReply> {
+  return call<LeaseReply>([&](int64_t now) -> Result<LeaseReply> {
     DIPACO_ASSIGN_OR_RETURN(int64_t worker, worker_row(worker_id));
     LeaseReply reply;
     DIPACO_ASSIGN_OR_RETURN(reply.drain, touch_worker(worker, now));
@@ -245,16 +248,20 @@ Result<LeaseReply> Coordinator::lease_task(const std::string& worker_id) {
 
     DIPACO_ASSIGN_OR_RETURN(
         Statement next,
-        db_.prepare("SELECT t.id, r.lease_timeout_ms, r.max_lease_ms FROM tasks t "
-                    "JOIN runs r ON r.id = t.run WHERE t.state = 'queued' AND r.state = 'running' "
-                    "ORDER BY t.outer_step, t.run, t.path, t.shard LIMIT 1"));
+        // CROSS JOIN keeps tasks the outer loop, walked in tasks_in_lease_order: the first
+        // queued task of a running run, without sorting the whole queue.
+        bound(db_,
+              "SELECT t.id, r.lease_timeout_ms, r.max_lease_ms FROM tasks t "
+              "CROSS JOIN runs r ON r.id = t.run WHERE t.state = 'queued' AND r.state = 'running' "
+              "ORDER BY t.outer_step, t.run, t.path, t.shard LIMIT 1"));
     DIPACO_ASSIGN_OR_RETURN(bool found, next.step());
     if (!found) {
       DIPACO_ASSIGN_OR_RETURN(reply.wait_ms, wait_hint(now));
       DIPACO_ASSIGN_OR_RETURN(auto paused,
                               query_int(db_,
-                                        "SELECT t.run FROM tasks t JOIN runs r ON r.id = t.run "
-                                        "WHERE t.state = 'queued' AND r.state = 'paused' LIMIT 1"));
+                                        "SELECT r.id FROM runs r WHERE r.state = 'paused' AND "
+                                        "EXISTS (SELECT 1 FROM tasks t WHERE t.run = r.id AND "
+                                        "t.state = 'queued') ORDER BY r.id LIMIT 1"));
       DIPACO_ASSIGN_OR_RETURN(
           int64_t running, query_count(db_, "SELECT count(*) FROM runs WHERE state = 'running'"));
       if (paused)

@@ -82,12 +82,28 @@ Result<std::optional<ModuleRef>> Coordinator::module_version(int64_t run_id, uin
 }
 
 Result<std::string> Coordinator::run_config(int64_t run_id) {
-  std::lock_guard lock(mutex_);
-  DIPACO_ASSIGN_OR_RETURN(Statement query,
-                          bound(db_, "SELECT config FROM runs WHERE id = ?1", run_id));
-  DIPACO_ASSIGN_OR_RETURN(bool found, query.step());
-  if (!found) return not_found("run " + std::to_string(run_id) + " does not exist");
-  return query.column_text(0);
+  // A run's config never changes after create_run, and it can be large (a grid of 10,000 paths
+  // is about 1 MB; the service puts it in every task): read it from SQLite once, copy it out of
+  // the cache without the coordinator's mutex.
+  std::shared_ptr<const std::string> config;
+  {
+    std::lock_guard cache_lock(run_configs_mutex_);
+    auto found = run_configs_.find(run_id);
+    if (found != run_configs_.end()) config = found->second;
+  }
+  if (!config) {
+    {
+      std::lock_guard lock(mutex_);
+      DIPACO_ASSIGN_OR_RETURN(Statement query,
+                              bound(db_, "SELECT config FROM runs WHERE id = ?1", run_id));
+      DIPACO_ASSIGN_OR_RETURN(bool found, query.step());
+      if (!found) return not_found("run " + std::to_string(run_id) + " does not exist");
+      config = std::make_shared<const std::string>(query.column_text(0));
+    }
+    std::lock_guard cache_lock(run_configs_mutex_);
+    run_configs_.emplace(run_id, config);
+  }
+  return *config;
 }
 
 Result<std::vector<int64_t>> Coordinator::active_runs() {

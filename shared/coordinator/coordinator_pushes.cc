@@ -86,8 +86,7 @@ Result<PushReply> Coordinator::check_push(int64_t lease_id, uint32_t module_id, 
 }
 
 Result<PushReply> Coordinator::begin_push(int64_t lease_id, uint32_t module_id, uint64_t sequence) {
-  std::lock_guard lock(mutex_);
-  return transact<PushReply>([&](int64_t now) -> Result<PushReply> {
+  return call<PushReply>([&](int64_t now) -> Result<PushReply> {
     return check_push(lease_id, module_id, sequence, nullptr, now, /*record=*/false);
   });
 }
@@ -114,106 +113,110 @@ Result<PushReply> Coordinator::accept_push(const PushChunk& chunk) {
   // is made durable, then the transaction below re-checks everything and records it.
   std::string written;
   {
-    int64_t run = 0;
-    {
-      std::lock_guard lock(mutex_);
-      DIPACO_ASSIGN_OR_RETURN(run, transact<int64_t>([&](int64_t now) -> Result<int64_t> {
-                                DIPACO_ASSIGN_OR_RETURN(PushReply pre,
-                                                        check_push(chunk.lease_id, chunk.module_id,
-                                                                   chunk.sequence, &chunk, now,
-                                                                   /*record=*/false));
-                                if (!pre.accepted || pre.duplicate) return int64_t{0};
-                                DIPACO_ASSIGN_OR_RETURN(auto lease, find_lease(chunk.lease_id));
-                                return lease ? lease->run : int64_t{0};
-                              }));
-    }
+    DIPACO_ASSIGN_OR_RETURN(int64_t run, call<int64_t>([&](int64_t now) -> Result<int64_t> {
+                              DIPACO_ASSIGN_OR_RETURN(PushReply pre,
+                                                      check_push(chunk.lease_id, chunk.module_id,
+                                                                 chunk.sequence, &chunk, now,
+                                                                 /*record=*/false));
+                              if (!pre.accepted || pre.duplicate) return int64_t{0};
+                              DIPACO_ASSIGN_OR_RETURN(auto lease, find_lease(chunk.lease_id));
+                              return lease ? lease->run : int64_t{0};
+                            }));
     if (run != 0) {
       DIPACO_ASSIGN_OR_RETURN(written, store_->write_chunk(run, chunk.lease_id, chunk.module_id,
                                                            chunk.sequence, chunk.data));
     }
   }
-  std::lock_guard lock(mutex_);
   bool recorded = false;
-  Result<PushReply> result = transact<PushReply>([&](int64_t now) -> Result<PushReply> {
-    DIPACO_ASSIGN_OR_RETURN(
-        PushReply reply,
-        check_push(chunk.lease_id, chunk.module_id, chunk.sequence, &chunk, now, /*record=*/true));
-    // A duplicate names the same store entry as `written` (same lease, module, sequence).
-    if (reply.duplicate) recorded = true;
-    if (!reply.accepted || reply.duplicate) return reply;
-    DIPACO_ASSIGN_OR_RETURN(auto lease, find_lease(chunk.lease_id));
-    if (!lease) return internal_error("lease vanished");
-    DIPACO_ASSIGN_OR_RETURN(
-        auto module_row,
-        query_int(db_,
-                  "SELECT m.id FROM path_modules pm JOIN modules m ON m.id = pm.module "
-                  "WHERE pm.path = ?1 AND m.module_id = ?2",
-                  lease->path, chunk.module_id));
-    if (!module_row) return internal_error("module vanished");
-    DIPACO_ASSIGN_OR_RETURN(
-        auto total,
-        query_int(db_, "SELECT total_bytes FROM push_chunks WHERE lease = ?1 AND module = ?2",
-                  chunk.lease_id, *module_row));
-    if (total && static_cast<uint64_t>(*total) != chunk.total_bytes)
-      return invalid_argument(where + ": module " + std::to_string(chunk.module_id) + " has " +
-                              std::to_string(*total) + " bytes in earlier chunks, this one says " +
-                              std::to_string(chunk.total_bytes));
-    int64_t begin = static_cast<int64_t>(chunk.offset_bytes);
-    int64_t end = begin + static_cast<int64_t>(chunk.data.size());
-    DIPACO_ASSIGN_OR_RETURN(
-        int64_t overlaps,
-        query_count(db_,
-                    "SELECT count(*) FROM push_chunks WHERE lease = ?1 AND module = ?2 AND "
-                    "offset_bytes < ?3 AND offset_bytes + size_bytes > ?4",
-                    chunk.lease_id, *module_row, end, begin));
-    if (overlaps > 0)
-      return invalid_argument(where + ": bytes [" + std::to_string(begin) + ", " +
-                              std::to_string(end) + ") of module " +
-                              std::to_string(chunk.module_id) + " overlap an accepted chunk");
+  bool committed = false;
+  // Returns once the chunk's row is durable (see call()).
+  Result<PushReply> result = call<PushReply>(
+      [&](int64_t now) -> Result<PushReply> {
+        DIPACO_ASSIGN_OR_RETURN(PushReply reply,
+                                check_push(chunk.lease_id, chunk.module_id, chunk.sequence, &chunk,
+                                           now, /*record=*/true));
+        // A duplicate names the same store entry as `written` (same lease, module, sequence).
+        if (reply.duplicate) recorded = true;
+        if (!reply.accepted || reply.duplicate) return reply;
+        DIPACO_ASSIGN_OR_RETURN(auto lease, find_lease(chunk.lease_id));
+        if (!lease) return internal_error("lease vanished");
+        DIPACO_ASSIGN_OR_RETURN(
+            auto module_row,
+            query_int(db_,
+                      "SELECT m.id FROM path_modules pm JOIN modules m ON m.id = pm.module "
+                      "WHERE pm.path = ?1 AND m.module_id = ?2",
+                      lease->path, chunk.module_id));
+        if (!module_row) return internal_error("module vanished");
+        DIPACO_ASSIGN_OR_RETURN(
+            auto total,
+            query_int(db_, "SELECT total_bytes FROM push_chunks WHERE lease = ?1 AND module = ?2",
+                      chunk.lease_id, *module_row));
+        if (total && static_cast<uint64_t>(*total) != chunk.total_bytes)
+          return invalid_argument(where + ": module " + std::to_string(chunk.module_id) + " has " +
+                                  std::to_string(*total) +
+                                  " bytes in earlier chunks, this one says " +
+                                  std::to_string(chunk.total_bytes));
+        int64_t begin = static_cast<int64_t>(chunk.offset_bytes);
+        int64_t end = begin + static_cast<int64_t>(chunk.data.size());
+        DIPACO_ASSIGN_OR_RETURN(
+            int64_t overlaps,
+            query_count(db_,
+                        "SELECT count(*) FROM push_chunks WHERE lease = ?1 AND module = ?2 AND "
+                        "offset_bytes < ?3 AND offset_bytes + size_bytes > ?4",
+                        chunk.lease_id, *module_row, end, begin));
+        if (overlaps > 0)
+          return invalid_argument(where + ": bytes [" + std::to_string(begin) + ", " +
+                                  std::to_string(end) + ") of module " +
+                                  std::to_string(chunk.module_id) + " overlap an accepted chunk");
 
-    // The payload is durable before the row that names it commits.
-    std::string file = written;
-    if (file.empty()) {
-      DIPACO_ASSIGN_OR_RETURN(file, store_->write_chunk(lease->run, chunk.lease_id, chunk.module_id,
-                                                        chunk.sequence, chunk.data));
-      written = file;
-    }
-    DIPACO_RETURN_IF_ERROR(exec_sql(
-        db_,
-        "INSERT INTO push_chunks(lease, sequence, module, offset_bytes, size_bytes, total_bytes, "
-        "file) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        chunk.lease_id, chunk.sequence, *module_row, begin, static_cast<int64_t>(chunk.data.size()),
-        chunk.total_bytes, file));
-    DIPACO_RETURN_IF_ERROR(exec_sql(db_,
-                                    "UPDATE leases SET last_sequence = max(coalesce(last_sequence, "
-                                    "?1), ?1) WHERE id = ?2",
-                                    chunk.sequence, chunk.lease_id));
-    DIPACO_ASSIGN_OR_RETURN(
-        int64_t received,
-        query_count(db_, "SELECT sum(size_bytes) FROM push_chunks WHERE lease = ?1 AND module = ?2",
-                    chunk.lease_id, *module_row));
-    if (static_cast<uint64_t>(received) == chunk.total_bytes) {
-      reply.module_complete = true;
-      DIPACO_RETURN_IF_ERROR(exec_sql(
-          db_,
-          "INSERT INTO reports(lease, module, total_bytes, reported_ms) VALUES (?1, ?2, ?3, ?4)",
-          chunk.lease_id, *module_row, chunk.total_bytes, now));
-      DIPACO_ASSIGN_OR_RETURN(
-          int64_t missing,
-          query_count(db_,
-                      "SELECT count(*) FROM path_modules pm WHERE pm.path = ?1 AND NOT EXISTS "
-                      "(SELECT 1 FROM reports r WHERE r.lease = ?2 AND r.module = pm.module)",
-                      lease->path, chunk.lease_id));
-      if (missing == 0) {
-        DIPACO_RETURN_IF_ERROR(complete_task(*lease, now));
-        reply.task_complete = true;
-      }
-    }
-    recorded = true;
-    return reply;
-  });
-  // Refused or failed: no row names the chunk written above.
-  if (!written.empty() && (!result.is_ok() || !recorded)) store_->remove({written});
+        // The payload is durable before the row that names it commits.
+        std::string file = written;
+        if (file.empty()) {
+          DIPACO_ASSIGN_OR_RETURN(
+              file, store_->write_chunk(lease->run, chunk.lease_id, chunk.module_id, chunk.sequence,
+                                        chunk.data));
+          written = file;
+        }
+        DIPACO_RETURN_IF_ERROR(exec_sql(db_,
+                                        "INSERT INTO push_chunks(lease, sequence, module, "
+                                        "offset_bytes, size_bytes, total_bytes, "
+                                        "file) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                                        chunk.lease_id, chunk.sequence, *module_row, begin,
+                                        static_cast<int64_t>(chunk.data.size()), chunk.total_bytes,
+                                        file));
+        DIPACO_RETURN_IF_ERROR(
+            exec_sql(db_,
+                     "UPDATE leases SET last_sequence = max(coalesce(last_sequence, "
+                     "?1), ?1) WHERE id = ?2",
+                     chunk.sequence, chunk.lease_id));
+        DIPACO_ASSIGN_OR_RETURN(
+            int64_t received,
+            query_count(db_,
+                        "SELECT sum(size_bytes) FROM push_chunks WHERE lease = ?1 AND module = ?2",
+                        chunk.lease_id, *module_row));
+        if (static_cast<uint64_t>(received) == chunk.total_bytes) {
+          reply.module_complete = true;
+          DIPACO_RETURN_IF_ERROR(exec_sql(db_,
+                                          "INSERT INTO reports(lease, module, total_bytes, "
+                                          "reported_ms) VALUES (?1, ?2, ?3, ?4)",
+                                          chunk.lease_id, *module_row, chunk.total_bytes, now));
+          DIPACO_ASSIGN_OR_RETURN(
+              int64_t missing,
+              query_count(db_,
+                          "SELECT count(*) FROM path_modules pm WHERE pm.path = ?1 AND NOT EXISTS "
+                          "(SELECT 1 FROM reports r WHERE r.lease = ?2 AND r.module = pm.module)",
+                          lease->path, chunk.lease_id));
+          if (missing == 0) {
+            DIPACO_RETURN_IF_ERROR(complete_task(*lease, now));
+            reply.task_complete = true;
+          }
+        }
+        recorded = true;
+        return reply;
+      },
+      &committed);
+  // Refused or rolled back: no row names the chunk written above.
+  if (!written.empty() && (!committed || !recorded)) store_->remove({written});
   return result;
 }
 

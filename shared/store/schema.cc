@@ -151,9 +151,19 @@ CREATE INDEX events_by_run ON events(run, id);
 // task-config provider that turns it into hyper-parameters of tasks.
 constexpr const char* kSchemaV2 = "ALTER TABLE runs ADD COLUMN config TEXT NOT NULL DEFAULT '';";
 
+// v3: indexes for the coordinator's hot queries, so that their cost does not grow with the number
+// of tasks or live leases: the next queued task in lease order (no sort of the whole queue), live
+// leases by hard deadline (the sweep and the wait hint read both deadlines by range), and a
+// path's shards (the tasks feeding a module step).
+constexpr const char* kSchemaV3 =
+    "CREATE INDEX tasks_in_lease_order ON tasks(state, outer_step, run, path, shard);"
+    "CREATE INDEX leases_by_hard_deadline ON leases(state, hard_deadline_ms);"
+    "CREATE INDEX shards_by_path ON shards(path);";
+
 constexpr Migration kMigrations[] = {
     {1, kSchemaV1},
     {2, kSchemaV2},
+    {3, kSchemaV3},
 };
 
 }  // namespace

@@ -131,6 +131,9 @@ int64_t SqliteDb::last_insert_rowid() const {
 int SqliteDb::changes() const {
   return sqlite3_changes(db_);
 }
+int64_t SqliteDb::total_changes() const {
+  return sqlite3_total_changes64(db_);
+}
 bool SqliteDb::in_transaction() const {
   return db_ != nullptr && !sqlite3_get_autocommit(db_);
 }

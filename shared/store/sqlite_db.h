@@ -21,7 +21,8 @@ namespace dipaco {
 // How hard a commit waits for the disk.
 //   kFull:   each commit fsyncs the WAL. A commit that returned survives a power loss, so an
 //            acknowledgement sent to a worker (a lease id, an accepted chunk) is never taken back
-//            and ids are never handed out twice. The coordinator's default.
+//            and ids are never handed out twice. The coordinator's default, which it implements
+//            as group commit over a kNormal connection (coordinator/wal_group_sync.h).
 //   kNormal: the WAL is fsynced only at checkpoints. Survives a process crash (kill -9) exactly
 //            like kFull; a power loss may roll back the last commits. For scratch runs.
 //   kOff:    never fsyncs. Survives a process crash, not a power loss. For tests.
@@ -60,6 +61,8 @@ class SqliteDb {
   int64_t last_insert_rowid() const;
   // Rows changed by the last INSERT/UPDATE/DELETE.
   int changes() const;
+  // Rows changed by every INSERT/UPDATE/DELETE since the connection opened.
+  int64_t total_changes() const;
   bool in_transaction() const;
   const std::string& path() const { return path_; }
   bool is_open() const { return db_ != nullptr; }

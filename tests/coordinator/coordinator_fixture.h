@@ -7,6 +7,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "coordinator/coordinator.h"
@@ -166,6 +167,48 @@ inline dipaco::Result<int> aggregate_all(dipaco::Coordinator& coordinator, int64
     ++n;
   }
   return n;
+}
+
+// Works `run` to its end from `threads` threads at once (as the gRPC handlers would): each
+// registers, leases, heartbeats, pushes its task, retries the whole push (all duplicates),
+// aggregates whatever is pending, and thread 3 reports metrics. Returns what went wrong (a
+// QVERIFY cannot fail off the main thread); empty when the run finished cleanly.
+inline std::vector<std::string> work_run_from_threads(dipaco::Coordinator& coordinator, int64_t run,
+                                                      int threads) {
+  std::mutex errors_mutex;
+  std::vector<std::string> errors;
+  auto fail = [&](const std::string& error) {
+    std::lock_guard lock(errors_mutex);
+    errors.push_back(error);
+  };
+  std::atomic<bool> finished{false};
+  auto work = [&](int t) {
+    std::string worker = "thread" + std::to_string(t);
+    if (!coordinator.register_worker({worker, "h", "cpu", "0"}).is_ok()) return fail("register");
+    for (int i = 0; i < 500 && !finished; ++i) {
+      auto reply = coordinator.lease_task(worker);
+      if (!reply.is_ok()) return fail(reply.status().to_string());
+      if (reply->task) {
+        auto beat = coordinator.heartbeat(worker, reply->task->lease_id, 1);
+        if (!beat.is_ok() || !beat->lease_valid) return fail("lost a lease: " + beat->reason);
+        auto pushed = push_task(coordinator, *reply->task);
+        if (!pushed.is_ok() || !pushed->task_complete) return fail("push did not complete");
+        auto again = push_task(coordinator, *reply->task);  // a full retry: all duplicates
+        if (!again.is_ok() || !again->duplicate) return fail("retry was not a duplicate");
+      }
+      auto aggregated = aggregate_all(coordinator, run);
+      if (!aggregated.is_ok()) return fail(aggregated.status().to_string());
+      if (t == 3) (void)coordinator.report_metrics({{run, 0, 0, uint64_t(i), "loss", 1.0, 0}});
+      auto status = coordinator.run_status(run);
+      if (!status.is_ok()) return fail(status.status().to_string());
+      if (status->state == "finished") finished = true;
+    }
+  };
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t) pool.emplace_back(work, t);
+  for (auto& thread : pool) thread.join();
+  if (!finished) errors.push_back("the run did not finish");
+  return errors;
 }
 
 // Reads the committed state with a second connection, as an operator's sqlite3 shell would.
