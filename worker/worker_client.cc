@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <mutex>
 #include <random>
 #include <set>
@@ -58,6 +59,10 @@ struct WorkerClient::Impl {
   std::mt19937_64 random{std::random_device{}()};
   int64_t backoff_ms = 0;
   std::set<std::string> verified;  // cached files whose hash was checked in this process
+  // Run configs this worker holds (run id -> sha256 hex, text), sent by the coordinator once
+  // per run; leases name them by hash instead of repeating them. The last few runs only.
+  std::map<std::string, std::pair<std::string, std::string>> run_configs;
+  static constexpr size_t kHeldRunConfigs = 8;
   const std::atomic<int>* stop = nullptr;
   std::atomic<bool> drained{false};  // set by the heartbeat thread
 
@@ -436,7 +441,22 @@ struct WorkerClient::Impl {
     assignment.gradient_dtype = *dtype;
     assignment.data_seed = task.data_seed();
     assignment.model_config_toml = task.model_config_toml();
-    assignment.run_config = task.run_config();
+    if (!task.run_config().empty() || task.run_config_sha256().empty()) {
+      assignment.run_config = task.run_config();
+      if (!task.run_config_sha256().empty()) {
+        if (run_configs.size() >= kHeldRunConfigs && !run_configs.contains(task.run_id()))
+          run_configs.erase(run_configs.begin());
+        run_configs[task.run_id()] = {task.run_config_sha256(), task.run_config()};
+      }
+    } else {
+      auto held = run_configs.find(task.run_id());
+      if (held == run_configs.end() || held->second.first != task.run_config_sha256()) {
+        release(task.lease_id(), "run config " + task.run_config_sha256() + " not held");
+        run_configs.erase(task.run_id());
+        return Status::ok();
+      }
+      assignment.run_config = held->second.second;
+    }
     assignment.deadline_unix_ms = static_cast<int64_t>(task.lease_deadline_unix_ms());
     DIPACO_LOG(kInfo) << "worker " << options.worker_id << ": lease " << task.lease_id() << " run "
                       << task.run_id() << " path " << task.path_id() << " shard " << task.shard_id()
@@ -560,6 +580,8 @@ Status WorkerClient::run(const std::atomic<int>& stop) {
     }
     v1::LeaseTaskRequest request;
     request.set_session_id(w.session);
+    for (const auto& [run_id, held] : w.run_configs)
+      (*request.mutable_run_config_sha256())[run_id] = held.first;
     v1::LeaseTaskResponse response;
     grpc::ClientContext context;
     w.prepare(context);

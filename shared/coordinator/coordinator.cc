@@ -63,12 +63,16 @@ void Coordinator::set_event_sink(std::function<void(const RunEvent&)> sink) {
 
 Status Coordinator::publish(RunEvent event) {
   if (event.kind != EventKind::kMetric) {
-    std::string payload = event.detail;
     DIPACO_ASSIGN_OR_RETURN(
         Statement insert,
-        bound(db_, "INSERT INTO events(run, time_ms, kind, payload) VALUES (?1, ?2, ?3, ?4)",
+        bound(db_,
+              "INSERT INTO events(run, time_ms, kind, payload, lease, worker, path, shard, module, "
+              "outer_step, version) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
               event.run_id == 0 ? std::optional<int64_t>() : std::optional<int64_t>(event.run_id),
-              event.time_ms, event_kind_name(event.kind), payload));
+              event.time_ms, event_kind_name(event.kind), event.detail, event.lease_id,
+              event.worker_id, static_cast<int64_t>(event.path_id),
+              static_cast<int64_t>(event.shard_id), static_cast<int64_t>(event.module_id),
+              static_cast<int64_t>(event.outer_step), static_cast<int64_t>(event.version)));
     DIPACO_RETURN_IF_ERROR(insert.run());
     event.id = db_.last_insert_rowid();
   }
@@ -402,8 +406,9 @@ Result<std::vector<RunEvent>> Coordinator::events(int64_t run_id, int64_t after_
   return call<std::vector<RunEvent>>([&](int64_t) -> Result<std::vector<RunEvent>> {
     DIPACO_ASSIGN_OR_RETURN(
         Statement query, bound(db_,
-                               "SELECT id, time_ms, kind, payload FROM events WHERE run = ?1 AND "
-                               "id > ?2 ORDER BY id",
+                               "SELECT id, time_ms, kind, payload, lease, worker, path, shard, "
+                               "module, outer_step, version FROM events WHERE run = ?1 AND id > ?2 "
+                               "ORDER BY id",
                                run_id, after_event_id));
     std::vector<RunEvent> events;
     while (true) {
@@ -419,9 +424,45 @@ Result<std::vector<RunEvent>> Coordinator::events(int64_t run_id, int64_t after_
           event.kind = static_cast<EventKind>(k);
       }
       event.detail = query.column_text(3);
+      event.lease_id = query.column_int64(4);
+      event.worker_id = query.column_text(5);
+      event.path_id = static_cast<uint32_t>(query.column_int64(6));
+      event.shard_id = static_cast<uint32_t>(query.column_int64(7));
+      event.module_id = static_cast<uint32_t>(query.column_int64(8));
+      event.outer_step = static_cast<uint64_t>(query.column_int64(9));
+      event.version = static_cast<uint64_t>(query.column_int64(10));
       events.push_back(std::move(event));
     }
     return events;
+  });
+}
+
+Result<std::vector<RunEvent>> Coordinator::metrics(int64_t run_id, int64_t after_metric_id,
+                                                   int limit) {
+  return call<std::vector<RunEvent>>([&](int64_t) -> Result<std::vector<RunEvent>> {
+    DIPACO_ASSIGN_OR_RETURN(
+        Statement query,
+        bound(db_,
+              "SELECT id, time_ms, path, outer_step, inner_step, name, value FROM metrics WHERE "
+              "run = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+              run_id, after_metric_id, static_cast<int64_t>(limit)));
+    std::vector<RunEvent> points;
+    while (true) {
+      DIPACO_ASSIGN_OR_RETURN(bool row, query.step());
+      if (!row) break;
+      RunEvent point;
+      point.kind = EventKind::kMetric;
+      point.id = query.column_int64(0);
+      point.run_id = run_id;
+      point.time_ms = query.column_int64(1);
+      point.path_id = static_cast<uint32_t>(query.column_int64(2));
+      point.outer_step = static_cast<uint64_t>(query.column_int64(3));
+      point.inner_step = static_cast<uint64_t>(query.column_int64(4));
+      point.metric_name = query.column_text(5);
+      point.value = query.column_double(6);
+      points.push_back(std::move(point));
+    }
+    return points;
   });
 }
 

@@ -293,6 +293,10 @@ class Coordinator {
   Status tick();
   Result<RunStatus> run_status(int64_t run_id);
   Result<std::vector<RunEvent>> events(int64_t run_id, int64_t after_event_id = 0);
+  // The run's metric points (kMetric events; `id` is the metrics table's row, its own sequence)
+  // after `after_metric_id`, oldest first, at most `limit` of them.
+  Result<std::vector<RunEvent>> metrics(int64_t run_id, int64_t after_metric_id = 0,
+                                        int limit = 10000);
   // Every registered worker, by id (the studio's worker table).
   Result<std::vector<WorkerStatus>> workers();
   // Group commit so far: calls that waited for the disk, and the fdatasyncs that served them

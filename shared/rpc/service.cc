@@ -69,6 +69,22 @@ Result<std::shared_ptr<const TaskConfig>> CoordinatorService::task_config(int64_
   return std::shared_ptr<const TaskConfig>(shared);
 }
 
+Result<std::shared_ptr<const CoordinatorService::RunConfigText>>
+CoordinatorService::run_config_text(int64_t run_id) {
+  {
+    std::lock_guard lock(configs_mutex_);
+    auto found = config_texts_.find(run_id);
+    if (found != config_texts_.end()) return found->second;
+  }
+  DIPACO_ASSIGN_OR_RETURN(std::string text, coordinator_.run_config(run_id));
+  auto entry = std::make_shared<RunConfigText>();
+  entry->sha256_hex = sha256_hex(text);
+  entry->text = std::move(text);
+  std::lock_guard lock(configs_mutex_);
+  config_texts_[run_id] = entry;
+  return std::shared_ptr<const RunConfigText>(entry);
+}
+
 // ---- workers --------------------------------------------------------------------------------
 
 grpc::Status CoordinatorService::Register(grpc::ServerContext* context,
@@ -145,8 +161,13 @@ grpc::Status CoordinatorService::LeaseTask(grpc::ServerContext* context,
   task->set_lease_deadline_unix_ms(static_cast<uint64_t>(grant.deadline_ms));
   task->set_model_config_toml(config->model_config_toml);
   task->set_data_seed(config->data_seed);
-  auto stored = coordinator_.run_config(grant.run_id);
-  if (stored.is_ok()) task->set_run_config(*stored);
+  if (auto stored = run_config_text(grant.run_id); stored.is_ok()) {
+    const RunConfigText& run_config = **stored;
+    task->set_run_config_sha256(run_config.sha256_hex);
+    auto held = request->run_config_sha256().find(task->run_id());
+    if (held == request->run_config_sha256().end() || held->second != run_config.sha256_hex)
+      task->set_run_config(run_config.text);
+  }
   v1::InnerOptimizer* inner = task->mutable_inner();
   inner->set_lr(config->inner.lr);
   inner->set_beta1(config->inner.beta1);
@@ -571,15 +592,21 @@ grpc::Status CoordinatorService::WatchRun(grpc::ServerContext* context,
   if (!run.is_ok()) return to_grpc(run.status());
   auto exists = coordinator_.run_config(*run);
   if (!exists.is_ok()) return to_grpc(exists.status());
-  int64_t after = 0;
+  // Two cursors: the events table (leases, aggregations, operator actions) and the metrics table
+  // (training and validation loss, throughput), each streamed in its own row order.
+  int64_t after_event = 0, after_metric = 0;
   while (!context->IsCancelled() && !stopping_) {
-    auto events = coordinator_.events(*run, after);
+    auto events = coordinator_.events(*run, after_event);
     if (!events.is_ok()) return to_grpc(events.status());
-    for (const RunEvent& event : *events) {
-      after = std::max(after, event.id);
-      v1::RunEvent out;
-      if (!to_proto_event(event, &out)) continue;
-      if (!writer->Write(out)) return grpc::Status::OK;
+    auto metrics = coordinator_.metrics(*run, after_metric);
+    if (!metrics.is_ok()) return to_grpc(metrics.status());
+    for (const std::vector<RunEvent>* batch : {&*events, &*metrics}) {
+      for (const RunEvent& event : *batch) {
+        (event.kind == EventKind::kMetric ? after_metric : after_event) = event.id;
+        v1::RunEvent out;
+        if (!to_proto_event(event, &out)) continue;
+        if (!writer->Write(out)) return grpc::Status::OK;
+      }
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(options_.watch_poll_ms));
   }

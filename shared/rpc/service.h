@@ -102,6 +102,12 @@ class CoordinatorService final : public dipaco::v1::Coordinator::Service {
  private:
   // The run's TaskConfig from its stored config, parsed once per run (configs are immutable).
   Result<std::shared_ptr<const TaskConfig>> task_config(int64_t run_id);
+  // The run's stored config and its sha256 (hex), read once per run.
+  struct RunConfigText {
+    std::string text;
+    std::string sha256_hex;
+  };
+  Result<std::shared_ptr<const RunConfigText>> run_config_text(int64_t run_id);
   // Streams `path` from `offset`; expected_sha256 (raw) empty = hash the file (cached).
   grpc::Status stream_file(grpc::ServerContext* context, const std::string& path,
                            const std::string& expected_sha256, uint64_t offset,
@@ -117,6 +123,7 @@ class CoordinatorService final : public dipaco::v1::Coordinator::Service {
   std::array<std::mutex, 64> lease_locks_;
   std::mutex configs_mutex_;
   std::map<int64_t, std::shared_ptr<const TaskConfig>> configs_;
+  std::map<int64_t, std::shared_ptr<const RunConfigText>> config_texts_;  // under configs_mutex_
   std::mutex digests_mutex_;
   std::map<std::string, std::string> digests_;  // "path|size|mtime" -> raw sha256
 };

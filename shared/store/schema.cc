@@ -160,10 +160,22 @@ constexpr const char* kSchemaV3 =
     "CREATE INDEX leases_by_hard_deadline ON leases(state, hard_deadline_ms);"
     "CREATE INDEX shards_by_path ON shards(path);";
 
+// v4: the structured fields of an event next to its sentence, so that watchers (WatchRun, the
+// studio) get which lease, worker, path, shard, module, outer step and version it concerns.
+constexpr const char* kSchemaV4 =
+    "ALTER TABLE events ADD COLUMN lease INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE events ADD COLUMN worker TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE events ADD COLUMN path INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE events ADD COLUMN shard INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE events ADD COLUMN module INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE events ADD COLUMN outer_step INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE events ADD COLUMN version INTEGER NOT NULL DEFAULT 0;";
+
 constexpr Migration kMigrations[] = {
     {1, kSchemaV1},
     {2, kSchemaV2},
     {3, kSchemaV3},
+    {4, kSchemaV4},
 };
 
 }  // namespace

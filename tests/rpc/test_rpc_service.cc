@@ -3,11 +3,13 @@
 #include <QtTest>
 #include <cmath>
 #include <cstring>
+#include <map>
 #include <set>
 #include <thread>
 
 #include "rpc_fixture.h"
 #include "test_support.h"
+#include "util/sha256.h"
 
 using dipaco::test::contains;
 using namespace rpc_test;
@@ -15,7 +17,9 @@ namespace v1 = dipaco::v1;
 
 namespace {
 
-v1::Task lease(Served& s, const std::string& worker) {
+// held: run id -> sha256 of the run config the worker says it holds.
+v1::Task lease(Served& s, const std::string& worker,
+               const std::map<std::string, std::string>& held = {}) {
   v1::RegisterRequest reg;
   reg.set_worker_id(worker);
   v1::RegisterResponse registered;
@@ -27,6 +31,7 @@ v1::Task lease(Served& s, const std::string& worker) {
   }
   v1::LeaseTaskRequest request;
   request.set_session_id(registered.session_id());
+  for (const auto& [run, sha] : held) (*request.mutable_run_config_sha256())[run] = sha;
   v1::LeaseTaskResponse response;
   auto c2 = context();
   status = s.stub->LeaseTask(c2.get(), request, &response);
@@ -358,20 +363,61 @@ class RpcServiceTest : public QObject {
     QCOMPARE(past->Finish().error_code(), grpc::StatusCode::OUT_OF_RANGE);
   }
 
-  void watchRunStreamsEvents() {
+  // The run config travels once: a worker that names its hash gets leases without it, one that
+  // names another hash (or none) gets it whole, always with the hash of what the run has.
+  void runConfigIsSentOncePerWorker() {
+    Served s;
+    QVERIFY(s.start(/*outer_steps=*/3));
+    v1::Task first = lease(s, "w1");
+    QVERIFY(!first.run_config().empty());
+    QCOMPARE(first.run_config_sha256(), dipaco::sha256_hex(first.run_config()));
+    v1::Task known = lease(s, "w2", {{first.run_id(), first.run_config_sha256()}});
+    QVERIFY(!known.lease_id().empty());
+    QVERIFY(known.run_config().empty());
+    QCOMPARE(known.run_config_sha256(), first.run_config_sha256());
+    v1::Task stale = lease(s, "w3", {{first.run_id(), std::string(64, '0')}});
+    QVERIFY(!stale.lease_id().empty());
+    QCOMPARE(stale.run_config(), first.run_config());
+  }
+
+  // WatchRun streams the lease events with their fields (lease, worker, path) and the run's
+  // metric points, from the database (so a watcher that attaches late still gets them all).
+  void watchRunStreamsEventsAndMetrics() {
     Served s;
     QVERIFY(s.start());
     v1::Task task = lease(s, "w1");
     QVERIFY(!task.lease_id().empty());
+    dipaco::MetricPoint point;
+    point.run_id = s.run_id;
+    point.path_id = task.path_id();
+    point.outer_step = 0;
+    point.inner_step = 7;
+    point.name = "train_loss";
+    point.value = 4.25;
+    QVERIFY(s.coordinator->report_metrics({point}).is_ok());
     v1::RunRequest request;
     request.set_run_id(std::to_string(s.run_id));
     auto c = context(kOperatorToken);
     auto reader = s.stub->WatchRun(c.get(), request);
     v1::RunEvent event;
-    bool granted = false;
-    for (int i = 0; i < 10 && !granted && reader->Read(&event); ++i)
-      granted = event.has_lease() && event.lease().kind() == v1::LeaseEvent::KIND_GRANTED;
+    bool granted = false, metric = false;
+    for (int i = 0; i < 20 && !(granted && metric) && reader->Read(&event); ++i) {
+      if (event.has_lease() && event.lease().kind() == v1::LeaseEvent::KIND_GRANTED) {
+        granted = true;
+        QCOMPARE(event.lease().lease_id(), task.lease_id());
+        QCOMPARE(event.lease().worker_id(), std::string("w1"));
+        QCOMPARE(event.lease().path_id(), task.path_id());
+      }
+      if (event.has_metric()) {
+        metric = true;
+        QCOMPARE(event.metric().name(), std::string("train_loss"));
+        QCOMPARE(event.metric().value(), 4.25);
+        QCOMPARE(event.metric().inner_step(), uint64_t{7});
+        QCOMPARE(event.metric().path_id(), task.path_id());
+      }
+    }
     QVERIFY(granted);
+    QVERIFY(metric);
     c->TryCancel();
     while (reader->Read(&event)) {
     }
