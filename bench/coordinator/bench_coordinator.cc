@@ -17,6 +17,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -183,6 +184,9 @@ int main(int argc, char** argv) {
         if (!stub->Register(&c, request, &response).ok()) ++errors;
       }
       std::vector<double> my_lease, my_wait, my_push;
+      // As real workers do: after its first lease a worker names the run config it holds (by
+      // sha256), and the coordinator stops repeating it.
+      std::map<std::string, std::pair<std::string, std::string>> held_config;  // id -> run, sha
       while (!done) {
         bool granted_any = false;
         uint32_t hint_ms = 1000;
@@ -190,6 +194,8 @@ int main(int argc, char** argv) {
           if (done) break;
           v1::LeaseTaskRequest request;
           request.set_session_id(id);
+          if (auto held = held_config.find(id); held != held_config.end())
+            (*request.mutable_run_config_sha256())[held->second.first] = held->second.second;
           v1::LeaseTaskResponse response;
           grpc::ClientContext c;
           call(c);
@@ -208,6 +214,7 @@ int main(int argc, char** argv) {
           my_lease.push_back(took);
           granted_any = true;
           const v1::Task& task = response.task();
+          held_config[id] = {task.run_id(), task.run_config_sha256()};
           v1::PushOuterGradientResponse pushed;
           grpc::ClientContext pc;
           call(pc);
