@@ -5,6 +5,7 @@
 #include <QFile>
 #include <QProcess>
 #include <QSignalSpy>
+#include <QTableWidget>
 #include <QTemporaryDir>
 #include <QtTest>
 #include <memory>
@@ -102,6 +103,13 @@ class StudioServeTest : public QObject {
     dipaco::studio::DashboardPanel* dash = window.dashboard();
     QTRY_VERIFY_WITH_TIMEOUT(dash->timeline_points() >= 8 + 8 + 16 + 2, 120000);
     QVERIFY(dash->events_applied() >= 34);
+    // WatchRun also streams the workers' metric points (the fake runner reports one train_loss
+    // per task) and lease events name their worker: loss curves and the worker table fill.
+    QTRY_VERIFY_WITH_TIMEOUT(dash->train_points(0) + dash->train_points(1) + dash->train_points(2) +
+                                     dash->train_points(3) >=
+                                 8,
+                             60000);
+    QTRY_VERIFY_WITH_TIMEOUT(dash->worker_table()->rowCount() >= 2, 20000);
 
     // An operator action from the studio reaches the server (the run is finished: no change).
     auto reply = launch->remote_control()->pause();
