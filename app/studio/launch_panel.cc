@@ -2,6 +2,7 @@
 
 #include <QCheckBox>
 #include <QClipboard>
+#include <QComboBox>
 #include <QFile>
 #include <QFileDialog>
 #include <QFormLayout>
@@ -50,9 +51,13 @@ LaunchPanel::LaunchPanel(QWidget* parent) : QWidget(parent) {
   threads_->setRange(0, 1024);
   threads_->setSpecialValueText(tr("as in the grid (0 = all cores)"));
   form->addRow(tr("CPU threads in all"), threads_);
-  form->addRow(tr("backend"), new QLabel(tr("CPU (local workers of this build train on the "
-                                            "CPU; GPUs join as remote workers)"),
-                                         this));
+  backend_ = new QComboBox(this);
+  backend_->setObjectName(QStringLiteral("launch.backend"));
+  backend_->addItem(tr("auto: a GPU when this machine has one, else the CPU"),
+                    QStringLiteral("auto"));
+  backend_->addItem(tr("CPU"), QStringLiteral("cpu"));
+  backend_->addItem(tr("CUDA GPU 0"), QStringLiteral("cuda"));
+  form->addRow(tr("backend"), backend_);
   run_dir_ = new QLineEdit(this);
   run_dir_->setPlaceholderText(tr("as in the grid (run.dir)"));
   form->addRow(tr("run directory"), run_dir_);
@@ -236,8 +241,10 @@ bool LaunchPanel::start_local(QString* error) {
   output_timer_->start();
   emit run_started();
   std::shared_ptr<RunEventBuffer> buffer = buffer_;
-  thread_ = std::thread([this, grid = *grid, out, buffer] {
+  const std::string backend = backend_->currentData().toString().toStdString();
+  thread_ = std::thread([this, grid = *grid, out, buffer, backend] {
     LocalRunOptions options;
+    (void)parse_backend_name(backend, &options.backend);  // one of the combo's own values
     options.out = out;
     options.stop = &stop_;
     options.on_event = [this, buffer](const RunEvent& e) {

@@ -32,6 +32,7 @@ class QLabel;
 class QLineEdit;
 class QPlainTextEdit;
 class QPushButton;
+class QComboBox;
 class QSpinBox;
 class QTemporaryDir;
 class QTimer;
@@ -117,6 +118,7 @@ class LaunchPanel : public QWidget {
   std::unique_ptr<QTemporaryDir> output_dir_;
 
   QSpinBox* workers_ = nullptr;
+  QComboBox* backend_ = nullptr;  // auto | cpu | cuda: what the local workers train on
   QSpinBox* threads_ = nullptr;
   QLineEdit* run_dir_ = nullptr;
   QPushButton* start_ = nullptr;

@@ -1,6 +1,7 @@
 // End to end: the studio's main window launches a tiny local DiPaCo run from the launch panel
 // and the dashboard sees its loss points arrive; the SSH command, the attach form's message and
 // persisted settings. Screenshots of the launch panel and the live dashboard.
+#include <QComboBox>
 #include <QFile>
 #include <QListWidget>
 #include <QSettings>
@@ -85,6 +86,12 @@ class StudioLaunchTest : public QObject {
     window.designer()->set_spec(*grid);
     QVERIFY2(window.designer()->valid(), qPrintable(window.designer()->error()));
     QSignalSpy finished(window.launch(), &dipaco::studio::LaunchPanel::run_finished);
+    // The local workers' backend: auto by default; this test trains on the CPU whatever the host.
+    auto* backend = window.launch()->findChild<QComboBox*>(QStringLiteral("launch.backend"));
+    QVERIFY(backend != nullptr);
+    QCOMPARE(backend->count(), 3);
+    QCOMPARE(backend->currentData().toString(), QStringLiteral("auto"));
+    backend->setCurrentIndex(backend->findData(QStringLiteral("cpu")));
     QString error;
     QVERIFY2(window.launch()->start_local(&error), qPrintable(error));
     QVERIFY(window.launch()->running());
@@ -150,9 +157,8 @@ class StudioLaunchTest : public QObject {
     auto h = control->set_inner_steps(3);
     QVERIFY2(h.is_ok() && h->changed,
              h.is_ok() ? h->message.c_str() : h.status().message().c_str());
-    auto workers = control->workers();
-    QVERIFY(workers.is_ok());
-    QCOMPARE(workers->size(), size_t{1});
+    // The worker registers once its backend is up (with "auto", after probing for a GPU).
+    QTRY_VERIFY_WITH_TIMEOUT(control->workers().is_ok() && control->workers()->size() == 1, 20000);
     // The dashboard's worker poll (off the GUI thread, about once a second) fills host and
     // device.
     QTableWidget* table = window.dashboard()->worker_table();
