@@ -3,10 +3,10 @@
 #include <toml++/toml.h>
 
 #include <set>
-#include <sstream>
 
 #include "util/arg_parser.h"
 #include "util/atomic_file.h"
+#include "util/toml_table.h"
 
 namespace dipaco {
 namespace {
@@ -45,15 +45,7 @@ Status read_value(const toml::table& table, const std::string& section, const ch
 
 Result<WorkerConfig> parse_worker_config(const std::string& toml_text,
                                          const std::string& source_name) {
-  toml::table root;
-  try {  // toml++ reports syntax errors by exception in this build
-    root = toml::parse(toml_text, source_name);
-  } catch (const toml::parse_error& error) {
-    std::ostringstream message;
-    message << source_name << ":" << error.source().begin.line << ":" << error.source().begin.column
-            << ": " << error.description();
-    return invalid_argument(message.str());
-  }
+  DIPACO_ASSIGN_OR_RETURN(toml::table root, parse_toml(toml_text, source_name));
   DIPACO_RETURN_IF_ERROR(check_keys(root, "", {"coordinator", "worker"}, source_name));
   WorkerConfig config;
   if (const toml::table* c = root["coordinator"].as_table()) {

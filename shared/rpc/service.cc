@@ -59,10 +59,10 @@ Result<std::shared_ptr<const TaskConfig>> CoordinatorService::task_config(int64_
     auto found = configs_.find(run_id);
     if (found != configs_.end()) return found->second;
   }
-  DIPACO_ASSIGN_OR_RETURN(std::string config, coordinator_.run_config(run_id));
+  DIPACO_ASSIGN_OR_RETURN(std::shared_ptr<const RunConfigText> config, run_config_text(run_id));
   if (!options_.hooks.task_config)
     return internal_error("this coordinator has no task-config provider (RunHooks::task_config)");
-  DIPACO_ASSIGN_OR_RETURN(TaskConfig parsed, options_.hooks.task_config(run_id, config));
+  DIPACO_ASSIGN_OR_RETURN(TaskConfig parsed, options_.hooks.task_config(run_id, config->text));
   auto shared = std::make_shared<const TaskConfig>(std::move(parsed));
   std::lock_guard lock(configs_mutex_);
   configs_[run_id] = shared;  // a run's config never changes after create_run

@@ -5,9 +5,9 @@
 #include <filesystem>
 #include <memory>
 #include <mutex>
-#include <sstream>
 
 #include "util/sha256.h"
+#include "util/toml_table.h"
 
 namespace dipaco {
 namespace {
@@ -57,15 +57,7 @@ std::string resolve(const std::string& base_dir, const std::string& path) {
 
 Result<SimpleRun> parse_simple_run(const std::string& toml_text, const std::string& source_name,
                                    const std::string& base_dir) {
-  toml::table root;
-  try {  // toml++ reports syntax errors by exception in this build
-    root = toml::parse(toml_text, source_name);
-  } catch (const toml::parse_error& error) {
-    std::ostringstream message;
-    message << source_name << ":" << error.source().begin.line << ":" << error.source().begin.column
-            << ": " << error.description();
-    return invalid_argument(message.str());
-  }
+  DIPACO_ASSIGN_OR_RETURN(toml::table root, parse_toml(toml_text, source_name));
   Reader r{source_name};
   SimpleRun run;
   RunSpec& spec = run.spec;

@@ -53,6 +53,13 @@ __global__ void causal_softmax_backward_kernel(float* dp, const float* p, int T,
 
 }  // namespace
 
+// The products read fp32 activations: TF32 tensor cores (no bf16 copies of the T x T matrices)
+// unless the backend is the exact fp32 reference.
+CudaMatmulPrecision CudaBackend::attention_precision() const {
+  return precision_ == CudaMatmulPrecision::kFp32 ? CudaMatmulPrecision::kFp32
+                                                  : CudaMatmulPrecision::kTf32;
+}
+
 void CudaBackend::attention_forward(float* out, float* att, const float* qkv, int B, int T, int H,
                                     int KVH, int hd) {
   use_device();
@@ -79,9 +86,7 @@ void CudaBackend::attention_forward_gemm(float* out, float* att, const float* qk
   const int rep = H / KVH;
   const int row = (H + 2 * KVH) * hd;
   const int64_t TT = static_cast<int64_t>(T) * T;
-  const CudaMatmulPrecision precision = precision_ == CudaMatmulPrecision::kFp32
-                                            ? CudaMatmulPrecision::kFp32
-                                            : CudaMatmulPrecision::kTf32;
+  const CudaMatmulPrecision precision = attention_precision();
   for (int b = 0; b < B; ++b) {
     const float* base = qkv + static_cast<int64_t>(b) * T * row;
     for (int r = 0; r < rep; ++r) {
@@ -125,9 +130,7 @@ void CudaBackend::attention_backward_gemm(float* dqkv, float* workspace, const f
   const int row = (H + 2 * KVH) * hd;
   const int64_t TT = static_cast<int64_t>(T) * T;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  const CudaMatmulPrecision precision = precision_ == CudaMatmulPrecision::kFp32
-                                            ? CudaMatmulPrecision::kFp32
-                                            : CudaMatmulPrecision::kTf32;
+  const CudaMatmulPrecision precision = attention_precision();
   for (int b = 0; b < B; ++b) {
     const float* base = qkv + static_cast<int64_t>(b) * T * row;
     const float* dO = dout + static_cast<int64_t>(b) * T * H * hd;

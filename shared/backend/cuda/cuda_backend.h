@@ -160,6 +160,7 @@ class CudaBackend final : public Backend {
   const GemmPlan& gemm_plan(const GemmCall& call, CudaMatmulPrecision precision,
                             const GemmAlignment& align);
   // Attention on cuBLASLt batched products (the default) or on our own kernels (the fallback).
+  CudaMatmulPrecision attention_precision() const;
   void attention_forward_gemm(float* out, float* att, const float* qkv, int B, int T, int H,
                               int KVH, int hd);
   void attention_backward_gemm(float* dqkv, float* workspace, const float* dout, const float* qkv,
