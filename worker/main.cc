@@ -36,19 +36,16 @@ int run_check(const dipaco::WorkerConfig& config, const std::string& config_sour
       ++problems;
     }
   }
-  if (config.backend == "cuda" && cuda.devices.empty()) {
-    if (config.fallback_to_cpu) {
-      std::printf("warning: backend = \"cuda\" but no CUDA device; falling back to the CPU\n");
-    } else {
-      std::printf(
-          "error: backend = \"cuda\" but no CUDA device (set fallback_to_cpu = true to "
-          "run on the CPU instead)\n");
-      ++problems;
-    }
+  // The backend the worker will train on, made as its trainer makes it: a GPU that cannot be used
+  // is an error here unless fallback_to_cpu is set.
+  auto created = dipaco::create_backend(dipaco::backend_choice(config));
+  if (!created.is_ok()) {
+    std::printf("error: %s\n", created.status().message().c_str());
+    ++problems;
+  } else {
+    if (!created->note.empty()) std::printf("warning: %s\n", created->note.c_str());
+    std::printf("backend: %s\n", created->backend->name().c_str());
   }
-  std::string backend =
-      config.backend == "auto" ? (cuda.devices.empty() ? "cpu" : "cuda") : config.backend;
-  std::printf("backend: %s\n", backend.c_str());
   if (config.coordinator_address.empty()) {
     std::printf("warning: no [coordinator] address set in %s; the worker cannot connect yet\n",
                 config_source.c_str());

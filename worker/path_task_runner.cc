@@ -14,12 +14,7 @@ PathTaskRunner::PathTaskRunner(const WorkerConfig& config) : config_(config) {}
 
 Result<Backend*> PathTaskRunner::backend() {
   if (backend_ == nullptr) {
-    BackendChoice choice;
-    DIPACO_RETURN_IF_ERROR(parse_backend_name(config_.backend, &choice));
-    if (!config_.devices.empty()) choice.device = config_.devices.front();
-    choice.cpu_threads = config_.cpu_threads;
-    choice.fallback_to_cpu = config_.fallback_to_cpu;
-    DIPACO_ASSIGN_OR_RETURN(CreatedBackend created, create_backend(choice));
+    DIPACO_ASSIGN_OR_RETURN(CreatedBackend created, create_backend(backend_choice(config_)));
     if (!created.note.empty()) log_message(LogLevel::kWarning, created.note);
     log_message(LogLevel::kInfo, "training on " + created.backend->name());
     backend_ = std::move(created.backend);

@@ -156,4 +156,13 @@ Result<WorkerConfig> load_worker_config(const std::string& path) {
   return parse_worker_config(text, path);
 }
 
+BackendChoice backend_choice(const WorkerConfig& config) {
+  BackendChoice choice;
+  (void)parse_backend_name(config.backend, &choice);  // auto | cpu | cuda, checked on parse
+  if (!config.devices.empty()) choice.device = config.devices.front();
+  choice.cpu_threads = config.cpu_threads;
+  choice.fallback_to_cpu = config.fallback_to_cpu;
+  return choice;
+}
+
 }  // namespace dipaco

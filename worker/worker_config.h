@@ -34,6 +34,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/backend_factory.h"
 #include "util/log.h"
 #include "util/status.h"
 
@@ -67,6 +68,10 @@ struct WorkerConfig {
 Result<WorkerConfig> parse_worker_config(const std::string& toml_text,
                                          const std::string& source_name);
 Result<WorkerConfig> load_worker_config(const std::string& path);
+
+// What the worker trains on: backend, the first of devices, cpu_threads and fallback_to_cpu
+// (for create_backend, backend/backend_factory.h). The backend name was validated by the parser.
+BackendChoice backend_choice(const WorkerConfig& config);
 
 // The level a [worker] log_level names; nullopt for "" (not set) and for unknown names.
 std::optional<LogLevel> worker_log_level(const std::string& name);
