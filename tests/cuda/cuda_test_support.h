@@ -6,10 +6,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <random>
 #include <vector>
 
 #include "backend/cuda_runtime.h"
+#include "engine/engine_test_util.h"
 #include "tensor/backend.h"
 #include "tensor/device_buffer.h"
 
@@ -25,13 +25,7 @@
 
 namespace dipaco::test {
 
-inline std::vector<float> random_floats(size_t n, uint32_t seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, scale);
-  std::vector<float> v(n);
-  for (float& x : v) x = normal(rng);
-  return v;
-}
+using dipaco::testing::random_floats;
 
 // A host vector mirrored on a backend.
 template <typename T>
