@@ -84,11 +84,11 @@ std::vector<float> run_attention(Backend* be) {
   float* qkv = b.put(random_floats(B * T * row, 4));
   float* dout = b.put(random_floats(static_cast<size_t>(B) * T * H * hd, 5));
   float* out = b.put(std::vector<float>(static_cast<size_t>(B) * T * H * hd));
-  float* att = b.put(std::vector<float>(static_cast<size_t>(B) * H * T * T));
+  float* att = b.put(std::vector<float>(be->attention_saved_floats(B, T, H, KVH, hd)));
   float* dqkv = b.put(std::vector<float>(B * T * row));
   float* ws = b.put(std::vector<float>(be->attention_workspace_floats(B, T, H, KVH, hd)));
   be->attention_forward(out, att, qkv, B, T, H, KVH, hd);
-  be->attention_backward(dqkv, ws, dout, qkv, att, B, T, H, KVH, hd);
+  be->attention_backward(dqkv, ws, dout, qkv, out, att, B, T, H, KVH, hd);
   std::vector<float> all;
   for (size_t i : {2, 3, 4}) {
     auto part = b.get(i);

@@ -61,9 +61,12 @@ inline const char* cuda_precision_name(CudaMatmulPrecision p) {
 Result<CudaMatmulPrecision> parse_cuda_precision(std::string_view text);
 
 // How the CUDA backend computes attention: batched cuBLASLt products around our softmax
-// kernels (tensor cores; the default), or our own fused kernels only (the fallback, and the
-// twin the cross-backend tests hold the other against).
-enum class CudaAttention { kGemm, kKernels };
+// kernels (tensor cores; the default), our own fused kernels only (the fallback, and the twin
+// the cross-backend tests hold the other against), or cuDNN's fused flash attention (bf16
+// operands, no T x T buffers; a shape cuDNN refuses, or whose probe against the cuBLASLt path
+// fails, stays on cuBLASLt with the reason printed). The environment variable
+// DIPACO_CUDA_ATTENTION=gemm|kernels|cudnn overrides the option for every CUDA backend.
+enum class CudaAttention { kGemm, kKernels, kCudnn };
 
 struct CudaBackendOptions {
   int device = 0;

@@ -30,10 +30,14 @@ Status Model::allocate(size_t extra_bytes) {
   const size_t L = config_.n_layers, H = config_.n_heads, T = max_T_;
   const size_t qkv = config_.qkv_dim(), attc = H * config_.head_dim();
 
+  // What attention keeps for its backward: probabilities [B, H, T, T] or only their row
+  // statistics, as the backend decides.
+  const size_t saved = backend_->attention_saved_floats(max_B_, max_T_, config_.n_heads,
+                                                        config_.n_kv_heads, config_.head_dim());
   // Activation size table, in floats; each entry padded to 16 floats (64 bytes).
   auto pad = [](size_t n) { return (n + 15) / 16 * 16; };
   const size_t per_layer = pad(N * C) * 4 /* ln1 atty resid_mid ln2 */ + pad(N) * 2 + pad(N * qkv) +
-                           pad(max_B_ * H * T * T) + pad(N * 2 * F) + pad(N * F);
+                           pad(saved) + pad(N * 2 * F) + pad(N * F);
   const size_t acts = pad(N * C) * (L + 1) + per_layer * L + pad(N * C) + pad(N) * 3 + pad(N * V);
   const size_t att_ws = backend_->attention_workspace_floats(
       max_B_, max_T_, config_.n_heads, config_.n_kv_heads, config_.head_dim());
@@ -76,7 +80,7 @@ Status Model::allocate(size_t extra_bytes) {
     a.ln1 = take(N * C);
     a.ln1_rstd = take(N);
     a.qkv = take(N * qkv);
-    a.att = take(max_B_ * H * T * T);
+    a.att = take(saved);
     a.atty = take(N * attc);
     a.resid_mid = take(N * C);
     a.ln2 = take(N * C);
@@ -256,7 +260,7 @@ void Model::backward(float loss_scale) {
     be.rmsnorm_backward(dres_, dw + o.mlp_norm, dln_, a.resid_mid, w + o.mlp_norm, a.ln2_rstd, N,
                         C);
     be.matmul_backward(datty_, dw + o.wo, dres_, a.atty, w + o.wo, N, H * hd, C);
-    be.attention_backward(dqkv_, att_ws_, datty_, a.qkv, a.att, B, T, H, KVH, hd);
+    be.attention_backward(dqkv_, att_ws_, datty_, a.qkv, a.atty, a.att, B, T, H, KVH, hd);
     be.rope_backward(dqkv_, rope_cos_, rope_sin_, N, T, H + KVH, hd, qkv);
     be.matmul_backward(dln_, dw + o.wqkv, dqkv_, a.ln1, w + o.wqkv, N, C, qkv);
     be.rmsnorm_backward(dres_, dw + o.attn_norm, dln_, residual_[l], w + o.attn_norm, a.ln1_rstd, N,

@@ -83,15 +83,24 @@ class Backend {
   // ---- causal multi-head attention with grouped-query heads ---------------------------------
   // qkv[B, T, (H + 2 * KVH) * hd]: q heads, then k heads, then v heads (RoPE already applied).
   // q head h reads kv head h / (H / KVH). Softmax scale 1/sqrt(hd).
-  // out[B, T, H * hd] = softmax(q k^T * scale + causal mask) v; att[B, H, T, T] saves the
-  // probabilities for backward (entries above the diagonal are 0).
-  virtual void attention_forward(float* out, float* att, const float* qkv, int B, int T, int H,
+  // out[B, T, H * hd] = softmax(q k^T * scale + causal mask) v.
+  // saved[attention_saved_floats(B, T, H, KVH, hd)]: what the backward needs besides qkv and
+  // out, in a layout of the backend's choosing: the probabilities att[B, H, T, T] (entries above
+  // the diagonal 0) on the CPU and the cuBLASLt path; the softmax log-sum-exp [B, H, T] where a
+  // fused kernel recomputes the probabilities (cuDNN).
+  virtual void attention_forward(float* out, float* saved, const float* qkv, int B, int T, int H,
                                  int KVH, int hd) = 0;
-  // dqkv[B, T, (H + 2 * KVH) * hd] = (overwritten); dout[B, T, H * hd]; qkv, att as saved.
-  // workspace: attention_workspace_floats(B, T, H, KVH, hd) floats.
+  // dqkv[B, T, (H + 2 * KVH) * hd] = (overwritten); dout[B, T, H * hd]; qkv, out and saved as
+  // the forward left them. workspace: attention_workspace_floats(B, T, H, KVH, hd) floats.
   virtual void attention_backward(float* dqkv, float* workspace, const float* dout,
-                                  const float* qkv, const float* att, int B, int T, int H, int KVH,
-                                  int hd) = 0;
+                                  const float* qkv, const float* out, const float* saved, int B,
+                                  int T, int H, int KVH, int hd) = 0;
+  // Sizes for a shape; callers ask before allocating and pass buffers at least this large to
+  // every call with that shape or a smaller B and T.
+  virtual size_t attention_saved_floats(int B, int T, int H, int KVH, int hd) const {
+    (void)KVH, (void)hd;
+    return static_cast<size_t>(B) * H * T * T;
+  }
   virtual size_t attention_workspace_floats(int B, int T, int H, int KVH, int hd) const = 0;
 
   // ---- SwiGLU: out = silu(gate) * up ---------------------------------------------------------

@@ -45,7 +45,7 @@ class CudaBackendTest : public QObject {
   Q_OBJECT
 
   std::unique_ptr<dipaco::CpuBackend> cpu_;
-  std::unique_ptr<dipaco::Backend> fp32_, tf32_, bf16_, kernels_;
+  std::unique_ptr<dipaco::Backend> fp32_, tf32_, bf16_, kernels_, cudnn_;
 
   static std::unique_ptr<dipaco::Backend> make(
       dipaco::CudaMatmulPrecision precision,
@@ -63,8 +63,10 @@ class CudaBackendTest : public QObject {
     tf32_ = make(dipaco::CudaMatmulPrecision::kTf32);
     bf16_ = make(dipaco::CudaMatmulPrecision::kBf16);
     kernels_ = make(dipaco::CudaMatmulPrecision::kFp32, dipaco::CudaAttention::kKernels);
-    std::printf("GPU backends: %s | %s | %s | %s\n", fp32_->name().c_str(), tf32_->name().c_str(),
-                bf16_->name().c_str(), kernels_->name().c_str());
+    cudnn_ = make(dipaco::CudaMatmulPrecision::kBf16, dipaco::CudaAttention::kCudnn);
+    std::printf("GPU backends: %s | %s | %s | %s | %s\n", fp32_->name().c_str(),
+                tf32_->name().c_str(), bf16_->name().c_str(), kernels_->name().c_str(),
+                cudnn_->name().c_str());
   }
 
   void badDeviceIsRefusedWithTheCount() {
@@ -203,7 +205,8 @@ class CudaBackendTest : public QObject {
           a(be, std::vector<float>(static_cast<size_t>(B) * H * T * T)), dy(be, dout),
           dx(be, std::vector<float>(qkv.size(), 7.0f)), w(be, std::vector<float>(ws));
       be->attention_forward(o.get(), a.get(), x.get(), B, T, H, KVH, hd);
-      be->attention_backward(dx.get(), w.get(), dy.get(), x.get(), a.get(), B, T, H, KVH, hd);
+      be->attention_backward(dx.get(), w.get(), dy.get(), x.get(), o.get(), a.get(), B, T, H, KVH,
+                             hd);
       out[k] = o.host();
       att[k] = a.host();
       dqkv[k] = dx.host();
@@ -218,6 +221,51 @@ class CudaBackendTest : public QObject {
       DIPACO_EXPECT_CLOSE(att[k], att[0], tolerance);
       DIPACO_EXPECT_CLOSE(dqkv[k], dqkv[0], tolerance);
     }
+  }
+
+  void cudnnAttentionMatchesCpu_data() {
+    QTest::addColumn<int>("B");
+    QTest::addColumn<int>("T");
+    QTest::addColumn<int>("H");
+    QTest::addColumn<int>("KVH");
+    QTest::addColumn<int>("hd");
+    QTest::newRow("grouped, odd T") << 2 << 37 << 4 << 2 << 16;
+    QTest::newRow("multi-head, T 256") << 2 << 256 << 4 << 4 << 64;
+    QTest::newRow("grouped 4:1, head 128") << 1 << 130 << 8 << 2 << 128;
+  }
+  // cuDNN's fused attention (bf16 operands): the shape must pass the backend's probe (so it
+  // saves only the [B, H, T] statistics), and out and dqkv must match the CPU backend.
+  void cudnnAttentionMatchesCpu() {
+    QFETCH(int, B);
+    QFETCH(int, T);
+    QFETCH(int, H);
+    QFETCH(int, KVH);
+    QFETCH(int, hd);
+    const size_t row = static_cast<size_t>(H + 2 * KVH) * hd;
+    const size_t saved = cudnn_->attention_saved_floats(B, T, H, KVH, hd);
+    QVERIFY2(saved == static_cast<size_t>(B) * H * T,
+             "cuDNN refused this shape (its reason is printed above); the backend fell back");
+    auto qkv = random_floats(B * T * row, 30);
+    auto dout = random_floats(static_cast<size_t>(B) * T * H * hd, 31);
+    std::vector<float> out[2], dqkv[2];
+    dipaco::Backend* backends[2] = {cpu_.get(), cudnn_.get()};
+    for (int k = 0; k < 2; ++k) {
+      dipaco::Backend* be = backends[k];
+      Mirror<float> x(be, qkv), o(be, std::vector<float>(B * T * H * hd)),
+          a(be, std::vector<float>(be->attention_saved_floats(B, T, H, KVH, hd))), dy(be, dout),
+          dx(be, std::vector<float>(qkv.size(), 7.0f)),
+          w(be, std::vector<float>(be->attention_workspace_floats(B, T, H, KVH, hd) + 1));
+      be->attention_forward(o.get(), a.get(), x.get(), B, T, H, KVH, hd);
+      be->attention_backward(dx.get(), w.get(), dy.get(), x.get(), o.get(), a.get(), B, T, H, KVH,
+                             hd);
+      out[k] = o.host();
+      dqkv[k] = dx.host();
+    }
+    std::printf("  attention %s: out %.2e dqkv %.2e\n", cudnn_->name().c_str(),
+                dipaco::test::relative_error(out[1], out[0]),
+                dipaco::test::relative_error(dqkv[1], dqkv[0]));
+    DIPACO_EXPECT_CLOSE(out[1], out[0], 2e-2);
+    DIPACO_EXPECT_CLOSE(dqkv[1], dqkv[0], 3e-2);
   }
 
   void swigluResidualAndScaleMatchCpu() {
@@ -310,7 +358,11 @@ class CudaBackendTest : public QObject {
     struct Case {
       dipaco::Backend* be;
       double tolerance;
-    } cases[] = {{cpu_.get(), 0}, {fp32_.get(), 1e-4}, {kernels_.get(), 1e-4}, {bf16_.get(), 5e-2}};
+    } cases[] = {{cpu_.get(), 0},
+                 {fp32_.get(), 1e-4},
+                 {kernels_.get(), 1e-4},
+                 {bf16_.get(), 5e-2},
+                 {cudnn_.get(), 5e-2}};
     double ref_loss = 0;
     std::vector<float> ref_grads, ref_logits;
     for (const Case& k : cases) {
@@ -351,7 +403,7 @@ class CudaBackendTest : public QObject {
     struct Case {
       dipaco::Backend* be;
       double tolerance;
-    } cases[] = {{cpu_.get(), 0}, {fp32_.get(), 1e-3}, {bf16_.get(), 3e-2}};
+    } cases[] = {{cpu_.get(), 0}, {fp32_.get(), 1e-3}, {bf16_.get(), 3e-2}, {cudnn_.get(), 3e-2}};
     std::vector<double> ref;
     for (const Case& k : cases) {
       auto created = dipaco::Trainer::create(k.be, c, o);

@@ -140,15 +140,16 @@ class OpsTest : public QObject {
     auto qkv = random_floats(B * T * row, 13), r = random_floats(B * T * H * hd, 14);
     Backend& be = *be_;
     auto d_qkv = upload(be, qkv), d_r = upload(be, r);
-    DeviceBuffer d_out(&be, B * T * H * hd * 4), d_att(&be, B * H * T * T * 4);
+    DeviceBuffer d_out(&be, B * T * H * hd * 4),
+        d_att(&be, be.attention_saved_floats(B, T, H, KVH, hd) * 4);
     DeviceBuffer d_dqkv(&be, B * T * row * 4);
     DeviceBuffer d_ws(&be, be.attention_workspace_floats(B, T, H, KVH, hd) * 4);
     be.attention_forward(d_out.f32(), d_att.f32(), d_qkv.f32(), B, T, H, KVH, hd);
     auto qd = to_double(qkv);
     QVERIFY(close(download(be, d_out, B * T * H * hd), ref::attention(qd, B, T, H, KVH, hd), 1e-5,
                   1e-6, "attention out"));
-    be.attention_backward(d_dqkv.f32(), d_ws.f32(), d_r.f32(), d_qkv.f32(), d_att.f32(), B, T, H,
-                          KVH, hd);
+    be.attention_backward(d_dqkv.f32(), d_ws.f32(), d_r.f32(), d_qkv.f32(), d_out.f32(),
+                          d_att.f32(), B, T, H, KVH, hd);
     QVERIFY(check_gradient(
         [&](const ref::Vec& x) { return dot(ref::attention(x, B, T, H, KVH, hd), r); }, qd,
         download(be, d_dqkv, B * T * row), "attention dqkv", samples));

@@ -93,8 +93,8 @@ size_t CpuBackend::attention_workspace_floats(int, int T, int, int, int) const {
 //   dQ[r0:r1] = scale * dS K[0:r1];  dK[0:r1] += scale * dS^T Q[r0:r1]
 // One task owns dK and dV of its kv head, so the group's sums need no synchronization.
 void CpuBackend::attention_backward(float* dqkv, float* workspace, const float* dout,
-                                    const float* qkv, const float* att, int B, int T, int H,
-                                    int KVH, int hd) {
+                                    const float* qkv, const float* /*out*/, const float* att, int B,
+                                    int T, int H, int KVH, int hd) {
   const Heads hs{T, H, KVH, hd, static_cast<int64_t>(H + 2 * KVH) * hd};
   const int group = H / KVH;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));

@@ -59,7 +59,8 @@ class CpuBackend final : public Backend {
   void attention_forward(float* out, float* att, const float* qkv, int B, int T, int H, int KVH,
                          int hd) override;
   void attention_backward(float* dqkv, float* workspace, const float* dout, const float* qkv,
-                          const float* att, int B, int T, int H, int KVH, int hd) override;
+                          const float* out, const float* att, int B, int T, int H, int KVH,
+                          int hd) override;
   size_t attention_workspace_floats(int B, int T, int H, int KVH, int hd) const override;
 
   void swiglu_forward(float* out, const float* h13, int N, int F) override;

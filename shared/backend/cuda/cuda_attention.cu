@@ -232,10 +232,6 @@ void CudaBackend::attention_forward_kernels(float* out, float* att, const float*
   DIPACO_CUDA_CHECK_LAUNCH();
 }
 
-size_t CudaBackend::attention_workspace_floats(int B, int T, int H, int, int) const {
-  return static_cast<size_t>(B) * H * T * T;  // dS, the shape of att
-}
-
 void CudaBackend::attention_backward_kernels(float* dqkv, float* workspace, const float* dout,
                                              const float* qkv, const float* att, int B, int T,
                                              int H, int KVH, int hd) {

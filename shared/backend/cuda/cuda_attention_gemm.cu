@@ -60,25 +60,50 @@ CudaMatmulPrecision CudaBackend::attention_precision() const {
                                                   : CudaMatmulPrecision::kTf32;
 }
 
-void CudaBackend::attention_forward(float* out, float* att, const float* qkv, int B, int T, int H,
+void CudaBackend::attention_forward(float* out, float* saved, const float* qkv, int B, int T, int H,
                                     int KVH, int hd) {
   use_device();
-  if (attention_ == CudaAttention::kKernels) {
-    attention_forward_kernels(out, att, qkv, B, T, H, KVH, hd);
+  if (const CudnnAttention* plans = cudnn_attention(B, T, H, KVH, hd)) {
+    attention_forward_cudnn(*plans, out, saved, qkv, B, T, H, KVH, hd);
+  } else if (attention_ == CudaAttention::kKernels) {
+    attention_forward_kernels(out, saved, qkv, B, T, H, KVH, hd);
   } else {
-    attention_forward_gemm(out, att, qkv, B, T, H, KVH, hd);
+    attention_forward_gemm(out, saved, qkv, B, T, H, KVH, hd);
   }
 }
 
 void CudaBackend::attention_backward(float* dqkv, float* workspace, const float* dout,
-                                     const float* qkv, const float* att, int B, int T, int H,
-                                     int KVH, int hd) {
+                                     const float* qkv, const float* out, const float* saved, int B,
+                                     int T, int H, int KVH, int hd) {
   use_device();
-  if (attention_ == CudaAttention::kKernels) {
+  const float* att = saved;
+  if (const CudnnAttention* plans = cudnn_attention(B, T, H, KVH, hd)) {
+    attention_backward_cudnn(*plans, dqkv, dout, qkv, out, saved, B, T, H, KVH, hd);
+  } else if (attention_ == CudaAttention::kKernels) {
     attention_backward_kernels(dqkv, workspace, dout, qkv, att, B, T, H, KVH, hd);
   } else {
     attention_backward_gemm(dqkv, workspace, dout, qkv, att, B, T, H, KVH, hd);
   }
+}
+
+// Sizes are queried before the model allocates, so this is where a shape meets cuDNN first: the
+// probe runs here (once per shape) and its verdict decides what is saved. The caches it fills
+// are mutable state behind a const query, as a plan cache is.
+size_t CudaBackend::attention_saved_floats(int B, int T, int H, int KVH, int hd) const {
+  auto* self = const_cast<CudaBackend*>(this);
+  self->use_device();
+  if (self->cudnn_attention(B, T, H, KVH, hd) != nullptr) {
+    return static_cast<size_t>(B) * H * T;  // log-sum-exp per (b, h, t)
+  }
+  return static_cast<size_t>(B) * H * T * T;  // the probabilities
+}
+
+size_t CudaBackend::attention_workspace_floats(int B, int T, int H, int KVH, int hd) const {
+  auto* self = const_cast<CudaBackend*>(this);
+  self->use_device();
+  // cuDNN's buffers are backend scratch; the other paths need dS, the shape of att.
+  if (self->cudnn_attention(B, T, H, KVH, hd) != nullptr) return 0;
+  return static_cast<size_t>(B) * H * T * T;
 }
 
 void CudaBackend::attention_forward_gemm(float* out, float* att, const float* qkv, int B, int T,

@@ -26,6 +26,33 @@ constexpr size_t kReduceBlocks = 1024;
 std::string describe(const char* what, cudaError_t err) {
   return std::string(what) + ": " + cudaGetErrorString(err);
 }
+
+// DIPACO_CUDA_ATTENTION, when set, overrides the option; false and *error for a bad value.
+bool attention_from_environment(CudaAttention* attention, std::string* error) {
+  const char* value = std::getenv("DIPACO_CUDA_ATTENTION");
+  if (value == nullptr || *value == '\0') return true;
+  const std::string text = value;
+  if (text == "gemm") {
+    *attention = CudaAttention::kGemm;
+  } else if (text == "kernels") {
+    *attention = CudaAttention::kKernels;
+  } else if (text == "cudnn") {
+    *attention = CudaAttention::kCudnn;
+  } else {
+    *error = "DIPACO_CUDA_ATTENTION='" + text + "' is not one of gemm, kernels, cudnn";
+    return false;
+  }
+  return true;
+}
+
+const char* attention_label(CudaAttention attention) {
+  switch (attention) {
+    case CudaAttention::kGemm: return "";
+    case CudaAttention::kKernels: return ", attention kernels";
+    case CudaAttention::kCudnn: return ", attention cuDNN";
+  }
+  return "";
+}
 }  // namespace
 
 std::unique_ptr<CudaBackend> CudaBackend::create(const CudaBackendOptions& options,
@@ -53,10 +80,12 @@ std::unique_ptr<CudaBackend> CudaBackend::create(const CudaBackendOptions& optio
              std::to_string(prop.minor) + "; dipaco's CUDA backend needs 8.0 (Ampere) or newer";
     return nullptr;
   }
+  CudaAttention attention = options.attention;
+  if (!attention_from_environment(&attention, error)) return nullptr;
   std::unique_ptr<CudaBackend> be(new CudaBackend());
   be->device_ = options.device;
   be->precision_ = options.precision;
-  be->attention_ = options.attention;
+  be->attention_ = attention;
   be->device_name_ = prop.name;
   if (cudaError_t err = cudaSetDevice(options.device); err != cudaSuccess) {
     *error = describe("cudaSetDevice", err);
@@ -93,6 +122,7 @@ CudaBackend::~CudaBackend() {
   cudaSetDevice(device_);
   if (stream_ != nullptr) cudaStreamSynchronize(stream_);
   plans_.clear();
+  release_cudnn();
   for (void* p : scratch_) cudaFree(p);
   cudaFree(lt_workspace_);
   cudaFree(reduce_partials_);
@@ -103,8 +133,7 @@ CudaBackend::~CudaBackend() {
 
 std::string CudaBackend::name() const {
   return "cuda:" + std::to_string(device_) + " (" + device_name_ + ", matmuls " +
-         cuda_precision_name(precision_) +
-         (attention_ == CudaAttention::kKernels ? ", attention kernels" : "") + ")";
+         cuda_precision_name(precision_) + attention_label(attention_) + ")";
 }
 
 size_t CudaBackend::available_memory_bytes() const {

@@ -15,6 +15,7 @@
 #include <cublasLt.h>
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
+#include <cudnn.h>
 
 #include <array>
 #include <cstddef>
@@ -23,6 +24,7 @@
 #include <string>
 #include <tuple>
 
+#include "backend/cuda/cudnn_graph.h"
 #include "backend/cuda_runtime.h"
 #include "tensor/backend.h"
 
@@ -90,10 +92,12 @@ class CudaBackend final : public Backend {
   void rope_backward(float* dx, const float* cos, const float* sin, int N, int T, int n_heads,
                      int hd, int row_stride) override;
 
-  void attention_forward(float* out, float* att, const float* qkv, int B, int T, int H, int KVH,
+  void attention_forward(float* out, float* saved, const float* qkv, int B, int T, int H, int KVH,
                          int hd) override;
   void attention_backward(float* dqkv, float* workspace, const float* dout, const float* qkv,
-                          const float* att, int B, int T, int H, int KVH, int hd) override;
+                          const float* out, const float* saved, int B, int T, int H, int KVH,
+                          int hd) override;
+  size_t attention_saved_floats(int B, int T, int H, int KVH, int hd) const override;
   size_t attention_workspace_floats(int B, int T, int H, int KVH, int hd) const override;
 
   void swiglu_forward(float* out, const float* h13, int N, int F) override;
@@ -118,7 +122,14 @@ class CudaBackend final : public Backend {
  private:
   // Scratch owned by the backend, grown on first use of a larger shape (so only the first
   // training step allocates), never shrunk. One slot per concurrent use.
-  enum ScratchSlot { kBf16A, kBf16B, kPartials, kScratchSlots };
+  enum ScratchSlot {
+    kBf16A,
+    kBf16B,
+    kPartials,
+    kAttentionBf16,   // cuDNN attention's bf16 copies of qkv, out, dout and dqkv
+    kCudnnWorkspace,  // cuDNN attention's workspace, row sums and fp32 dq accumulator
+    kScratchSlots
+  };
   void* scratch(ScratchSlot slot, size_t bytes);
 
   // Column-major C[m, n] = alpha op(A) op(B) + beta C, all fp32 in memory, `batch` times with
@@ -170,7 +181,29 @@ class CudaBackend final : public Backend {
   void attention_backward_kernels(float* dqkv, float* workspace, const float* dout,
                                   const float* qkv, const float* att, int B, int T, int H, int KVH,
                                   int hd);
+  // cuDNN fused attention (cuda_attention_cudnn.cu): the plans of one shape, or nullptr when
+  // this backend does not use cuDNN for it (not asked to, refused, or its probe failed).
+  struct CudnnAttention {
+    std::unique_ptr<cudnn::Plan> forward, backward;
+  };
+  const CudnnAttention* cudnn_attention(int B, int T, int H, int KVH, int hd);
+  // Builds batch-1 graphs for the shape and checks them against the cuBLASLt path on random
+  // inputs; "" when they agree, else the reason.
+  std::string probe_cudnn_attention(int T, int H, int KVH, int hd);
+  std::string ensure_cudnn_handle();
+  std::string run_cudnn_forward(const CudnnAttention& plans, float* out, float* stats,
+                                const float* qkv, int B, int T, int H, int KVH, int hd);
+  std::string run_cudnn_backward(const CudnnAttention& plans, float* dqkv, const float* dout,
+                                 const float* qkv, const float* out, const float* stats, int B,
+                                 int T, int H, int KVH, int hd);
+  void attention_forward_cudnn(const CudnnAttention& plans, float* out, float* stats,
+                               const float* qkv, int B, int T, int H, int KVH, int hd);
+  void attention_backward_cudnn(const CudnnAttention& plans, float* dqkv, const float* dout,
+                                const float* qkv, const float* out, const float* stats, int B,
+                                int T, int H, int KVH, int hd);
+  void release_cudnn();
   void convert_to_bf16(__nv_bfloat16* dst, const float* src, size_t count);
+  void bf16_to_float(float* dst, const __nv_bfloat16* src, size_t count);
   double reduce(const float* x, size_t count, bool squares);
   // Makes this backend's GPU current on the calling thread (ops may come from any thread).
   void use_device() const { DIPACO_CUDA_CHECK(cudaSetDevice(device_)); }
@@ -190,6 +223,9 @@ class CudaBackend final : public Backend {
   double* reduce_host_ = nullptr;      // pinned host copy of the partials
   CudaAttention attention_ = CudaAttention::kGemm;
   std::map<GemmKey, std::unique_ptr<GemmPlan>> plans_;
+  cudnnHandle_t cudnn_ = nullptr;
+  std::map<std::array<int, 4>, bool> cudnn_shape_ok_;  // (T, H, KVH, hd) -> probe passed
+  std::map<std::array<int, 5>, std::unique_ptr<CudnnAttention>> cudnn_plans_;  // (B, T, H, ...)
 };
 
 }  // namespace dipaco
