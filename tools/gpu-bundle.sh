@@ -17,7 +17,8 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 stage="$(mktemp -d)"
 trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage/bin" "$stage/lib"
-bins=(tests/cuda/test_cuda_smoke tests/cuda/test_cuda_backend bench/gpu/dipaco_bench_cuda_train)
+bins=(tests/cuda/test_cuda_smoke tests/cuda/test_cuda_backend tests/cuda/test_cudnn_sdpa_graphs
+  bench/gpu/dipaco_bench_cuda_train)
 if [[ "$with_run" == "--with-run" ]]; then
   bins+=(app/cli/dipaco)
   mkdir -p "$stage/work/data/brown/tokens" "$stage/work/resources"

@@ -22,6 +22,7 @@ status=0
 echo "== tests"
 "$dir/bin/test_cuda_smoke" || status=1
 "$dir/bin/test_cuda_backend" || status=1
+"$dir/bin/test_cudnn_sdpa_graphs" || status=1
 if [[ -x "$dir/bin/dipaco" ]]; then
   echo "== dipaco doctor"
   "$dir/bin/dipaco" doctor || status=1
@@ -41,6 +42,8 @@ bench() {
   echo "-- $label: $*"
   "$dir/bin/dipaco_bench_cuda_train" --precision bf16 "$@" || status=1
   "$dir/bin/dipaco_bench_cuda_train" --precision tf32 "$@" || status=1
+  echo "   (bf16 with cuDNN fused attention)"
+  DIPACO_CUDA_ATTENTION=cudnn "$dir/bin/dipaco_bench_cuda_train" --precision bf16 "$@" || status=1
   "$py" "$dir/scripts/torch_gpu_train.py" "$@" || status=1
 }
 # The CPU bench's reference model (7.4M parameters), then a GPU-sized one (~216M).
