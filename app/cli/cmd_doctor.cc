@@ -66,6 +66,14 @@ int cmd_doctor(const Args& args) {
           "        backend self-test: ok (vs the CPU backend: matmul %.1e, attention %.1e, model "
           "gradients %.1e); bf16 matmul %.0f TFLOP/s\n",
           check.matmul_error, check.attention_error, check.model_error, check.bf16_tflops);
+      if (check.cudnn_attention_used) {
+        std::printf("        cuDNN attention (opt-in): ok, vs the CPU backend %.1e\n",
+                    check.cudnn_attention_error);
+      } else {
+        std::printf(
+            "        cuDNN attention (opt-in): not used here (reason above); the cuBLASLt path "
+            "runs instead\n");
+      }
     } else {
       std::printf("        backend self-test: %s\n", check.error.c_str());
       ++failures;
