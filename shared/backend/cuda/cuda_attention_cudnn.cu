@@ -106,6 +106,14 @@ const CudaBackend::CudnnAttention* CudaBackend::cudnn_attention(int B, int T, in
           "this shape uses the cuBLASLt attention path\n",
           T, H, KVH, hd, why.c_str());
     }
+    // A caller that sized its buffers for the statistics cannot take the probabilities now:
+    // stop with the reason rather than write past its buffer.
+    if (!why.empty() && cudnn_sized_buffers_) {
+      const std::string what = "cuDNN attention refuses T=" + std::to_string(T) +
+                               " after buffers were sized for it at another shape: " + why +
+                               "; run with DIPACO_CUDA_ATTENTION=gemm";
+      cuda::fail("choosing the attention path", what.c_str(), __FILE__, __LINE__);
+    }
     decided = cudnn_shape_ok_.emplace(shape, why.empty()).first;
   }
   if (!decided->second) return nullptr;
@@ -144,7 +152,7 @@ std::string CudaBackend::probe_cudnn_attention(int T, int H, int KVH, int hd) {
   // Batch 1 on random inputs, through cuDNN and through the cuBLASLt path.
   const size_t n_qkv = static_cast<size_t>(T) * s.row(), n_out = static_cast<size_t>(T) * H * hd;
   const size_t n_att = static_cast<size_t>(H) * T * T;
-  const size_t n_ws = attention_workspace_floats(1, T, H, KVH, hd);
+  const size_t n_ws = n_att;  // the cuBLASLt backward's dS (not the query: it would recurse)
   const size_t floats = 2 * n_qkv + 3 * n_out + n_att + n_ws + static_cast<size_t>(H) * T;
   float* mem = nullptr;
   if (cudaMalloc(&mem, floats * sizeof(float)) != cudaSuccess) {

@@ -93,6 +93,7 @@ size_t CudaBackend::attention_saved_floats(int B, int T, int H, int KVH, int hd)
   auto* self = const_cast<CudaBackend*>(this);
   self->use_device();
   if (self->cudnn_attention(B, T, H, KVH, hd) != nullptr) {
+    self->cudnn_sized_buffers_ = true;
     return static_cast<size_t>(B) * H * T;  // log-sum-exp per (b, h, t)
   }
   return static_cast<size_t>(B) * H * T * T;  // the probabilities

@@ -225,6 +225,7 @@ class CudaBackend final : public Backend {
   std::map<GemmKey, std::unique_ptr<GemmPlan>> plans_;
   cudnnHandle_t cudnn_ = nullptr;
   std::map<std::array<int, 4>, bool> cudnn_shape_ok_;  // (T, H, KVH, hd) -> probe passed
+  bool cudnn_sized_buffers_ = false;                   // a caller sized `saved` for statistics only
   std::map<std::array<int, 5>, std::unique_ptr<CudnnAttention>> cudnn_plans_;  // (B, T, H, ...)
 };
 
