@@ -41,7 +41,7 @@ Status Model::allocate(size_t extra_bytes) {
   const size_t acts = pad(N * C) * (L + 1) + per_layer * L + pad(N * C) + pad(N) * 3 + pad(N * V);
   const size_t att_ws = backend_->attention_workspace_floats(
       max_B_, max_T_, config_.n_heads, config_.n_kv_heads, config_.head_dim());
-  const size_t scratch = pad(N * C) * 3 /* dres dln proj */ + pad(N * qkv) + pad(N * attc) +
+  const size_t scratch = pad(N * C) * 2 /* dres dln */ + pad(N * qkv) + pad(N * attc) +
                          pad(N * 2 * F) + pad(N * F) + pad(att_ws);
   const size_t params = layout_.total();
   const size_t rope = pad(T * config_.head_dim() / 2);
@@ -99,7 +99,6 @@ Status Model::allocate(size_t extra_bytes) {
   p = scratch_.f32();
   dres_ = take(N * C);
   dln_ = take(N * C);
-  proj_ = take(N * C);
   dqkv_ = take(N * qkv);
   datty_ = take(N * attc);
   dh13_ = take(N * 2 * F);
@@ -213,14 +212,12 @@ double Model::forward(const int32_t* inputs, const int32_t* targets, int B, int 
     be.matmul_forward(a.qkv, a.ln1, w + o.wqkv, N, C, qkv);
     be.rope_forward(a.qkv, rope_cos_, rope_sin_, N, T, H + KVH, hd, qkv);
     be.attention_forward(a.atty, a.att, a.qkv, B, T, H, KVH, hd);
-    be.matmul_forward(proj_, a.atty, w + o.wo, N, H * hd, C);
-    be.residual_forward(a.resid_mid, residual_[l], proj_, static_cast<size_t>(N) * C);
+    be.matmul_forward_residual(a.resid_mid, a.atty, w + o.wo, residual_[l], N, H * hd, C);
     // MLP sub-block: out = resid_mid + w_down(swiglu(w13(rmsnorm(resid_mid))))
     be.rmsnorm_forward(a.ln2, a.ln2_rstd, a.resid_mid, w + o.mlp_norm, N, C, eps);
     be.matmul_forward(a.h13, a.ln2, w + o.w13, N, C, 2 * F);
     be.swiglu_forward(a.hsw, a.h13, N, F);
-    be.matmul_forward(proj_, a.hsw, w + o.w_down, N, F, C);
-    be.residual_forward(residual_[l + 1], a.resid_mid, proj_, static_cast<size_t>(N) * C);
+    be.matmul_forward_residual(residual_[l + 1], a.hsw, w + o.w_down, a.resid_mid, N, F, C);
   }
   be.rmsnorm_forward(lnf_, lnf_rstd_, residual_[c.n_layers], w + layout_.final_norm(), N, C, eps);
   be.matmul_forward(logits_, lnf_, w + layout_.lm_head(), N, C, V);

@@ -93,7 +93,7 @@ class Model {
   // Carved from scratch_: backward temporaries shared by all layers, and the forward's
   // projection output before the residual add.
   float *dres_ = nullptr, *dln_ = nullptr, *dqkv_ = nullptr, *datty_ = nullptr, *dh13_ = nullptr,
-        *dhsw_ = nullptr, *proj_ = nullptr, *att_ws_ = nullptr;
+        *dhsw_ = nullptr, *att_ws_ = nullptr;
   int32_t *tokens_ = nullptr, *targets_ = nullptr;
   float *rope_cos_ = nullptr, *rope_sin_ = nullptr;
   // The last forward's shape and counted targets.

@@ -65,6 +65,11 @@ class Backend {
   // dweight[OC, C] += dout[N, OC]^T @ inp[N, C]
   virtual void matmul_backward(float* dinp, float* dweight, const float* dout, const float* inp,
                                const float* weight, int N, int C, int OC) = 0;
+  // out[N, OC] = residual[N, OC] + inp[N, C] @ weight[OC, C]^T: a projection added into the
+  // residual stream in the matmul's epilogue (no separate pass). out may alias residual. Its
+  // backward is matmul_backward plus the identity into the residual's gradient.
+  virtual void matmul_forward_residual(float* out, const float* inp, const float* weight,
+                                       const float* residual, int N, int C, int OC) = 0;
 
   // ---- rotary position embedding, in place ---------------------------------------------------
   // Layout: the HF/Llama "rotate_half" convention. A head vector x[hd] is split in halves;

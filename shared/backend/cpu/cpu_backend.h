@@ -50,6 +50,8 @@ class CpuBackend final : public Backend {
                       int OC) override;
   void matmul_backward(float* dinp, float* dweight, const float* dout, const float* inp,
                        const float* weight, int N, int C, int OC) override;
+  void matmul_forward_residual(float* out, const float* inp, const float* weight,
+                               const float* residual, int N, int C, int OC) override;
 
   void rope_forward(float* x, const float* cos, const float* sin, int N, int T, int n_heads, int hd,
                     int row_stride) override;

@@ -2,6 +2,8 @@
 // forward and dinp split the N rows, dweight splits the OC rows of the weight gradient.
 #include <cblas.h>
 
+#include <cstring>
+
 #include "backend/cpu/cpu_backend.h"
 
 namespace dipaco {
@@ -12,6 +14,20 @@ void CpuBackend::matmul_forward(float* out, const float* inp, const float* weigh
   pool_.parallel_for(N, int64_t{C} * OC, [&](int64_t begin, int64_t end) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(end - begin), OC, C, 1.0f,
                 inp + begin * C, C, weight, C, 0.0f, out + begin * OC, OC);
+  });
+}
+
+// out[N, OC] = residual + inp @ weight^T: each row block copies its residual rows (unless out
+// is the residual) and lets sgemm add the product into them (beta = 1).
+void CpuBackend::matmul_forward_residual(float* out, const float* inp, const float* weight,
+                                         const float* residual, int N, int C, int OC) {
+  pool_.parallel_for(N, int64_t{C} * OC, [&](int64_t begin, int64_t end) {
+    if (out != residual) {
+      std::memcpy(out + begin * OC, residual + begin * OC,
+                  static_cast<size_t>(end - begin) * OC * sizeof(float));
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(end - begin), OC, C, 1.0f,
+                inp + begin * C, C, weight, C, 1.0f, out + begin * OC, OC);
   });
 }
 

@@ -174,6 +174,21 @@ void CudaBackend::matmul_forward(float* out, const float* inp, const float* weig
   gemm(g, precision_);
 }
 
+// The residual is the product's C operand with beta = 1: cuBLASLt adds it in the epilogue.
+void CudaBackend::matmul_forward_residual(float* out, const float* inp, const float* weight,
+                                          const float* residual, int N, int C, int OC) {
+  use_device();
+  if (out != residual) copy_device(out, residual, sizeof(float) * N * OC);
+  GemmCall g;
+  g.transpose_a = true;
+  g.m = OC, g.n = N, g.k = C;
+  g.A = weight, g.lda = C;
+  g.B = inp, g.ldb = C;
+  g.C = out, g.ldc = OC;
+  g.beta = 1.0f;
+  gemm(g, precision_);
+}
+
 // dinp[N, C] = dout[N, OC] @ weight[OC, C]  <=>  dinp^T[C, N] = weight^T[C, OC] dout^T[OC, N]
 // dweight[OC, C] += dout^T inp  <=>  dweight^T[C, OC] += inp^T[C, N] (dout^T)^T[N, OC]
 void CudaBackend::matmul_backward(float* dinp, float* dweight, const float* dout, const float* inp,
