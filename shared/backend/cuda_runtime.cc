@@ -83,8 +83,8 @@ Result<std::unique_ptr<Backend>> create_cuda_backend(const CudaBackendOptions& o
 
 Result<std::unique_ptr<IslandAllReduce>> create_cuda_island_all_reduce(
     const std::vector<Backend*>& backends, const std::vector<int>& devices) {
-  if (backends.size() != devices.size() || devices.size() < 2) {
-    return invalid_argument("an NCCL island needs one backend per GPU and at least 2 GPUs, got " +
+  if (backends.size() != devices.size() || devices.empty()) {
+    return invalid_argument("an NCCL island needs one backend per GPU and at least one GPU, got " +
                             std::to_string(backends.size()) + " backends for " +
                             std::to_string(devices.size()) + " GPUs");
   }

@@ -76,9 +76,9 @@ struct CudaBackendOptions {
 // below 8.0, set-up failure).
 Result<std::unique_ptr<Backend>> create_cuda_backend(const CudaBackendOptions& options);
 
-// NCCL all-reduce over an island: backends[i] (from create_cuda_backend) on GPU devices[i], at
-// least 2, all different. The backends must outlive it. Fails with NCCL's reason (no plugin,
-// communicators that cannot be made).
+// NCCL all-reduce over an island: backends[i] (from create_cuda_backend) on GPU devices[i], all
+// different (one works too: create_island then makes no all-reduce, the tests do). The backends
+// must outlive it. Fails with NCCL's reason (no plugin, communicators that cannot be made).
 Result<std::unique_ptr<IslandAllReduce>> create_cuda_island_all_reduce(
     const std::vector<Backend*>& backends, const std::vector<int>& devices);
 

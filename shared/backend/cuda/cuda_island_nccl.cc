@@ -58,8 +58,8 @@ std::string cuda_error(const char* call, cudaError_t err, int device) {
 std::unique_ptr<NcclIslandAllReduce> NcclIslandAllReduce::create(std::vector<Backend*> backends,
                                                                  std::vector<int> devices,
                                                                  std::string* error) {
-  if (backends.size() != devices.size() || devices.size() < 2) {
-    *error = "an NCCL island needs one backend per GPU and at least 2 GPUs";
+  if (backends.size() != devices.size() || devices.empty()) {
+    *error = "an NCCL island needs one backend per GPU and at least one GPU";
     return nullptr;
   }
   std::unique_ptr<NcclIslandAllReduce> island(new NcclIslandAllReduce());

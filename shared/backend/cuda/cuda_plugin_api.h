@@ -19,7 +19,7 @@ void dipaco_cuda_axpy_self_test(int device, int n, char* error, size_t error_siz
 // A CudaBackend for options->device, owned by the caller; nullptr and the reason in error.
 dipaco::Backend* dipaco_cuda_create_backend(const dipaco::CudaBackendOptions* options, char* error,
                                             size_t error_size);
-// An NCCL all-reduce over an island of `count` >= 2 backends made by dipaco_cuda_create_backend,
+// An NCCL all-reduce over an island of `count` >= 1 backends made by dipaco_cuda_create_backend,
 // backends[i] on GPU devices[i] (all different); owned by the caller, the backends outlive it.
 // nullptr and the reason in error (NCCL's own words) when the communicators cannot be made.
 dipaco::IslandAllReduce* dipaco_cuda_create_island_all_reduce(dipaco::Backend* const* backends,
