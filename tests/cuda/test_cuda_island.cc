@@ -10,49 +10,28 @@
 #include "backend/backend_factory.h"
 #include "backend/cpu/cpu_backend.h"
 #include "cuda_test_support.h"
-#include "tensor/island_host_all_reduce.h"
 #include "train/island_test_support.h"
 
 using namespace dipaco;
 
 namespace {
 
-// One fp32 CudaBackend per visible GPU, and the NCCL all-reduce over them.
-struct GpuIsland {
-  std::vector<std::unique_ptr<Backend>> backends;
-  std::unique_ptr<IslandAllReduce> all_reduce;
+// One fp32 CudaBackend per visible GPU and the NCCL all-reduce over them (create_island makes
+// bf16 backends and no all-reduce for one GPU; these tests want fp32 and NCCL on any count).
+CreatedIsland make_gpu_island(int gpus) {
+  CreatedIsland island;
   std::vector<int> devices;
-
-  std::vector<Backend*> pointers() const {
-    std::vector<Backend*> out;
-    for (const auto& b : backends) out.push_back(b.get());
-    return out;
-  }
-};
-
-GpuIsland make_gpu_island(int gpus) {
-  GpuIsland island;
   for (int device = 0; device < gpus; ++device) {
     auto backend = create_cuda_backend({device, CudaMatmulPrecision::kFp32});
     if (!backend.is_ok()) qFatal("GPU %d: %s", device, backend.status().message().c_str());
     island.backends.push_back(std::move(backend).value());
-    island.devices.push_back(device);
+    devices.push_back(device);
   }
-  auto all_reduce = create_cuda_island_all_reduce(island.pointers(), island.devices);
+  auto all_reduce = create_cuda_island_all_reduce(island.replicas(), devices);
   if (!all_reduce.is_ok()) qFatal("%s", all_reduce.status().message().c_str());
   island.all_reduce = std::move(all_reduce).value();
   return island;
 }
-
-struct CpuIsland {
-  std::vector<std::unique_ptr<Backend>> backends;
-  std::unique_ptr<HostIslandAllReduce> all_reduce;
-  std::vector<Backend*> pointers() const {
-    std::vector<Backend*> out;
-    for (const auto& b : backends) out.push_back(b.get());
-    return out;
-  }
-};
 
 // Batch 2 rows per GPU, so any number of GPUs splits it.
 TrainOptions options_for(int gpus) {
@@ -94,7 +73,7 @@ class CudaIslandTest : public QObject {
   }
 
   void ncclSumsLikeTheHostOnEveryGpu() {
-    GpuIsland island = make_gpu_island(gpus_);
+    CreatedIsland island = make_gpu_island(gpus_);
     std::printf("all-reduce: %s\n", island.all_reduce->name().c_str());
     const size_t count = (size_t{1} << 22) + 13;  // 16 MiB and an odd tail
     std::vector<std::vector<float>> host;
@@ -127,11 +106,11 @@ class CudaIslandTest : public QObject {
   // GPU's rounding, = itself on a second run; its replicas stay identical.
   void gpuIslandTrainsLikeOneGpuAndTheCpuIsland() {
     const TrainOptions o = options_for(gpus_);
-    GpuIsland island = make_gpu_island(gpus_);
+    CreatedIsland island = make_gpu_island(gpus_);
     Status in_sync;
-    test::TrainedRun got = train_island(island.pointers(), island.all_reduce.get(), o, &in_sync);
+    test::TrainedRun got = train_island(island.replicas(), island.all_reduce.get(), o, &in_sync);
     QVERIFY2(in_sync.is_ok(), in_sync.message().c_str());
-    test::TrainedRun again = train_island(island.pointers(), island.all_reduce.get(), o, nullptr);
+    test::TrainedRun again = train_island(island.replicas(), island.all_reduce.get(), o, nullptr);
     for (size_t s = 0; s < got.steps.size(); ++s) QCOMPARE(again.steps[s].loss, got.steps[s].loss);
     QVERIFY(again.params == got.params);
 
@@ -139,11 +118,13 @@ class CudaIslandTest : public QObject {
     const double vs_one_loss = worst_loss_difference(got, one_gpu);
     const double vs_one_params = test::relative_difference(got.params, one_gpu.params);
 
-    CpuIsland cpu;
-    for (int r = 0; r < gpus_; ++r) cpu.backends.push_back(std::make_unique<CpuBackend>(2));
-    cpu.all_reduce = std::make_unique<HostIslandAllReduce>(cpu.pointers());
-    test::TrainedRun on_cpu =
-        train_island(cpu.pointers(), gpus_ > 1 ? cpu.all_reduce.get() : nullptr, o, nullptr);
+    BackendChoice cpu_choice;
+    cpu_choice.kind = BackendChoice::Kind::kCpu;
+    cpu_choice.cpu_threads = 2 * gpus_;
+    cpu_choice.cpu_replicas = gpus_;
+    auto cpu = create_island(cpu_choice);
+    QVERIFY2(cpu.is_ok(), cpu.status().message().c_str());
+    test::TrainedRun on_cpu = train_island(cpu->replicas(), cpu->all_reduce.get(), o, nullptr);
     const double vs_cpu_loss = worst_loss_difference(got, on_cpu);
     const double vs_cpu_params = test::relative_difference(got.params, on_cpu.params);
     std::printf(

@@ -9,6 +9,7 @@
 #include "backend/backend_factory.h"
 #include "backend/cpu/cpu_backend.h"
 #include "compress/codec.h"
+#include "island_test_support.h"
 #include "run/path_task.h"
 #include "run/run_test_data.h"
 #include "tensor/island_host_all_reduce.h"
@@ -64,15 +65,6 @@ std::vector<float> outer_gradient(const PathTaskResult& r, size_t count) {
   return std::move(delta).value();
 }
 
-double relative_difference(const std::vector<float>& a, const std::vector<float>& b) {
-  double diff = 0, scale = 1e-30;
-  for (size_t i = 0; i < a.size(); ++i) {
-    diff = std::max(diff, std::fabs(static_cast<double>(a[i]) - b[i]));
-    scale = std::max(scale, std::fabs(static_cast<double>(b[i])));
-  }
-  return diff / scale;
-}
-
 }  // namespace
 
 class TrainIslandPathTest : public QObject {
@@ -111,7 +103,8 @@ class TrainIslandPathTest : public QObject {
       QCOMPARE(got->tokens, want->tokens);
       QVERIFY(std::fabs(got->mean_loss - want->mean_loss) < 1e-5 * want->mean_loss);
       const size_t n = spec.modules[0].range.count;
-      const double diff = relative_difference(outer_gradient(*got, n), outer_gradient(*want, n));
+      const double diff =
+          test::relative_difference(outer_gradient(*got, n), outer_gradient(*want, n));
       std::printf("outer step %llu: island of 2 vs one device, outer gradient %.3g relative\n",
                   static_cast<unsigned long long>(outer), diff);
       QVERIFY2(diff < 1e-4, qPrintable(QString::number(diff)));
