@@ -153,7 +153,7 @@ Result<CreatedIsland> create_island(const BackendChoice& choice) {
   if (several) {
     CudaRuntimeInfo info = probe_cuda();
     if (info.devices.empty()) {
-      reason = info.unavailable_reason;
+      several = false;  // create_backend says why, with the same words as without an island
     } else {
       auto gpus = island_gpus(choice, info);
       if (!gpus.is_ok()) {

@@ -1,5 +1,6 @@
 // Trainer's island half: N replicas of the model training one path data parallel (see the top
 // of trainer.h). The single-device step in trainer.cc does not pass through here.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <sstream>
