@@ -76,8 +76,9 @@ Result<WorkerConfig> load_worker_config(const std::string& path);
 // (backend/backend_factory.h). The backend name was validated by the parser.
 BackendChoice backend_choice(const WorkerConfig& config);
 
-// DIPACO_CPU_ISLAND_REPLICAS, for tests and demos of islands without GPUs: a worker whose
-// backend is the CPU trains each path on this many CPU replicas in one island. Unset or empty:
+// DIPACO_CPU_ISLAND_REPLICAS, for tests and demos of islands without GPUs: a worker that trains
+// on the CPU (asked for or fallen back to) trains each path on this many CPU replicas in one
+// island. Unset or empty:
 // 1 (no island). Not in the config file: an island of CPU replicas is only useful to watch the
 // island code run.
 Result<int> cpu_island_replicas_from_environment();

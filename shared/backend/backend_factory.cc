@@ -173,6 +173,12 @@ Result<CreatedIsland> create_island(const BackendChoice& choice) {
   if (!several) {
     // One GPU: exactly create_backend, its fallback and its notes.
     DIPACO_ASSIGN_OR_RETURN(CreatedBackend created, create_backend(one));
+    // A note means create_backend fell back to the CPU.
+    if (!created.note.empty() && choice.cpu_replicas > 1) {
+      DIPACO_ASSIGN_OR_RETURN(CreatedIsland island, create_cpu_island(choice));
+      island.note = std::move(created.note);
+      return island;
+    }
     CreatedIsland island;
     island.backends.push_back(std::move(created.backend));
     island.note = std::move(created.note);
@@ -181,8 +187,7 @@ Result<CreatedIsland> create_island(const BackendChoice& choice) {
   if (choice.kind == BackendChoice::Kind::kCuda && !choice.fallback_to_cpu) {
     return unavailable(reason + " (set the backend to cpu, or allow falling back to the CPU)");
   }
-  CreatedIsland island;
-  island.backends.push_back(std::make_unique<CpuBackend>(choice.cpu_threads));
+  DIPACO_ASSIGN_OR_RETURN(CreatedIsland island, create_cpu_island(choice));
   island.note = (choice.kind == BackendChoice::Kind::kAuto ? "no usable GPU island, training on "
                                                              "the CPU: "
                                                            : "falling back to the CPU: ") +

@@ -32,9 +32,9 @@ struct BackendChoice {
   // (a worker's `devices = []`), else island_devices, else just `device`.
   std::vector<int> island_devices;
   bool island_all_devices = false;
-  // CPU replicas in one process when the choice runs on the CPU (tests and demos; each replica
-  // gets its share of cpu_threads). 1 = one CPU backend, no island. A CPU fallback of a GPU
-  // choice is always one backend.
+  // CPU replicas in one process whenever the island ends up on the CPU, asked for or fallen
+  // back to (tests and demos; each replica gets its share of cpu_threads). 1 = one CPU
+  // backend, no island.
   int cpu_replicas = 1;
 };
 
@@ -61,8 +61,8 @@ struct CreatedIsland {
 // The island a choice asks for. One GPU (or cpu_replicas = 1) is exactly create_backend. More:
 // one backend per GPU and an NCCL all-reduce over them, or CPU replicas and the host
 // all-reduce. A GPU index this host does not have, a GPU listed twice, a backend or NCCL that
-// cannot be set up: an error naming it, or the one-backend CPU fallback with the reason in the
-// note (fallback_to_cpu, or auto).
+// cannot be set up: an error naming it, or the CPU fallback (cpu_replicas of it) with the
+// reason in the note (fallback_to_cpu, or auto).
 Result<CreatedIsland> create_island(const BackendChoice& choice);
 
 }  // namespace dipaco

@@ -266,6 +266,14 @@ class TrainIslandTest : public QObject {
     QCOMPARE(made->backends.size(), size_t{1});
     QVERIFY(made->backends[0]->name().rfind("cpu", 0) == 0);
     QVERIFY2(contains(made->note, "falling back to the CPU"), made->note.c_str());
+    // A CPU island when the fallback is asked to be one (DIPACO_CPU_ISLAND_REPLICAS).
+    c.cpu_replicas = 2;
+    c.cpu_threads = 2;
+    made = create_island(c);
+    QVERIFY2(made.is_ok(), made.status().message().c_str());
+    QCOMPARE(made->backends.size(), size_t{2});
+    QVERIFY(made->all_reduce != nullptr);
+    QVERIFY2(contains(made->note, "falling back to the CPU"), made->note.c_str());
   }
 };
 
