@@ -12,14 +12,21 @@ namespace dipaco {
 
 PathTaskRunner::PathTaskRunner(const WorkerConfig& config) : config_(config) {}
 
-Result<Backend*> PathTaskRunner::backend() {
-  if (backend_ == nullptr) {
-    DIPACO_ASSIGN_OR_RETURN(CreatedBackend created, create_backend(backend_choice(config_)));
+Result<const CreatedIsland*> PathTaskRunner::island() {
+  if (island_ == nullptr) {
+    BackendChoice choice = backend_choice(config_);
+    DIPACO_ASSIGN_OR_RETURN(choice.cpu_replicas, cpu_island_replicas_from_environment());
+    DIPACO_ASSIGN_OR_RETURN(CreatedIsland created, create_island(choice));
     if (!created.note.empty()) log_message(LogLevel::kWarning, created.note);
-    log_message(LogLevel::kInfo, "training on " + created.backend->name());
-    backend_ = std::move(created.backend);
+    log_message(LogLevel::kInfo,
+                "training on " + created.name() +
+                    (created.backends.size() > 1
+                         ? " (an island of " + std::to_string(created.backends.size()) +
+                               " replicas: each path's batch is split across them)"
+                         : ""));
+    island_ = std::make_unique<CreatedIsland>(std::move(created));
   }
-  return backend_.get();
+  return island_.get();
 }
 
 Result<PathTrainer*> PathTaskRunner::trainer_for(const ModelConfig& model,
@@ -30,8 +37,10 @@ Result<PathTrainer*> PathTaskRunner::trainer_for(const ModelConfig& model,
                           std::to_string(inner.warmup_steps);
   if (trainer_ == nullptr || key != trainer_key_) {
     trainer_.reset();
-    DIPACO_ASSIGN_OR_RETURN(Backend * backend, this->backend());
-    DIPACO_ASSIGN_OR_RETURN(trainer_, PathTrainer::create(backend, model, inner));
+    DIPACO_ASSIGN_OR_RETURN(const CreatedIsland* island, this->island());
+    DIPACO_ASSIGN_OR_RETURN(
+        trainer_,
+        PathTrainer::create_island(island->replicas(), island->all_reduce.get(), model, inner));
     trainer_key_ = key;
   }
   return trainer_.get();

@@ -32,12 +32,15 @@ class PathTaskRunner final : public TaskRunner {
  private:
   // The trainer for this model and inner configuration, rebuilt when a task needs another.
   Result<PathTrainer*> trainer_for(const ModelConfig& model, const TrainOptions& inner);
-  // The config's backend (auto | cpu | cuda, devices[0], fallback_to_cpu), made at the first
-  // task; a GPU that cannot be used fails the task with the reason unless falling back is on.
-  Result<Backend*> backend();
+  // The config's island (auto | cpu | cuda, devices, fallback_to_cpu; create_island in
+  // backend/backend_factory.h), made at the first task: one backend for one GPU or the CPU, an
+  // NCCL island for several GPUs (each path then trains data parallel on all of them), CPU
+  // replicas with DIPACO_CPU_ISLAND_REPLICAS. GPUs that cannot be used fail the task with the
+  // reason unless falling back is on.
+  Result<const CreatedIsland*> island();
 
   WorkerConfig config_;
-  std::unique_ptr<Backend> backend_;
+  std::unique_ptr<CreatedIsland> island_;
   std::unique_ptr<PathTrainer> trainer_;
   std::string trainer_key_;
   std::map<std::string, GridSpec> grids_;  // parsed run configs, by text

@@ -14,7 +14,9 @@
 //   id = ""                                 # stable worker id; default: hostname
 //   cache_dir = "/var/cache/dipaco"     # module and shard cache
 //   backend = "auto"                        # auto | cpu | cuda
-//   devices = []                            # CUDA device indices; empty = all
+//   devices = []                            # CUDA device indices; empty = all. Several GPUs
+//                                           #   train each path together as one island (NCCL
+//                                           #   all-reduce, data parallel inside the path)
 //   cpu_threads = 0                         # 0 = all cores
 //   fallback_to_cpu = false                 # run on CPU when CUDA is unusable
 //   max_memory_gib = 0                      # 0 = no limit of our own
@@ -69,9 +71,17 @@ Result<WorkerConfig> parse_worker_config(const std::string& toml_text,
                                          const std::string& source_name);
 Result<WorkerConfig> load_worker_config(const std::string& path);
 
-// What the worker trains on: backend, the first of devices, cpu_threads and fallback_to_cpu
-// (for create_backend, backend/backend_factory.h). The backend name was validated by the parser.
+// What the worker trains on: backend, devices (the first for create_backend, all of them for
+// create_island; none = every visible GPU), cpu_threads and fallback_to_cpu
+// (backend/backend_factory.h). The backend name was validated by the parser.
 BackendChoice backend_choice(const WorkerConfig& config);
+
+// DIPACO_CPU_ISLAND_REPLICAS, for tests and demos of islands without GPUs: a worker that trains
+// on the CPU (asked for or fallen back to) trains each path on this many CPU replicas in one
+// island. Unset or empty:
+// 1 (no island). Not in the config file: an island of CPU replicas is only useful to watch the
+// island code run.
+Result<int> cpu_island_replicas_from_environment();
 
 // The level a [worker] log_level names; nullopt for "" (not set) and for unknown names.
 std::optional<LogLevel> worker_log_level(const std::string& name);

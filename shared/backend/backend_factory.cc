@@ -1,8 +1,11 @@
 #include "backend/backend_factory.h"
 
+#include <algorithm>
 #include <charconv>
+#include <thread>
 
 #include "backend/cpu/cpu_backend.h"
+#include "tensor/island_host_all_reduce.h"
 
 namespace dipaco {
 
@@ -63,6 +66,133 @@ Result<CreatedBackend> create_backend(const BackendChoice& choice) {
   }
   created.backend = std::make_unique<CpuBackend>(choice.cpu_threads);
   return created;
+}
+
+std::vector<Backend*> CreatedIsland::replicas() const {
+  std::vector<Backend*> out;
+  for (const auto& backend : backends) out.push_back(backend.get());
+  return out;
+}
+
+std::string CreatedIsland::name() const {
+  if (backends.empty()) return "(no backend)";
+  std::string text = backends.front()->name();
+  if (backends.size() > 1) text += " (+" + std::to_string(backends.size() - 1) + " more)";
+  if (all_reduce != nullptr) text += ", all-reduce " + all_reduce->name();
+  return text;
+}
+
+namespace {
+
+constexpr int kMaxCpuReplicas = 64;
+
+Result<CreatedIsland> create_cpu_island(const BackendChoice& choice) {
+  if (choice.cpu_replicas < 1 || choice.cpu_replicas > kMaxCpuReplicas) {
+    return invalid_argument("a CPU island needs 1 to " + std::to_string(kMaxCpuReplicas) +
+                            " replicas, got " + std::to_string(choice.cpu_replicas));
+  }
+  CreatedIsland island;
+  const int replicas = choice.cpu_replicas;
+  const int threads = choice.cpu_threads > 0
+                          ? choice.cpu_threads
+                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  for (int i = 0; i < replicas; ++i) {
+    island.backends.push_back(std::make_unique<CpuBackend>(
+        replicas == 1 ? choice.cpu_threads : std::max(1, threads / replicas)));
+  }
+  if (replicas > 1) island.all_reduce = std::make_unique<HostIslandAllReduce>(island.replicas());
+  return island;
+}
+
+// The island's GPU indices, checked against this host's; an error says which index is wrong.
+Result<std::vector<int>> island_gpus(const BackendChoice& choice, const CudaRuntimeInfo& info) {
+  const int visible = static_cast<int>(info.devices.size());
+  std::vector<int> gpus;
+  if (choice.island_all_devices) {
+    for (int i = 0; i < visible; ++i) gpus.push_back(i);
+    return gpus;
+  }
+  gpus = choice.island_devices.empty() ? std::vector<int>{choice.device} : choice.island_devices;
+  for (size_t i = 0; i < gpus.size(); ++i) {
+    if (gpus[i] < 0 || gpus[i] >= visible) {
+      return invalid_argument("CUDA device " + std::to_string(gpus[i]) +
+                              " does not exist: this host has " + std::to_string(visible) +
+                              " visible GPU(s), 0.." + std::to_string(visible - 1));
+    }
+    if (std::find(gpus.begin(), gpus.begin() + static_cast<std::ptrdiff_t>(i), gpus[i]) !=
+        gpus.begin() + static_cast<std::ptrdiff_t>(i)) {
+      return invalid_argument("CUDA device " + std::to_string(gpus[i]) +
+                              " is listed twice for one island");
+    }
+  }
+  return gpus;
+}
+
+// Several GPUs: a backend on each and the NCCL all-reduce over them.
+Result<CreatedIsland> create_gpu_island(const BackendChoice& choice, const std::vector<int>& gpus) {
+  CreatedIsland island;
+  for (int gpu : gpus) {
+    CudaBackendOptions options;
+    options.device = gpu;
+    options.precision = choice.precision;
+    DIPACO_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, create_cuda_backend(options));
+    island.backends.push_back(std::move(backend));
+  }
+  DIPACO_ASSIGN_OR_RETURN(island.all_reduce,
+                          create_cuda_island_all_reduce(island.replicas(), gpus));
+  return island;
+}
+
+}  // namespace
+
+Result<CreatedIsland> create_island(const BackendChoice& choice) {
+  if (choice.kind == BackendChoice::Kind::kCpu) return create_cpu_island(choice);
+  bool several = choice.island_all_devices || choice.island_devices.size() > 1;
+  BackendChoice one = choice;
+  std::string reason;
+  if (several) {
+    CudaRuntimeInfo info = probe_cuda();
+    if (info.devices.empty()) {
+      several = false;  // create_backend says why, with the same words as without an island
+    } else {
+      auto gpus = island_gpus(choice, info);
+      if (!gpus.is_ok()) {
+        reason = gpus.status().message();
+      } else if (gpus->size() > 1) {
+        auto island = create_gpu_island(choice, *gpus);
+        if (island.is_ok()) return island;
+        reason = island.status().message();
+      } else {
+        one.device = gpus->front();
+        several = false;
+      }
+    }
+  } else if (!choice.island_devices.empty()) {
+    one.device = choice.island_devices.front();
+  }
+  if (!several) {
+    // One GPU: exactly create_backend, its fallback and its notes.
+    DIPACO_ASSIGN_OR_RETURN(CreatedBackend created, create_backend(one));
+    // A note means create_backend fell back to the CPU.
+    if (!created.note.empty() && choice.cpu_replicas > 1) {
+      DIPACO_ASSIGN_OR_RETURN(CreatedIsland island, create_cpu_island(choice));
+      island.note = std::move(created.note);
+      return island;
+    }
+    CreatedIsland island;
+    island.backends.push_back(std::move(created.backend));
+    island.note = std::move(created.note);
+    return island;
+  }
+  if (choice.kind == BackendChoice::Kind::kCuda && !choice.fallback_to_cpu) {
+    return unavailable(reason + " (set the backend to cpu, or allow falling back to the CPU)");
+  }
+  DIPACO_ASSIGN_OR_RETURN(CreatedIsland island, create_cpu_island(choice));
+  island.note = (choice.kind == BackendChoice::Kind::kAuto ? "no usable GPU island, training on "
+                                                             "the CPU: "
+                                                           : "falling back to the CPU: ") +
+                reason;
+  return island;
 }
 
 }  // namespace dipaco

@@ -2,14 +2,19 @@
 // "cpu", "cuda" (GPU 0), "cuda:N", or "auto" (the first GPU when this host has a usable one,
 // otherwise the CPU). A CUDA choice that cannot be met is an error naming why, unless
 // fallback_to_cpu is set: then the CPU backend runs and the reason is kept in the note.
+//
+// create_island makes the backends of an island (tensor/island_all_reduce.h): several GPUs of
+// this host, or several CPU replicas, that train one path together, data parallel.
 #pragma once
 
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "backend/cuda_runtime.h"
 #include "tensor/backend.h"
+#include "tensor/island_all_reduce.h"
 #include "util/status.h"
 
 namespace dipaco {
@@ -21,6 +26,16 @@ struct BackendChoice {
   int cpu_threads = 0;  // 0 = all cores
   CudaMatmulPrecision precision = CudaMatmulPrecision::kBf16;
   bool fallback_to_cpu = false;
+
+  // For create_island only (create_backend uses `device`).
+  // The GPUs of the island when the choice runs on CUDA: island_all_devices = every visible GPU
+  // (a worker's `devices = []`), else island_devices, else just `device`.
+  std::vector<int> island_devices;
+  bool island_all_devices = false;
+  // CPU replicas in one process whenever the island ends up on the CPU, asked for or fallen
+  // back to (tests and demos; each replica gets its share of cpu_threads). 1 = one CPU
+  // backend, no island.
+  int cpu_replicas = 1;
 };
 
 // Parses "cpu" | "cuda" | "cuda:N" | "auto" into choice->kind and choice->device.
@@ -32,5 +47,22 @@ struct CreatedBackend {
 };
 
 Result<CreatedBackend> create_backend(const BackendChoice& choice);
+
+struct CreatedIsland {
+  std::vector<std::unique_ptr<Backend>> backends;  // one per replica; replica 0 first
+  std::unique_ptr<IslandAllReduce> all_reduce;     // null for one backend (no island)
+  std::string note;  // why the CPU runs instead of the asked-for GPUs; empty otherwise
+
+  std::vector<Backend*> replicas() const;
+  // "cuda:0 ... (+3 more), all-reduce nccl 2.28.3 (GPUs 0,1,2,3)", or the one backend's name.
+  std::string name() const;
+};
+
+// The island a choice asks for. One GPU (or cpu_replicas = 1) is exactly create_backend. More:
+// one backend per GPU and an NCCL all-reduce over them, or CPU replicas and the host
+// all-reduce. A GPU index this host does not have, a GPU listed twice, a backend or NCCL that
+// cannot be set up: an error naming it, or the CPU fallback (cpu_replicas of it) with the
+// reason in the note (fallback_to_cpu, or auto).
+Result<CreatedIsland> create_island(const BackendChoice& choice);
 
 }  // namespace dipaco

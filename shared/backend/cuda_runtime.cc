@@ -13,6 +13,7 @@ struct CudaPlugin {
   decltype(&dipaco_cuda_probe) probe = nullptr;
   decltype(&dipaco_cuda_axpy_self_test) axpy_self_test = nullptr;
   decltype(&dipaco_cuda_create_backend) create_backend = nullptr;
+  decltype(&dipaco_cuda_create_island_all_reduce) create_island_all_reduce = nullptr;
 };
 
 Result<const CudaPlugin*> plugin() {
@@ -30,7 +31,9 @@ Result<const CudaPlugin*> plugin() {
     bool ok = bind_plugin_symbol(*handle, "dipaco_cuda_plugin_abi", &api.abi) &&
               bind_plugin_symbol(*handle, "dipaco_cuda_probe", &api.probe) &&
               bind_plugin_symbol(*handle, "dipaco_cuda_axpy_self_test", &api.axpy_self_test) &&
-              bind_plugin_symbol(*handle, "dipaco_cuda_create_backend", &api.create_backend);
+              bind_plugin_symbol(*handle, "dipaco_cuda_create_backend", &api.create_backend) &&
+              bind_plugin_symbol(*handle, "dipaco_cuda_create_island_all_reduce",
+                                 &api.create_island_all_reduce);
     if (!ok || api.abi() != DIPACO_CUDA_PLUGIN_ABI) {
       status = failed_precondition(
           "libdipaco_cuda.so is from another dipaco version (ABI mismatch); reinstall it");
@@ -76,6 +79,22 @@ Result<std::unique_ptr<Backend>> create_cuda_backend(const CudaBackendOptions& o
   std::unique_ptr<Backend> backend((*api)->create_backend(&options, error, sizeof error));
   if (backend == nullptr) return unavailable(std::string("CUDA backend: ") + error);
   return backend;
+}
+
+Result<std::unique_ptr<IslandAllReduce>> create_cuda_island_all_reduce(
+    const std::vector<Backend*>& backends, const std::vector<int>& devices) {
+  if (backends.size() != devices.size() || devices.empty()) {
+    return invalid_argument("an NCCL island needs one backend per GPU and at least one GPU, got " +
+                            std::to_string(backends.size()) + " backends for " +
+                            std::to_string(devices.size()) + " GPUs");
+  }
+  auto api = plugin();
+  if (!api.is_ok()) return unavailable("CUDA backend not available: " + api.status().message());
+  char error[1024] = {0};
+  std::unique_ptr<IslandAllReduce> island((*api)->create_island_all_reduce(
+      backends.data(), devices.data(), static_cast<int>(devices.size()), error, sizeof error));
+  if (island == nullptr) return unavailable(std::string("NCCL island: ") + error);
+  return island;
 }
 
 }  // namespace dipaco

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "tensor/backend.h"
+#include "tensor/island_all_reduce.h"
 #include "util/status.h"
 
 namespace dipaco {
@@ -77,5 +78,11 @@ struct CudaBackendOptions {
 // A Backend on one GPU, or why not (no plugin, no driver, no such device, compute capability
 // below 8.0, set-up failure).
 Result<std::unique_ptr<Backend>> create_cuda_backend(const CudaBackendOptions& options);
+
+// NCCL all-reduce over an island: backends[i] (from create_cuda_backend) on GPU devices[i], all
+// different (one works too: create_island then makes no all-reduce, the tests do). The backends
+// must outlive it. Fails with NCCL's reason (no plugin, communicators that cannot be made).
+Result<std::unique_ptr<IslandAllReduce>> create_cuda_island_all_reduce(
+    const std::vector<Backend*>& backends, const std::vector<int>& devices);
 
 }  // namespace dipaco

@@ -62,6 +62,14 @@ Result<std::unique_ptr<PathTrainer>> PathTrainer::create(Backend* backend, const
   return std::unique_ptr<PathTrainer>(new PathTrainer(std::move(trainer)));
 }
 
+Result<std::unique_ptr<PathTrainer>> PathTrainer::create_island(
+    const std::vector<Backend*>& replicas, IslandAllReduce* all_reduce, const ModelConfig& model,
+    const TrainOptions& inner) {
+  DIPACO_ASSIGN_OR_RETURN(std::unique_ptr<Trainer> trainer,
+                          Trainer::create_island(replicas, all_reduce, model, inner));
+  return std::unique_ptr<PathTrainer>(new PathTrainer(std::move(trainer)));
+}
+
 Result<PathTaskResult> PathTrainer::run(const PathTaskSpec& spec, const std::string& shard_tokens,
                                         PathTaskState* state, const InnerStepCallback& on_step) {
   Model& model = trainer_->model();
@@ -109,6 +117,7 @@ Result<PathTaskResult> PathTrainer::run(const PathTaskSpec& spec, const std::str
     trainer_->optimizer().set_state(std::vector<float>(n, 0.0f), std::vector<float>(n, 0.0f),
                                     state->adamw_step);
   }
+  trainer_->sync_replicas();  // an island's other replicas take what replica 0 was given
 
   PathTaskResult result;
   auto start = std::chrono::steady_clock::now();
@@ -123,6 +132,7 @@ Result<PathTaskResult> PathTrainer::run(const PathTaskSpec& spec, const std::str
     if (on_step && !on_step(i + 1, stats)) return unavailable("cancelled");
   }
   result.mean_loss = loss_sum / std::max<int64_t>(1, result.inner_steps_done);
+  DIPACO_RETURN_IF_ERROR(trainer_->check_replicas_in_sync());
 
   PathTaskState next;
   next.adamw_step = trainer_->step();

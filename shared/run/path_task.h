@@ -76,6 +76,12 @@ class PathTrainer {
   // `inner`: batch, seq_len, lr schedule (total steps = outer steps × H), AdamW, clipping.
   static Result<std::unique_ptr<PathTrainer>> create(Backend* backend, const ModelConfig& model,
                                                      const TrainOptions& inner);
+  // The same on an island (Trainer::create_island): the path trains data parallel on
+  // replicas.size() backends, the batch's rows split across them.
+  static Result<std::unique_ptr<PathTrainer>> create_island(const std::vector<Backend*>& replicas,
+                                                            IslandAllReduce* all_reduce,
+                                                            const ModelConfig& model,
+                                                            const TrainOptions& inner);
 
   const ModelConfig& model_config() const { return trainer_->model().config(); }
   size_t num_params() const { return trainer_->model().num_params(); }
@@ -84,7 +90,7 @@ class PathTrainer {
   // Runs the task. `shard_tokens`: the shard's token file. On success `state` holds the state
   // to keep for the next outer step. Errors: modules that do not tile the buffer, a shard too
   // small for one window, a non-finite loss (the state is then left unchanged), cancellation
-  // (kUnavailable "cancelled").
+  // (kUnavailable "cancelled"), island replicas that drifted apart (a bug; kInternal).
   Result<PathTaskResult> run(const PathTaskSpec& spec, const std::string& shard_tokens,
                              PathTaskState* state, const InnerStepCallback& on_step = {});
 

@@ -7,7 +7,7 @@
 
 namespace dipaco {
 
-Status TrainOptions::validate(const ModelConfig& model) const {
+Status TrainOptions::validate(const ModelConfig& model, int island_replicas) const {
   auto at_least = [](const char* key, double v, double min) -> Status {
     if (v >= min) return Status::ok();
     std::ostringstream msg;
@@ -24,6 +24,12 @@ Status TrainOptions::validate(const ModelConfig& model) const {
   if (seq_len > model.max_seq_len) {
     return invalid_argument("train.seq_len " + std::to_string(seq_len) +
                             " exceeds model.max_seq_len " + std::to_string(model.max_seq_len));
+  }
+  if (island_replicas > 1 && batch_size % island_replicas != 0) {
+    return invalid_argument("train.batch_size " + std::to_string(batch_size) +
+                            " does not split evenly across the island's " +
+                            std::to_string(island_replicas) + " replicas (make it a multiple of " +
+                            std::to_string(island_replicas) + ")");
   }
   if (!(lr > 0)) return invalid_argument("train.lr must be > 0");
   if (!(min_lr >= 0 && min_lr <= lr))
@@ -60,7 +66,24 @@ Result<std::unique_ptr<Trainer>> Trainer::create(Backend* backend, const ModelCo
   return t;
 }
 
+Status Trainer::non_finite_loss(double loss, const StepStats& stats) {
+  return failed_precondition("loss is " + std::string(std::isnan(loss) ? "NaN" : "infinite") +
+                             " at step " + std::to_string(stats.step) + " (lr " +
+                             std::to_string(stats.lr) +
+                             "); stopped before updating the parameters");
+}
+
+float Trainer::clip_scale(double grad_norm) const {
+  // torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6) when that is < 1.
+  if (options_.grad_clip > 0) {
+    double s = options_.grad_clip / (grad_norm + 1e-6);
+    if (s < 1.0) return static_cast<float>(s);
+  }
+  return 1.0f;
+}
+
 Result<StepStats> Trainer::train_step(BatchSource& source) {
+  if (!other_replicas_.empty()) return train_step_island(source);
   const int B = options_.batch_size, T = options_.seq_len;
   StepStats stats;
   stats.step = step() + 1;
@@ -70,12 +93,7 @@ Result<StepStats> Trainer::train_step(BatchSource& source) {
   for (int micro = 0; micro < options_.grad_accum; ++micro) {
     source.next(inputs_.data(), targets_.data());
     double loss = model_->forward(inputs_.data(), targets_.data(), B, T);
-    if (!std::isfinite(loss)) {
-      return failed_precondition("loss is " + std::string(std::isnan(loss) ? "NaN" : "infinite") +
-                                 " at step " + std::to_string(stats.step) + " (lr " +
-                                 std::to_string(stats.lr) +
-                                 "); stopped before updating the parameters");
-    }
+    if (!std::isfinite(loss)) return non_finite_loss(loss, stats);
     model_->backward(1.0f / static_cast<float>(options_.grad_accum));
     loss_sum += loss;
     stats.tokens += static_cast<int64_t>(B) * T;
@@ -87,17 +105,12 @@ Result<StepStats> Trainer::train_step(BatchSource& source) {
     return failed_precondition("gradient norm is not finite at step " + std::to_string(stats.step) +
                                "; stopped before updating the parameters");
   }
-  // torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6) when that is < 1.
-  float scale = 1.0f;
-  if (options_.grad_clip > 0) {
-    double s = options_.grad_clip / (stats.grad_norm + 1e-6);
-    if (s < 1.0) scale = static_cast<float>(s);
-  }
-  adamw_->step(model_->params(), model_->grads(), stats.lr, scale);
+  adamw_->step(model_->params(), model_->grads(), stats.lr, clip_scale(stats.grad_norm));
   return stats;
 }
 
 double Trainer::evaluate(BatchSource& source, int batches) {
+  if (!other_replicas_.empty()) return evaluate_island(source, batches);
   const int B = source.batch(), T = source.seq_len();
   std::vector<int32_t> inputs(static_cast<size_t>(B) * T), targets(inputs.size());
   double sum = 0;
@@ -131,6 +144,7 @@ Status Trainer::load_checkpoint(const std::string& path, BatchSource* source) {
     DIPACO_RETURN_IF_ERROR(source->restore(state.data_position).with_context(path));
   model_->set_params(state.params);
   adamw_->set_state(state.m, state.v, state.step);
+  sync_replicas();
   return Status::ok();
 }
 

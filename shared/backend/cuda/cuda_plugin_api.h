@@ -6,8 +6,10 @@
 #include <cstddef>
 
 #include "backend/cuda_runtime.h"
+#include "tensor/island_all_reduce.h"
 
-#define DIPACO_CUDA_PLUGIN_ABI 2
+// 3: dipaco_cuda_create_island_all_reduce.
+#define DIPACO_CUDA_PLUGIN_ABI 3
 
 extern "C" {
 int dipaco_cuda_plugin_abi();
@@ -17,4 +19,10 @@ void dipaco_cuda_axpy_self_test(int device, int n, char* error, size_t error_siz
 // A CudaBackend for options->device, owned by the caller; nullptr and the reason in error.
 dipaco::Backend* dipaco_cuda_create_backend(const dipaco::CudaBackendOptions* options, char* error,
                                             size_t error_size);
+// An NCCL all-reduce over an island of `count` >= 1 backends made by dipaco_cuda_create_backend,
+// backends[i] on GPU devices[i] (all different); owned by the caller, the backends outlive it.
+// nullptr and the reason in error (NCCL's own words) when the communicators cannot be made.
+dipaco::IslandAllReduce* dipaco_cuda_create_island_all_reduce(dipaco::Backend* const* backends,
+                                                              const int* devices, int count,
+                                                              char* error, size_t error_size);
 }
