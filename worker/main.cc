@@ -36,15 +36,16 @@ int run_check(const dipaco::WorkerConfig& config, const std::string& config_sour
       ++problems;
     }
   }
-  // The backend the worker will train on, made as its trainer makes it: a GPU that cannot be used
-  // is an error here unless fallback_to_cpu is set.
-  auto created = dipaco::create_backend(dipaco::backend_choice(config));
+  // The backends the worker will train on, made as its trainer makes them (one GPU, or the
+  // island of its devices with their NCCL all-reduce): a GPU that cannot be used is an error
+  // here unless fallback_to_cpu is set.
+  auto created = dipaco::create_island(dipaco::backend_choice(config));
   if (!created.is_ok()) {
     std::printf("error: %s\n", created.status().message().c_str());
     ++problems;
   } else {
     if (!created->note.empty()) std::printf("warning: %s\n", created->note.c_str());
-    std::printf("backend: %s\n", created->backend->name().c_str());
+    std::printf("backend: %s\n", created->name().c_str());
   }
   if (config.coordinator_address.empty()) {
     std::printf("warning: no [coordinator] address set in %s; the worker cannot connect yet\n",

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdlib>
 #include <thread>
 
 #include "backend/cpu/cpu_backend.h"
@@ -37,12 +38,33 @@ Status parse_backend_name(std::string_view text, BackendChoice* choice) {
                           "' (choose cpu, cuda, cuda:N for GPU N, or auto)");
 }
 
+namespace {
+
+// A training backend's options on GPU `device`: the choice's precision, and the attention path
+// DIPACO_CUDA_ATTENTION names (the cuBLASLt path when it is unset or empty).
+Result<CudaBackendOptions> training_cuda_options(const BackendChoice& choice, int device) {
+  CudaBackendOptions options;
+  options.device = device;
+  options.precision = choice.precision;
+  const char* attention = std::getenv("DIPACO_CUDA_ATTENTION");
+  if (attention != nullptr && *attention != '\0') {
+    auto parsed = parse_cuda_attention(attention);
+    if (!parsed.is_ok()) {
+      return invalid_argument("DIPACO_CUDA_ATTENTION: " + parsed.status().message());
+    }
+    options.attention = *parsed;
+  }
+  return options;
+}
+
+}  // namespace
+
 Result<CreatedBackend> create_backend(const BackendChoice& choice) {
   CreatedBackend created;
   if (choice.kind != BackendChoice::Kind::kCpu) {
-    CudaBackendOptions options;
-    options.device = choice.device;
-    options.precision = choice.precision;
+    auto made = training_cuda_options(choice, choice.device);
+    if (!made.is_ok()) return made.status();
+    const CudaBackendOptions options = *made;
     std::string reason;
     if (choice.kind == BackendChoice::Kind::kAuto) {
       CudaRuntimeInfo info = probe_cuda();
@@ -132,9 +154,7 @@ Result<std::vector<int>> island_gpus(const BackendChoice& choice, const CudaRunt
 Result<CreatedIsland> create_gpu_island(const BackendChoice& choice, const std::vector<int>& gpus) {
   CreatedIsland island;
   for (int gpu : gpus) {
-    CudaBackendOptions options;
-    options.device = gpu;
-    options.precision = choice.precision;
+    DIPACO_ASSIGN_OR_RETURN(CudaBackendOptions options, training_cuda_options(choice, gpu));
     DIPACO_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, create_cuda_backend(options));
     island.backends.push_back(std::move(backend));
   }

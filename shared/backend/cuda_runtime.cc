@@ -72,6 +72,14 @@ Result<CudaMatmulPrecision> parse_cuda_precision(std::string_view text) {
                           "' (choose bf16, tf32 or fp32)");
 }
 
+Result<CudaAttention> parse_cuda_attention(std::string_view text) {
+  if (text == "gemm") return CudaAttention::kGemm;
+  if (text == "kernels") return CudaAttention::kKernels;
+  if (text == "cudnn") return CudaAttention::kCudnn;
+  return invalid_argument("unknown CUDA attention path '" + std::string(text) +
+                          "' (choose gemm, kernels or cudnn)");
+}
+
 Result<std::unique_ptr<Backend>> create_cuda_backend(const CudaBackendOptions& options) {
   auto api = plugin();
   if (!api.is_ok()) return unavailable("CUDA backend not available: " + api.status().message());

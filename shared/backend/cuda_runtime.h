@@ -65,9 +65,12 @@ Result<CudaMatmulPrecision> parse_cuda_precision(std::string_view text);
 // kernels (tensor cores; the default), our own fused kernels only (the fallback, and the twin
 // the cross-backend tests hold the other against), or cuDNN's fused flash attention (bf16
 // operands, no T x T buffers; a shape cuDNN refuses, or whose probe against the cuBLASLt path
-// fails, stays on cuBLASLt with the reason printed). The environment variable
-// DIPACO_CUDA_ATTENTION=gemm|kernels|cudnn overrides the option for every CUDA backend.
+// fails, stays on cuBLASLt with the reason printed). Training backends take it from the
+// environment variable DIPACO_CUDA_ATTENTION (backend_factory.h).
 enum class CudaAttention { kGemm, kKernels, kCudnn };
+
+// "gemm" | "kernels" | "cudnn"; anything else is an error naming the choices.
+Result<CudaAttention> parse_cuda_attention(std::string_view text);
 
 struct CudaBackendOptions {
   int device = 0;

@@ -27,24 +27,6 @@ std::string describe(const char* what, cudaError_t err) {
   return std::string(what) + ": " + cudaGetErrorString(err);
 }
 
-// DIPACO_CUDA_ATTENTION, when set, overrides the option; false and *error for a bad value.
-bool attention_from_environment(CudaAttention* attention, std::string* error) {
-  const char* value = std::getenv("DIPACO_CUDA_ATTENTION");
-  if (value == nullptr || *value == '\0') return true;
-  const std::string text = value;
-  if (text == "gemm") {
-    *attention = CudaAttention::kGemm;
-  } else if (text == "kernels") {
-    *attention = CudaAttention::kKernels;
-  } else if (text == "cudnn") {
-    *attention = CudaAttention::kCudnn;
-  } else {
-    *error = "DIPACO_CUDA_ATTENTION='" + text + "' is not one of gemm, kernels, cudnn";
-    return false;
-  }
-  return true;
-}
-
 const char* attention_label(CudaAttention attention) {
   switch (attention) {
     case CudaAttention::kGemm: return "";
@@ -80,12 +62,10 @@ std::unique_ptr<CudaBackend> CudaBackend::create(const CudaBackendOptions& optio
              std::to_string(prop.minor) + "; dipaco's CUDA backend needs 8.0 (Ampere) or newer";
     return nullptr;
   }
-  CudaAttention attention = options.attention;
-  if (!attention_from_environment(&attention, error)) return nullptr;
   std::unique_ptr<CudaBackend> be(new CudaBackend());
   be->device_ = options.device;
   be->precision_ = options.precision;
-  be->attention_ = attention;
+  be->attention_ = options.attention;
   be->device_name_ = prop.name;
   if (cudaError_t err = cudaSetDevice(options.device); err != cudaSuccess) {
     *error = describe("cudaSetDevice", err);
