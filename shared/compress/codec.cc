@@ -42,23 +42,6 @@ size_t first_at_or_above(const float* x, size_t n, int32_t limit) {
   return n;
 }
 
-Status check_encodable(WireDtype dtype, const float* x, size_t n) {
-  int32_t m = max_abs_bits(x, n);
-  if (m >= kInfBits) {
-    size_t i = first_at_or_above(x, n, kInfBits);
-    return invalid_argument(
-        "cannot encode value " + std::to_string(i) + " of " + std::to_string(n) + ": it is " +
-        (std::isnan(x[i]) ? "NaN" : "infinite") + " (the outer gradient has diverged)");
-  }
-  if (dtype == WireDtype::kBf16 && m >= kBf16OverflowBits) {
-    size_t i = first_at_or_above(x, n, kBf16OverflowBits);
-    return invalid_argument("cannot encode value " + std::to_string(i) + " of " +
-                            std::to_string(n) + " (" + std::to_string(x[i]) +
-                            ") as bf16: beyond its range of ±3.39e38");
-  }
-  return Status::ok();
-}
-
 void encode_bf16(const float* x, size_t n, uint8_t* out) {
   // Inputs are finite here, so the rounding needs no NaN branch.
   for (size_t i = 0; i < n; ++i) {
@@ -220,21 +203,56 @@ Status decode_int4(const uint8_t* bytes, size_t n, float* out) {
   return Status::ok();
 }
 
-}  // namespace
-
-Status encode_into(WireDtype dtype, std::span<const float> x, std::vector<uint8_t>* out) {
-  const float* p = x.data();
-  size_t n = x.size();
-  DIPACO_RETURN_IF_ERROR(check_encodable(dtype, p, n));
-  out->resize(encoded_size(dtype, n));
+// The layouts of wire_dtype.h; x has been checked by check_encodable and out holds
+// encoded_size(dtype, n) bytes.
+void write_encoded(WireDtype dtype, const float* x, size_t n, uint8_t* out) {
   switch (dtype) {
     case WireDtype::kFp32:
-      if (n > 0) std::memcpy(out->data(), p, 4 * n);
+      if (n > 0) std::memcpy(out, x, 4 * n);
       break;
-    case WireDtype::kBf16: encode_bf16(p, n, out->data()); break;
-    case WireDtype::kInt8: encode_int8(p, n, out->data()); break;
-    case WireDtype::kInt4: encode_int4(p, n, out->data()); break;
+    case WireDtype::kBf16: encode_bf16(x, n, out); break;
+    case WireDtype::kInt8: encode_int8(x, n, out); break;
+    case WireDtype::kInt4: encode_int4(x, n, out); break;
   }
+}
+
+}  // namespace
+
+Status check_encodable(WireDtype dtype, std::span<const float> values) {
+  const float* x = values.data();
+  size_t n = values.size();
+  int32_t m = max_abs_bits(x, n);
+  if (m >= kInfBits) {
+    size_t i = first_at_or_above(x, n, kInfBits);
+    return invalid_argument(
+        "cannot encode value " + std::to_string(i) + " of " + std::to_string(n) + ": it is " +
+        (std::isnan(x[i]) ? "NaN" : "infinite") + " (the outer gradient has diverged)");
+  }
+  if (dtype == WireDtype::kBf16 && m >= kBf16OverflowBits) {
+    size_t i = first_at_or_above(x, n, kBf16OverflowBits);
+    return invalid_argument("cannot encode value " + std::to_string(i) + " of " +
+                            std::to_string(n) + " (" + std::to_string(x[i]) +
+                            ") as bf16: beyond its range of ±3.39e38");
+  }
+  return Status::ok();
+}
+
+Status encode_to(WireDtype dtype, std::span<const float> x, std::span<uint8_t> out) {
+  if (out.size() != encoded_size(dtype, x.size())) {
+    return invalid_argument(std::string("encoding ") + std::to_string(x.size()) + " values as " +
+                            wire_dtype_name(dtype) + " needs " +
+                            std::to_string(encoded_size(dtype, x.size())) + " bytes, not " +
+                            std::to_string(out.size()));
+  }
+  DIPACO_RETURN_IF_ERROR(check_encodable(dtype, x));
+  write_encoded(dtype, x.data(), x.size(), out.data());
+  return Status::ok();
+}
+
+Status encode_into(WireDtype dtype, std::span<const float> x, std::vector<uint8_t>* out) {
+  DIPACO_RETURN_IF_ERROR(check_encodable(dtype, x));
+  out->resize(encoded_size(dtype, x.size()));
+  write_encoded(dtype, x.data(), x.size(), out->data());
   return Status::ok();
 }
 

@@ -23,6 +23,12 @@ namespace dipaco {
 // infinite, or (bf16) too large to be represented: an outer gradient like that would poison
 // the global model, so it never leaves the worker.
 Status encode_into(WireDtype dtype, std::span<const float> x, std::vector<uint8_t>* out);
+// The same into a caller's buffer of exactly encoded_size(dtype, x.size()) bytes (kInvalidArgument
+// otherwise); out is unchanged on error.
+Status encode_to(WireDtype dtype, std::span<const float> x, std::span<uint8_t> out);
+// The check encoding starts with: ok when every value of x can be encoded as dtype, else the
+// error encode_into gives. Lets a device encoder that refused its input report the same error.
+Status check_encodable(WireDtype dtype, std::span<const float> x);
 Result<std::vector<uint8_t>> encode(WireDtype dtype, const float* x, size_t n);
 
 // Decodes n values from bytes into out (out.size() must be n). Fails with kDataLoss when the

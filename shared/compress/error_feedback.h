@@ -21,6 +21,18 @@
 
 namespace dipaco {
 
+// One round on caller-owned buffers of n = x.size() values (what ErrorFeedbackCompressor::compress
+// runs, and the CPU backend's error_feedback_encode):
+//   corrected = x + residual;  payload = encode(dtype, corrected);
+//   decoded = decode(payload);  residual = corrected - decoded
+// payload holds exactly encoded_size(dtype, n) bytes; residual, corrected and decoded n floats
+// each (corrected and decoded are scratch; decoded is what the receiver will decode). On error
+// (sizes that disagree, a value of corrected that cannot be encoded) payload and residual are
+// unchanged.
+Status error_feedback_round(WireDtype dtype, std::span<const float> x, std::span<float> residual,
+                            std::span<uint8_t> payload, std::span<float> corrected,
+                            std::span<float> decoded);
+
 class ErrorFeedbackCompressor {
  public:
   // size: number of float values of the module's outer gradient.
