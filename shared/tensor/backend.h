@@ -151,7 +151,8 @@ class Backend {
   // layout of `dtype` (compress/wire_dtype.h):
   //   c = x + residual;  payload = encode(dtype, c);  residual = c - decode(payload)
   // x[count]: device floats. residual[count]: device floats, updated in place; nullptr for no
-  // error feedback (then c = x). payload: device bytes, encoded_size(dtype, count) of them (=).
+  // error feedback (then c = x). payload: device bytes, encoded_size(dtype, count) of them (=),
+  // 4-byte aligned (as alloc() memory is; the scales and fp32 values are stored in place).
   // fp32: payload = the bytes of x and the residual is not touched (fp32 loses nothing).
   // workspace: error_feedback_workspace_bytes(count) device bytes.
   // Returns true when encoded. Returns false, having written neither payload nor residual,

@@ -4,11 +4,13 @@
 //   2        all zeros in round 0 (a zero scale), small values later
 //   3        values near 1e-39, so the int8/int4 scale is subnormal (the codec's double path)
 //   5        a few values equal to the chunk's max, and halves of a step (rounding ties)
+// and unencodable_cases(): values each dtype must refuse.
 #pragma once
 
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -33,6 +35,22 @@ inline std::vector<float> outer_gradient_round(size_t n, int round, uint32_t see
     if (i % 103 == 11) x[i] = -0.0f;
   }
   return x;
+}
+
+// Inputs the codec must refuse: `value` at `index` of an n-value outer gradient, one per dtype.
+struct UnencodableCase {
+  WireDtype dtype;
+  size_t index;
+  float value;
+};
+
+inline std::vector<UnencodableCase> unencodable_cases(size_t n) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const float inf = std::numeric_limits<float>::infinity();
+  return {{WireDtype::kInt8, n / 2 + 17, nan},
+          {WireDtype::kInt4, n - 1, -inf},
+          {WireDtype::kBf16, 5, 3.4e38f},  // rounds to infinity in bf16
+          {WireDtype::kFp32, 0, nan}};
 }
 
 }  // namespace dipaco::test

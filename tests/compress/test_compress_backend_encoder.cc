@@ -132,18 +132,7 @@ class CompressBackendEncoderTest : public QObject {
   // op writes neither payload nor residual.
   void unencodableValuesAreRefusedAndChangeNothing() {
     const size_t n = 3 * kQuantChunk + 1;
-    const float nan = std::numeric_limits<float>::quiet_NaN();
-    const float inf = std::numeric_limits<float>::infinity();
-    struct Case {
-      WireDtype dtype;
-      size_t index;
-      float value;
-    };
-    const Case cases[] = {{WireDtype::kInt8, 2 * kQuantChunk + 17, nan},
-                          {WireDtype::kInt4, n - 1, -inf},
-                          {WireDtype::kBf16, 5, 3.4e38f},
-                          {WireDtype::kFp32, 0, nan}};
-    for (const Case& c : cases) {
+    for (const dipaco::test::UnencodableCase& c : dipaco::test::unencodable_cases(n)) {
       ErrorFeedbackCompressor reference(c.dtype, n);
       std::vector<uint8_t> want;
       QVERIFY(reference.compress(outer_gradient_round(n, 0, 3), &want));

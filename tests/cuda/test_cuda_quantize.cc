@@ -111,18 +111,7 @@ class CudaQuantizeTest : public QObject {
   // the host codec, and writes neither the residual nor the payload.
   void unencodableValuesAreRefusedLikeTheCpu() {
     const size_t n = 3 * kQuantChunk + 1;
-    const float nan = std::numeric_limits<float>::quiet_NaN();
-    const float inf = std::numeric_limits<float>::infinity();
-    struct Case {
-      WireDtype dtype;
-      size_t index;
-      float value;
-    };
-    const Case cases[] = {{WireDtype::kInt8, 2 * kQuantChunk + 17, nan},
-                          {WireDtype::kInt4, n - 1, -inf},
-                          {WireDtype::kBf16, 5, 3.4e38f},
-                          {WireDtype::kFp32, 0, nan}};
-    for (const Case& c : cases) {
+    for (const dipaco::test::UnencodableCase& c : dipaco::test::unencodable_cases(n)) {
       auto on_gpu = BackendEncoder::create(gpu_.get(), c.dtype, n, true);
       auto on_cpu = BackendEncoder::create(cpu_.get(), c.dtype, n, true);
       QVERIFY(on_gpu);

@@ -217,24 +217,13 @@ bool CudaBackend::error_feedback_encode(uint8_t* payload, float* residual, void*
   global_amax_kernel<<<1, 1024, 0, stream_>>>(amax, chunk_amax, chunks);
   DIPACO_CUDA_CHECK_LAUNCH();
   const int32_t limit = dtype == WireDtype::kBf16 ? kBf16OverflowBits : kInfBits;
-  switch (dtype) {
-    case WireDtype::kFp32:
-      encode_kernel<WireDtype::kFp32>
-          <<<grid, kThreads, 0, stream_>>>(payload, residual, x, count, chunk_amax, amax, limit);
-      break;
-    case WireDtype::kBf16:
-      encode_kernel<WireDtype::kBf16>
-          <<<grid, kThreads, 0, stream_>>>(payload, residual, x, count, chunk_amax, amax, limit);
-      break;
-    case WireDtype::kInt8:
-      encode_kernel<WireDtype::kInt8>
-          <<<grid, kThreads, 0, stream_>>>(payload, residual, x, count, chunk_amax, amax, limit);
-      break;
-    case WireDtype::kInt4:
-      encode_kernel<WireDtype::kInt4>
-          <<<grid, kThreads, 0, stream_>>>(payload, residual, x, count, chunk_amax, amax, limit);
-      break;
-  }
+  using EncodeKernel =
+      void (*)(uint8_t*, float*, const float*, size_t, const int32_t*, const int32_t*, int32_t);
+  const EncodeKernel encode = dtype == WireDtype::kFp32   ? encode_kernel<WireDtype::kFp32>
+                              : dtype == WireDtype::kBf16 ? encode_kernel<WireDtype::kBf16>
+                              : dtype == WireDtype::kInt8 ? encode_kernel<WireDtype::kInt8>
+                                                          : encode_kernel<WireDtype::kInt4>;
+  encode<<<grid, kThreads, 0, stream_>>>(payload, residual, x, count, chunk_amax, amax, limit);
   DIPACO_CUDA_CHECK_LAUNCH();
   int32_t host_amax = 0;
   DIPACO_CUDA_CHECK(
