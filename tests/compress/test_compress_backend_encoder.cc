@@ -86,6 +86,26 @@ class CompressBackendEncoderTest : public QObject {
     }
   }
 
+  // error_feedback_round split into single chunks, run last to first, gives the bytes of one
+  // pass on one thread (the CPU backend splits it across its pool).
+  void roundDoesNotDependOnTheSplit() {
+    const size_t n = 5 * kQuantChunk + 7;
+    ChunkRangeRunner backwards = [](size_t chunks, const ChunkRangeFn& fn) {
+      for (size_t c = chunks; c-- > 0;) fn(c, c + 1);
+    };
+    for (WireDtype d : kAllDtypes) {
+      std::vector<float> r1(n, 0.0f), r2(n, 0.0f), c1(n), c2(n), d1(n), d2(n);
+      std::vector<uint8_t> p1(encoded_size(d, n)), p2(encoded_size(d, n));
+      for (int round = 0; round < 3; ++round) {
+        std::vector<float> x = outer_gradient_round(n, round, 11);
+        QVERIFY(error_feedback_round(d, x, r1, p1, c1, d1));
+        QVERIFY(error_feedback_round(d, x, r2, p2, c2, d2, backwards));
+        QVERIFY2(p1 == p2, qPrintable(where(d, n, round)));
+        QVERIFY(same_bits(r1, r2));
+      }
+    }
+  }
+
   // Without error feedback every round is encode(dtype, x).
   void withoutFeedbackIsThePlainEncoding() {
     for (WireDtype d : kAllDtypes) {
