@@ -206,9 +206,9 @@ Status decode_int4(const uint8_t* bytes, size_t n, size_t first, size_t last, fl
   return Status::ok();
 }
 
-// Values [begin, end) of chunks [first, last) of n values.
-size_t chunk_begin(size_t first, size_t n) {
-  return std::min(n, first * kQuantChunk);
+// Index of the first value of chunk c of n values (n past the last chunk).
+size_t chunk_begin(size_t c, size_t n) {
+  return std::min(n, c * kQuantChunk);
 }
 
 // Chunks [first, last) of the layouts of wire_dtype.h; x[0..n) has been checked by

@@ -35,7 +35,7 @@ Status error_feedback_round(WireDtype dtype, std::span<const float> x, std::span
       fn(0, chunks);
     }
   };
-  // Values [begin, end) of chunks [first, last).
+  // Index of the first value of a chunk (n past the last one).
   auto values = [n](size_t chunk) { return std::min(n, chunk * kQuantChunk); };
   const float* xp = x.data();
   const float* rp = residual.data();
