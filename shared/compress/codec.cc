@@ -42,23 +42,6 @@ size_t first_at_or_above(const float* x, size_t n, int32_t limit) {
   return n;
 }
 
-Status check_encodable(WireDtype dtype, const float* x, size_t n) {
-  int32_t m = max_abs_bits(x, n);
-  if (m >= kInfBits) {
-    size_t i = first_at_or_above(x, n, kInfBits);
-    return invalid_argument(
-        "cannot encode value " + std::to_string(i) + " of " + std::to_string(n) + ": it is " +
-        (std::isnan(x[i]) ? "NaN" : "infinite") + " (the outer gradient has diverged)");
-  }
-  if (dtype == WireDtype::kBf16 && m >= kBf16OverflowBits) {
-    size_t i = first_at_or_above(x, n, kBf16OverflowBits);
-    return invalid_argument("cannot encode value " + std::to_string(i) + " of " +
-                            std::to_string(n) + " (" + std::to_string(x[i]) +
-                            ") as bf16: beyond its range of ±3.39e38");
-  }
-  return Status::ok();
-}
-
 void encode_bf16(const float* x, size_t n, uint8_t* out) {
   // Inputs are finite here, so the rounding needs no NaN branch.
   for (size_t i = 0; i < n; ++i) {
@@ -98,10 +81,11 @@ float quantize_chunk(const float* x, size_t n, float amax, float qmax, Put put) 
   return scale;
 }
 
-void encode_int8(const float* x, size_t n, uint8_t* out) {
+// Chunks [first, last) of the int8 layout of x[0..n) into the whole payload out.
+void encode_int8(const float* x, size_t n, size_t first, size_t last, uint8_t* out) {
   size_t chunks = quant_chunks(n);
   int8_t* q = reinterpret_cast<int8_t*>(out + 4 * chunks);
-  for (size_t c = 0; c < chunks; ++c) {
+  for (size_t c = first; c < last; ++c) {
     size_t begin = c * kQuantChunk;
     size_t len = std::min(kQuantChunk, n - begin);
     const float* xc = x + begin;
@@ -113,11 +97,11 @@ void encode_int8(const float* x, size_t n, uint8_t* out) {
   }
 }
 
-void encode_int4(const float* x, size_t n, uint8_t* out) {
+void encode_int4(const float* x, size_t n, size_t first, size_t last, uint8_t* out) {
   size_t chunks = quant_chunks(n);
   uint8_t* packed = out + 4 * chunks;
   int8_t q[kQuantChunk];  // one chunk of values before packing: 2 KiB on the stack
-  for (size_t c = 0; c < chunks; ++c) {
+  for (size_t c = first; c < last; ++c) {
     size_t begin = c * kQuantChunk;  // even, so a byte never spans two chunks
     size_t len = std::min(kQuantChunk, n - begin);
     const float* xc = x + begin;
@@ -141,9 +125,10 @@ Status bad_size(WireDtype dtype, size_t got, size_t n) {
                    ")");
 }
 
-Status check_finite_values(WireDtype dtype, const float* v, size_t n) {
-  if (max_abs_bits(v, n) < kInfBits) return Status::ok();
-  size_t i = first_at_or_above(v, n, kInfBits);
+// Checks decoded values v[begin, end) of n.
+Status check_finite_values(WireDtype dtype, const float* v, size_t begin, size_t end, size_t n) {
+  if (max_abs_bits(v + begin, end - begin) < kInfBits) return Status::ok();
+  size_t i = begin + first_at_or_above(v + begin, end - begin, kInfBits);
   return data_loss(std::string(wire_dtype_name(dtype)) + " payload holds a " +
                    (std::isnan(v[i]) ? "NaN" : "infinite") + " at value " + std::to_string(i) +
                    " of " + std::to_string(n));
@@ -160,10 +145,11 @@ Status read_scale(WireDtype dtype, const uint8_t* bytes, size_t c, size_t chunks
   return Status::ok();
 }
 
-Status decode_int8(const uint8_t* bytes, size_t n, float* out) {
+// Chunks [first, last) of an int8 payload of n values into out[0..n).
+Status decode_int8(const uint8_t* bytes, size_t n, size_t first, size_t last, float* out) {
   size_t chunks = quant_chunks(n);
   const int8_t* q = reinterpret_cast<const int8_t*>(bytes + 4 * chunks);
-  for (size_t c = 0; c < chunks; ++c) {
+  for (size_t c = first; c < last; ++c) {
     float scale;
     DIPACO_RETURN_IF_ERROR(read_scale(WireDtype::kInt8, bytes, c, chunks, &scale));
     size_t begin = c * kQuantChunk;
@@ -183,10 +169,10 @@ Status decode_int8(const uint8_t* bytes, size_t n, float* out) {
   return Status::ok();
 }
 
-Status decode_int4(const uint8_t* bytes, size_t n, float* out) {
+Status decode_int4(const uint8_t* bytes, size_t n, size_t first, size_t last, float* out) {
   size_t chunks = quant_chunks(n);
   const uint8_t* packed = bytes + 4 * chunks;
-  for (size_t c = 0; c < chunks; ++c) {
+  for (size_t c = first; c < last; ++c) {
     float scale;
     DIPACO_RETURN_IF_ERROR(read_scale(WireDtype::kInt4, bytes, c, chunks, &scale));
     size_t begin = c * kQuantChunk;
@@ -220,21 +206,63 @@ Status decode_int4(const uint8_t* bytes, size_t n, float* out) {
   return Status::ok();
 }
 
-}  // namespace
+// Index of the first value of chunk c of n values (n past the last chunk).
+size_t chunk_begin(size_t c, size_t n) {
+  return std::min(n, c * kQuantChunk);
+}
 
-Status encode_into(WireDtype dtype, std::span<const float> x, std::vector<uint8_t>* out) {
-  const float* p = x.data();
-  size_t n = x.size();
-  DIPACO_RETURN_IF_ERROR(check_encodable(dtype, p, n));
-  out->resize(encoded_size(dtype, n));
+// Chunks [first, last) of the layouts of wire_dtype.h; x[0..n) has been checked by
+// check_encodable and out holds encoded_size(dtype, n) bytes.
+void write_encoded(WireDtype dtype, const float* x, size_t n, size_t first, size_t last,
+                   uint8_t* out) {
+  const size_t begin = chunk_begin(first, n), end = chunk_begin(last, n);
   switch (dtype) {
     case WireDtype::kFp32:
-      if (n > 0) std::memcpy(out->data(), p, 4 * n);
+      if (end > begin) std::memcpy(out + 4 * begin, x + begin, 4 * (end - begin));
       break;
-    case WireDtype::kBf16: encode_bf16(p, n, out->data()); break;
-    case WireDtype::kInt8: encode_int8(p, n, out->data()); break;
-    case WireDtype::kInt4: encode_int4(p, n, out->data()); break;
+    case WireDtype::kBf16: encode_bf16(x + begin, end - begin, out + 2 * begin); break;
+    case WireDtype::kInt8: encode_int8(x, n, first, last, out); break;
+    case WireDtype::kInt4: encode_int4(x, n, first, last, out); break;
   }
+}
+
+}  // namespace
+
+Status check_encodable(WireDtype dtype, std::span<const float> values) {
+  const float* x = values.data();
+  size_t n = values.size();
+  int32_t m = max_abs_bits(x, n);
+  if (m >= kInfBits) {
+    size_t i = first_at_or_above(x, n, kInfBits);
+    return invalid_argument(
+        "cannot encode value " + std::to_string(i) + " of " + std::to_string(n) + ": it is " +
+        (std::isnan(x[i]) ? "NaN" : "infinite") + " (the outer gradient has diverged)");
+  }
+  if (dtype == WireDtype::kBf16 && m >= kBf16OverflowBits) {
+    size_t i = first_at_or_above(x, n, kBf16OverflowBits);
+    return invalid_argument("cannot encode value " + std::to_string(i) + " of " +
+                            std::to_string(n) + " (" + std::to_string(x[i]) +
+                            ") as bf16: beyond its range of ±3.39e38");
+  }
+  return Status::ok();
+}
+
+Status encode_to(WireDtype dtype, std::span<const float> x, std::span<uint8_t> out) {
+  if (out.size() != encoded_size(dtype, x.size())) {
+    return invalid_argument(std::string("encoding ") + std::to_string(x.size()) + " values as " +
+                            wire_dtype_name(dtype) + " needs " +
+                            std::to_string(encoded_size(dtype, x.size())) + " bytes, not " +
+                            std::to_string(out.size()));
+  }
+  DIPACO_RETURN_IF_ERROR(check_encodable(dtype, x));
+  write_encoded(dtype, x.data(), x.size(), 0, quant_chunks(x.size()), out.data());
+  return Status::ok();
+}
+
+Status encode_into(WireDtype dtype, std::span<const float> x, std::vector<uint8_t>* out) {
+  DIPACO_RETURN_IF_ERROR(check_encodable(dtype, x));
+  out->resize(encoded_size(dtype, x.size()));
+  write_encoded(dtype, x.data(), x.size(), 0, quant_chunks(x.size()), out->data());
   return Status::ok();
 }
 
@@ -244,26 +272,37 @@ Result<std::vector<uint8_t>> encode(WireDtype dtype, const float* x, size_t n) {
   return out;
 }
 
-Status decode_into(std::span<const uint8_t> bytes, WireDtype dtype, std::span<float> out) {
+void encode_chunks(WireDtype dtype, std::span<const float> x, size_t first, size_t last,
+                   std::span<uint8_t> out) {
+  write_encoded(dtype, x.data(), x.size(), first, last, out.data());
+}
+
+Status decode_chunks(std::span<const uint8_t> bytes, WireDtype dtype, size_t first, size_t last,
+                     std::span<float> out) {
   size_t n = out.size();
   if (bytes.size() != encoded_size(dtype, n)) return bad_size(dtype, bytes.size(), n);
   const uint8_t* b = bytes.data();
   float* o = out.data();
+  const size_t begin = chunk_begin(first, n), end = chunk_begin(last, n);
   switch (dtype) {
     case WireDtype::kFp32:
-      if (n > 0) std::memcpy(o, b, 4 * n);
-      return check_finite_values(dtype, o, n);
+      if (end > begin) std::memcpy(o + begin, b + 4 * begin, 4 * (end - begin));
+      return check_finite_values(dtype, o, begin, end, n);
     case WireDtype::kBf16:
-      for (size_t i = 0; i < n; ++i) {
+      for (size_t i = begin; i < end; ++i) {
         uint16_t h;
         std::memcpy(&h, b + 2 * i, 2);
         o[i] = bf16_to_float(h);
       }
-      return check_finite_values(dtype, o, n);
-    case WireDtype::kInt8: return decode_int8(b, n, o);
-    case WireDtype::kInt4: return decode_int4(b, n, o);
+      return check_finite_values(dtype, o, begin, end, n);
+    case WireDtype::kInt8: return decode_int8(b, n, first, last, o);
+    case WireDtype::kInt4: return decode_int4(b, n, first, last, o);
   }
   return invalid_argument("unknown wire dtype " + std::to_string(static_cast<int>(dtype)));
+}
+
+Status decode_into(std::span<const uint8_t> bytes, WireDtype dtype, std::span<float> out) {
+  return decode_chunks(bytes, dtype, 0, quant_chunks(out.size()), out);
 }
 
 Result<std::vector<float>> decode(std::span<const uint8_t> bytes, WireDtype dtype, size_t n) {

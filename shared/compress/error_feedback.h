@@ -13,6 +13,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <vector>
 
@@ -20,6 +21,24 @@
 #include "util/status.h"
 
 namespace dipaco {
+
+// Runs fn(first, last) over chunk ranges that together cover [0, chunks) once, possibly on
+// several threads at the same time (the CPU backend's pool); each call touches only its chunks.
+using ChunkRangeFn = std::function<void(size_t first, size_t last)>;
+using ChunkRangeRunner = std::function<void(size_t chunks, const ChunkRangeFn& fn)>;
+
+// One round on caller-owned buffers of n = x.size() values (what ErrorFeedbackCompressor::compress
+// runs, and the CPU backend's error_feedback_encode):
+//   corrected = x + residual;  payload = encode(dtype, corrected);
+//   decoded = decode(payload);  residual = corrected - decoded
+// payload holds exactly encoded_size(dtype, n) bytes; residual, corrected and decoded n floats
+// each (corrected and decoded are scratch; decoded is what the receiver will decode). On error
+// (sizes that disagree, a value of corrected that cannot be encoded) payload and residual are
+// unchanged. `run` splits the work into chunk ranges (codec.h's encode_chunks); empty: one
+// range on this thread. The results do not depend on the split.
+Status error_feedback_round(WireDtype dtype, std::span<const float> x, std::span<float> residual,
+                            std::span<uint8_t> payload, std::span<float> corrected,
+                            std::span<float> decoded, const ChunkRangeRunner& run = {});
 
 class ErrorFeedbackCompressor {
  public:

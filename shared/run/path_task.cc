@@ -4,8 +4,7 @@
 #include <chrono>
 #include <cstring>
 
-#include "compress/codec.h"
-#include "compress/error_feedback.h"
+#include "compress/backend_encoder.h"
 #include "data/batch_loader.h"
 #include "tensor/safetensors.h"
 #include "train/token_batch_source.h"
@@ -139,22 +138,26 @@ Result<PathTaskResult> PathTrainer::run(const PathTaskSpec& spec, const std::str
   next.data_position = source->position();
   next.m = trainer_->optimizer().get_m();
   next.v = trainer_->optimizer().get_v();
-  std::vector<float> delta;
+  // Each module's outer gradient is made on the backend, where the trained parameters are:
+  // delta = θ_start − θ_end, then error feedback and encoding; only the payload (and the
+  // residual, part of the saved state) come back to the host.
+  Backend* backend = &model.backend();
   for (const TaskModule& m : spec.modules) {
-    std::vector<float> trained = model.get_params(m.range);
-    delta.resize(trained.size());
-    for (size_t i = 0; i < trained.size(); ++i) delta[i] = m.params[i] - trained[i];
-    OuterGradientPayload g{m.module_id, m.range.count, m.dtype, {}};
-    if (m.error_feedback && m.dtype != WireDtype::kFp32) {
-      ErrorFeedbackCompressor ef(m.dtype, delta.size());
-      auto old = state->residuals.find(m.module_id);
-      if (old != state->residuals.end() && old->second.size() == delta.size())
-        DIPACO_RETURN_IF_ERROR(ef.set_residual(old->second));
-      DIPACO_RETURN_IF_ERROR(ef.compress(delta, &g.payload));
-      next.residuals[m.module_id].assign(ef.residual().begin(), ef.residual().end());
-    } else {
-      DIPACO_RETURN_IF_ERROR(encode_into(m.dtype, delta, &g.payload));
+    const size_t count = m.range.count;
+    DIPACO_ASSIGN_OR_RETURN(std::unique_ptr<BackendEncoder> encoder,
+                            BackendEncoder::create(backend, m.dtype, count, m.error_feedback));
+    if (count > 0) {
+      backend->copy_to_device(encoder->input(), m.params.data(), count * sizeof(float));
+      backend->subtract(encoder->input(), encoder->input(), model.params() + m.range.offset, count);
     }
+    if (encoder->has_residual()) {
+      auto old = state->residuals.find(m.module_id);
+      if (old != state->residuals.end() && old->second.size() == count)
+        DIPACO_RETURN_IF_ERROR(encoder->set_residual(old->second));
+    }
+    OuterGradientPayload g{m.module_id, m.range.count, m.dtype, {}};
+    DIPACO_RETURN_IF_ERROR(encoder->encode(encoder->input(), &g.payload));
+    if (encoder->has_residual()) next.residuals[m.module_id] = encoder->residual();
     result.gradients.push_back(std::move(g));
   }
   *state = std::move(next);

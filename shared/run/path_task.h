@@ -1,6 +1,8 @@
 // One task of a DiPaCo run, on the worker's side: train path p on shard s for H inner steps
 // starting from the path's modules at version k, and return each module's outer gradient
-// Δ_m = θ_m(version k) − θ_m(after H steps), compressed with error feedback.
+// Δ_m = θ_m(version k) − θ_m(after H steps), compressed with error feedback. Both are computed
+// on the backend, where the trained parameters are (compress/backend_encoder.h): a GPU worker
+// copies the encoded payload to the host, not the fp32 parameters.
 //
 // The inner optimizer (AdamW) state, the data position and the error-feedback residuals of a
 // (path, shard) carry over from one outer step to the next (PathTaskState); the learning-rate

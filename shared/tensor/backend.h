@@ -18,6 +18,8 @@
 #include <cstdint>
 #include <string>
 
+#include "compress/wire_dtype.h"
+
 namespace dipaco {
 
 class Backend {
@@ -150,6 +152,30 @@ class Backend {
   virtual void adamw_update(float* param, const float* grad, float* m, float* v, size_t count,
                             float lr, float beta1, float beta2, float eps, float weight_decay,
                             float grad_scale, int64_t step) = 0;
+
+  // ---- outer gradients: delta and error-feedback encoding for the wire ----------------------
+  // What a worker sends after H inner steps (run/path_task.h), computed where the parameters
+  // live so that only the encoded payload crosses to the host. The CPU backend runs the host
+  // codec itself (compress/error_feedback.h); other backends must match it byte for byte.
+
+  // out[n] = a[n] - b[n] for n < count (the outer gradient θ_start − θ_end). out may alias a or b.
+  virtual void subtract(float* out, const float* a, const float* b, size_t count) = 0;
+
+  // One round of error feedback (compress/error_feedback.h) on count values, in the wire
+  // layout of `dtype` (compress/wire_dtype.h):
+  //   c = x + residual;  payload = encode(dtype, c);  residual = c - decode(payload)
+  // x[count]: device floats. residual[count]: device floats, updated in place; nullptr for no
+  // error feedback (then c = x). payload: device bytes, encoded_size(dtype, count) of them (=),
+  // 4-byte aligned (as alloc() memory is; the scales and fp32 values are stored in place).
+  // fp32: payload = the bytes of x and the residual is not touched (fp32 loses nothing).
+  // workspace: error_feedback_workspace_bytes(count) device bytes.
+  // Returns true when encoded. Returns false, having written neither payload nor residual,
+  // when a value of c cannot be encoded (NaN, ±infinity, or beyond bf16's range);
+  // compress/backend_encoder.h turns that into the codec's error. Synchronizes (the answer is
+  // on the host).
+  virtual bool error_feedback_encode(uint8_t* payload, float* residual, void* workspace,
+                                     const float* x, size_t count, WireDtype dtype) = 0;
+  virtual size_t error_feedback_workspace_bytes(size_t count) const = 0;
 };
 
 // Host-side helper: the cos/sin tables rope_forward expects, [T_max, hd/2] each, computed in

@@ -5,9 +5,11 @@
 #include <QTemporaryDir>
 #include <QtTest>
 #include <cmath>
+#include <map>
 
 #include "backend/cpu/cpu_backend.h"
 #include "compress/codec.h"
+#include "compress/error_feedback.h"
 #include "run/path_task.h"
 #include "run_test_data.h"
 #include "test_support.h"
@@ -178,6 +180,51 @@ class RunPathTaskTest : public QObject {
     QVERIFY(back->m == state.m);
     QVERIFY(back->residuals == state.residuals);
     QVERIFY(!load_path_task_state(file, layout.total() + 1));
+  }
+
+  // The payloads and residuals are the host codec's, byte for byte (ErrorFeedbackCompressor on
+  // θ_start − θ_end), over two chained tasks, with and without error feedback.
+  void payloadsAreTheHostCompressors() {
+    const ModelConfig c = tiny_model();
+    ParamLayout layout(c);
+    CpuBackend backend(2, 1);
+    for (WireDtype d : {WireDtype::kFp32, WireDtype::kBf16, WireDtype::kInt8, WireDtype::kInt4}) {
+      auto t = PathTrainer::create(&backend, c, tiny_inner());
+      QVERIFY(t);
+      PathTaskState state;
+      std::vector<float> start = initial_params(c);
+      std::map<uint32_t, std::vector<float>> residuals;  // the host's, per module
+      for (int task = 0; task < 2; ++task) {
+        PathTaskSpec spec = spec_from(layout, start, 2, d);
+        spec.outer_step = static_cast<uint64_t>(task);
+        spec.modules[1].error_feedback = false;
+        auto r = (*t)->run(spec, shard_, &state);
+        QVERIFY2(r, r.status().message().c_str());
+        std::vector<float> end = (*t)->model().get_params();
+        for (size_t i = 0; i < spec.modules.size(); ++i) {
+          const TaskModule& m = spec.modules[i];
+          std::vector<float> delta(m.range.count);
+          for (size_t j = 0; j < delta.size(); ++j)
+            delta[j] = m.params[j] - end[m.range.offset + j];
+          std::vector<uint8_t> want;
+          if (m.error_feedback && d != WireDtype::kFp32) {
+            ErrorFeedbackCompressor ef(d, delta.size());
+            if (residuals.count(m.module_id)) QVERIFY(ef.set_residual(residuals[m.module_id]));
+            QVERIFY(ef.compress(delta, &want));
+            residuals[m.module_id].assign(ef.residual().begin(), ef.residual().end());
+            QVERIFY(state.residuals.at(m.module_id) == residuals[m.module_id]);
+          } else {
+            QVERIFY(encode_into(d, delta, &want));
+            QVERIFY(!state.residuals.count(m.module_id));
+          }
+          QVERIFY2(r->gradients[i].payload == want, qPrintable(QString("%1, task %2, module %3")
+                                                                   .arg(wire_dtype_name(d))
+                                                                   .arg(task)
+                                                                   .arg(m.module_id)));
+        }
+        start = end;
+      }
+    }
   }
 
   void badTasksAreRefused() {

@@ -84,6 +84,11 @@ class CpuBackend final : public Backend {
                     float beta1, float beta2, float eps, float weight_decay, float grad_scale,
                     int64_t step) override;
 
+  void subtract(float* out, const float* a, const float* b, size_t count) override;
+  bool error_feedback_encode(uint8_t* payload, float* residual, void* workspace, const float* x,
+                             size_t count, WireDtype dtype) override;
+  size_t error_feedback_workspace_bytes(size_t count) const override;
+
  private:
   ThreadPool pool_;
 };
