@@ -144,16 +144,17 @@ Result<PathTaskResult> PathTrainer::run(const PathTaskSpec& spec, const std::str
   Backend* backend = &model.backend();
   for (const TaskModule& m : spec.modules) {
     const size_t count = m.range.count;
-    DIPACO_ASSIGN_OR_RETURN(std::unique_ptr<BackendEncoder> encoder,
-                            BackendEncoder::create(backend, m.dtype, count, m.error_feedback));
+    DIPACO_ASSIGN_OR_RETURN(BackendEncoder * encoder, encoder_for(m));
     if (count > 0) {
       backend->copy_to_device(encoder->input(), m.params.data(), count * sizeof(float));
       backend->subtract(encoder->input(), encoder->input(), model.params() + m.range.offset, count);
     }
     if (encoder->has_residual()) {
+      // The saved residual, or zeros (a reused encoder still holds the last task's).
       auto old = state->residuals.find(m.module_id);
-      if (old != state->residuals.end() && old->second.size() == count)
-        DIPACO_RETURN_IF_ERROR(encoder->set_residual(old->second));
+      const bool restored = old != state->residuals.end() && old->second.size() == count;
+      DIPACO_RETURN_IF_ERROR(encoder->set_residual(restored ? std::span<const float>(old->second)
+                                                            : std::span<const float>()));
     }
     OuterGradientPayload g{m.module_id, m.range.count, m.dtype, {}};
     DIPACO_RETURN_IF_ERROR(encoder->encode(encoder->input(), &g.payload));
@@ -163,6 +164,18 @@ Result<PathTaskResult> PathTrainer::run(const PathTaskSpec& spec, const std::str
   *state = std::move(next);
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
+}
+
+Result<BackendEncoder*> PathTrainer::encoder_for(const TaskModule& m) {
+  std::unique_ptr<BackendEncoder>& slot = encoders_[m.module_id];
+  const bool wants_residual = m.error_feedback && m.dtype != WireDtype::kFp32 && m.range.count > 0;
+  if (slot == nullptr || slot->dtype() != m.dtype || slot->size() != m.range.count ||
+      slot->has_residual() != wants_residual) {
+    slot.reset();  // free the old buffers before making the new ones
+    DIPACO_ASSIGN_OR_RETURN(slot, BackendEncoder::create(&trainer_->model().backend(), m.dtype,
+                                                         m.range.count, m.error_feedback));
+  }
+  return slot.get();
 }
 
 }  // namespace dipaco

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "compress/backend_encoder.h"
 #include "compress/wire_dtype.h"
 #include "model/param_layout.h"
 #include "tensor/backend.h"
@@ -98,7 +99,12 @@ class PathTrainer {
 
  private:
   explicit PathTrainer(std::unique_ptr<Trainer> trainer) : trainer_(std::move(trainer)) {}
+  // The module's encoder, made at its first task and reused while its size and dtype hold (its
+  // buffers live on the backend: no allocation per task).
+  Result<BackendEncoder*> encoder_for(const TaskModule& m);
+
   std::unique_ptr<Trainer> trainer_;
+  std::map<uint32_t, std::unique_ptr<BackendEncoder>> encoders_;  // per module id
 };
 
 }  // namespace dipaco

@@ -156,6 +156,9 @@ class CudaBackend final : public Backend {
   };
   // bf16 converts A and B into scratch first (unbatched calls only).
   void gemm(const GemmCall& call, CudaMatmulPrecision precision);
+  // The linear layer's forward product, out = inp @ weight^T, as a GemmCall (beta 0).
+  static GemmCall forward_call(float* out, const float* inp, const float* weight, int N, int C,
+                               int OC);
   // cuBLASLt descriptors of one product shape and the algorithm its heuristic picked.
   struct GemmPlan {
     cublasLtMatmulDesc_t desc = nullptr;

@@ -162,16 +162,21 @@ void CudaBackend::gemm(const GemmCall& g, CudaMatmulPrecision precision) {
 }
 
 // out[N, OC] = inp[N, C] @ weight[OC, C]^T  <=>  out^T[OC, N] = (weight^T)^T[OC, C] inp^T[C, N]
-void CudaBackend::matmul_forward(float* out, const float* inp, const float* weight, int N, int C,
-                                 int OC) {
-  use_device();
+CudaBackend::GemmCall CudaBackend::forward_call(float* out, const float* inp, const float* weight,
+                                                int N, int C, int OC) {
   GemmCall g;
   g.transpose_a = true;
   g.m = OC, g.n = N, g.k = C;
   g.A = weight, g.lda = C;
   g.B = inp, g.ldb = C;
   g.C = out, g.ldc = OC;
-  gemm(g, precision_);
+  return g;
+}
+
+void CudaBackend::matmul_forward(float* out, const float* inp, const float* weight, int N, int C,
+                                 int OC) {
+  use_device();
+  gemm(forward_call(out, inp, weight, N, C, OC), precision_);
 }
 
 // The residual is the product's C operand with beta = 1: cuBLASLt adds it in the epilogue.
@@ -179,12 +184,7 @@ void CudaBackend::matmul_forward_residual(float* out, const float* inp, const fl
                                           const float* residual, int N, int C, int OC) {
   use_device();
   if (out != residual) copy_device(out, residual, sizeof(float) * N * OC);
-  GemmCall g;
-  g.transpose_a = true;
-  g.m = OC, g.n = N, g.k = C;
-  g.A = weight, g.lda = C;
-  g.B = inp, g.ldb = C;
-  g.C = out, g.ldc = OC;
+  GemmCall g = forward_call(out, inp, weight, N, C, OC);
   g.beta = 1.0f;
   gemm(g, precision_);
 }
