@@ -18,6 +18,7 @@ stage="$(mktemp -d)"
 trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage/bin" "$stage/lib"
 bins=(tests/cuda/test_cuda_smoke tests/cuda/test_cuda_backend tests/cuda/test_cudnn_sdpa_graphs
+  tests/cuda/test_cuda_island tests/cuda/test_cuda_quantize
   bench/gpu/dipaco_bench_cuda_train)
 if [[ "$with_run" == "--with-run" ]]; then
   bins+=(app/cli/dipaco)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The GPU checks in one go, on a host with an NVIDIA GPU, its driver and the CUDA 13 libraries:
-# the CUDA tests (every op against the CPU backend, a model's gradients, a training curve), then
+# the CUDA tests (every op against the CPU backend, a model's gradients, a training curve,
+# cuDNN attention, the NCCL island, outer-gradient encoding), then
 # training throughput of dipaco's CUDA backend and of PyTorch on the same GPU, same model.
 #
 #   bash bench/gpu/run.sh [ARCHIVE from tools/gpu-bundle.sh] [--quick]
@@ -23,6 +24,8 @@ echo "== tests"
 "$dir/bin/test_cuda_smoke" || status=1
 "$dir/bin/test_cuda_backend" || status=1
 "$dir/bin/test_cudnn_sdpa_graphs" || status=1
+"$dir/bin/test_cuda_island" || status=1
+"$dir/bin/test_cuda_quantize" || status=1
 if [[ -x "$dir/bin/dipaco" ]]; then
   echo "== dipaco doctor"
   "$dir/bin/dipaco" doctor || status=1
