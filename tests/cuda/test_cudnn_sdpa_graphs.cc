@@ -43,6 +43,10 @@ class CudnnSdpaGraphsTest : public QObject {
     QVERIFY2(backward.error().empty(), backward.error().c_str());
     // grouped heads add one reduction each for dK and dV
     QCOMPARE(backward.operation_count(), size_t{grouped ? 24u : 22u});
+    if (B == 2 && T == 37) {
+      std::printf("forward graph:\n%s\nbackward graph:\n%s", forward.describe().c_str(),
+                  backward.describe().c_str());
+    }
   }
 
   // A wrong graph is refused with the step that failed and cuDNN's reason, not an abort.

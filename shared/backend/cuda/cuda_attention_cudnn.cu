@@ -14,6 +14,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <vector>
 
 #include "backend/cuda/cuda_backend.h"
@@ -29,18 +30,30 @@ using cudnn::SdpaShape;
 // Relative L2 distance the probe accepts between cuDNN (bf16 operands) and cuBLASLt (TF32).
 constexpr double kProbeTolerance = 3e-2;
 
+// DIPACO_CUDNN_DEBUG=1 prints a refused graph's tensors and operations with the reason.
+std::unique_ptr<cudnn::Plan> finalize_or_describe(cudnn::GraphBuilder& g, const char* which,
+                                                  std::string* error) {
+  std::unique_ptr<cudnn::Plan> plan = g.finalize(error);
+  const char* debug = std::getenv("DIPACO_CUDNN_DEBUG");
+  if (plan == nullptr && debug != nullptr && *debug == '1') {
+    std::fprintf(stderr, "dipaco: cuDNN refused the attention %s graph (%s):\n%s", which,
+                 error->c_str(), g.describe().c_str());
+  }
+  return plan;
+}
+
 std::unique_ptr<cudnn::Plan> build_forward(cudnnHandle_t handle, const SdpaShape& s,
                                            std::string* error) {
   cudnn::GraphBuilder g(handle);
   cudnn::declare_sdpa_forward(g, s);
-  return g.finalize(error);
+  return finalize_or_describe(g, "forward", error);
 }
 
 std::unique_ptr<cudnn::Plan> build_backward(cudnnHandle_t handle, const SdpaShape& s,
                                             std::string* error) {
   cudnn::GraphBuilder g(handle);
   cudnn::declare_sdpa_backward(g, s);
-  return g.finalize(error);
+  return finalize_or_describe(g, "backward", error);
 }
 
 __global__ void bf16_to_float_kernel(float* dst, const __nv_bfloat16* src, size_t count) {

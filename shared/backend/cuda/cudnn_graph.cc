@@ -16,6 +16,38 @@ std::string status_text(cudnnStatus_t status) {
   return text;
 }
 
+std::string join(const std::vector<int64_t>& values) {
+  std::string text;
+  for (int64_t v : values) text += (text.empty() ? "" : ",") + std::to_string(v);
+  return "[" + text + "]";
+}
+
+const char* type_name(cudnnDataType_t type) {
+  switch (type) {
+    case CUDNN_DATA_FLOAT: return "f32";
+    case CUDNN_DATA_BFLOAT16: return "bf16";
+    case CUDNN_DATA_INT32: return "i32";
+    case CUDNN_DATA_BOOLEAN: return "bool";
+    default: return "other";
+  }
+}
+
+std::string mode_name(cudnnPointwiseMode_t mode) {
+  switch (mode) {
+    case CUDNN_POINTWISE_ADD: return "add";
+    case CUDNN_POINTWISE_SUB: return "sub";
+    case CUDNN_POINTWISE_MUL: return "mul";
+    case CUDNN_POINTWISE_DIV: return "div";
+    case CUDNN_POINTWISE_EXP: return "exp";
+    case CUDNN_POINTWISE_LOG: return "log";
+    case CUDNN_POINTWISE_IDENTITY: return "identity";
+    case CUDNN_POINTWISE_GEN_INDEX: return "gen_index";
+    case CUDNN_POINTWISE_CMP_GE: return "cmp_ge";
+    case CUDNN_POINTWISE_BINARY_SELECT: return "binary_select";
+    default: return "mode " + std::to_string(static_cast<int>(mode));
+  }
+}
+
 }  // namespace
 
 Descriptor& Descriptor::operator=(Descriptor&& o) noexcept {
@@ -112,7 +144,9 @@ int64_t GraphBuilder::tensor(cudnnDataType_t type, const std::vector<int64_t>& d
   set(d, CUDNN_ATTR_TENSOR_IS_VIRTUAL, CUDNN_TYPE_BOOLEAN, 1, &is_virtual, "tensor virtual flag");
   set(d, CUDNN_ATTR_TENSOR_IS_BY_VALUE, CUDNN_TYPE_BOOLEAN, 1, &by_value, "tensor by-value flag");
   finish(d, "finalizing a tensor");
-  tensors_.push_back(Tensor{uid, std::move(d)});
+  tensors_.push_back(Tensor{uid, std::move(d),
+                            std::string(type_name(type)) + " " + join(dims) + " " + join(strides) +
+                                (is_virtual ? " virtual" : "")});
   return uid;
 }
 
@@ -131,7 +165,7 @@ int64_t GraphBuilder::scalar(float value) {
   set(d, CUDNN_ATTR_TENSOR_IS_VIRTUAL, CUDNN_TYPE_BOOLEAN, 1, &is_virtual, "scalar virtual flag");
   set(d, CUDNN_ATTR_TENSOR_IS_BY_VALUE, CUDNN_TYPE_BOOLEAN, 1, &by_value, "scalar by-value flag");
   finish(d, "finalizing a scalar");
-  tensors_.push_back(Tensor{uid, std::move(d)});
+  tensors_.push_back(Tensor{uid, std::move(d), "f32 by value " + std::to_string(value)});
   scalars_.emplace_back(uid, value);
   return uid;
 }
@@ -173,6 +207,9 @@ void GraphBuilder::pointwise(cudnnPointwiseMode_t mode, int64_t x, int64_t y, in
   set(op, CUDNN_ATTR_OPERATION_POINTWISE_ALPHA1, CUDNN_TYPE_FLOAT, 1, &one, "pointwise alpha1");
   set(op, CUDNN_ATTR_OPERATION_POINTWISE_ALPHA2, CUDNN_TYPE_FLOAT, 1, &one, "pointwise alpha2");
   finish(op, "finalizing a pointwise op");
+  op_texts_.push_back("pointwise " + mode_name(mode) + " math " + type_name(math) + ": " +
+                      std::to_string(x) + (b != 0 ? "," + std::to_string(b) : "") +
+                      (t != 0 ? "," + std::to_string(t) : "") + " -> " + std::to_string(y));
   op_settings_.push_back(std::move(pw));
   ops_.push_back(std::move(op));
 }
@@ -193,6 +230,9 @@ void GraphBuilder::reduction(cudnnReduceTensorOp_t op_type, int64_t x, int64_t y
   set(op, CUDNN_ATTR_OPERATION_REDUCTION_YDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &y_raw,
       "reduction op y");
   finish(op, "finalizing a reduction op");
+  op_texts_.push_back(std::string("reduction ") +
+                      (op_type == CUDNN_REDUCE_TENSOR_MAX ? "max" : "add") + ": " +
+                      std::to_string(x) + " -> " + std::to_string(y));
   op_settings_.push_back(std::move(red));
   ops_.push_back(std::move(op));
 }
@@ -213,6 +253,8 @@ void GraphBuilder::matmul(int64_t a, int64_t b, int64_t c) {
   set(op, CUDNN_ATTR_OPERATION_MATMUL_DESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &mm_raw,
       "matmul op descriptor");
   finish(op, "finalizing a matmul op");
+  op_texts_.push_back("matmul: " + std::to_string(a) + "," + std::to_string(b) + " -> " +
+                      std::to_string(c));
   op_settings_.push_back(std::move(mm));
   ops_.push_back(std::move(op));
 }
@@ -225,7 +267,15 @@ void GraphBuilder::reshape(int64_t x, int64_t y) {
   set(op, CUDNN_ATTR_OPERATION_RESHAPE_YDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &y_raw,
       "reshape op y");
   finish(op, "finalizing a reshape op");
+  op_texts_.push_back("reshape: " + std::to_string(x) + " -> " + std::to_string(y));
   ops_.push_back(std::move(op));
+}
+
+std::string GraphBuilder::describe() const {
+  std::string text;
+  for (const Tensor& t : tensors_) text += "tensor " + std::to_string(t.uid) + ": " + t.text + "\n";
+  for (const std::string& op : op_texts_) text += op + "\n";
+  return text;
 }
 
 std::unique_ptr<Plan> GraphBuilder::finalize(std::string* error) {

@@ -86,11 +86,15 @@ class GraphBuilder {
   // The first failure so far ("" when every descriptor finalized), and the operations declared.
   const std::string& error() const { return error_; }
   size_t operation_count() const { return ops_.size(); }
+  // One line per tensor (uid, type, dims, strides, virtual or by value) and per operation (kind,
+  // inputs -> output), in declaration order: what to compare when cuDNN refuses a graph.
+  std::string describe() const;
 
  private:
   struct Tensor {
     int64_t uid;
     Descriptor desc;
+    std::string text;  // for describe()
   };
   cudnnBackendDescriptor_t find(int64_t uid);
   Descriptor make(cudnnBackendDescriptorType_t type, const char* what);
@@ -102,6 +106,7 @@ class GraphBuilder {
   cudnnHandle_t handle_;
   std::vector<Tensor> tensors_;
   std::vector<Descriptor> ops_;
+  std::vector<std::string> op_texts_;    // for describe()
   std::vector<Descriptor> op_settings_;  // pointwise/reduction/matmul descriptors
   std::vector<std::pair<int64_t, float>> scalars_;
   int64_t next_uid_ = 1000;

@@ -28,22 +28,28 @@ int64_t declare_row_stats(GraphBuilder& g, const SdpaShape& s, int64_t uid) {
   return g.tensor(CUDNN_DATA_FLOAT, {s.B, s.H, s.T, 1}, {s.H * s.T, s.T, 1, 1}, false, uid);
 }
 
-// scale * scores with the causal mask applied: keys after the query get -inf.
-int64_t masked_scores(GraphBuilder& g, const SdpaShape& s, int64_t q, int64_t kt) {
+// scale * q k^T, [B, H, T, T].
+int64_t scaled_scores(GraphBuilder& g, const SdpaShape& s, int64_t q, int64_t kt) {
   const Dims tt = {s.B, s.H, s.T, s.T};
   const int64_t scores = g.virtual_tensor(CUDNN_DATA_FLOAT, tt);
   g.matmul(q, kt, scores);
   const int64_t scaled = g.virtual_tensor(CUDNN_DATA_FLOAT, tt);
   g.pointwise(CUDNN_POINTWISE_MUL, scores, scaled,
               g.scalar(1.0f / std::sqrt(static_cast<float>(s.hd))));
+  return scaled;
+}
+
+// x where the key is not after the query (row >= col), else -inf.
+int64_t causal_mask(GraphBuilder& g, const SdpaShape& s, int64_t x) {
+  const Dims tt = {s.B, s.H, s.T, s.T};
   const int64_t row = g.virtual_tensor(CUDNN_DATA_INT32, tt);
-  g.pointwise(CUDNN_POINTWISE_GEN_INDEX, scaled, row, 0, 0, CUDNN_DATA_FLOAT, 2);
+  g.pointwise(CUDNN_POINTWISE_GEN_INDEX, x, row, 0, 0, CUDNN_DATA_FLOAT, 2);
   const int64_t col = g.virtual_tensor(CUDNN_DATA_INT32, tt);
-  g.pointwise(CUDNN_POINTWISE_GEN_INDEX, scaled, col, 0, 0, CUDNN_DATA_FLOAT, 3);
+  g.pointwise(CUDNN_POINTWISE_GEN_INDEX, x, col, 0, 0, CUDNN_DATA_FLOAT, 3);
   const int64_t keep = g.virtual_tensor(CUDNN_DATA_BOOLEAN, tt);
   g.pointwise(CUDNN_POINTWISE_CMP_GE, row, keep, col, 0, CUDNN_DATA_BOOLEAN);
   const int64_t masked = g.virtual_tensor(CUDNN_DATA_FLOAT, tt);
-  g.pointwise(CUDNN_POINTWISE_BINARY_SELECT, scaled, masked, g.scalar(-INFINITY), keep);
+  g.pointwise(CUDNN_POINTWISE_BINARY_SELECT, x, masked, g.scalar(-INFINITY), keep);
   return masked;
 }
 
@@ -58,7 +64,7 @@ void declare_sdpa_forward(GraphBuilder& g, const SdpaShape& s) {
   const int64_t stats = declare_row_stats(g, s, kUidStats);
 
   const Dims tt = {s.B, s.H, s.T, s.T}, rows = {s.B, s.H, s.T, 1};
-  const int64_t masked = masked_scores(g, s, q, kt);
+  const int64_t masked = causal_mask(g, s, scaled_scores(g, s, q, kt));
   const int64_t row_max = g.virtual_tensor(CUDNN_DATA_FLOAT, rows);
   g.reduction(CUDNN_REDUCE_TENSOR_MAX, masked, row_max);
   const int64_t shifted = g.virtual_tensor(CUDNN_DATA_FLOAT, tt);
@@ -94,18 +100,22 @@ void declare_sdpa_backward(GraphBuilder& g, const SdpaShape& s) {
 
   const Dims tt = {s.B, s.H, s.T, s.T}, heads = {s.B, s.H, s.T, s.hd}, rows = {s.B, s.H, s.T, 1};
   // sum_d dO * O per row, materialized (cuDNN's pattern reads it back in the dS step).
-  const int64_t dout_o = g.virtual_tensor(CUDNN_DATA_FLOAT, heads);
+  const int64_t dout_o =
+      g.tensor(CUDNN_DATA_FLOAT, heads, {s.H * s.T * s.hd, s.T * s.hd, s.H * s.hd, 1},
+               /*is_virtual=*/true);
   g.pointwise(CUDNN_POINTWISE_MUL, dout, dout_o, o);
   const int64_t dot = g.virtual_tensor(CUDNN_DATA_FLOAT, rows);
   g.reduction(CUDNN_REDUCE_TENSOR_ADD, dout_o, dot);
   const int64_t softmax_sum = declare_row_stats(g, s, kUidSoftmaxSum);
   g.pointwise(CUDNN_POINTWISE_MUL, dot, softmax_sum, g.scalar(1.0f));
 
-  const int64_t masked = masked_scores(g, s, q, kt);
+  // P = exp(mask(S - stats)): the statistics come off before the mask, in the order cuDNN's own
+  // frontend lowers this pattern to (checked against it, see the header).
+  const int64_t scaled = scaled_scores(g, s, q, kt);
   const int64_t shifted = g.virtual_tensor(CUDNN_DATA_FLOAT, tt);
-  g.pointwise(CUDNN_POINTWISE_SUB, masked, shifted, stats);
+  g.pointwise(CUDNN_POINTWISE_SUB, scaled, shifted, stats);
   const int64_t probs = g.virtual_tensor(CUDNN_DATA_FLOAT, tt);
-  g.pointwise(CUDNN_POINTWISE_EXP, shifted, probs);
+  g.pointwise(CUDNN_POINTWISE_EXP, causal_mask(g, s, shifted), probs);
 
   // The [T, T] operands seen transposed: dims (T_kv, T_q), strides (1, T).
   const Dims tt_t_strides = {s.H * s.T * s.T, s.T * s.T, 1, s.T};
