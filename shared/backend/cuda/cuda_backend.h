@@ -150,6 +150,8 @@ class CudaBackend final : public Backend {
     int ldb = 0;
     float* C = nullptr;
     int ldc = 0;
+    // What beta scales when it is not C itself (same layout): C = alpha op(A) op(B) + beta C_in.
+    const float* C_in = nullptr;
     int batch = 1;
     int64_t stride_a = 0, stride_b = 0, stride_c = 0;
     float alpha = 1.0f, beta = 0.0f;

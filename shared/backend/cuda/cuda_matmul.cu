@@ -152,11 +152,13 @@ void CudaBackend::gemm(const GemmCall& g, CudaMatmulPrecision precision) {
       base = std::min(base, alignment_of(reinterpret_cast<const void*>(stride_bytes)));
     return base;
   };
+  // cuBLASLt reads C and writes D through one layout: the alignment promised is both's.
+  const float* c_in = g.C_in != nullptr ? g.C_in : g.C;
   const GemmPlan& plan =
       gemm_plan(g, precision,
                 {align(a, g.stride_a * operand_bytes), align(b, g.stride_b * operand_bytes),
-                 align(g.C, g.stride_c * 4)});
-  DIPACO_CUBLAS_CHECK(cublasLtMatmul(lt_, plan.desc, &g.alpha, a, plan.a, b, plan.b, &g.beta, g.C,
+                 std::min(align(g.C, g.stride_c * 4), align(c_in, g.stride_c * 4))});
+  DIPACO_CUBLAS_CHECK(cublasLtMatmul(lt_, plan.desc, &g.alpha, a, plan.a, b, plan.b, &g.beta, c_in,
                                      plan.c, g.C, plan.c, &plan.algo, lt_workspace_,
                                      lt_workspace_bytes_, stream_));
 }
@@ -179,12 +181,13 @@ void CudaBackend::matmul_forward(float* out, const float* inp, const float* weig
   gemm(forward_call(out, inp, weight, N, C, OC), precision_);
 }
 
-// The residual is the product's C operand with beta = 1: cuBLASLt adds it in the epilogue.
+// The residual is the product's C operand with beta = 1, out its D: cuBLASLt reads the
+// residual and writes the sum in the epilogue, with no copy and no separate pass.
 void CudaBackend::matmul_forward_residual(float* out, const float* inp, const float* weight,
                                           const float* residual, int N, int C, int OC) {
   use_device();
-  if (out != residual) copy_device(out, residual, sizeof(float) * N * OC);
   GemmCall g = forward_call(out, inp, weight, N, C, OC);
+  g.C_in = residual;
   g.beta = 1.0f;
   gemm(g, precision_);
 }
