@@ -17,11 +17,14 @@ Status parse_backend_name(std::string_view text, BackendChoice* choice) {
   }
   if (text == "auto") {
     choice->kind = BackendChoice::Kind::kAuto;
+    choice->device = 0;
+    choice->device_pinned = false;
     return Status::ok();
   }
   if (text == "cuda") {
     choice->kind = BackendChoice::Kind::kCuda;
     choice->device = 0;
+    choice->device_pinned = false;
     return Status::ok();
   }
   if (text.starts_with("cuda:")) {
@@ -31,11 +34,21 @@ Status parse_backend_name(std::string_view text, BackendChoice* choice) {
     if (ec == std::errc() && end == index.data() + index.size() && device >= 0) {
       choice->kind = BackendChoice::Kind::kCuda;
       choice->device = device;
+      choice->device_pinned = true;
       return Status::ok();
     }
   }
   return invalid_argument("unknown backend '" + std::string(text) +
                           "' (choose cpu, cuda, cuda:N for GPU N, or auto)");
+}
+
+BackendChoice local_worker_choice(const BackendChoice& choice, int worker, int gpu_count) {
+  BackendChoice mine = choice;
+  if (choice.kind != BackendChoice::Kind::kCpu && !choice.device_pinned && gpu_count > 1 &&
+      worker >= 0) {
+    mine.device = worker % gpu_count;
+  }
+  return mine;
 }
 
 namespace {

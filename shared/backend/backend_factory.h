@@ -25,8 +25,9 @@ namespace dipaco {
 struct BackendChoice {
   enum class Kind { kCpu, kCuda, kAuto };
   Kind kind = Kind::kAuto;
-  int device = 0;       // for kCuda
-  int cpu_threads = 0;  // 0 = all cores
+  int device = 0;              // for kCuda
+  bool device_pinned = false;  // "cuda:N" named the GPU; "cuda" and "auto" leave it open
+  int cpu_threads = 0;         // 0 = all cores
   CudaMatmulPrecision precision = CudaMatmulPrecision::kBf16;
   bool fallback_to_cpu = false;
 
@@ -43,6 +44,12 @@ struct BackendChoice {
 
 // Parses "cpu" | "cuda" | "cuda:N" | "auto" into choice->kind and choice->device.
 Status parse_backend_name(std::string_view text, BackendChoice* choice);
+
+// The choice for local worker `worker` of a run on one host with `gpu_count` GPUs: a GPU choice
+// that did not name its device spreads the workers over the GPUs (worker i on GPU i mod count),
+// so `dipaco run --backend cuda` on an 8-GPU host uses all 8; a pinned "cuda:N", the CPU, or one
+// GPU leave the choice as it is.
+BackendChoice local_worker_choice(const BackendChoice& choice, int worker, int gpu_count);
 
 struct CreatedBackend {
   std::unique_ptr<Backend> backend;

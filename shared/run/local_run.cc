@@ -62,7 +62,8 @@ struct RunShared {
   const std::atomic<bool>* stop;
   std::atomic<bool> finished{false};
   std::atomic<bool> failed{false};
-  std::mutex mutex;  // guards error, last_train_loss, traffic, output lines
+  int gpu_count = 0;  // this host's GPUs, over which local_worker_choice spreads the workers
+  std::mutex mutex;   // guards error, last_train_loss, traffic, output lines
   Status error;
   std::map<uint32_t, double> last_train_loss;
   // Payload bytes the tasks of each outer step moved, counted before the push (so a step's
@@ -107,7 +108,7 @@ void worker_main(RunShared* shared, int index) {
   const GridSpec& grid = shared->grid;
   Coordinator& c = *shared->coordinator;
   const std::string worker_id = "local-" + std::to_string(index);
-  auto created = create_backend(shared->backend);
+  auto created = create_backend(local_worker_choice(shared->backend, index, shared->gpu_count));
   if (!created.is_ok()) return shared->fail(created.status().with_context(worker_id));
   if (!created->note.empty() && index == 0) {
     std::lock_guard<std::mutex> lock(shared->mutex);
@@ -260,6 +261,13 @@ Result<LocalRunResult> run_local(const GridSpec& input, const LocalRunOptions& o
   BackendChoice backend = options.backend;
   backend.cpu_threads = per_worker;
   RunShared shared{grid, layout, coordinator.get(), run_id, backend, out, options.stop};
+  if (backend.kind != BackendChoice::Kind::kCpu) {
+    shared.gpu_count = static_cast<int>(probe_cuda().devices.size());
+    if (shared.gpu_count > 1 && !backend.device_pinned) {
+      std::fprintf(out, "local workers: %d, spread over this host's %d GPUs\n", workers,
+                   shared.gpu_count);
+    }
+  }
   std::vector<std::thread> pool;
   for (int w = 0; w < workers; ++w) pool.emplace_back(worker_main, &shared, w);
 

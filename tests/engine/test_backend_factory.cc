@@ -30,6 +30,23 @@ class BackendFactoryTest : public QObject {
     }
   }
 
+  // Local workers spread over the host's GPUs unless the choice named one.
+  void localWorkersSpreadOverGpusUnlessPinned() {
+    BackendChoice c;
+    QVERIFY(dipaco::parse_backend_name("cuda", &c).is_ok());
+    QVERIFY(!c.device_pinned);
+    QCOMPARE(dipaco::local_worker_choice(c, 0, 4).device, 0);
+    QCOMPARE(dipaco::local_worker_choice(c, 5, 4).device, 1);
+    QCOMPARE(dipaco::local_worker_choice(c, 3, 1).device, 0);  // one GPU: all on it
+    QVERIFY(dipaco::parse_backend_name("auto", &c).is_ok());
+    QCOMPARE(dipaco::local_worker_choice(c, 2, 8).device, 2);
+    QVERIFY(dipaco::parse_backend_name("cuda:3", &c).is_ok());
+    QVERIFY(c.device_pinned);
+    QCOMPARE(dipaco::local_worker_choice(c, 5, 8).device, 3);  // pinned: every worker on GPU 3
+    QVERIFY(dipaco::parse_backend_name("cpu", &c).is_ok());
+    QVERIFY(dipaco::local_worker_choice(c, 1, 8).kind == BackendChoice::Kind::kCpu);
+  }
+
   void cpuIsAlwaysThere() {
     BackendChoice c;
     c.kind = BackendChoice::Kind::kCpu;
