@@ -42,19 +42,31 @@ std::unique_ptr<cudnn::Plan> finalize_or_describe(cudnn::GraphBuilder& g, const 
   return plan;
 }
 
-std::unique_ptr<cudnn::Plan> build_forward(cudnnHandle_t handle, const SdpaShape& s,
-                                           std::string* error) {
-  cudnn::GraphBuilder g(handle);
-  cudnn::declare_sdpa_forward(g, s);
-  return finalize_or_describe(g, "forward", error);
+}  // namespace
+
+// Both plans of a shape; nullptr and *error ("forward graph: ..." or "backward graph: ...")
+// when cuDNN refuses either.
+std::unique_ptr<CudaBackend::CudnnAttention> CudaBackend::build_cudnn_plans(const SdpaShape& s,
+                                                                            std::string* error) {
+  auto plans = std::make_unique<CudnnAttention>();
+  cudnn::GraphBuilder forward(cudnn_);
+  cudnn::declare_sdpa_forward(forward, s);
+  plans->forward = finalize_or_describe(forward, "forward", error);
+  if (plans->forward == nullptr) {
+    *error = "forward graph: " + *error;
+    return nullptr;
+  }
+  cudnn::GraphBuilder backward(cudnn_);
+  cudnn::declare_sdpa_backward(backward, s);
+  plans->backward = finalize_or_describe(backward, "backward", error);
+  if (plans->backward == nullptr) {
+    *error = "backward graph: " + *error;
+    return nullptr;
+  }
+  return plans;
 }
 
-std::unique_ptr<cudnn::Plan> build_backward(cudnnHandle_t handle, const SdpaShape& s,
-                                            std::string* error) {
-  cudnn::GraphBuilder g(handle);
-  cudnn::declare_sdpa_backward(g, s);
-  return finalize_or_describe(g, "backward", error);
-}
+namespace {
 
 __global__ void bf16_to_float_kernel(float* dst, const __nv_bfloat16* src, size_t count) {
   size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -135,12 +147,9 @@ const CudaBackend::CudnnAttention* CudaBackend::cudnn_attention(int B, int T, in
   if (found != cudnn_plans_.end()) return found->second.get();
   // The shape passed its probe at batch 1; a larger batch is the same graph with a larger
   // leading dimension, so a refusal here is unexpected and fatal.
-  auto plans = std::make_unique<CudnnAttention>();
-  const SdpaShape s{B, T, H, KVH, hd};
   std::string error;
-  plans->forward = build_forward(cudnn_, s, &error);
-  if (plans->forward != nullptr) plans->backward = build_backward(cudnn_, s, &error);
-  if (plans->backward == nullptr) {
+  std::unique_ptr<CudnnAttention> plans = build_cudnn_plans(SdpaShape{B, T, H, KVH, hd}, &error);
+  if (plans == nullptr) {
     const std::string what =
         "cuDNN attention for batch " + std::to_string(B) + " (T=" + std::to_string(T) +
         ") after batch 1 passed its probe: " + error + "; run with DIPACO_CUDA_ATTENTION=gemm";
@@ -155,12 +164,9 @@ std::string CudaBackend::probe_cudnn_attention(int T, int H, int KVH, int hd) {
   }
   if (std::string why = ensure_cudnn_handle(); !why.empty()) return why;
   const SdpaShape s{1, T, H, KVH, hd};
-  auto plans = std::make_unique<CudnnAttention>();
   std::string error;
-  plans->forward = build_forward(cudnn_, s, &error);
-  if (plans->forward == nullptr) return "forward graph: " + error;
-  plans->backward = build_backward(cudnn_, s, &error);
-  if (plans->backward == nullptr) return "backward graph: " + error;
+  std::unique_ptr<CudnnAttention> plans = build_cudnn_plans(s, &error);
+  if (plans == nullptr) return error;
 
   // Batch 1 on random inputs, through cuDNN and through the cuBLASLt path.
   const size_t n_qkv = static_cast<size_t>(T) * s.row(), n_out = static_cast<size_t>(T) * H * hd;

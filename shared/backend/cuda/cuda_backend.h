@@ -25,6 +25,7 @@
 #include <tuple>
 
 #include "backend/cuda/cudnn_graph.h"
+#include "backend/cuda/cudnn_sdpa_graphs.h"
 #include "backend/cuda_runtime.h"
 #include "tensor/backend.h"
 
@@ -203,6 +204,7 @@ class CudaBackend final : public Backend {
   // inputs; "" when they agree, else the reason.
   std::string probe_cudnn_attention(int T, int H, int KVH, int hd);
   std::string ensure_cudnn_handle();
+  std::unique_ptr<CudnnAttention> build_cudnn_plans(const cudnn::SdpaShape& s, std::string* error);
   std::string run_cudnn_forward(const CudnnAttention& plans, float* out, float* stats,
                                 const float* qkv, int B, int T, int H, int KVH, int hd);
   std::string run_cudnn_backward(const CudnnAttention& plans, float* dqkv, const float* dout,

@@ -129,12 +129,11 @@ cudnnBackendDescriptor_t GraphBuilder::find(int64_t uid) {
   return nullptr;
 }
 
-int64_t GraphBuilder::tensor(cudnnDataType_t type, const std::vector<int64_t>& dims,
-                             const std::vector<int64_t>& strides, bool is_virtual, int64_t uid) {
-  if (uid <= 0) uid = next_uid_++;
+int64_t GraphBuilder::declare(cudnnDataType_t type, const std::vector<int64_t>& dims,
+                              const std::vector<int64_t>& strides, bool is_virtual, bool by_value,
+                              int64_t uid, std::string text) {
   Descriptor d = make(CUDNN_BACKEND_TENSOR_DESCRIPTOR, "creating a tensor");
   const auto rank = static_cast<int64_t>(dims.size());
-  const bool by_value = false;
   set(d, CUDNN_ATTR_TENSOR_DATA_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &type, "tensor data type");
   set(d, CUDNN_ATTR_TENSOR_DIMENSIONS, CUDNN_TYPE_INT64, rank, dims.data(), "tensor dims");
   set(d, CUDNN_ATTR_TENSOR_STRIDES, CUDNN_TYPE_INT64, rank, strides.data(), "tensor strides");
@@ -144,28 +143,22 @@ int64_t GraphBuilder::tensor(cudnnDataType_t type, const std::vector<int64_t>& d
   set(d, CUDNN_ATTR_TENSOR_IS_VIRTUAL, CUDNN_TYPE_BOOLEAN, 1, &is_virtual, "tensor virtual flag");
   set(d, CUDNN_ATTR_TENSOR_IS_BY_VALUE, CUDNN_TYPE_BOOLEAN, 1, &by_value, "tensor by-value flag");
   finish(d, "finalizing a tensor");
-  tensors_.push_back(Tensor{uid, std::move(d),
-                            std::string(type_name(type)) + " " + join(dims) + " " + join(strides) +
-                                (is_virtual ? " virtual" : "")});
+  tensors_.push_back(Tensor{uid, std::move(d), std::move(text)});
   return uid;
 }
 
+int64_t GraphBuilder::tensor(cudnnDataType_t type, const std::vector<int64_t>& dims,
+                             const std::vector<int64_t>& strides, bool is_virtual, int64_t uid) {
+  return declare(type, dims, strides, is_virtual, /*by_value=*/false, uid > 0 ? uid : next_uid_++,
+                 std::string(type_name(type)) + " " + join(dims) + " " + join(strides) +
+                     (is_virtual ? " virtual" : ""));
+}
+
 int64_t GraphBuilder::scalar(float value) {
-  const int64_t uid = next_uid_++;
   const std::vector<int64_t> ones = {1, 1, 1, 1};
-  const cudnnDataType_t type = CUDNN_DATA_FLOAT;
-  const bool is_virtual = false, by_value = true;
-  Descriptor d = make(CUDNN_BACKEND_TENSOR_DESCRIPTOR, "creating a scalar");
-  set(d, CUDNN_ATTR_TENSOR_DATA_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &type, "scalar data type");
-  set(d, CUDNN_ATTR_TENSOR_DIMENSIONS, CUDNN_TYPE_INT64, 4, ones.data(), "scalar dims");
-  set(d, CUDNN_ATTR_TENSOR_STRIDES, CUDNN_TYPE_INT64, 4, ones.data(), "scalar strides");
-  set(d, CUDNN_ATTR_TENSOR_UNIQUE_ID, CUDNN_TYPE_INT64, 1, &uid, "scalar uid");
-  set(d, CUDNN_ATTR_TENSOR_BYTE_ALIGNMENT, CUDNN_TYPE_INT64, 1, &kByteAlignment,
-      "scalar alignment");
-  set(d, CUDNN_ATTR_TENSOR_IS_VIRTUAL, CUDNN_TYPE_BOOLEAN, 1, &is_virtual, "scalar virtual flag");
-  set(d, CUDNN_ATTR_TENSOR_IS_BY_VALUE, CUDNN_TYPE_BOOLEAN, 1, &by_value, "scalar by-value flag");
-  finish(d, "finalizing a scalar");
-  tensors_.push_back(Tensor{uid, std::move(d), "f32 by value " + std::to_string(value)});
+  const int64_t uid =
+      declare(CUDNN_DATA_FLOAT, ones, ones, /*is_virtual=*/false,
+              /*by_value=*/true, next_uid_++, "f32 by value " + std::to_string(value));
   scalars_.emplace_back(uid, value);
   return uid;
 }

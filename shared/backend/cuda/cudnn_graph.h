@@ -96,6 +96,10 @@ class GraphBuilder {
     Descriptor desc;
     std::string text;  // for describe()
   };
+  // A tensor descriptor with every attribute set; `text` is its describe() line.
+  int64_t declare(cudnnDataType_t type, const std::vector<int64_t>& dims,
+                  const std::vector<int64_t>& strides, bool is_virtual, bool by_value, int64_t uid,
+                  std::string text);
   cudnnBackendDescriptor_t find(int64_t uid);
   Descriptor make(cudnnBackendDescriptorType_t type, const char* what);
   void set(const Descriptor& d, cudnnBackendAttributeName_t name, cudnnBackendAttributeType_t type,
