@@ -76,6 +76,10 @@ struct CudaBackendOptions {
   int device = 0;
   CudaMatmulPrecision precision = CudaMatmulPrecision::kBf16;
   CudaAttention attention = CudaAttention::kGemm;
+  // bf16 matmuls read the model's weights from a bf16 copy that AdamW refreshes (see
+  // Backend::bind_matmul_weights) instead of converting them in every product. The products
+  // are the same bits either way; false is for the tests that check so.
+  bool bf16_weight_copies = true;
 };
 
 // A Backend on one GPU, or why not (no plugin, no driver, no such device, compute capability

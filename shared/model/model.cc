@@ -46,8 +46,9 @@ Status Model::allocate(size_t extra_bytes) {
   const size_t params = layout_.total();
   const size_t rope = pad(T * config_.head_dim() / 2);
 
+  const size_t weight_copy = backend_->matmul_weight_copy_bytes(params);
   const size_t needed = (2 * params + acts + scratch + 2 * rope) * sizeof(float) +
-                        2 * pad(N) * sizeof(int32_t) + extra_bytes;
+                        2 * pad(N) * sizeof(int32_t) + weight_copy + extra_bytes;
   const size_t available = backend_->available_memory_bytes();
   if (needed > available) {
     return unavailable("the model needs " + human_bytes(needed) + " (parameters, gradients" +
@@ -118,7 +119,16 @@ Status Model::allocate(size_t extra_bytes) {
 
   backend_->fill_zero(params_.get(), params_.bytes());
   backend_->fill_zero(grads_.get(), grads_.bytes());
+  if (!backend_->bind_matmul_weights(params_.f32(), params)) {
+    return unavailable("out of device memory allocating the " + human_bytes(weight_copy) +
+                       " matmul copy of the weights (" + backend_->name() + ")");
+  }
+  weights_bound_ = true;
   return Status::ok();
+}
+
+Model::~Model() {
+  if (weights_bound_) backend_->release_matmul_weights(params_.f32());
 }
 
 void Model::init_params(uint64_t seed) {
@@ -142,6 +152,7 @@ void Model::init_params(uint64_t seed) {
 void Model::set_params(const std::vector<float>& host) {
   assert(host.size() == layout_.total());
   backend_->copy_to_device(params_.get(), host.data(), host.size() * sizeof(float));
+  backend_->refresh_matmul_weights(params_.f32(), host.size());
 }
 
 std::vector<float> Model::get_params() const {
@@ -166,6 +177,7 @@ std::vector<float> Model::get_params(ParamRange range) const {
 void Model::set_params(ParamRange range, const std::vector<float>& host) {
   assert(range.end() <= layout_.total() && host.size() == range.count);
   backend_->copy_to_device(params_.f32() + range.offset, host.data(), range.count * sizeof(float));
+  backend_->refresh_matmul_weights(params_.f32() + range.offset, range.count);
 }
 
 std::vector<float> Model::get_grads(ParamRange range) const {

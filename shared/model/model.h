@@ -32,13 +32,19 @@ class Model {
                                                int batch, int seq_len, size_t extra_bytes = 0);
 
   const ModelConfig& config() const { return config_; }
+  ~Model();
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+
   const ParamLayout& layout() const { return layout_; }
   Backend& backend() const { return *backend_; }
   int max_batch() const { return max_B_; }
   int max_seq_len() const { return max_T_; }
   size_t num_params() const { return layout_.total(); }
 
-  // Device buffers, layout() order.
+  // Device buffers, layout() order. Write the parameters only through set_params() or the
+  // backend's adamw_update: the backend may keep a copy of them for its matmuls (see
+  // Backend::bind_matmul_weights) that other writes would leave stale.
   float* params() const { return params_.f32(); }
   float* grads() const { return grads_.f32(); }
 
@@ -100,6 +106,7 @@ class Model {
   int B_ = 0, T_ = 0;
   int64_t counted_ = 0;
   bool have_targets_ = false;
+  bool weights_bound_ = false;  // params_ is bound as the backend's matmul weights
 };
 
 }  // namespace dipaco

@@ -154,6 +154,25 @@ class Backend {
                             float lr, float beta1, float beta2, float eps, float weight_decay,
                             float grad_scale, int64_t step) = 0;
 
+  // ---- matmul weight copies ------------------------------------------------------------------
+  // A backend whose matmuls read their operands in a narrower type (the CUDA backend in bf16)
+  // keeps a converted copy of the model's parameter buffer, refreshed by adamw_update in the
+  // same pass, so a training step converts each weight once instead of in every product that
+  // reads it (two per micro-batch). The contract, kept by Model:
+  //   - bind_matmul_weights(weights, count) once, after allocating the buffer: it is converted
+  //     now, and matmul weight operands that point into it read the copy from then on;
+  //   - refresh_matmul_weights(slice, n) after every write to the buffer other than
+  //     adamw_update (adamw_update on a slice of the bound buffer refreshes it itself);
+  //   - release_matmul_weights(weights) before the buffer is freed.
+  // One buffer is bound at a time; binding another replaces it. Backends that multiply in fp32
+  // keep nothing: these defaults.
+  // The bytes bind_matmul_weights would allocate for count floats (Model's budget counts them).
+  virtual size_t matmul_weight_copy_bytes(size_t /*count*/) const { return 0; }
+  // False when the copy cannot be allocated (then nothing is bound).
+  virtual bool bind_matmul_weights(const float* /*weights*/, size_t /*count*/) { return true; }
+  virtual void refresh_matmul_weights(const float* /*slice*/, size_t /*count*/) {}
+  virtual void release_matmul_weights(const float* /*weights*/) {}
+
   // ---- outer gradients: delta and error-feedback encoding for the wire ----------------------
   // What a worker sends after H inner steps (run/path_task.h), computed where the parameters
   // live so that only the encoded payload crosses to the host. The CPU backend runs the host

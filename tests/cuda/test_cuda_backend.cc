@@ -431,6 +431,53 @@ class CudaBackendTest : public QObject {
     }
   }
 
+  // The bf16 weight copies (refreshed by AdamW and by set_params) give the same bits as
+  // converting the weights in every product: training losses, parameters, and a forward after
+  // one module's parameters were replaced.
+  void bf16WeightCopiesGiveTheSameBits() {
+    const dipaco::ModelConfig c = small_config();
+    dipaco::TrainOptions o;
+    o.batch_size = 4;
+    o.seq_len = 32;
+    o.steps = 12;
+    o.warmup_steps = 2;
+    o.lr = 3e-3;
+    o.grad_accum = 2;
+    dipaco::CudaBackendOptions without = {0, dipaco::CudaMatmulPrecision::kBf16};
+    without.bf16_weight_copies = false;
+    auto converting = dipaco::create_cuda_backend(without);
+    QVERIFY2(converting.is_ok(), converting.status().message().c_str());
+    dipaco::Backend* backends[2] = {bf16_.get(), converting->get()};
+    QVERIFY(backends[0]->matmul_weight_copy_bytes(1000) == 2000);
+    QVERIFY(backends[1]->matmul_weight_copy_bytes(1000) == 0);
+    std::vector<double> losses[2];
+    std::vector<float> params[2];
+    double reloaded_loss[2] = {0, 0};
+    const auto tokens = random_tokens(o.batch_size * o.seq_len, c.vocab_size, 31, false);
+    for (int k = 0; k < 2; ++k) {
+      auto created = dipaco::Trainer::create(backends[k], c, o);
+      QVERIFY2(created.is_ok(), created.status().message().c_str());
+      dipaco::SyntheticBatchSource source(o.batch_size, o.seq_len, c.vocab_size, 5);
+      for (int s = 0; s < o.steps; ++s) {
+        auto stats = (*created)->train_step(source);
+        QVERIFY2(stats.is_ok(), stats.status().message().c_str());
+        losses[k].push_back(stats->loss);
+      }
+      dipaco::Model& model = (*created)->model();
+      params[k] = model.get_params();
+      const dipaco::ParamRange block = model.layout().block_range(0);
+      model.set_params(block, random_floats(block.count, 32, 0.05f));
+      reloaded_loss[k] = model.forward(tokens.data(), tokens.data(), o.batch_size, o.seq_len);
+    }
+    std::printf(
+        "  bf16 weight copies: last loss %.7f vs %.7f converting, after reload %.7f vs "
+        "%.7f\n",
+        losses[0].back(), losses[1].back(), reloaded_loss[0], reloaded_loss[1]);
+    QCOMPARE(losses[0], losses[1]);
+    QVERIFY(params[0] == params[1]);
+    QCOMPARE(reloaded_loss[0], reloaded_loss[1]);
+  }
+
   void modelTooLargeForTheGpuIsRefusedWithFigures() {
     dipaco::ModelConfig c = small_config();
     c.max_seq_len = 4096;

@@ -14,7 +14,8 @@
 
 namespace dipaco {
 
-class CpuBackend final : public Backend {
+// Not final: tests/train/test_matmul_weight_copies.cc builds a backend with weight copies on it.
+class CpuBackend : public Backend {
  public:
   // n_threads <= 0: one per logical core. min_work_per_thread: how much work (about one float
   // operation per unit) an op needs before it is split across threads; tests pass 1 to run

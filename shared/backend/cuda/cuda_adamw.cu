@@ -1,5 +1,6 @@
 // AdamW on fp32 master weights, torch.optim.AdamW semantics (CPU twin: cpu_adamw.cc). The bias
-// corrections are computed on the host in double, as the CPU backend and torch do.
+// corrections are computed on the host in double, as the CPU backend and torch do. When the
+// parameters are bound matmul weights, the same pass writes their bf16 compute copy.
 #include <cmath>
 
 #include "backend/cuda/cuda_backend.h"
@@ -11,7 +12,7 @@ namespace {
 
 __global__ void adamw_kernel(float* param, const float* grad, float* m, float* v, size_t count,
                              float beta1, float beta2, float eps, float grad_scale, float step_size,
-                             float inv_sqrt_bc2, float decay) {
+                             float inv_sqrt_bc2, float decay, __nv_bfloat16* param_bf16) {
   size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= count) return;
   float g = grad[i] * grad_scale;
@@ -20,7 +21,9 @@ __global__ void adamw_kernel(float* param, const float* grad, float* m, float* v
   m[i] = mi;
   v[i] = vi;
   float denom = sqrtf(vi) * inv_sqrt_bc2 + eps;
-  param[i] = param[i] * decay - step_size * mi / denom;
+  float p = param[i] * decay - step_size * mi / denom;
+  param[i] = p;
+  if (param_bf16 != nullptr) param_bf16[i] = __float2bfloat16(p);
 }
 
 }  // namespace
@@ -36,7 +39,8 @@ void CudaBackend::adamw_update(float* param, const float* grad, float* m, float*
   float decay = 1.0f - lr * weight_decay;
   constexpr int kThreads = 256;
   adamw_kernel<<<cuda::grid_for(count, kThreads), kThreads, 0, stream_>>>(
-      param, grad, m, v, count, beta1, beta2, eps, grad_scale, step_size, inv_sqrt_bc2, decay);
+      param, grad, m, v, count, beta1, beta2, eps, grad_scale, step_size, inv_sqrt_bc2, decay,
+      weight_copy_of(param, count));
   DIPACO_CUDA_CHECK_LAUNCH();
 }
 

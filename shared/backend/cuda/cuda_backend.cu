@@ -66,6 +66,8 @@ std::unique_ptr<CudaBackend> CudaBackend::create(const CudaBackendOptions& optio
   be->device_ = options.device;
   be->precision_ = options.precision;
   be->attention_ = options.attention;
+  be->keep_weight_copies_ =
+      options.precision == CudaMatmulPrecision::kBf16 && options.bf16_weight_copies;
   be->device_name_ = prop.name;
   if (cudaError_t err = cudaSetDevice(options.device); err != cudaSuccess) {
     *error = describe("cudaSetDevice", err);
@@ -104,6 +106,7 @@ CudaBackend::~CudaBackend() {
   plans_.clear();
   release_cudnn();
   for (void* p : scratch_) cudaFree(p);
+  cudaFree(weights_bf16_);
   cudaFree(lt_workspace_);
   cudaFree(reduce_partials_);
   cudaFreeHost(reduce_host_);

@@ -3,8 +3,10 @@
 // Storage is fp32 everywhere (master weights, gradients, optimizer state, activations), as the
 // model code expects; the matmuls run on tensor cores through cuBLASLt in the precision the
 // options ask for: bf16 operands with fp32 accumulation (default), TF32, or full fp32 (the
-// reference, used by the cross-backend tests). Every other op is a kernel of our own, one file
-// per op family, each with its CPU twin in backend/cpu/ and a cross-backend test in tests/cuda.
+// reference, used by the cross-backend tests). In bf16 the model's weights also have a bf16
+// compute copy, written by the AdamW kernel next to the fp32 master weights. Every other op is a
+// kernel of our own, one file per op family, each with its CPU twin in backend/cpu/ and a
+// cross-backend test in tests/cuda.
 //
 // All work is queued on one stream; copies to the host and the reductions that return a value
 // synchronize it. Results are deterministic for a given GPU and precision: no atomics, and every
@@ -127,6 +129,11 @@ class CudaBackend final : public Backend {
                              size_t count, WireDtype dtype) override;
   size_t error_feedback_workspace_bytes(size_t count) const override;
 
+  size_t matmul_weight_copy_bytes(size_t count) const override;
+  bool bind_matmul_weights(const float* weights, size_t count) override;
+  void refresh_matmul_weights(const float* slice, size_t count) override;
+  void release_matmul_weights(const float* weights) override;
+
  private:
   // Scratch owned by the backend, grown on first use of a larger shape (so only the first
   // training step allocates), never shrunk. One slot per concurrent use.
@@ -216,6 +223,9 @@ class CudaBackend final : public Backend {
                                 const float* qkv, const float* out, const float* stats, int B,
                                 int T, int H, int KVH, int hd);
   void release_cudnn();
+  // The bf16 copy of x[0, count) when that range lies inside the bound matmul weights (and the
+  // backend keeps copies), else nullptr (cuda_weight_copies.cu).
+  __nv_bfloat16* weight_copy_of(const float* x, size_t count) const;
   void convert_to_bf16(__nv_bfloat16* dst, const float* src, size_t count);
   void bf16_to_float(float* dst, const __nv_bfloat16* src, size_t count);
   double reduce(const float* x, size_t count, bool squares);
@@ -236,6 +246,10 @@ class CudaBackend final : public Backend {
   double* reduce_partials_ = nullptr;  // device, kReduceBlocks doubles
   double* reduce_host_ = nullptr;      // pinned host copy of the partials
   CudaAttention attention_ = CudaAttention::kGemm;
+  bool keep_weight_copies_ = false;  // bf16 matmuls with options.bf16_weight_copies
+  const float* bound_weights_ = nullptr;
+  size_t bound_count_ = 0;
+  __nv_bfloat16* weights_bf16_ = nullptr;  // bound_count_ values, or nullptr
   std::map<GemmKey, std::unique_ptr<GemmPlan>> plans_;
   cudnnHandle_t cudnn_ = nullptr;
   std::map<std::array<int, 4>, bool> cudnn_shape_ok_;  // (T, H, KVH, hd) -> probe passed

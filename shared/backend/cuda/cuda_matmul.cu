@@ -3,7 +3,8 @@
 // Memory is row-major fp32; cuBLASLt is column-major, so each row-major product is issued as
 // the transposed column-major one (a row-major X[N, C] is a column-major X^T[C, N]). In bf16
 // mode the operands are converted to bf16 in backend scratch first and multiplied with fp32
-// accumulation into fp32 outputs; TF32 and fp32 modes multiply the fp32 memory directly.
+// accumulation into fp32 outputs (weights come from their bf16 copy, cuda_weight_copies.cu);
+// TF32 and fp32 modes multiply the fp32 memory directly.
 #include <algorithm>
 
 #include "backend/cuda/cuda_backend.h"
@@ -137,12 +138,15 @@ void CudaBackend::gemm(const GemmCall& g, CudaMatmulPrecision precision) {
       cuda::fail("gemm", "bf16 operands are converted unbatched", __FILE__, __LINE__);
     size_t a_count = g.transpose_a ? span(g.k, g.m, g.lda) : span(g.m, g.k, g.lda);
     size_t b_count = g.transpose_b ? span(g.n, g.k, g.ldb) : span(g.k, g.n, g.ldb);
-    auto* a16 = static_cast<__nv_bfloat16*>(scratch(kBf16A, a_count * sizeof(__nv_bfloat16)));
-    auto* b16 = static_cast<__nv_bfloat16*>(scratch(kBf16B, b_count * sizeof(__nv_bfloat16)));
-    convert_to_bf16(a16, g.A, a_count);
-    convert_to_bf16(b16, g.B, b_count);
-    a = a16;
-    b = b16;
+    // Weights are read from their bf16 copy; everything else is converted now.
+    auto bf16_operand = [this](const float* x, size_t count, ScratchSlot slot) {
+      if (const __nv_bfloat16* copy = weight_copy_of(x, count)) return copy;
+      auto* converted = static_cast<__nv_bfloat16*>(scratch(slot, count * sizeof(__nv_bfloat16)));
+      convert_to_bf16(converted, x, count);
+      return static_cast<const __nv_bfloat16*>(converted);
+    };
+    a = bf16_operand(g.A, a_count, kBf16A);
+    b = bf16_operand(g.B, b_count, kBf16B);
   }
   // Every batch's matrix must have the alignment promised for the first.
   const int64_t operand_bytes = precision == CudaMatmulPrecision::kBf16 ? 2 : 4;

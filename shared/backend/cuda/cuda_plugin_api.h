@@ -9,7 +9,8 @@
 #include "tensor/island_all_reduce.h"
 
 // 3: dipaco_cuda_create_island_all_reduce.
-#define DIPACO_CUDA_PLUGIN_ABI 3
+// 4: Backend's matmul weight copies; CudaBackendOptions::bf16_weight_copies.
+#define DIPACO_CUDA_PLUGIN_ABI 4
 
 extern "C" {
 int dipaco_cuda_plugin_abi();
