@@ -40,7 +40,7 @@ int cmd_doctor(const Args& args) {
   std::printf("blas:   %s, kernels %s, %d threads\n", openblas_get_config(),
               blas_core_name().c_str(), openblas_get_num_threads());
   int failures = 0;
-  CudaRuntimeInfo cuda = probe_cuda();
+  CudaRuntimeInfo cuda = probe_cuda(/*with_free_memory=*/true);
   if (!cuda.plugin_loaded) {
     std::printf("cuda:   %s\n", cuda.unavailable_reason.c_str());
   } else {

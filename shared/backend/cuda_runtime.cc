@@ -45,14 +45,14 @@ Result<const CudaPlugin*> plugin() {
 
 }  // namespace
 
-CudaRuntimeInfo probe_cuda() {
+CudaRuntimeInfo probe_cuda(bool with_free_memory) {
   CudaRuntimeInfo info;
   auto api = plugin();
   if (!api.is_ok()) {
     info.unavailable_reason = "CUDA backend not available: " + api.status().message();
     return info;
   }
-  (*api)->probe(&info);
+  (*api)->probe(&info, with_free_memory ? 1 : 0);
   return info;
 }
 

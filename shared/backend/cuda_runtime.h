@@ -34,11 +34,14 @@ struct CudaRuntimeInfo {
   size_t cudnn_version = 0;
   size_t cublaslt_version = 0;
   int nccl_version = 0;
-  std::vector<CudaDeviceInfo> devices;
-  std::string unavailable_reason;  // empty when at least one device is usable
+  std::vector<CudaDeviceInfo> devices;  // free_bytes only when probed with_free_memory
+  std::string unavailable_reason;       // empty when at least one device is usable
 };
 
-CudaRuntimeInfo probe_cuda();
+// with_free_memory: also each device's free memory, which makes a CUDA context (some hundreds
+// of MiB) on every device for the rest of the process: for reports (dipaco doctor), not for a
+// process that trains on one of them.
+CudaRuntimeInfo probe_cuda(bool with_free_memory = false);
 
 // Runs y = a*x + y for n elements on `device` and compares with the same loop on the CPU.
 // Returns "" on success, otherwise what went wrong.

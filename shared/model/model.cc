@@ -1,5 +1,6 @@
 #include "model/model.h"
 
+#include <algorithm>
 #include <cassert>
 #include <cmath>
 
@@ -47,14 +48,25 @@ Status Model::allocate(size_t extra_bytes) {
   const size_t rope = pad(T * config_.head_dim() / 2);
 
   const size_t weight_copy = backend_->matmul_weight_copy_bytes(params);
+  // What the backend allocates for itself at the first step (e.g. bf16 operand copies).
+  const size_t max_input = N * std::max({C, attc, F});
+  const size_t max_output = N * std::max({qkv, C, 2 * F, V});
+  const size_t max_weight = std::max({V * C, qkv * C, C * attc, 2 * F * C});
+  const size_t backend_scratch =
+      backend_->matmul_scratch_bytes(max_input, max_output, max_weight) +
+      backend_->attention_scratch_bytes(max_B_, max_T_, config_.n_heads, config_.n_kv_heads,
+                                        config_.head_dim());
   const size_t needed = (2 * params + acts + scratch + 2 * rope) * sizeof(float) +
-                        2 * pad(N) * sizeof(int32_t) + weight_copy + extra_bytes;
+                        2 * pad(N) * sizeof(int32_t) + weight_copy + backend_scratch + extra_bytes;
+  budget_bytes_ = needed;
   const size_t available = backend_->available_memory_bytes();
   if (needed > available) {
     return unavailable("the model needs " + human_bytes(needed) + " (parameters, gradients" +
-                       (extra_bytes ? ", optimizer state" : "") + " and activations for batch " +
-                       std::to_string(max_B_) + " x " + std::to_string(max_T_) + "); " +
-                       backend_->name() + " has " + human_bytes(available) +
+                       (extra_bytes ? ", optimizer state" : "") +
+                       (weight_copy + backend_scratch > 0 ? ", the backend's working copies" : "") +
+                       " and activations for batch " + std::to_string(max_B_) + " x " +
+                       std::to_string(max_T_) + "); " + backend_->name() + " has " +
+                       human_bytes(available) +
                        " free: lower the batch size or sequence length, or use a larger device");
   }
   params_ = DeviceBuffer(backend_, params * sizeof(float));

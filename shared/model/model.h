@@ -41,6 +41,9 @@ class Model {
   int max_batch() const { return max_B_; }
   int max_seq_len() const { return max_T_; }
   size_t num_params() const { return layout_.total(); }
+  // The device memory create() budgeted for: its buffers, the backend's working copies and
+  // scratch for this model's shapes, and the caller's extra_bytes.
+  size_t budget_bytes() const { return budget_bytes_; }
 
   // Device buffers, layout() order. Write the parameters only through set_params() or the
   // backend's adamw_update: the backend may keep a copy of them for its matmuls (see
@@ -106,7 +109,8 @@ class Model {
   int B_ = 0, T_ = 0;
   int64_t counted_ = 0;
   bool have_targets_ = false;
-  bool weights_bound_ = false;  // params_ is bound as the backend's matmul weights
+  bool weights_bound_ = false;
+  size_t budget_bytes_ = 0;  // params_ is bound as the backend's matmul weights
 };
 
 }  // namespace dipaco

@@ -154,6 +154,22 @@ class Backend {
                             float lr, float beta1, float beta2, float eps, float weight_decay,
                             float grad_scale, int64_t step) = 0;
 
+  // ---- the backend's own memory --------------------------------------------------------------
+  // Device memory a backend allocates for itself on the first use of a shape and keeps
+  // (conversion buffers, library workspaces), beyond the buffers callers pass in. Model::create
+  // adds it to its budget, so that a model that fits does not run out at its first step.
+  // Matmuls whose inputs [N, C] have at most max_input floats, outputs [N, OC] at most
+  // max_output and weights [OC, C] at most max_weight:
+  virtual size_t matmul_scratch_bytes(size_t /*max_input*/, size_t /*max_output*/,
+                                      size_t /*max_weight*/) const {
+    return 0;
+  }
+  // attention_forward and attention_backward of this shape:
+  virtual size_t attention_scratch_bytes(int /*B*/, int /*T*/, int /*H*/, int /*KVH*/,
+                                         int /*hd*/) const {
+    return 0;
+  }
+
   // ---- matmul weight copies ------------------------------------------------------------------
   // A backend whose matmuls read their operands in a narrower type (the CUDA backend in bf16)
   // keeps a converted copy of the model's parameter buffer, refreshed by adamw_update in the

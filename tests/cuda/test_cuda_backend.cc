@@ -478,6 +478,44 @@ class CudaBackendTest : public QObject {
     QCOMPARE(reloaded_loss[0], reloaded_loss[1]);
   }
 
+  // What the first training step takes from the GPU stays within what Model::create budgeted
+  // (its buffers, AdamW's state, the weight copies and the backend's scratch), for a head whose
+  // bf16 dlogits copy is large ([N, V]: 320 MiB here) and with cuDNN attention's buffers.
+  void firstStepStaysWithinTheBudget() {
+    dipaco::ModelConfig c = small_config();
+    c.vocab_size = 32000;
+    c.d_model = 256;
+    c.n_heads = 4;
+    c.n_kv_heads = 2;
+    c.d_ff = 688;
+    c.max_seq_len = 1024;
+    dipaco::TrainOptions o;
+    o.batch_size = 5;
+    o.seq_len = 1024;
+    o.steps = 1;
+    const size_t slack = size_t{128} << 20;  // allocation granularity, cuDNN's loaded engines
+    for (dipaco::CudaAttention attention :
+         {dipaco::CudaAttention::kGemm, dipaco::CudaAttention::kCudnn}) {
+      auto created =
+          dipaco::create_cuda_backend({0, dipaco::CudaMatmulPrecision::kBf16, attention});
+      QVERIFY2(created.is_ok(), created.status().message().c_str());
+      dipaco::Backend& be = **created;
+      const size_t before = be.available_memory_bytes();
+      auto trainer = dipaco::Trainer::create(&be, c, o);
+      QVERIFY2(trainer.is_ok(), trainer.status().message().c_str());
+      dipaco::SyntheticBatchSource source(o.batch_size, o.seq_len, c.vocab_size, 5);
+      auto stats = (*trainer)->train_step(source);
+      QVERIFY2(stats.is_ok(), stats.status().message().c_str());
+      be.synchronize();
+      const size_t used = before - be.available_memory_bytes();
+      const size_t budget = (*trainer)->model().budget_bytes();
+      std::printf("  first step on %s: used %zu MiB, budget %zu MiB\n", be.name().c_str(),
+                  used >> 20, budget >> 20);
+      QVERIFY2(used <= budget + slack,
+               qPrintable(QString("used %1 MiB, budget %2 MiB").arg(used >> 20).arg(budget >> 20)));
+    }
+  }
+
   void modelTooLargeForTheGpuIsRefusedWithFigures() {
     dipaco::ModelConfig c = small_config();
     c.max_seq_len = 4096;

@@ -24,6 +24,29 @@ ModelConfig tiny_config() {
   c.rope_theta = 100.0;
   return c;
 }
+
+// A device with `free_bytes` free whose backend keeps `scratch_bytes` of its own for the
+// matmuls (and a tenth of that for attention), recording the shapes it was asked about.
+class ScratchKeepingBackend final : public dipaco::CpuBackend {
+ public:
+  ScratchKeepingBackend(size_t free_bytes, size_t scratch_bytes)
+      : CpuBackend(1), free_(free_bytes), scratch_(scratch_bytes) {}
+  size_t available_memory_bytes() const override { return free_; }
+  size_t matmul_scratch_bytes(size_t max_input, size_t max_output,
+                              size_t max_weight) const override {
+    asked_matmul = {max_input, max_output, max_weight};
+    return scratch_;
+  }
+  size_t attention_scratch_bytes(int B, int T, int H, int KVH, int hd) const override {
+    asked_attention = {B, T, H, KVH, hd};
+    return scratch_ / 10;
+  }
+  mutable std::vector<size_t> asked_matmul;
+  mutable std::vector<int> asked_attention;
+
+ private:
+  size_t free_, scratch_;
+};
 }  // namespace
 
 class ModelTest : public QObject {
@@ -235,6 +258,25 @@ class ModelTest : public QObject {
     double a = (*big)->forward(in.data(), tg.data(), 1, 3);
     double b = (*small)->forward(in.data(), tg.data(), 1, 3);
     QCOMPARE(a, b);
+  }
+
+  // The budget counts what the backend allocates for itself at the first step, and asks for
+  // it with the model's largest matmul operands and its attention shape.
+  void budgetCountsTheBackendsOwnScratch() {
+    const ModelConfig c = tiny_config();  // C 8, F 12, V 13, qkv (4 + 2 * 2) * 2 = 16
+    const size_t gib = size_t{1} << 30;
+    ScratchKeepingBackend fits(gib, 0);
+    QVERIFY(dipaco::Model::create(&fits, c, 4, 8).is_ok());
+    const size_t N = 4 * 8;
+    QCOMPARE(fits.asked_matmul, (std::vector<size_t>{N * 12, N * 24, 24 * 8}));  // w13 [2F, C]
+    QCOMPARE(fits.asked_attention, (std::vector<int>{4, 8, 4, 2, 2}));
+
+    ScratchKeepingBackend too_small(gib, gib);
+    auto refused = dipaco::Model::create(&too_small, c, 4, 8);
+    QVERIFY(!refused.is_ok());
+    const std::string& m = refused.status().message();
+    QVERIFY2(m.find("working copies") != std::string::npos && m.find("free") != std::string::npos,
+             m.c_str());
   }
 };
 

@@ -31,6 +31,7 @@ __global__ void adamw_kernel(float* param, const float* grad, float* m, float* v
 void CudaBackend::adamw_update(float* param, const float* grad, float* m, float* v, size_t count,
                                float lr, float beta1, float beta2, float eps, float weight_decay,
                                float grad_scale, int64_t step) {
+  if (count == 0) return;  // an empty grid is not a valid launch
   use_device();
   double bc1 = 1.0 - std::pow(static_cast<double>(beta1), static_cast<double>(step));
   double bc2 = 1.0 - std::pow(static_cast<double>(beta2), static_cast<double>(step));

@@ -12,6 +12,7 @@
 // (DIPACO_CUDA_ATTENTION=cudnn).
 #include <cuda_bf16.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -107,17 +108,28 @@ void CudaBackend::bf16_to_float(float* dst, const __nv_bfloat16* src, size_t cou
 
 std::string CudaBackend::ensure_cudnn_handle() {
   if (cudnn_ != nullptr) return "";
+  // Versions before 9.16 need workarounds for this graph that dipaco does not make (the
+  // backward with sequence lengths that are not a multiple of 128; 9.10.0 and 9.10.1 have bugs
+  // in both directions), as NVIDIA's cudnn-frontend notes.
+  if (const size_t version = cudnnGetVersion(); version < 91600) {
+    return "cuDNN " + std::to_string(version / 10000) + "." + std::to_string(version / 100 % 100) +
+           "." + std::to_string(version % 100) +
+           " is older than 9.16, the first whose fused attention dipaco's graphs are written for";
+  }
   if (cudnnStatus_t st = cudnnCreate(&cudnn_); st != CUDNN_STATUS_SUCCESS) {
     cudnn_ = nullptr;
     return std::string("cudnnCreate: ") + cudnnGetErrorString(st);
   }
+  // Without our stream cuDNN would run on the legacy stream, unordered with stream_.
   if (cudnnStatus_t st = cudnnSetStream(cudnn_, stream_); st != CUDNN_STATUS_SUCCESS) {
+    cudnnDestroy(cudnn_);
+    cudnn_ = nullptr;
     return std::string("cudnnSetStream: ") + cudnnGetErrorString(st);
   }
   return "";
 }
 
-const CudaBackend::CudnnAttention* CudaBackend::cudnn_attention(int B, int T, int H, int KVH,
+const CudaBackend::CudnnAttention* CudaBackend::cudnn_plans_for(int B, int T, int H, int KVH,
                                                                 int hd) {
   if (attention_ != CudaAttention::kCudnn) return nullptr;
   const std::array<int, 4> shape = {T, H, KVH, hd};
@@ -131,37 +143,51 @@ const CudaBackend::CudnnAttention* CudaBackend::cudnn_attention(int B, int T, in
           "this shape uses the cuBLASLt attention path\n",
           T, H, KVH, hd, why.c_str());
     }
-    // A caller that sized its buffers for the statistics cannot take the probabilities now:
-    // stop with the reason rather than write past its buffer.
-    if (!why.empty() && cudnn_sized_buffers_) {
-      const std::string what = "cuDNN attention refuses T=" + std::to_string(T) +
-                               " after buffers were sized for it at another shape: " + why +
-                               "; run with DIPACO_CUDA_ATTENTION=gemm";
-      cuda::fail("choosing the attention path", what.c_str(), __FILE__, __LINE__);
-    }
     decided = cudnn_shape_ok_.emplace(shape, why.empty()).first;
   }
   if (!decided->second) return nullptr;
   const std::array<int, 5> key = {B, T, H, KVH, hd};
   auto found = cudnn_plans_.find(key);
-  if (found != cudnn_plans_.end()) return found->second.get();
+  if (found != cudnn_plans_.end()) return found->second.get();  // nullptr: refused at this B
   // The shape passed its probe at batch 1; a larger batch is the same graph with a larger
-  // leading dimension, so a refusal here is unexpected and fatal.
+  // leading dimension, so a refusal here is unexpected: printed, and this batch size falls back.
   std::string error;
   std::unique_ptr<CudnnAttention> plans = build_cudnn_plans(SdpaShape{B, T, H, KVH, hd}, &error);
   if (plans == nullptr) {
-    const std::string what =
-        "cuDNN attention for batch " + std::to_string(B) + " (T=" + std::to_string(T) +
-        ") after batch 1 passed its probe: " + error + "; run with DIPACO_CUDA_ATTENTION=gemm";
-    cuda::fail("building the cuDNN attention graph", what.c_str(), __FILE__, __LINE__);
+    std::fprintf(stderr,
+                 "dipaco: cuDNN attention refused batch %d (T=%d) after batch 1 passed its probe "
+                 "(%s); this batch size uses the cuBLASLt attention path\n",
+                 B, T, error.c_str());
   }
   return cudnn_plans_.emplace(key, std::move(plans)).first->second.get();
+}
+
+const CudaBackend::CudnnAttention* CudaBackend::cudnn_attention(int B, int T, int H, int KVH,
+                                                                int hd) {
+  const CudnnAttention* plans = cudnn_plans_for(B, T, H, KVH, hd);
+  if (plans != nullptr || attention_ != CudaAttention::kCudnn) return plans;
+  // The cuBLASLt path saves B·H·T² probabilities and needs as many floats of workspace. A
+  // caller that sized its buffers for cuDNN's statistics at these heads may have neither:
+  // stop with the reason rather than write past its buffers, unless a sizing for the
+  // probabilities covers this call.
+  auto sized = attention_sizing_.find({H, KVH, hd});
+  const size_t needed = static_cast<size_t>(B) * T * T;
+  if (sized != attention_sizing_.end() && sized->second.stats_rows > 0 &&
+      needed > sized->second.prob_elements) {
+    const std::string what =
+        "cuDNN attention refuses batch " + std::to_string(B) + " x T=" + std::to_string(T) +
+        " (the reason is printed above) after the buffers were sized for it at another shape; "
+        "run with DIPACO_CUDA_ATTENTION=gemm";
+    cuda::fail("choosing the attention path", what.c_str(), __FILE__, __LINE__);
+  }
+  return nullptr;
 }
 
 std::string CudaBackend::probe_cudnn_attention(int T, int H, int KVH, int hd) {
   if (hd % 8 != 0 || hd > 128) {
     return "head_dim " + std::to_string(hd) + " is not a multiple of 8 up to 128";
   }
+  if (T < 2) return "T=1: cuDNN's fused backward needs at least 2 positions";
   if (std::string why = ensure_cudnn_handle(); !why.empty()) return why;
   const SdpaShape s{1, T, H, KVH, hd};
   std::string error;
@@ -172,15 +198,18 @@ std::string CudaBackend::probe_cudnn_attention(int T, int H, int KVH, int hd) {
   const size_t n_qkv = static_cast<size_t>(T) * s.row(), n_out = static_cast<size_t>(T) * H * hd;
   const size_t n_att = static_cast<size_t>(H) * T * T;
   const size_t n_ws = n_att;  // the cuBLASLt backward's dS (not the query: it would recurse)
-  const size_t floats = 2 * n_qkv + 3 * n_out + n_att + n_ws + static_cast<size_t>(H) * T;
+  // Each piece starts 256-byte aligned, as cuDNN's tensors are declared (16 at least).
+  auto up = [](size_t n) { return (n + 63) / 64 * 64; };
+  const size_t floats =
+      2 * up(n_qkv) + 3 * up(n_out) + up(n_att) + up(n_ws) + up(static_cast<size_t>(H) * T);
   float* mem = nullptr;
   if (cudaMalloc(&mem, floats * sizeof(float)) != cudaSuccess) {
     cudaGetLastError();
     return "no device memory for the probe (" + std::to_string(floats * 4 >> 20) + " MiB)";
   }
-  float *qkv = mem, *dqkv = qkv + n_qkv, *out = dqkv + n_qkv, *dout = out + n_out;
-  float* out_ref = dout + n_out;
-  float *att = out_ref + n_out, *ws = att + n_att, *stats = ws + n_ws;
+  float *qkv = mem, *dqkv = qkv + up(n_qkv), *out = dqkv + up(n_qkv), *dout = out + up(n_out);
+  float* out_ref = dout + up(n_out);
+  float *att = out_ref + up(n_out), *ws = att + up(n_att), *stats = ws + up(n_ws);
   std::vector<float> host_qkv = probe_values(n_qkv, 1), host_dout = probe_values(n_out, 2);
   copy_to_device(qkv, host_qkv.data(), n_qkv * sizeof(float));
   copy_to_device(dout, host_dout.data(), n_out * sizeof(float));
@@ -214,6 +243,32 @@ std::string CudaBackend::probe_cudnn_attention(int T, int H, int KVH, int hd) {
   return why;
 }
 
+// The backward's bf16 copies: qkv and dqkv, out and dout (the forward's qkv and out fit in it).
+size_t CudaBackend::cudnn_bf16_bytes(const SdpaShape& s) {
+  const size_t n_qkv = static_cast<size_t>(s.B) * s.T * s.row();
+  const size_t n_out = static_cast<size_t>(s.B) * s.T * s.H * s.hd;
+  return 2 * align_up(n_qkv * sizeof(__nv_bfloat16)) + 2 * align_up(n_out * sizeof(__nv_bfloat16));
+}
+
+// The backward's plan workspace, softmax row sums and fp32 dQ accumulator.
+size_t CudaBackend::cudnn_backward_workspace_bytes(const CudnnAttention& plans,
+                                                   const SdpaShape& s) {
+  const size_t n_out = static_cast<size_t>(s.B) * s.T * s.H * s.hd;
+  return align_up(static_cast<size_t>(plans.backward->workspace_bytes())) +
+         align_up(static_cast<size_t>(s.B) * s.H * s.T * sizeof(float)) + n_out * sizeof(float);
+}
+
+size_t CudaBackend::attention_scratch_bytes(int B, int T, int H, int KVH, int hd) const {
+  auto* self = const_cast<CudaBackend*>(this);
+  self->use_device();
+  const CudnnAttention* plans = self->cudnn_plans_for(B, T, H, KVH, hd);
+  if (plans == nullptr) return 0;  // the cuBLASLt and kernel paths use the caller's workspace
+  const SdpaShape s{B, T, H, KVH, hd};
+  const size_t workspace = std::max(static_cast<size_t>(plans->forward->workspace_bytes()) + 1,
+                                    cudnn_backward_workspace_bytes(*plans, s));
+  return scratch_held(cudnn_bf16_bytes(s)) + scratch_held(workspace);
+}
+
 std::string CudaBackend::run_cudnn_forward(const CudnnAttention& plans, float* out, float* stats,
                                            const float* qkv, int B, int T, int H, int KVH, int hd) {
   const SdpaShape s{B, T, H, KVH, hd};
@@ -241,7 +296,7 @@ std::string CudaBackend::run_cudnn_backward(const CudnnAttention& plans, float* 
   const size_t n_out = static_cast<size_t>(B) * T * H * hd;
   const size_t qkv_bytes = align_up(n_qkv * sizeof(__nv_bfloat16));
   const size_t out_bytes = align_up(n_out * sizeof(__nv_bfloat16));
-  auto* base = static_cast<char*>(scratch(kAttentionBf16, 2 * qkv_bytes + 2 * out_bytes));
+  auto* base = static_cast<char*>(scratch(kAttentionBf16, cudnn_bf16_bytes(s)));
   auto* qkv16 = reinterpret_cast<__nv_bfloat16*>(base);
   auto* dqkv16 = reinterpret_cast<__nv_bfloat16*>(base + qkv_bytes);
   auto* out16 = reinterpret_cast<__nv_bfloat16*>(base + 2 * qkv_bytes);
@@ -253,7 +308,7 @@ std::string CudaBackend::run_cudnn_backward(const CudnnAttention& plans, float* 
   const size_t plan_bytes = align_up(static_cast<size_t>(plans.backward->workspace_bytes()));
   const size_t sum_bytes = align_up(static_cast<size_t>(B) * H * T * sizeof(float));
   const size_t accum_bytes = n_out * sizeof(float);
-  auto* ws = static_cast<char*>(scratch(kCudnnWorkspace, plan_bytes + sum_bytes + accum_bytes));
+  auto* ws = static_cast<char*>(scratch(kCudnnWorkspace, cudnn_backward_workspace_bytes(plans, s)));
   void* softmax_sum = ws + plan_bytes;
   void* dq_accum = ws + plan_bytes + sum_bytes;
   DIPACO_CUDA_CHECK(cudaMemsetAsync(dq_accum, 0, accum_bytes, stream_));

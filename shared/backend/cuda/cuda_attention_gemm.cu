@@ -9,6 +9,7 @@
 // The masked upper triangle is multiplied too (the softmax zeroes it): twice the minimum work
 // for simple, large products. Products run in TF32 (fp32 when the backend is fp32). The kernel
 // twin, cuda_attention.cu, computes the same without cuBLASLt.
+#include <algorithm>
 #include <cmath>
 
 #include "backend/cuda/cuda_backend.h"
@@ -92,19 +93,29 @@ void CudaBackend::attention_backward(float* dqkv, float* workspace, const float*
 size_t CudaBackend::attention_saved_floats(int B, int T, int H, int KVH, int hd) const {
   auto* self = const_cast<CudaBackend*>(this);
   self->use_device();
-  if (self->cudnn_attention(B, T, H, KVH, hd) != nullptr) {
-    self->cudnn_sized_buffers_ = true;
-    return static_cast<size_t>(B) * H * T;  // log-sum-exp per (b, h, t)
-  }
-  return static_cast<size_t>(B) * H * T * T;  // the probabilities
+  const bool statistics = self->cudnn_plans_for(B, T, H, KVH, hd) != nullptr;
+  self->record_attention_sizing(B, T, H, KVH, hd, statistics);
+  if (statistics) return static_cast<size_t>(B) * H * T;  // log-sum-exp per (b, h, t)
+  return static_cast<size_t>(B) * H * T * T;              // the probabilities
 }
 
 size_t CudaBackend::attention_workspace_floats(int B, int T, int H, int KVH, int hd) const {
   auto* self = const_cast<CudaBackend*>(this);
   self->use_device();
   // cuDNN's buffers are backend scratch; the other paths need dS, the shape of att.
-  if (self->cudnn_attention(B, T, H, KVH, hd) != nullptr) return 0;
+  const bool statistics = self->cudnn_plans_for(B, T, H, KVH, hd) != nullptr;
+  self->record_attention_sizing(B, T, H, KVH, hd, statistics);
+  if (statistics) return 0;
   return static_cast<size_t>(B) * H * T * T;
+}
+
+void CudaBackend::record_attention_sizing(int B, int T, int H, int KVH, int hd, bool statistics) {
+  AttentionSizing& sized = attention_sizing_[{H, KVH, hd}];
+  if (statistics) {
+    sized.stats_rows = std::max(sized.stats_rows, static_cast<size_t>(B) * T);
+  } else {
+    sized.prob_elements = std::max(sized.prob_elements, static_cast<size_t>(B) * T * T);
+  }
 }
 
 void CudaBackend::attention_forward_gemm(float* out, float* att, const float* qkv, int B, int T,

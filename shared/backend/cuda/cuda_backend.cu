@@ -148,12 +148,13 @@ void* CudaBackend::scratch(ScratchSlot slot, size_t bytes) {
     DIPACO_CUDA_CHECK(cudaStreamSynchronize(stream_));
     DIPACO_CUDA_CHECK(cudaFree(scratch_[slot]));
     scratch_[slot] = nullptr;
-    size_t grown = bytes + bytes / 4;
+    size_t grown = scratch_held(bytes);
     if (cudaMalloc(&scratch_[slot], grown) != cudaSuccess) {
-      cuda::fail(
-          "cudaMalloc (backend scratch)",
-          ("out of GPU memory for " + std::to_string(grown >> 20) + " MiB of scratch").c_str(),
-          __FILE__, __LINE__);
+      cuda::fail("cudaMalloc (backend scratch)",
+                 ("out of GPU memory for " + std::to_string(grown >> 20) +
+                  " MiB of scratch (another process may be using the GPU): lower the batch size")
+                     .c_str(),
+                 __FILE__, __LINE__);
     }
     scratch_bytes_[slot] = grown;
   }

@@ -129,6 +129,9 @@ class CudaBackend final : public Backend {
                              size_t count, WireDtype dtype) override;
   size_t error_feedback_workspace_bytes(size_t count) const override;
 
+  size_t matmul_scratch_bytes(size_t max_input, size_t max_output,
+                              size_t max_weight) const override;
+  size_t attention_scratch_bytes(int B, int T, int H, int KVH, int hd) const override;
   size_t matmul_weight_copy_bytes(size_t count) const override;
   bool bind_matmul_weights(const float* weights, size_t count) override;
   void refresh_matmul_weights(const float* slice, size_t count) override;
@@ -146,6 +149,8 @@ class CudaBackend final : public Backend {
     kScratchSlots
   };
   void* scratch(ScratchSlot slot, size_t bytes);
+  // What scratch() holds after requests of up to `bytes` (it grows by a quarter more).
+  static size_t scratch_held(size_t bytes) { return bytes + bytes / 4; }
 
   // Column-major C[m, n] = alpha op(A) op(B) + beta C, all fp32 in memory, `batch` times with
   // the strides (in floats) between the batches' matrices. lda/ldb/ldc in elements.
@@ -185,7 +190,7 @@ class CudaBackend final : public Backend {
     }
   };
   struct GemmAlignment {
-    int a, b, c;  // bytes, powers of two in [4, 256]
+    int a, b, c;  // bytes, powers of two in [2, 256]
   };
   using GemmKey = std::array<int64_t, 16>;
   const GemmPlan& gemm_plan(const GemmCall& call, CudaMatmulPrecision precision,
@@ -206,12 +211,23 @@ class CudaBackend final : public Backend {
   struct CudnnAttention {
     std::unique_ptr<cudnn::Plan> forward, backward;
   };
+  // Decides on first sight of a shape (probe, plans); what the sizing queries ask.
+  const CudnnAttention* cudnn_plans_for(int B, int T, int H, int KVH, int hd);
+  // The same for an op about to run: a refusal where the caller's buffers were sized for
+  // cuDNN's statistics (attention_sizing_) is fatal, with the reason.
   const CudnnAttention* cudnn_attention(int B, int T, int H, int KVH, int hd);
+  // What a sizing query answered for B x T at these heads, remembered for cudnn_attention.
+  void record_attention_sizing(int B, int T, int H, int KVH, int hd, bool statistics);
   // Builds batch-1 graphs for the shape and checks them against the cuBLASLt path on random
   // inputs; "" when they agree, else the reason.
   std::string probe_cudnn_attention(int T, int H, int KVH, int hd);
   std::string ensure_cudnn_handle();
   std::unique_ptr<CudnnAttention> build_cudnn_plans(const cudnn::SdpaShape& s, std::string* error);
+  // Bytes of the kAttentionBf16 and kCudnnWorkspace scratch a shape's backward takes (the
+  // forward takes less of both).
+  static size_t cudnn_bf16_bytes(const cudnn::SdpaShape& s);
+  static size_t cudnn_backward_workspace_bytes(const CudnnAttention& plans,
+                                               const cudnn::SdpaShape& s);
   std::string run_cudnn_forward(const CudnnAttention& plans, float* out, float* stats,
                                 const float* qkv, int B, int T, int H, int KVH, int hd);
   std::string run_cudnn_backward(const CudnnAttention& plans, float* dqkv, const float* dout,
@@ -253,7 +269,12 @@ class CudaBackend final : public Backend {
   std::map<GemmKey, std::unique_ptr<GemmPlan>> plans_;
   cudnnHandle_t cudnn_ = nullptr;
   std::map<std::array<int, 4>, bool> cudnn_shape_ok_;  // (T, H, KVH, hd) -> probe passed
-  bool cudnn_sized_buffers_ = false;                   // a caller sized `saved` for statistics only
+  // Per (H, KVH, hd): the largest B·T a caller sized for statistics only and the largest B·T²
+  // one sized for probabilities (the sizing queries' answers).
+  struct AttentionSizing {
+    size_t stats_rows = 0, prob_elements = 0;
+  };
+  std::map<std::array<int, 3>, AttentionSizing> attention_sizing_;
   std::map<std::array<int, 5>, std::unique_ptr<CudnnAttention>> cudnn_plans_;  // (B, T, H, ...)
 };
 

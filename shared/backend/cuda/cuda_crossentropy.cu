@@ -51,6 +51,7 @@ __global__ void crossentropy_backward_kernel(float* dlogits, const float* logits
 
 void CudaBackend::crossentropy_forward(float* losses, float* lse, const float* logits,
                                        const int32_t* targets, int N, int V) {
+  if (N <= 0) return;  // an empty grid is not a valid launch
   use_device();
   crossentropy_forward_kernel<<<N, kThreads, 0, stream_>>>(losses, lse, logits, targets, V);
   DIPACO_CUDA_CHECK_LAUNCH();
@@ -58,6 +59,7 @@ void CudaBackend::crossentropy_forward(float* losses, float* lse, const float* l
 
 void CudaBackend::crossentropy_backward(float* dlogits, const float* logits, const float* lse,
                                         const int32_t* targets, int N, int V, float dloss) {
+  if (N <= 0) return;  // an empty grid is not a valid launch
   use_device();
   crossentropy_backward_kernel<<<N, kThreads, 0, stream_>>>(dlogits, logits, lse, targets, V,
                                                             dloss);

@@ -10,7 +10,7 @@ int dipaco_cuda_plugin_abi() {
   return DIPACO_CUDA_PLUGIN_ABI;
 }
 
-void dipaco_cuda_probe(dipaco::CudaRuntimeInfo* result) {
+void dipaco_cuda_probe(dipaco::CudaRuntimeInfo* result, int with_free_memory) {
   dipaco::CudaRuntimeInfo& info = *result;
   info.plugin_loaded = true;
   cudaRuntimeGetVersion(&info.runtime_version);
@@ -39,7 +39,7 @@ void dipaco_cuda_probe(dipaco::CudaRuntimeInfo* result) {
     device.compute_minor = prop.minor;
     device.total_bytes = prop.totalGlobalMem;
     device.multiprocessors = prop.multiProcessorCount;
-    if (cudaSetDevice(i) == cudaSuccess) {
+    if (with_free_memory != 0 && cudaSetDevice(i) == cudaSuccess) {
       size_t free_bytes = 0, total_bytes = 0;
       if (cudaMemGetInfo(&free_bytes, &total_bytes) == cudaSuccess) device.free_bytes = free_bytes;
     }

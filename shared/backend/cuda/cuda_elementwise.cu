@@ -104,6 +104,7 @@ __global__ void scale_kernel(float* x, float s, size_t count) {
 
 void CudaBackend::embedding_forward(float* out, const int32_t* tokens, const float* wte, int N,
                                     int C) {
+  if (N <= 0) return;  // an empty grid is not a valid launch
   use_device();
   size_t count = static_cast<size_t>(N) * C;
   embedding_forward_kernel<<<cuda::grid_for(count, kThreads), kThreads, 0, stream_>>>(
@@ -113,6 +114,7 @@ void CudaBackend::embedding_forward(float* out, const int32_t* tokens, const flo
 
 void CudaBackend::embedding_backward(float* dwte, const float* dout, const int32_t* tokens, int N,
                                      int C) {
+  if (N <= 0) return;  // an empty grid is not a valid launch
   use_device();
   constexpr int kColumnThreads = 128;
   constexpr unsigned kVocabParts = 128;
@@ -123,6 +125,7 @@ void CudaBackend::embedding_backward(float* dwte, const float* dout, const int32
 
 void CudaBackend::rope_forward(float* x, const float* cos, const float* sin, int N, int T,
                                int n_heads, int hd, int row_stride) {
+  if (N <= 0) return;  // an empty grid is not a valid launch
   use_device();
   size_t total = static_cast<size_t>(N) * n_heads * (hd / 2);
   rope_kernel<<<cuda::grid_for(total, kThreads), kThreads, 0, stream_>>>(x, cos, sin, N, T, n_heads,
@@ -132,6 +135,7 @@ void CudaBackend::rope_forward(float* x, const float* cos, const float* sin, int
 
 void CudaBackend::rope_backward(float* dx, const float* cos, const float* sin, int N, int T,
                                 int n_heads, int hd, int row_stride) {
+  if (N <= 0) return;  // an empty grid is not a valid launch
   use_device();
   size_t total = static_cast<size_t>(N) * n_heads * (hd / 2);
   rope_kernel<<<cuda::grid_for(total, kThreads), kThreads, 0, stream_>>>(
@@ -140,6 +144,7 @@ void CudaBackend::rope_backward(float* dx, const float* cos, const float* sin, i
 }
 
 void CudaBackend::swiglu_forward(float* out, const float* h13, int N, int F) {
+  if (N <= 0) return;  // an empty grid is not a valid launch
   use_device();
   swiglu_forward_kernel<<<cuda::grid_for(static_cast<size_t>(N) * F, kThreads), kThreads, 0,
                           stream_>>>(out, h13, N, F);
@@ -147,6 +152,7 @@ void CudaBackend::swiglu_forward(float* out, const float* h13, int N, int F) {
 }
 
 void CudaBackend::swiglu_backward(float* dh13, const float* dout, const float* h13, int N, int F) {
+  if (N <= 0) return;  // an empty grid is not a valid launch
   use_device();
   swiglu_backward_kernel<<<cuda::grid_for(static_cast<size_t>(N) * F, kThreads), kThreads, 0,
                            stream_>>>(dh13, dout, h13, N, F);
@@ -154,18 +160,21 @@ void CudaBackend::swiglu_backward(float* dh13, const float* dout, const float* h
 }
 
 void CudaBackend::residual_forward(float* out, const float* a, const float* b, size_t count) {
+  if (count == 0) return;  // an empty grid is not a valid launch
   use_device();
   residual_kernel<<<cuda::grid_for(count, kThreads), kThreads, 0, stream_>>>(out, a, b, count);
   DIPACO_CUDA_CHECK_LAUNCH();
 }
 
 void CudaBackend::add_inplace(float* dst, const float* src, size_t count) {
+  if (count == 0) return;  // an empty grid is not a valid launch
   use_device();
   add_kernel<<<cuda::grid_for(count, kThreads), kThreads, 0, stream_>>>(dst, src, count);
   DIPACO_CUDA_CHECK_LAUNCH();
 }
 
 void CudaBackend::scale_inplace(float* x, float s, size_t count) {
+  if (count == 0) return;  // an empty grid is not a valid launch
   use_device();
   scale_kernel<<<cuda::grid_for(count, kThreads), kThreads, 0, stream_>>>(x, s, count);
   DIPACO_CUDA_CHECK_LAUNCH();

@@ -34,11 +34,12 @@ __global__ void to_bf16_kernel(__nv_bfloat16* dst, const float* src, size_t coun
 }
 
 // The largest power of two (at most 256) that divides the address: cuBLASLt assumes 256-byte
-// aligned operands unless told otherwise, and parameter slices are only 4-byte aligned.
+// aligned operands unless told otherwise, and parameter slices are only 4-byte aligned (their
+// bf16 copies 2-byte aligned at an odd offset).
 int alignment_of(const void* p) {
   uintptr_t a = reinterpret_cast<uintptr_t>(p);
   int align = 256;
-  while (align > 4 && a % align != 0) align /= 2;
+  while (align > 2 && a % align != 0) align /= 2;
   return align;
 }
 
@@ -122,6 +123,7 @@ const CudaBackend::GemmPlan& CudaBackend::gemm_plan(const GemmCall& g,
 }
 
 void CudaBackend::convert_to_bf16(__nv_bfloat16* dst, const float* src, size_t count) {
+  if (count == 0) return;  // an empty grid is not a valid launch
   if (reinterpret_cast<uintptr_t>(src) % 16 == 0) {
     to_bf16_kernel<<<cuda::grid_for((count + 3) / 4, 256), 256, 0, stream_>>>(dst, src, count);
   } else {
@@ -165,6 +167,17 @@ void CudaBackend::gemm(const GemmCall& g, CudaMatmulPrecision precision) {
   DIPACO_CUBLAS_CHECK(cublasLtMatmul(lt_, plan.desc, &g.alpha, a, plan.a, b, plan.b, &g.beta, c_in,
                                      plan.c, g.C, plan.c, &plan.algo, lt_workspace_,
                                      lt_workspace_bytes_, stream_));
+}
+
+// In bf16, gemm() converts A and B into the kBf16A and kBf16B scratch: A is the weight in the
+// forward and dinp products (unless read from its bf16 copy) and the input in the dweight
+// product; B is the input in the forward product and dout in both backward ones.
+size_t CudaBackend::matmul_scratch_bytes(size_t max_input, size_t max_output,
+                                         size_t max_weight) const {
+  if (precision_ != CudaMatmulPrecision::kBf16) return 0;
+  const size_t a = std::max(max_input, keep_weight_copies_ ? 0 : max_weight);
+  const size_t b = std::max(max_input, max_output);
+  return scratch_held(a * sizeof(__nv_bfloat16)) + scratch_held(b * sizeof(__nv_bfloat16));
 }
 
 // out[N, OC] = inp[N, C] @ weight[OC, C]^T  <=>  out^T[OC, N] = (weight^T)^T[OC, C] inp^T[C, N]

@@ -9,12 +9,14 @@
 #include "tensor/island_all_reduce.h"
 
 // 3: dipaco_cuda_create_island_all_reduce.
-// 4: Backend's matmul weight copies; CudaBackendOptions::bf16_weight_copies.
+// 4: Backend's matmul weight copies and scratch queries; CudaBackendOptions::bf16_weight_copies;
+//    dipaco_cuda_probe's with_free_memory.
 #define DIPACO_CUDA_PLUGIN_ABI 4
 
 extern "C" {
 int dipaco_cuda_plugin_abi();
-void dipaco_cuda_probe(dipaco::CudaRuntimeInfo* info);
+// with_free_memory != 0: also cudaMemGetInfo on every device (which makes a context on each).
+void dipaco_cuda_probe(dipaco::CudaRuntimeInfo* info, int with_free_memory);
 // Writes "" or the failure into error (NUL-terminated, at most error_size bytes).
 void dipaco_cuda_axpy_self_test(int device, int n, char* error, size_t error_size);
 // A CudaBackend for options->device, owned by the caller; nullptr and the reason in error.

@@ -69,6 +69,7 @@ __global__ void add_partials_kernel(float* dweight, const float* partials, int c
 
 void CudaBackend::rmsnorm_forward(float* out, float* rstd, const float* inp, const float* weight,
                                   int N, int C, float eps) {
+  if (N <= 0) return;  // an empty grid is not a valid launch
   use_device();
   rmsnorm_forward_kernel<<<cuda::grid_for(N, kRowsPerBlock), kRowsPerBlock * cuda::kWarp, 0,
                            stream_>>>(out, rstd, inp, weight, N, C, eps);
@@ -77,6 +78,7 @@ void CudaBackend::rmsnorm_forward(float* out, float* rstd, const float* inp, con
 
 void CudaBackend::rmsnorm_backward(float* dinp, float* dweight, const float* dout, const float* inp,
                                    const float* weight, const float* rstd, int N, int C) {
+  if (N <= 0) return;  // an empty grid is not a valid launch
   use_device();
   rmsnorm_backward_kernel<<<cuda::grid_for(N, kRowsPerBlock), kRowsPerBlock * cuda::kWarp, 0,
                             stream_>>>(dinp, dout, inp, weight, rstd, N, C);
