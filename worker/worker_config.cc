@@ -2,8 +2,6 @@
 
 #include <toml++/toml.h>
 
-#include <charconv>
-#include <cstdlib>
 #include <set>
 #include <string_view>
 
@@ -168,20 +166,6 @@ BackendChoice backend_choice(const WorkerConfig& config) {
   choice.cpu_threads = config.cpu_threads;
   choice.fallback_to_cpu = config.fallback_to_cpu;
   return choice;
-}
-
-Result<int> cpu_island_replicas_from_environment() {
-  const char* text = std::getenv("DIPACO_CPU_ISLAND_REPLICAS");
-  if (text == nullptr || *text == '\0') return 1;
-  const std::string_view value(text);
-  int replicas = 0;
-  auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), replicas);
-  if (ec != std::errc() || end != value.data() + value.size() || replicas < 1 || replicas > 64) {
-    return invalid_argument(
-        "DIPACO_CPU_ISLAND_REPLICAS must be a whole number from 1 to 64, got '" +
-        std::string(value) + "'");
-  }
-  return replicas;
 }
 
 }  // namespace dipaco

@@ -76,12 +76,10 @@ Result<WorkerConfig> load_worker_config(const std::string& path);
 // (backend/backend_factory.h). The backend name was validated by the parser.
 BackendChoice backend_choice(const WorkerConfig& config);
 
-// DIPACO_CPU_ISLAND_REPLICAS, for tests and demos of islands without GPUs: a worker that trains
-// on the CPU (asked for or fallen back to) trains each path on this many CPU replicas in one
-// island. Unset or empty:
-// 1 (no island). Not in the config file: an island of CPU replicas is only useful to watch the
-// island code run.
-Result<int> cpu_island_replicas_from_environment();
+// DIPACO_CPU_ISLAND_REPLICAS (cpu_island_replicas_from_environment, backend_factory.h), for
+// tests and demos of islands without GPUs: a worker that trains on the CPU (asked for or fallen
+// back to) trains each path on this many CPU replicas in one island. Not in the config file: an
+// island of CPU replicas is only useful to watch the island code run.
 
 // The level a [worker] log_level names; nullopt for "" (not set) and for unknown names.
 std::optional<LogLevel> worker_log_level(const std::string& name);

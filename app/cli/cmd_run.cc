@@ -36,7 +36,7 @@ int cmd_run(const Args& args) {
                    "Train a DiPaCo or DiLoCo grid on this machine: an embedded coordinator "
                    "(SQLite in run.dir) and local workers. Rerunning the same grid resumes.");
   std::string grid_path, dir;
-  int64_t outer_steps = 0, inner_steps = 0, workers = 0, threads = 0;
+  int64_t outer_steps = 0, inner_steps = 0, workers = 0, threads = 0, gpus_per_worker = 1;
   bool check = false;
   parser.add_positional("GRID", "grid file (TOML; see resources/runs/*.toml)", &grid_path);
   parser.add_option("--dir", "DIR", "override run.dir", &dir);
@@ -51,6 +51,10 @@ int cmd_run(const Args& args) {
                     "what the local workers train on: auto (a GPU when present), cpu, cuda, "
                     "cuda:N",
                     &backend);
+  parser.add_option("--gpus-per-worker", "N",
+                    "train each local worker's path on N GPUs at once (an NCCL island, data "
+                    "parallel inside the path); workers x N GPUs must exist",
+                    &gpus_per_worker, 1, 64);
   parser.add_flag("--check", "validate the grid and print its modules and paths; train nothing",
                   &check);
   if (Status s = parser.parse(args); !s) {
@@ -85,12 +89,19 @@ int cmd_run(const Args& args) {
     std::fprintf(stderr, "dipaco run: --backend: %s\n", s.message().c_str());
     return kExitUsage;
   }
+  options.gpus_per_worker = static_cast<int>(gpus_per_worker);
+  auto cpu_replicas = cpu_island_replicas_from_environment();
+  if (!cpu_replicas.is_ok()) {
+    std::fprintf(stderr, "dipaco run: %s\n", cpu_replicas.status().message().c_str());
+    return kExitUsage;
+  }
+  options.backend.cpu_replicas = *cpu_replicas;
   // Ctrl-C / SIGTERM: stop the workers, keep every finished outer step; a second Ctrl-C kills.
   options.stop = install_stop_signals();
   auto result = run_local(*grid, options);
   if (!result.is_ok()) {
     std::fprintf(stderr, "dipaco run: %s\n", result.status().message().c_str());
-    return kExitFailure;
+    return result.status().code() == StatusCode::kInvalidArgument ? kExitUsage : kExitFailure;
   }
   return result->interrupted ? 128 + SIGINT : kExitOk;
 }

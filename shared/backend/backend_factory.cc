@@ -42,13 +42,57 @@ Status parse_backend_name(std::string_view text, BackendChoice* choice) {
                           "' (choose cpu, cuda, cuda:N for GPU N, or auto)");
 }
 
-BackendChoice local_worker_choice(const BackendChoice& choice, int worker, int gpu_count) {
+BackendChoice local_worker_choice(const BackendChoice& choice, int worker, int gpu_count,
+                                  int gpus_per_worker) {
   BackendChoice mine = choice;
-  if (choice.kind != BackendChoice::Kind::kCpu && !choice.device_pinned && gpu_count > 1 &&
-      worker >= 0) {
+  if (choice.kind == BackendChoice::Kind::kCpu || choice.device_pinned || worker < 0) return mine;
+  if (gpus_per_worker > 1 && gpu_count > 0) {
+    mine.island_devices.clear();
+    mine.island_all_devices = false;
+    for (int g = 0; g < gpus_per_worker; ++g) {
+      mine.island_devices.push_back((worker * gpus_per_worker + g) % gpu_count);
+    }
+    mine.device = mine.island_devices.front();
+  } else if (gpu_count > 1) {
     mine.device = worker % gpu_count;
   }
   return mine;
+}
+
+Status check_local_islands(const BackendChoice& choice, int workers, int gpus_per_worker,
+                           int gpu_count) {
+  if (gpus_per_worker <= 1) return Status::ok();
+  const std::string asked = std::to_string(gpus_per_worker) + " GPUs per worker";
+  if (choice.kind == BackendChoice::Kind::kCpu) {
+    return invalid_argument(asked + " needs the backend cuda or auto, not cpu");
+  }
+  if (choice.device_pinned) {
+    return invalid_argument(asked + " needs the backend cuda or auto: cuda:" +
+                            std::to_string(choice.device) + " pins every worker to one GPU");
+  }
+  if (choice.kind == BackendChoice::Kind::kAuto && gpu_count == 0) return Status::ok();
+  const int64_t needed = static_cast<int64_t>(workers) * gpus_per_worker;
+  if (needed > gpu_count) {
+    return invalid_argument(std::to_string(workers) + " workers x " + asked + " need " +
+                            std::to_string(needed) + " GPUs; this host has " +
+                            std::to_string(gpu_count) +
+                            ": use fewer workers or fewer GPUs per worker");
+  }
+  return Status::ok();
+}
+
+Result<int> cpu_island_replicas_from_environment() {
+  const char* text = std::getenv("DIPACO_CPU_ISLAND_REPLICAS");
+  if (text == nullptr || *text == '\0') return 1;
+  const std::string_view value(text);
+  int replicas = 0;
+  auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), replicas);
+  if (ec != std::errc() || end != value.data() + value.size() || replicas < 1 || replicas > 64) {
+    return invalid_argument(
+        "DIPACO_CPU_ISLAND_REPLICAS must be a whole number from 1 to 64, got '" +
+        std::string(value) + "'");
+  }
+  return replicas;
 }
 
 namespace {

@@ -48,8 +48,21 @@ Status parse_backend_name(std::string_view text, BackendChoice* choice);
 // The choice for local worker `worker` of a run on one host with `gpu_count` GPUs: a GPU choice
 // that did not name its device spreads the workers over the GPUs (worker i on GPU i mod count),
 // so `dipaco run --backend cuda` on an 8-GPU host uses all 8; a pinned "cuda:N", the CPU, or one
-// GPU leave the choice as it is.
-BackendChoice local_worker_choice(const BackendChoice& choice, int worker, int gpu_count);
+// GPU leave the choice as it is. With gpus_per_worker n > 1 each worker is an island of n GPUs
+// instead (worker i on GPUs i n .. i n + n - 1, for create_island); check_local_islands says
+// whether they fit.
+BackendChoice local_worker_choice(const BackendChoice& choice, int worker, int gpu_count,
+                                  int gpus_per_worker = 1);
+// Whether `workers` local workers of gpus_per_worker GPUs each can run here: more than one GPU
+// per worker needs a GPU choice that did not name its device ("cuda" or "auto") and
+// workers x gpus_per_worker GPUs on this host ("auto" on a host without a GPU trains on the
+// CPU). The error says what to change.
+Status check_local_islands(const BackendChoice& choice, int workers, int gpus_per_worker,
+                           int gpu_count);
+
+// DIPACO_CPU_ISLAND_REPLICAS (unset: 1): CPU replicas per island for tests and demos of islands
+// on a host without GPUs; an error when it is not a whole number from 1 to 64.
+Result<int> cpu_island_replicas_from_environment();
 
 struct CreatedBackend {
   std::unique_ptr<Backend> backend;

@@ -63,7 +63,8 @@ struct RunShared {
   std::atomic<bool> finished{false};
   std::atomic<bool> failed{false};
   int gpu_count = 0;  // this host's GPUs, over which local_worker_choice spreads the workers
-  std::mutex mutex;   // guards error, last_train_loss, traffic, output lines
+  int gpus_per_worker = 1;
+  std::mutex mutex;  // guards error, last_train_loss, traffic, output lines
   Status error;
   std::map<uint32_t, double> last_train_loss;
   // Payload bytes the tasks of each outer step moved, counted before the push (so a step's
@@ -108,18 +109,19 @@ void worker_main(RunShared* shared, int index) {
   const GridSpec& grid = shared->grid;
   Coordinator& c = *shared->coordinator;
   const std::string worker_id = "local-" + std::to_string(index);
-  auto created = create_backend(local_worker_choice(shared->backend, index, shared->gpu_count));
+  auto created = create_island(
+      local_worker_choice(shared->backend, index, shared->gpu_count, shared->gpus_per_worker));
   if (!created.is_ok()) return shared->fail(created.status().with_context(worker_id));
   if (!created->note.empty() && index == 0) {
     std::lock_guard<std::mutex> lock(shared->mutex);
     std::fprintf(shared->out, "%s\n", created->note.c_str());
   }
-  Backend& backend = *created->backend;
-  auto trainer = PathTrainer::create(&backend, grid.model, grid.inner);
+  auto trainer = PathTrainer::create_island(created->replicas(), created->all_reduce.get(),
+                                            grid.model, grid.inner);
   if (!trainer.is_ok()) return shared->fail(trainer.status().with_context(worker_id));
   ParamLayout layout(grid.model);
   ModuleCache modules(shared->layout, grid.downlink);
-  auto reg = c.register_worker({worker_id, hostname(), backend.name(), DIPACO_VERSION});
+  auto reg = c.register_worker({worker_id, hostname(), created->name(), DIPACO_VERSION});
   if (!reg.is_ok()) return shared->fail(reg.status());
 
   while (!shared->should_stop()) {
@@ -223,6 +225,12 @@ Result<LocalRunResult> run_local(const GridSpec& input, const LocalRunOptions& o
   auto started = std::chrono::steady_clock::now();
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const int threads = input.threads > 0 ? input.threads : cores;
+  // Where the workers go is checked before anything is written.
+  const int gpu_count = options.backend.kind == BackendChoice::Kind::kCpu
+                            ? 0
+                            : static_cast<int>(probe_cuda().devices.size());
+  DIPACO_RETURN_IF_ERROR(
+      check_local_islands(options.backend, input.workers, options.gpus_per_worker, gpu_count));
   DIPACO_ASSIGN_OR_RETURN(PlannedRun planned, plan_grid_run(input, threads, out));
   const GridSpec& grid = planned.grid;
   const RunLayout& layout = planned.layout;
@@ -261,12 +269,18 @@ Result<LocalRunResult> run_local(const GridSpec& input, const LocalRunOptions& o
   BackendChoice backend = options.backend;
   backend.cpu_threads = per_worker;
   RunShared shared{grid, layout, coordinator.get(), run_id, backend, out, options.stop};
-  if (backend.kind != BackendChoice::Kind::kCpu) {
-    shared.gpu_count = static_cast<int>(probe_cuda().devices.size());
-    if (shared.gpu_count > 1 && !backend.device_pinned) {
-      std::fprintf(out, "local workers: %d, spread over this host's %d GPUs\n", workers,
-                   shared.gpu_count);
-    }
+  shared.gpus_per_worker = options.gpus_per_worker;
+  shared.gpu_count = gpu_count;
+  if (shared.gpu_count > 0 && options.gpus_per_worker > 1) {
+    std::fprintf(out, "local workers: %d, each an island of %d of this host's %d GPUs\n", workers,
+                 options.gpus_per_worker, shared.gpu_count);
+  } else if (shared.gpu_count > 1 && !backend.device_pinned) {
+    std::fprintf(out, "local workers: %d, spread over this host's %d GPUs\n", workers,
+                 shared.gpu_count);
+  }
+  if (shared.gpu_count == 0 && backend.cpu_replicas > 1) {
+    std::fprintf(out, "local workers: %d, each an island of %d CPU replicas\n", workers,
+                 backend.cpu_replicas);
   }
   std::vector<std::thread> pool;
   for (int w = 0; w < workers; ++w) pool.emplace_back(worker_main, &shared, w);

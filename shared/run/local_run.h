@@ -30,10 +30,14 @@ namespace dipaco {
 
 struct LocalRunOptions {
   FILE* out = stdout;
-  // What each local worker trains on: "auto" takes the GPU when this host has a usable one
-  // (every worker thread shares GPU `device`), else the CPU; cpu_threads is set per worker from
-  // run.threads. Routing and evaluation run on the CPU.
+  // What each local worker trains on: "auto" takes the GPUs when this host has usable ones
+  // (spread over the workers, local_worker_choice), else the CPU; cpu_threads is set per worker
+  // from run.threads; cpu_replicas > 1 makes each worker on the CPU an island of that many
+  // replicas. Routing and evaluation run on the CPU.
   BackendChoice backend;
+  // GPUs per local worker: more than 1 makes each worker an island of that many GPUs (NCCL,
+  // data parallel inside its path), e.g. 1 worker x 8 GPUs trains one path on a whole node.
+  int gpus_per_worker = 1;
   // Set by a signal handler: workers abandon their tasks, the run stops; rerun to resume.
   const std::atomic<bool>* stop = nullptr;
   // Every coordinator event and metric (leases, versions, train_loss, val_loss,

@@ -93,8 +93,8 @@ class CudaIslandTest : public QObject {
     }
     const std::vector<float> first = buffers[0].host();
     // NCCL's order of addition is its own: equal to the host's up to rounding (exact for 1 or
-    // 2 GPUs, where there is only one order).
-    DIPACO_EXPECT_CLOSE(first, want, gpus_ <= 2 ? 0.0 : 1e-6);
+    // 2 GPUs, where there is only one order), a few float ulps of the largest sum per GPU.
+    DIPACO_EXPECT_CLOSE(first, want, gpus_ <= 2 ? 0.0 : 5e-7 * gpus_);
     for (int r = 1; r < gpus_; ++r) {
       const std::vector<float> other = buffers[static_cast<size_t>(r)].host();
       QVERIFY2(std::memcmp(other.data(), first.data(), count * sizeof(float)) == 0,

@@ -47,6 +47,32 @@ class BackendFactoryTest : public QObject {
     QVERIFY(dipaco::local_worker_choice(c, 1, 8).kind == BackendChoice::Kind::kCpu);
   }
 
+  // With several GPUs per worker each local worker is an island of consecutive GPUs; what
+  // does not fit is refused with the figures.
+  void localWorkerIslandsTakeConsecutiveGpus() {
+    BackendChoice c;
+    QVERIFY(dipaco::parse_backend_name("cuda", &c).is_ok());
+    const BackendChoice w0 = dipaco::local_worker_choice(c, 0, 8, 4);
+    const BackendChoice w1 = dipaco::local_worker_choice(c, 1, 8, 4);
+    QCOMPARE(w0.island_devices, (std::vector<int>{0, 1, 2, 3}));
+    QCOMPARE(w1.island_devices, (std::vector<int>{4, 5, 6, 7}));
+    QCOMPARE(w1.device, 4);
+    QVERIFY(!w1.island_all_devices);
+    QVERIFY(dipaco::check_local_islands(c, 2, 4, 8).is_ok());
+    QVERIFY(dipaco::check_local_islands(c, 3, 1, 1).is_ok());  // one GPU each: spread, no check
+    dipaco::Status too_many = dipaco::check_local_islands(c, 3, 4, 8);
+    QVERIFY2(contains(too_many.message(), "need 12 GPUs; this host has 8"),
+             too_many.message().c_str());
+    QVERIFY(!dipaco::check_local_islands(c, 1, 2, 0).is_ok());  // cuda without a GPU
+    QVERIFY(dipaco::parse_backend_name("auto", &c).is_ok());
+    QVERIFY(dipaco::check_local_islands(c, 1, 2, 0).is_ok());  // auto: the CPU then
+    QVERIFY(dipaco::parse_backend_name("cuda:1", &c).is_ok());
+    dipaco::Status pinned = dipaco::check_local_islands(c, 1, 2, 8);
+    QVERIFY2(contains(pinned.message(), "cuda:1 pins"), pinned.message().c_str());
+    QVERIFY(dipaco::parse_backend_name("cpu", &c).is_ok());
+    QVERIFY(contains(dipaco::check_local_islands(c, 1, 2, 0).message(), "not cpu"));
+  }
+
   void cpuIsAlwaysThere() {
     BackendChoice c;
     c.kind = BackendChoice::Kind::kCpu;

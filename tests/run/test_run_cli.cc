@@ -56,6 +56,29 @@ class RunCliTest : public QObject {
     r = run_cli({"run", grid, "--workers", "0"});
     QCOMPARE(r.exit_code, 2);
   }
+
+  // GPUs per worker that cannot be had, and a bad CPU island size, are usage errors that
+  // write nothing.
+  void badIslandsAreUsageErrors() {
+    QTemporaryDir dir;
+    dipaco::test::write_tiny_corpus(dir.path());
+    const QString grid = dir.filePath("grid.toml");
+    write_text(grid, dipaco::test::tiny_grid(dir.path(), dipaco::test::kTwoByTwo));
+    CliResult r = run_cli({"run", grid, "--backend", "cpu", "--gpus-per-worker", "2"});
+    QCOMPARE(r.exit_code, 2);
+    QVERIFY2(r.err.contains("2 GPUs per worker needs the backend cuda or auto, not cpu"),
+             qPrintable(r.err));
+    r = run_cli({"run", grid, "--backend", "cuda:0", "--gpus-per-worker", "2"});
+    QCOMPARE(r.exit_code, 2);
+    QVERIFY2(r.err.contains("cuda:0 pins every worker to one GPU"), qPrintable(r.err));
+    qputenv("DIPACO_CPU_ISLAND_REPLICAS", "two");
+    r = run_cli({"run", grid});
+    qunsetenv("DIPACO_CPU_ISLAND_REPLICAS");
+    QCOMPARE(r.exit_code, 2);
+    QVERIFY2(r.err.contains("DIPACO_CPU_ISLAND_REPLICAS must be a whole number"),
+             qPrintable(r.err));
+    QVERIFY(!QFile::exists(dir.filePath("run")));
+  }
 };
 
 QTEST_GUILESS_MAIN(RunCliTest)

@@ -261,6 +261,45 @@ class RunLocalTest : public QObject {
     QVERIFY(std::isfinite(p->routed_val_loss));
   }
 
+  // Each local worker an island of 2 CPU replicas (the code path of GPUs per worker): the run
+  // trains the same paths as one replica per worker, up to the island's summation order.
+  void workersAsIslandsTrainTheSamePaths() {
+    GridSpec single = grid_of(tiny_grid(dir_.path(), kTwoByTwo, kFastRouting));
+    single.dir = dir_.filePath("island-single").toStdString();
+    QVERIFY(run_quietly(single));
+    GridSpec island = single;
+    island.dir = dir_.filePath("island-pairs").toStdString();
+    LocalRunOptions o;
+    o.backend.kind = BackendChoice::Kind::kCpu;
+    o.backend.cpu_replicas = 2;
+    char* printed = nullptr;
+    size_t printed_size = 0;
+    o.out = open_memstream(&printed, &printed_size);
+    auto r = run_local(island, o);
+    std::fclose(o.out);
+    const std::string output(printed, printed_size);
+    std::free(printed);
+    QVERIFY2(r, r.status().message().c_str());
+    QVERIFY2(contains(output, "local workers: 1, each an island of 2 CPU replicas"),
+             output.c_str());
+    QVERIFY(std::isfinite(r->routed_val_loss));
+    const double diff = max_path_difference(single.dir, island.dir, 4);
+    std::printf("  island of 2 vs one replica: largest parameter difference %.3g\n", diff);
+    QVERIFY2(diff < 1e-3, std::to_string(diff).c_str());
+
+    // GPUs per worker on the CPU backend: refused before anything is written.
+    GridSpec refused = single;
+    refused.dir = dir_.filePath("island-refused").toStdString();
+    LocalRunOptions bad;
+    bad.backend.kind = BackendChoice::Kind::kCpu;
+    bad.gpus_per_worker = 2;
+    auto no = run_quietly(refused, bad);
+    QVERIFY(!no);
+    QVERIFY2(contains(no.status().message(), "2 GPUs per worker needs the backend cuda or auto"),
+             no.status().message().c_str());
+    QVERIFY(!std::filesystem::exists(refused.dir));
+  }
+
   void badInputsSayWhatToChange() {
     GridSpec g = grid_of(tiny_grid(dir_.path(), kTwoByTwo, kFastRouting));
     g.dir = dir_.filePath("bad").toStdString();
