@@ -56,8 +56,16 @@ LaunchPanel::LaunchPanel(QWidget* parent) : QWidget(parent) {
   backend_->addItem(tr("auto: a GPU when this machine has one, else the CPU"),
                     QStringLiteral("auto"));
   backend_->addItem(tr("CPU"), QStringLiteral("cpu"));
-  backend_->addItem(tr("CUDA GPU 0"), QStringLiteral("cuda"));
+  backend_->addItem(tr("CUDA: the local workers spread over this machine's GPUs"),
+                    QStringLiteral("cuda"));
   form->addRow(tr("backend"), backend_);
+  gpus_per_worker_ = new QSpinBox(this);
+  gpus_per_worker_->setObjectName(QStringLiteral("launch.gpus_per_worker"));
+  gpus_per_worker_->setRange(1, 64);
+  gpus_per_worker_->setToolTip(
+      tr("More than 1: each local worker trains its path on that many GPUs at once (an NCCL "
+         "island, data parallel inside the path). Needs workers x GPUs per worker GPUs."));
+  form->addRow(tr("GPUs per worker"), gpus_per_worker_);
   run_dir_ = new QLineEdit(this);
   run_dir_->setPlaceholderText(tr("as in the grid (run.dir)"));
   form->addRow(tr("run directory"), run_dir_);
@@ -242,9 +250,11 @@ bool LaunchPanel::start_local(QString* error) {
   emit run_started();
   std::shared_ptr<RunEventBuffer> buffer = buffer_;
   const std::string backend = backend_->currentData().toString().toStdString();
-  thread_ = std::thread([this, grid = *grid, out, buffer, backend] {
+  const int gpus_per_worker = gpus_per_worker_->value();
+  thread_ = std::thread([this, grid = *grid, out, buffer, backend, gpus_per_worker] {
     LocalRunOptions options;
     (void)parse_backend_name(backend, &options.backend);  // one of the combo's own values
+    options.gpus_per_worker = gpus_per_worker;
     options.out = out;
     options.stop = &stop_;
     options.on_event = [this, buffer](const RunEvent& e) {

@@ -118,7 +118,8 @@ class LaunchPanel : public QWidget {
   std::unique_ptr<QTemporaryDir> output_dir_;
 
   QSpinBox* workers_ = nullptr;
-  QComboBox* backend_ = nullptr;  // auto | cpu | cuda: what the local workers train on
+  QComboBox* backend_ = nullptr;         // auto | cpu | cuda: what the local workers train on
+  QSpinBox* gpus_per_worker_ = nullptr;  // > 1: each local worker an island of that many GPUs
   QSpinBox* threads_ = nullptr;
   QLineEdit* run_dir_ = nullptr;
   QPushButton* start_ = nullptr;

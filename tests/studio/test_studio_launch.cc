@@ -6,6 +6,7 @@
 #include <QListWidget>
 #include <QSettings>
 #include <QSignalSpy>
+#include <QSpinBox>
 #include <QTabWidget>
 #include <QTableWidget>
 #include <QTemporaryDir>
@@ -188,6 +189,34 @@ class StudioLaunchTest : public QObject {
     QVERIFY(!window.launch()->start_local(&error));
     QVERIFY2(error.contains(QStringLiteral("model.n_layers")), qPrintable(error));
     QVERIFY(!window.launch()->running());
+  }
+
+  // GPUs per worker on the CPU backend: the run refuses before writing anything and the panel
+  // shows why.
+  void gpusPerWorkerOnTheCpuIsRefusedWithTheReason() {
+    QTemporaryDir dir;
+    QVERIFY(dipaco::write_token_file(dir.filePath(QStringLiteral("train.tok")).toStdString(), 64,
+                                     documents(40, 0)));
+    QVERIFY(dipaco::write_token_file(dir.filePath(QStringLiteral("val.tok")).toStdString(), 64,
+                                     documents(10, 1)));
+    auto grid = dipaco::parse_grid_spec(tiny_grid_toml(dir), "e2e.toml");
+    QVERIFY2(grid.is_ok(), grid.status().message().c_str());
+    MainWindow window;
+    window.designer()->set_spec(*grid);
+    QSignalSpy finished(window.launch(), &dipaco::studio::LaunchPanel::run_finished);
+    auto* backend = window.launch()->findChild<QComboBox*>(QStringLiteral("launch.backend"));
+    auto* gpus = window.launch()->findChild<QSpinBox*>(QStringLiteral("launch.gpus_per_worker"));
+    QVERIFY(backend != nullptr && gpus != nullptr);
+    QCOMPARE(gpus->value(), 1);
+    backend->setCurrentIndex(backend->findData(QStringLiteral("cpu")));
+    gpus->setValue(2);
+    QString error;
+    QVERIFY2(window.launch()->start_local(&error), qPrintable(error));
+    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, 30000);
+    QVERIFY(!finished.at(0).at(0).toBool());
+    const QString why = finished.at(0).at(1).toString();
+    QVERIFY2(why.contains(QStringLiteral("needs the backend cuda or auto")), qPrintable(why));
+    QVERIFY(!QFile::exists(dir.filePath(QStringLiteral("runs/run"))));
   }
 
   void sshCommandAndAttachForm() {
