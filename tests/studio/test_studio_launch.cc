@@ -43,6 +43,16 @@ std::vector<std::vector<uint32_t>> documents(int count, uint32_t salt) {
   return docs;
 }
 
+// train.tok (40 documents) and val.tok (10) in dir, as tiny_grid_toml's [data] expects.
+bool write_corpus(const QTemporaryDir& dir) {
+  return dipaco::write_token_file(dir.filePath(QStringLiteral("train.tok")).toStdString(), 64,
+                                  documents(40, 0))
+             .is_ok() &&
+         dipaco::write_token_file(dir.filePath(QStringLiteral("val.tok")).toStdString(), 64,
+                                  documents(10, 1))
+             .is_ok();
+}
+
 std::string tiny_grid_toml(const QTemporaryDir& dir, int outer_steps = 2,
                            const char* run = "runs/run") {
   const auto path = [&](const char* name) {
@@ -74,10 +84,7 @@ class StudioLaunchTest : public QObject {
   void launchesATinyLocalRunAndSeesLossPoints() {
     QTemporaryDir dir;
     QVERIFY(dir.isValid());
-    QVERIFY(dipaco::write_token_file(dir.filePath(QStringLiteral("train.tok")).toStdString(), 64,
-                                     documents(40, 0)));
-    QVERIFY(dipaco::write_token_file(dir.filePath(QStringLiteral("val.tok")).toStdString(), 64,
-                                     documents(10, 1)));
+    QVERIFY(write_corpus(dir));
     auto grid = dipaco::parse_grid_spec(tiny_grid_toml(dir), "e2e.toml");
     QVERIFY2(grid.is_ok(), grid.status().message().c_str());
 
@@ -137,10 +144,7 @@ class StudioLaunchTest : public QObject {
   void operatorActionsOnALiveRun() {
     QTemporaryDir dir;
     QVERIFY(dir.isValid());
-    QVERIFY(dipaco::write_token_file(dir.filePath(QStringLiteral("train.tok")).toStdString(), 64,
-                                     documents(40, 0)));
-    QVERIFY(dipaco::write_token_file(dir.filePath(QStringLiteral("val.tok")).toStdString(), 64,
-                                     documents(10, 1)));
+    QVERIFY(write_corpus(dir));
     auto grid = dipaco::parse_grid_spec(tiny_grid_toml(dir, 6, "runs/live"), "live.toml");
     QVERIFY2(grid.is_ok(), grid.status().message().c_str());
     MainWindow window;
@@ -195,10 +199,7 @@ class StudioLaunchTest : public QObject {
   // shows why.
   void gpusPerWorkerOnTheCpuIsRefusedWithTheReason() {
     QTemporaryDir dir;
-    QVERIFY(dipaco::write_token_file(dir.filePath(QStringLiteral("train.tok")).toStdString(), 64,
-                                     documents(40, 0)));
-    QVERIFY(dipaco::write_token_file(dir.filePath(QStringLiteral("val.tok")).toStdString(), 64,
-                                     documents(10, 1)));
+    QVERIFY(write_corpus(dir));
     auto grid = dipaco::parse_grid_spec(tiny_grid_toml(dir), "e2e.toml");
     QVERIFY2(grid.is_ok(), grid.status().message().c_str());
     MainWindow window;
