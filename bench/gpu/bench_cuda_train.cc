@@ -5,6 +5,8 @@
 //   dipaco_bench_cuda_train [--steps 20] [--warmup 3] [--precision bf16|tf32|fp32]
 //       [--peak-tflops 989] [--vocab 32000] [--d-model 1024] [--layers 12] [--heads 16]
 //       [--kv-heads 16] [--d-ff 2816] [--seq 1024] [--batch 8] [--device 0]
+//       [--weight-copies 1|0]   (0: bf16 matmuls convert every weight again, as before the
+//                                bf16 compute copies)
 #include <sys/resource.h>
 
 #include <chrono>
@@ -61,6 +63,8 @@ int main(int argc, char** argv) {
       peak_tflops = std::atof(value.c_str());
     } else if (k == "--device") {
       options.device = v;
+    } else if (k == "--weight-copies") {
+      options.bf16_weight_copies = v != 0;
     } else if (k == "--vocab") {
       model.vocab_size = v;
     } else if (k == "--d-model") {
@@ -114,11 +118,12 @@ int main(int argc, char** argv) {
   const double flops_per_token = dipaco::training_flops_per_token(model, train.seq_len);
   const double tflops = flops_per_token * tokens / elapsed / 1e12;
   std::printf(
-      "{\"engine\": \"dipaco\", \"backend\": \"%s\", \"params\": %zu, \"batch\": %d, \"seq\": %d, "
+      "{\"engine\": \"dipaco\", \"backend\": \"%s\", \"weight_copies\": %s, \"params\": %zu, "
+      "\"batch\": %d, \"seq\": %d, "
       "\"steps\": %d, \"tokens_per_s\": %.1f, \"step_ms\": %.2f, \"model_tflops\": %.2f, "
       "\"mfu\": %.4f, \"first_loss\": %.4f, \"last_loss\": %.4f}\n",
-      (*backend)->name().c_str(), m.num_params(), train.batch_size, train.seq_len, steps,
-      tokens / elapsed, 1000.0 * elapsed / steps, tflops, tflops / peak_tflops, first_loss,
-      last_loss);
+      (*backend)->name().c_str(), options.bf16_weight_copies ? "true" : "false", m.num_params(),
+      train.batch_size, train.seq_len, steps, tokens / elapsed, 1000.0 * elapsed / steps, tflops,
+      tflops / peak_tflops, first_loss, last_loss);
   return 0;
 }

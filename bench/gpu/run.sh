@@ -44,6 +44,8 @@ bench() {
   shift
   echo "-- $label: $*"
   "$dir/bin/dipaco_bench_cuda_train" --precision bf16 "$@" || status=1
+  echo "   (bf16 converting every weight in every product, as before the bf16 weight copies)"
+  "$dir/bin/dipaco_bench_cuda_train" --precision bf16 --weight-copies 0 "$@" || status=1
   "$dir/bin/dipaco_bench_cuda_train" --precision tf32 "$@" || status=1
   echo "   (bf16 with cuDNN fused attention)"
   DIPACO_CUDA_ATTENTION=cudnn "$dir/bin/dipaco_bench_cuda_train" --precision bf16 "$@" || status=1
