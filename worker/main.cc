@@ -66,6 +66,7 @@ int run_check(const dipaco::WorkerConfig& config, const std::string& config_sour
 
 int main(int argc, char** argv) {
   dipaco::ensure_fast_blas_kernels(argv);
+  dipaco::prepare_gpu_environment();
   bool check = false;
   bool version = false;
   std::string config_path;

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/backend_factory.h"
 #include "backend/cpu/blas_runtime.h"
 #include "cli/commands.h"
 #include "util/arg_parser.h"
@@ -47,6 +48,7 @@ void print_help(FILE* out) {
 
 int main(int argc, char** argv) {
   dipaco::ensure_fast_blas_kernels(argv);
+  dipaco::prepare_gpu_environment();
   if (argc < 2) {
     print_help(stderr);
     return dipaco::cli::kExitUsage;

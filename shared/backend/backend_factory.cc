@@ -81,6 +81,10 @@ Status check_local_islands(const BackendChoice& choice, int workers, int gpus_pe
   return Status::ok();
 }
 
+void prepare_gpu_environment() {
+  setenv("NCCL_RUNTIME_CONNECT", "0", /*overwrite=*/0);
+}
+
 Result<int> cpu_island_replicas_from_environment() {
   const char* text = std::getenv("DIPACO_CPU_ISLAND_REPLICAS");
   if (text == nullptr || *text == '\0') return 1;

@@ -60,6 +60,12 @@ BackendChoice local_worker_choice(const BackendChoice& choice, int worker, int g
 Status check_local_islands(const BackendChoice& choice, int workers, int gpus_per_worker,
                            int gpu_count);
 
+// Call first thing in main(), before any thread starts (setenv is not safe once they run):
+// sets NCCL_RUNTIME_CONNECT=0 unless the environment already has it, so that NCCL (2.22 and
+// later) connects an island's GPUs and allocates their buffers when the island is made, not
+// at its first all-reduce, after the models checked their memory budget against free memory.
+void prepare_gpu_environment();
+
 // DIPACO_CPU_ISLAND_REPLICAS (unset: 1): CPU replicas per island for tests and demos of islands
 // on a host without GPUs; an error when it is not a whole number from 1 to 64.
 Result<int> cpu_island_replicas_from_environment();

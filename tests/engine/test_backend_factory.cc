@@ -47,6 +47,17 @@ class BackendFactoryTest : public QObject {
     QVERIFY(dipaco::local_worker_choice(c, 1, 8).kind == BackendChoice::Kind::kCpu);
   }
 
+  // NCCL connects islands when they are made, unless the user chose otherwise.
+  void gpuEnvironmentKeepsTheUsersNcclChoice() {
+    qunsetenv("NCCL_RUNTIME_CONNECT");
+    dipaco::prepare_gpu_environment();
+    QCOMPARE(qgetenv("NCCL_RUNTIME_CONNECT"), QByteArray("0"));
+    qputenv("NCCL_RUNTIME_CONNECT", "1");
+    dipaco::prepare_gpu_environment();
+    QCOMPARE(qgetenv("NCCL_RUNTIME_CONNECT"), QByteArray("1"));
+    qunsetenv("NCCL_RUNTIME_CONNECT");
+  }
+
   // With several GPUs per worker each local worker is an island of consecutive GPUs; what
   // does not fit is refused with the figures.
   void localWorkerIslandsTakeConsecutiveGpus() {
