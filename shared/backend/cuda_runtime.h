@@ -80,8 +80,8 @@ struct CudaBackendOptions {
   CudaMatmulPrecision precision = CudaMatmulPrecision::kBf16;
   CudaAttention attention = CudaAttention::kGemm;
   // bf16 matmuls read the model's weights from a bf16 copy that AdamW refreshes (see
-  // Backend::bind_matmul_weights) instead of converting them in every product. The products
-  // are the same bits either way; false is for the tests that check so.
+  // Backend::bind_matmul_weights) instead of converting them in every product: the same bf16
+  // operands either way (see cuda_weight_copies.cu); false is for the tests and the benchmark.
   bool bf16_weight_copies = true;
 };
 

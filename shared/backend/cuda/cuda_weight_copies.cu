@@ -4,8 +4,10 @@
 // the same every time until the optimizer changes them, so the backend keeps one bf16 copy of
 // the bound parameter buffer: gemm() reads weight operands from it, the AdamW kernel writes it
 // next to the fp32 master weights, and Model refreshes it after loading parameters. Both
-// write __float2bfloat16 of the same fp32 value, so the products are bit for bit those of
-// converting in every product (test_cuda_backend checks this).
+// write __float2bfloat16 of the same fp32 value, so the operands are the same bf16 values. The
+// products are bit for bit the same when each weight's copy is 256-byte aligned, as the
+// converted scratch is (d_model a multiple of 128); otherwise cuBLASLt may choose another
+// algorithm for the narrower alignment, which changes only the rounding (test_cuda_backend).
 #include <functional>
 
 #include "backend/cuda/cuda_backend.h"
