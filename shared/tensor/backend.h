@@ -180,8 +180,8 @@ class Backend {
   //   - refresh_matmul_weights(slice, n) after every write to the buffer other than
   //     adamw_update (adamw_update on a slice of the bound buffer refreshes it itself);
   //   - release_matmul_weights(weights) before the buffer is freed.
-  // One buffer is bound at a time; binding another replaces it. Backends that multiply in fp32
-  // keep nothing: these defaults.
+  // Each model on a backend binds its own buffer. Backends that multiply in fp32 keep nothing:
+  // these defaults.
   // The bytes bind_matmul_weights would allocate for count floats (Model's budget counts them).
   virtual size_t matmul_weight_copy_bytes(size_t /*count*/) const { return 0; }
   // False when the copy cannot be allocated (then nothing is bound).

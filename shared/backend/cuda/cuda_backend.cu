@@ -106,7 +106,7 @@ CudaBackend::~CudaBackend() {
   plans_.clear();
   release_cudnn();
   for (void* p : scratch_) cudaFree(p);
-  cudaFree(weights_bf16_);
+  for (const WeightCopy& c : weight_copies_) cudaFree(c.bf16);
   cudaFree(lt_workspace_);
   cudaFree(reduce_partials_);
   cudaFreeHost(reduce_host_);

@@ -25,6 +25,7 @@
 #include <memory>
 #include <string>
 #include <tuple>
+#include <vector>
 
 #include "backend/cuda/cudnn_graph.h"
 #include "backend/cuda/cudnn_sdpa_graphs.h"
@@ -263,9 +264,13 @@ class CudaBackend final : public Backend {
   double* reduce_host_ = nullptr;      // pinned host copy of the partials
   CudaAttention attention_ = CudaAttention::kGemm;
   bool keep_weight_copies_ = false;  // bf16 matmuls with options.bf16_weight_copies
-  const float* bound_weights_ = nullptr;
-  size_t bound_count_ = 0;
-  __nv_bfloat16* weights_bf16_ = nullptr;  // bound_count_ values, or nullptr
+  // The bound matmul weights (one per model on this backend) and their bf16 copies.
+  struct WeightCopy {
+    const float* weights;
+    size_t count;
+    __nv_bfloat16* bf16;
+  };
+  std::vector<WeightCopy> weight_copies_;
   std::map<GemmKey, std::unique_ptr<GemmPlan>> plans_;
   cudnnHandle_t cudnn_ = nullptr;
   std::map<std::array<int, 4>, bool> cudnn_shape_ok_;  // (T, H, KVH, hd) -> probe passed

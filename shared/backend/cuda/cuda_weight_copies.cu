@@ -20,22 +20,15 @@ size_t CudaBackend::matmul_weight_copy_bytes(size_t count) const {
 
 bool CudaBackend::bind_matmul_weights(const float* weights, size_t count) {
   if (!keep_weight_copies_) return true;
+  release_matmul_weights(weights);  // bound again: a fresh copy
   use_device();
-  if (count != bound_count_) {
-    DIPACO_CUDA_CHECK(cudaStreamSynchronize(stream_));  // the old copy may still be read
-    DIPACO_CUDA_CHECK(cudaFree(weights_bf16_));
-    weights_bf16_ = nullptr;
-    bound_weights_ = nullptr;
-    bound_count_ = 0;
-    if (cudaMalloc(&weights_bf16_, count * sizeof(__nv_bfloat16)) != cudaSuccess) {
-      cudaGetLastError();  // out of memory is not sticky
-      weights_bf16_ = nullptr;
-      return false;
-    }
+  WeightCopy bound{weights, count, nullptr};
+  if (cudaMalloc(&bound.bf16, count * sizeof(__nv_bfloat16)) != cudaSuccess) {
+    cudaGetLastError();  // out of memory is not sticky
+    return false;
   }
-  bound_weights_ = weights;
-  bound_count_ = count;
-  convert_to_bf16(weights_bf16_, weights, count);
+  convert_to_bf16(bound.bf16, weights, count);
+  weight_copies_.push_back(bound);
   return true;
 }
 
@@ -46,21 +39,28 @@ void CudaBackend::refresh_matmul_weights(const float* slice, size_t count) {
   }
 }
 
+// The copy's memory goes with the binding, so that the next model's budget sees it free.
 void CudaBackend::release_matmul_weights(const float* weights) {
-  if (weights == nullptr || weights != bound_weights_) return;
-  // The memory is kept for the next model bound with the same size (the island's and the path
-  // tasks' models come and go with the same shape); only the binding ends.
-  bound_weights_ = nullptr;
+  for (auto it = weight_copies_.begin(); it != weight_copies_.end(); ++it) {
+    if (it->weights != weights) continue;
+    use_device();
+    DIPACO_CUDA_CHECK(cudaStreamSynchronize(stream_));  // queued products may still read it
+    DIPACO_CUDA_CHECK(cudaFree(it->bf16));
+    weight_copies_.erase(it);
+    return;
+  }
 }
 
 __nv_bfloat16* CudaBackend::weight_copy_of(const float* x, size_t count) const {
-  if (bound_weights_ == nullptr || x == nullptr || count == 0) return nullptr;
-  // Pointers into different allocations are compared through std::less, which is a total order.
+  if (x == nullptr || count == 0) return nullptr;
+  // Pointers into different allocations are compared through std::less, a total order.
   std::less<const float*> before;
-  if (before(x, bound_weights_) || before(bound_weights_ + bound_count_, x)) return nullptr;
-  const size_t offset = static_cast<size_t>(x - bound_weights_);
-  if (count > bound_count_ - offset) return nullptr;
-  return weights_bf16_ + offset;
+  for (const WeightCopy& c : weight_copies_) {
+    if (before(x, c.weights) || before(c.weights + c.count, x)) continue;
+    const size_t offset = static_cast<size_t>(x - c.weights);
+    if (count <= c.count - offset) return c.bf16 + offset;
+  }
+  return nullptr;
 }
 
 }  // namespace dipaco
