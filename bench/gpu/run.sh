@@ -12,28 +12,39 @@ archive="${1:-.gpu/dipaco-gpu.tar.xz}"
 dir="$(mktemp -d)"
 tar -C "$dir" -xJf "$archive" || exit 1
 libdirs=$(find /usr/local /usr/lib /opt -xdev \( -name 'libcudnn.so.9' -o -name 'libnccl.so.2' \
-  -o -name 'libcublasLt.so.13' -o -name 'libcudart.so.13' \) 2>/dev/null | xargs -r -n1 dirname |
-  sort -u | paste -sd:)
+  -o -name 'libcublasLt.so.13' -o -name 'libcudart.so.13' \) -print0 2>/dev/null |
+  xargs -0 -r -n1 dirname | sort -u | paste -sd:)
 export LD_LIBRARY_PATH="$dir/lib:$libdirs"
 export DIPACO_CUDA_PLUGIN="$dir/lib/libdipaco_cuda.so"
 echo "== host"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
 echo "CUDA libraries from: $libdirs"
 status=0
+summary=""
+# Runs one Qt Test binary, keeps its Totals line and the names of the functions that failed.
+gpu_test() {
+  local log="$dir/$1.log"
+  "$dir/bin/$1" 2>&1 | tee "$log"
+  [[ ${PIPESTATUS[0]} -eq 0 ]] || status=1
+  summary+="$1: $(grep -m1 '^Totals:' "$log" || echo 'no Totals line (crashed?)')"$'\n'
+  summary+="$(grep '^FAIL!' "$log" | cut -c1-200)"
+  [[ "${summary: -1}" == $'\n' ]] || summary+=$'\n'
+}
+trap 'echo "== summary"; printf "%s" "$summary"' EXIT
 echo "== tests"
-"$dir/bin/test_cuda_smoke" || status=1
-"$dir/bin/test_cuda_backend" || status=1
-"$dir/bin/test_cudnn_sdpa_graphs" || status=1
-"$dir/bin/test_cuda_island" || status=1
-"$dir/bin/test_cuda_quantize" || status=1
+for t in test_cuda_smoke test_cuda_backend test_cudnn_sdpa_graphs test_cuda_island \
+  test_cuda_quantize; do
+  gpu_test "$t"
+done
 if [[ -x "$dir/bin/dipaco" ]]; then
   echo "== dipaco doctor"
-  "$dir/bin/dipaco" doctor || status=1
+  "$dir/bin/dipaco" doctor || { status=1; summary+="dipaco doctor: FAILED"$'\n'; }
   echo "== the main job (resources/runs/brown-main.toml) with GPU workers"
   SECONDS=0
   (cd "$dir/work" && "$dir/bin/dipaco" run resources/runs/brown-main.toml --backend cuda \
-    --dir /tmp/brown-gpu) || status=1
+    --dir /tmp/brown-gpu) || { status=1; summary+="main job: FAILED"$'\n'; }
   echo "wall: ${SECONDS} s"
+  summary+="main job: ${SECONDS} s wall"$'\n'
   cat /tmp/brown-gpu/summary.md 2>/dev/null
   [[ "${2:-}" == "--quick" ]] && exit $status
 fi
@@ -43,13 +54,22 @@ bench() {
   local label="$1"
   shift
   echo "-- $label: $*"
-  "$dir/bin/dipaco_bench_cuda_train" --precision bf16 "$@" || status=1
+  summary+="-- $label"$'\n'
+  measure "$dir/bin/dipaco_bench_cuda_train" --precision bf16 "$@"
   echo "   (bf16 converting every weight in every product, as before the bf16 weight copies)"
-  "$dir/bin/dipaco_bench_cuda_train" --precision bf16 --weight-copies 0 "$@" || status=1
-  "$dir/bin/dipaco_bench_cuda_train" --precision tf32 "$@" || status=1
+  measure "$dir/bin/dipaco_bench_cuda_train" --precision bf16 --weight-copies 0 "$@"
+  measure "$dir/bin/dipaco_bench_cuda_train" --precision tf32 "$@"
   echo "   (bf16 with cuDNN fused attention)"
-  DIPACO_CUDA_ATTENTION=cudnn "$dir/bin/dipaco_bench_cuda_train" --precision bf16 "$@" || status=1
-  "$py" "$dir/scripts/torch_gpu_train.py" "$@" || status=1
+  DIPACO_CUDA_ATTENTION=cudnn measure "$dir/bin/dipaco_bench_cuda_train" --precision bf16 "$@"
+  measure "$py" "$dir/scripts/torch_gpu_train.py" "$@"
+}
+# Runs one benchmark command and adds its last line (the JSON result) to the summary.
+measure() {
+  local out
+  out=$("$@" 2>&1)
+  [[ $? -eq 0 ]] || status=1
+  printf '%s\n' "$out"
+  summary+="$(printf '%s\n' "$out" | tail -n1 | cut -c1-400)"$'\n'
 }
 # The CPU bench's reference model (7.4M parameters), then a GPU-sized one (~216M).
 bench "reference (bench/engine) config" --vocab 8192 --d-model 256 --layers 4 --heads 4 \
