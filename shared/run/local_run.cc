@@ -225,12 +225,25 @@ Result<LocalRunResult> run_local(const GridSpec& input, const LocalRunOptions& o
   auto started = std::chrono::steady_clock::now();
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const int threads = input.threads > 0 ? input.threads : cores;
-  // Where the workers go is checked before anything is written.
-  const int gpu_count = options.backend.kind == BackendChoice::Kind::kCpu
-                            ? 0
-                            : static_cast<int>(probe_cuda().devices.size());
+  // Where the workers go is checked before anything is written or trained (the base model
+  // would otherwise train for minutes before the first worker finds no GPU).
+  const CudaRuntimeInfo cuda =
+      options.backend.kind == BackendChoice::Kind::kCpu ? CudaRuntimeInfo{} : probe_cuda();
+  const int gpu_count = static_cast<int>(cuda.devices.size());
   DIPACO_RETURN_IF_ERROR(
       check_local_islands(options.backend, input.workers, options.gpus_per_worker, gpu_count));
+  if (options.backend.kind == BackendChoice::Kind::kCuda && !options.backend.fallback_to_cpu) {
+    if (gpu_count == 0) {
+      return unavailable(cuda.unavailable_reason +
+                         " (use --backend cpu, or auto to take a GPU only when there is one)");
+    }
+    if (options.backend.device_pinned && options.backend.device >= gpu_count) {
+      return invalid_argument("--backend cuda:" + std::to_string(options.backend.device) +
+                              ": this host has " + std::to_string(gpu_count) + " GPU" +
+                              (gpu_count == 1 ? "" : "s") +
+                              " (cuda:0 to cuda:" + std::to_string(gpu_count - 1) + ")");
+    }
+  }
   DIPACO_ASSIGN_OR_RETURN(PlannedRun planned, plan_grid_run(input, threads, out));
   const GridSpec& grid = planned.grid;
   const RunLayout& layout = planned.layout;

@@ -4,6 +4,7 @@
 #include <QTemporaryDir>
 #include <QtTest>
 
+#include "backend/cuda_runtime.h"
 #include "cli_runner.h"
 #include "run_test_data.h"
 
@@ -78,6 +79,15 @@ class RunCliTest : public QObject {
     QVERIFY2(r.err.contains("DIPACO_CPU_ISLAND_REPLICAS must be a whole number"),
              qPrintable(r.err));
     QVERIFY(!QFile::exists(dir.filePath("run")));
+
+    // --backend cuda on a host without a usable GPU stops at once, not after the base model.
+    if (dipaco::probe_cuda().devices.empty()) {
+      r = run_cli({"run", grid, "--backend", "cuda"});
+      QCOMPARE(r.exit_code, 1);
+      QVERIFY2(r.err.contains("use --backend cpu"), qPrintable(r.err));
+      QVERIFY2(!r.out.contains("base model"), qPrintable(r.out));
+      QVERIFY(!QFile::exists(dir.filePath("run")));
+    }
   }
 };
 
