@@ -166,12 +166,17 @@ class CudaBackend final : public Backend {
     int ldc = 0;
     // What beta scales when it is not C itself (same layout): C = alpha op(A) op(B) + beta C_in.
     const float* C_in = nullptr;
+    // bf16 only: A or B already converted (the same elements and layout), not converted again.
+    const __nv_bfloat16* A_bf16 = nullptr;
+    const __nv_bfloat16* B_bf16 = nullptr;
     int batch = 1;
     int64_t stride_a = 0, stride_b = 0, stride_c = 0;
     float alpha = 1.0f, beta = 0.0f;
   };
   // bf16 converts A and B into scratch first (unbatched calls only).
   void gemm(const GemmCall& call, CudaMatmulPrecision precision);
+  // x[0, count) as a bf16 operand: its weight copy, or converted into `slot`.
+  const __nv_bfloat16* bf16_operand(const float* x, size_t count, ScratchSlot slot);
   // The linear layer's forward product, out = inp @ weight^T, as a GemmCall (beta 0).
   static GemmCall forward_call(float* out, const float* inp, const float* weight, int N, int C,
                                int OC);

@@ -132,6 +132,14 @@ void CudaBackend::convert_to_bf16(__nv_bfloat16* dst, const float* src, size_t c
   DIPACO_CUDA_CHECK_LAUNCH();
 }
 
+// Weights are read from their bf16 copy; everything else is converted into `slot` now.
+const __nv_bfloat16* CudaBackend::bf16_operand(const float* x, size_t count, ScratchSlot slot) {
+  if (const __nv_bfloat16* copy = weight_copy_of(x, count)) return copy;
+  auto* converted = static_cast<__nv_bfloat16*>(scratch(slot, count * sizeof(__nv_bfloat16)));
+  convert_to_bf16(converted, x, count);
+  return converted;
+}
+
 void CudaBackend::gemm(const GemmCall& g, CudaMatmulPrecision precision) {
   const void* a = g.A;
   const void* b = g.B;
@@ -140,15 +148,8 @@ void CudaBackend::gemm(const GemmCall& g, CudaMatmulPrecision precision) {
       cuda::fail("gemm", "bf16 operands are converted unbatched", __FILE__, __LINE__);
     size_t a_count = g.transpose_a ? span(g.k, g.m, g.lda) : span(g.m, g.k, g.lda);
     size_t b_count = g.transpose_b ? span(g.n, g.k, g.ldb) : span(g.k, g.n, g.ldb);
-    // Weights are read from their bf16 copy; everything else is converted now.
-    auto bf16_operand = [this](const float* x, size_t count, ScratchSlot slot) {
-      if (const __nv_bfloat16* copy = weight_copy_of(x, count)) return copy;
-      auto* converted = static_cast<__nv_bfloat16*>(scratch(slot, count * sizeof(__nv_bfloat16)));
-      convert_to_bf16(converted, x, count);
-      return static_cast<const __nv_bfloat16*>(converted);
-    };
-    a = bf16_operand(g.A, a_count, kBf16A);
-    b = bf16_operand(g.B, b_count, kBf16B);
+    a = g.A_bf16 != nullptr ? g.A_bf16 : bf16_operand(g.A, a_count, kBf16A);
+    b = g.B_bf16 != nullptr ? g.B_bf16 : bf16_operand(g.B, b_count, kBf16B);
   }
   // Every batch's matrix must have the alignment promised for the first.
   const int64_t operand_bytes = precision == CudaMatmulPrecision::kBf16 ? 2 : 4;
@@ -211,14 +212,20 @@ void CudaBackend::matmul_forward_residual(float* out, const float* inp, const fl
 
 // dinp[N, C] = dout[N, OC] @ weight[OC, C]  <=>  dinp^T[C, N] = weight^T[C, OC] dout^T[OC, N]
 // dweight[OC, C] += dout^T inp  <=>  dweight^T[C, OC] += inp^T[C, N] (dout^T)^T[N, OC]
+// Both products read dout as their B operand, so in bf16 it is converted once for both (for the
+// LM head that is the [N, V] dlogits).
 void CudaBackend::matmul_backward(float* dinp, float* dweight, const float* dout, const float* inp,
                                   const float* weight, int N, int C, int OC) {
   use_device();
+  const __nv_bfloat16* dout16 = precision_ == CudaMatmulPrecision::kBf16 && dinp != nullptr
+                                    ? bf16_operand(dout, static_cast<size_t>(N) * OC, kBf16B)
+                                    : nullptr;
   if (dinp != nullptr) {
     GemmCall g;
     g.m = C, g.n = N, g.k = OC;
     g.A = weight, g.lda = C;
     g.B = dout, g.ldb = OC;
+    g.B_bf16 = dout16;
     g.C = dinp, g.ldc = C;
     gemm(g, precision_);
   }
@@ -227,6 +234,7 @@ void CudaBackend::matmul_backward(float* dinp, float* dweight, const float* dout
   g.m = C, g.n = OC, g.k = N;
   g.A = inp, g.lda = C;
   g.B = dout, g.ldb = OC;
+  g.B_bf16 = dout16;
   g.C = dweight, g.ldc = C;
   g.beta = 1.0f;
   gemm(g, precision_);
