@@ -1,5 +1,6 @@
 #include "worker_service.h"
 
+#include <pthread.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -42,6 +43,35 @@ void install_handler(int signal, void (*handler)(int)) {
   sigemptyset(&action.sa_mask);
   sigaction(signal, &action, nullptr);
 }
+
+// The signals the service handles: blocked in the thread that makes this (and so in every thread
+// it starts from then on) until it goes, and unblocked only in the supervisor's thread, so that
+// the kernel delivers them there rather than to whichever thread it picks. (Under TSan a
+// handler runs only when its thread next enters an intercepted call, so a signal that landed in
+// a busy library thread could wait indefinitely.)
+class HandledSignalsBlocked {
+ public:
+  HandledSignalsBlocked() { pthread_sigmask(SIG_BLOCK, &handled(), &previous_); }
+  ~HandledSignalsBlocked() { pthread_sigmask(SIG_SETMASK, &previous_, nullptr); }
+  HandledSignalsBlocked(const HandledSignalsBlocked&) = delete;
+  HandledSignalsBlocked& operator=(const HandledSignalsBlocked&) = delete;
+
+  static void unblock_in_this_thread() { pthread_sigmask(SIG_UNBLOCK, &handled(), nullptr); }
+
+ private:
+  static const sigset_t& handled() {
+    static const sigset_t set = [] {
+      sigset_t s;
+      sigemptyset(&s);
+      sigaddset(&s, SIGTERM);
+      sigaddset(&s, SIGINT);
+      sigaddset(&s, SIGHUP);
+      return s;
+    }();
+    return set;
+  }
+  sigset_t previous_;
+};
 
 // Raises `value` to at least `floor` (stop levels only ever go up while a client runs).
 void raise_to(std::atomic<int>& value, int floor) {
@@ -127,6 +157,7 @@ class ReloadSupervisor {
 
  private:
   void watch() {
+    HandledSignalsBlocked::unblock_in_this_thread();
     int handled = g_reload_requests.load();
     while (!done_) {
       raise_to(client_stop_, g_stop.load());
@@ -247,6 +278,7 @@ int run_worker_service(const WorkerConfig& config, const char* program, WorkerCo
   install_handler(SIGTERM, on_stop_signal);
   install_handler(SIGINT, on_stop_signal);
   if (reloads) install_handler(SIGHUP, on_reload_signal);
+  HandledSignalsBlocked blocked;  // before the supervisor and the client start their threads
   ReloadSupervisor supervisor(program, std::move(reload), config, *credentials, startup_level);
   DIPACO_LOG(kInfo) << program << ": started (pid " << getpid() << ") for coordinator "
                     << config.coordinator_address << (reloads ? "; SIGHUP reloads the config" : "");
