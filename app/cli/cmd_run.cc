@@ -96,12 +96,20 @@ int cmd_run(const Args& args) {
     return kExitUsage;
   }
   options.backend.cpu_replicas = *cpu_replicas;
+  const CudaRuntimeInfo cuda =
+      options.backend.kind == BackendChoice::Kind::kCpu ? CudaRuntimeInfo{} : probe_cuda();
+  if (Status s =
+          check_local_run_gpus(options.backend, grid->workers, options.gpus_per_worker, cuda);
+      !s) {
+    std::fprintf(stderr, "dipaco run: %s\n", s.message().c_str());
+    return s.code() == StatusCode::kInvalidArgument ? kExitUsage : kExitFailure;
+  }
   // Ctrl-C / SIGTERM: stop the workers, keep every finished outer step; a second Ctrl-C kills.
   options.stop = install_stop_signals();
   auto result = run_local(*grid, options);
   if (!result.is_ok()) {
     std::fprintf(stderr, "dipaco run: %s\n", result.status().message().c_str());
-    return result.status().code() == StatusCode::kInvalidArgument ? kExitUsage : kExitFailure;
+    return kExitFailure;
   }
   return result->interrupted ? 128 + SIGINT : kExitOk;
 }

@@ -56,6 +56,20 @@ CudaRuntimeInfo probe_cuda(bool with_free_memory) {
   return info;
 }
 
+int usable_gpu_count(const CudaRuntimeInfo& info) {
+  int usable = 0;
+  for (const CudaDeviceInfo& d : info.devices) usable += d.compute_major >= 8;
+  return usable;
+}
+
+std::string no_usable_gpu_reason(const CudaRuntimeInfo& info) {
+  if (info.devices.empty()) return info.unavailable_reason;
+  const CudaDeviceInfo& d = info.devices.front();
+  return "GPU " + std::to_string(d.index) + " (" + d.name + ") has compute capability " +
+         std::to_string(d.compute_major) + "." + std::to_string(d.compute_minor) +
+         "; dipaco's CUDA backend needs 8.0 (Ampere) or newer";
+}
+
 std::string cuda_axpy_self_test(int device, int n) {
   auto api = plugin();
   if (!api.is_ok()) return api.status().message();

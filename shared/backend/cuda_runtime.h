@@ -43,6 +43,11 @@ struct CudaRuntimeInfo {
 // process that trains on one of them.
 CudaRuntimeInfo probe_cuda(bool with_free_memory = false);
 
+// How many of info's GPUs the CUDA backend can use (compute capability 8.0 or newer), and, when
+// none, why not (the probe's reason, or the first GPU's compute capability).
+int usable_gpu_count(const CudaRuntimeInfo& info);
+std::string no_usable_gpu_reason(const CudaRuntimeInfo& info);
+
 // Runs y = a*x + y for n elements on `device` and compares with the same loop on the CPU.
 // Returns "" on success, otherwise what went wrong.
 std::string cuda_axpy_self_test(int device, int n);

@@ -109,8 +109,8 @@ class Model {
   int B_ = 0, T_ = 0;
   int64_t counted_ = 0;
   bool have_targets_ = false;
-  bool weights_bound_ = false;
-  size_t budget_bytes_ = 0;  // params_ is bound as the backend's matmul weights
+  bool weights_bound_ = false;  // params_ is bound as the backend's matmul weights
+  size_t budget_bytes_ = 0;
 };
 
 }  // namespace dipaco

@@ -220,6 +220,29 @@ void worker_main(RunShared* shared, int index) {
 
 }  // namespace
 
+Status check_local_run_gpus(const BackendChoice& choice, int workers, int gpus_per_worker,
+                            const CudaRuntimeInfo& cuda) {
+  DIPACO_RETURN_IF_ERROR(
+      check_local_islands(choice, workers, gpus_per_worker, usable_gpu_count(cuda)));
+  if (choice.kind != BackendChoice::Kind::kCuda || choice.fallback_to_cpu) return Status::ok();
+  if (usable_gpu_count(cuda) == 0) {
+    return unavailable(no_usable_gpu_reason(cuda) +
+                       " (use --backend cpu, or auto to take a GPU only when there is one)");
+  }
+  if (!choice.device_pinned) return Status::ok();
+  for (const CudaDeviceInfo& device : cuda.devices) {
+    if (device.index != choice.device) continue;
+    if (device.compute_major >= 8) return Status::ok();
+    CudaRuntimeInfo only = cuda;
+    only.devices = {device};
+    return unavailable(no_usable_gpu_reason(only));
+  }
+  const int visible = static_cast<int>(cuda.devices.size());
+  return invalid_argument("--backend cuda:" + std::to_string(choice.device) + ": this host has " +
+                          std::to_string(visible) + " GPU" + (visible == 1 ? "" : "s") +
+                          " (cuda:0 to cuda:" + std::to_string(visible - 1) + ")");
+}
+
 Result<LocalRunResult> run_local(const GridSpec& input, const LocalRunOptions& options) {
   FILE* out = options.out;
   auto started = std::chrono::steady_clock::now();
@@ -229,21 +252,9 @@ Result<LocalRunResult> run_local(const GridSpec& input, const LocalRunOptions& o
   // would otherwise train for minutes before the first worker finds no GPU).
   const CudaRuntimeInfo cuda =
       options.backend.kind == BackendChoice::Kind::kCpu ? CudaRuntimeInfo{} : probe_cuda();
-  const int gpu_count = static_cast<int>(cuda.devices.size());
+  const int gpu_count = usable_gpu_count(cuda);
   DIPACO_RETURN_IF_ERROR(
-      check_local_islands(options.backend, input.workers, options.gpus_per_worker, gpu_count));
-  if (options.backend.kind == BackendChoice::Kind::kCuda && !options.backend.fallback_to_cpu) {
-    if (gpu_count == 0) {
-      return unavailable(cuda.unavailable_reason +
-                         " (use --backend cpu, or auto to take a GPU only when there is one)");
-    }
-    if (options.backend.device_pinned && options.backend.device >= gpu_count) {
-      return invalid_argument("--backend cuda:" + std::to_string(options.backend.device) +
-                              ": this host has " + std::to_string(gpu_count) + " GPU" +
-                              (gpu_count == 1 ? "" : "s") +
-                              " (cuda:0 to cuda:" + std::to_string(gpu_count - 1) + ")");
-    }
-  }
+      check_local_run_gpus(options.backend, input.workers, options.gpus_per_worker, cuda));
   DIPACO_ASSIGN_OR_RETURN(PlannedRun planned, plan_grid_run(input, threads, out));
   const GridSpec& grid = planned.grid;
   const RunLayout& layout = planned.layout;

@@ -73,6 +73,14 @@ struct LocalRunResult {
   bool interrupted = false;
 };
 
+// Whether `workers` local workers can run on `choice` on this host (cuda: probe_cuda()), which
+// run_local checks before it writes or trains anything: GPUs per worker that fit
+// (check_local_islands), and a "cuda" choice with a usable GPU (compute capability 8.0 or
+// newer), naming one this host has. The error says what to change; invalid_argument for a
+// choice that cannot work on any host like this one, unavailable for a missing GPU.
+Status check_local_run_gpus(const BackendChoice& choice, int workers, int gpus_per_worker,
+                            const CudaRuntimeInfo& cuda);
+
 Result<LocalRunResult> run_local(const GridSpec& grid, const LocalRunOptions& options);
 
 }  // namespace dipaco

@@ -156,7 +156,8 @@ class Backend {
 
   // ---- the backend's own memory --------------------------------------------------------------
   // Device memory a backend allocates for itself on the first use of a shape and keeps
-  // (conversion buffers, library workspaces), beyond the buffers callers pass in. Model::create
+  // (conversion buffers, library workspaces; small per-row partials, a fraction of one
+  // activation, aside), beyond the buffers callers pass in. Model::create
   // adds it to its budget, so that a model that fits does not run out at its first step.
   // Matmuls whose inputs [N, C] have at most max_input floats, outputs [N, OC] at most
   // max_output and weights [OC, C] at most max_weight:

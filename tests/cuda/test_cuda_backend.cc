@@ -502,7 +502,7 @@ class CudaBackendTest : public QObject {
 
   // What the first training step takes from the GPU stays within what Model::create budgeted
   // (its buffers, AdamW's state, the weight copies and the backend's scratch), for a head whose
-  // bf16 dlogits copy is large ([N, V]: 320 MiB here) and with cuDNN attention's buffers.
+  // bf16 dlogits copy is large ([N, V]: 312 MiB here) and with cuDNN attention's buffers.
   void firstStepStaysWithinTheBudget() {
     dipaco::ModelConfig c = small_config();
     c.vocab_size = 32000;
@@ -515,7 +515,9 @@ class CudaBackendTest : public QObject {
     o.batch_size = 5;
     o.seq_len = 1024;
     o.steps = 1;
-    const size_t slack = size_t{128} << 20;  // allocation granularity, cuDNN's loaded engines
+    // Allocation granularity, cuDNN's handle and loaded engines; still less than the dlogits
+    // copy (391 MiB with scratch's growth) that the budget must not miss.
+    const size_t slack = size_t{256} << 20;
     for (dipaco::CudaAttention attention :
          {dipaco::CudaAttention::kGemm, dipaco::CudaAttention::kCudnn}) {
       auto created =

@@ -49,13 +49,19 @@ class BackendFactoryTest : public QObject {
 
   // NCCL connects islands when they are made, unless the user chose otherwise.
   void gpuEnvironmentKeepsTheUsersNcclChoice() {
+    const bool had = qEnvironmentVariableIsSet("NCCL_RUNTIME_CONNECT");
+    const QByteArray before = qgetenv("NCCL_RUNTIME_CONNECT");
     qunsetenv("NCCL_RUNTIME_CONNECT");
     dipaco::prepare_gpu_environment();
     QCOMPARE(qgetenv("NCCL_RUNTIME_CONNECT"), QByteArray("0"));
     qputenv("NCCL_RUNTIME_CONNECT", "1");
     dipaco::prepare_gpu_environment();
     QCOMPARE(qgetenv("NCCL_RUNTIME_CONNECT"), QByteArray("1"));
-    qunsetenv("NCCL_RUNTIME_CONNECT");
+    if (had) {
+      qputenv("NCCL_RUNTIME_CONNECT", before);
+    } else {
+      qunsetenv("NCCL_RUNTIME_CONNECT");
+    }
   }
 
   // With several GPUs per worker each local worker is an island of consecutive GPUs; what

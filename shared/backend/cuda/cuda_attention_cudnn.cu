@@ -163,17 +163,20 @@ const CudaBackend::CudnnAttention* CudaBackend::cudnn_plans_for(int B, int T, in
 }
 
 const CudaBackend::CudnnAttention* CudaBackend::cudnn_attention(int B, int T, int H, int KVH,
-                                                                int hd) {
+                                                                int hd, bool backward) {
   const CudnnAttention* plans = cudnn_plans_for(B, T, H, KVH, hd);
   if (plans != nullptr || attention_ != CudaAttention::kCudnn) return plans;
-  // The cuBLASLt path saves B·H·T² probabilities and needs as many floats of workspace. A
-  // caller that sized its buffers for cuDNN's statistics at these heads may have neither:
-  // stop with the reason rather than write past its buffers, unless a sizing for the
-  // probabilities covers this call.
+  // The cuBLASLt path saves B·H·T² probabilities, and its backward needs as many floats of
+  // workspace. A caller that sized its buffers for cuDNN's statistics at these heads (B_s·H·T_s
+  // saved floats, no workspace) may have neither: stop with the reason rather than write past
+  // them, unless the call fits what was sized (a forward into the statistics' room, or a
+  // sizing for the probabilities).
   auto sized = attention_sizing_.find({H, KVH, hd});
   const size_t needed = static_cast<size_t>(B) * T * T;
-  if (sized != attention_sizing_.end() && sized->second.stats_rows > 0 &&
-      needed > sized->second.prob_elements) {
+  const bool fits = sized == attention_sizing_.end() || sized->second.stats_rows == 0 ||
+                    needed <= sized->second.prob_elements ||
+                    (!backward && needed <= sized->second.stats_rows);
+  if (!fits) {
     const std::string what =
         "cuDNN attention refuses batch " + std::to_string(B) + " x T=" + std::to_string(T) +
         " (the reason is printed above) after the buffers were sized for it at another shape; "

@@ -64,7 +64,7 @@ CudaMatmulPrecision CudaBackend::attention_precision() const {
 void CudaBackend::attention_forward(float* out, float* saved, const float* qkv, int B, int T, int H,
                                     int KVH, int hd) {
   use_device();
-  if (const CudnnAttention* plans = cudnn_attention(B, T, H, KVH, hd)) {
+  if (const CudnnAttention* plans = cudnn_attention(B, T, H, KVH, hd, /*backward=*/false)) {
     attention_forward_cudnn(*plans, out, saved, qkv, B, T, H, KVH, hd);
   } else if (attention_ == CudaAttention::kKernels) {
     attention_forward_kernels(out, saved, qkv, B, T, H, KVH, hd);
@@ -78,7 +78,7 @@ void CudaBackend::attention_backward(float* dqkv, float* workspace, const float*
                                      int T, int H, int KVH, int hd) {
   use_device();
   const float* att = saved;
-  if (const CudnnAttention* plans = cudnn_attention(B, T, H, KVH, hd)) {
+  if (const CudnnAttention* plans = cudnn_attention(B, T, H, KVH, hd, /*backward=*/true)) {
     attention_backward_cudnn(*plans, dqkv, dout, qkv, out, saved, B, T, H, KVH, hd);
   } else if (attention_ == CudaAttention::kKernels) {
     attention_backward_kernels(dqkv, workspace, dout, qkv, att, B, T, H, KVH, hd);

@@ -219,9 +219,9 @@ class CudaBackend final : public Backend {
   };
   // Decides on first sight of a shape (probe, plans); what the sizing queries ask.
   const CudnnAttention* cudnn_plans_for(int B, int T, int H, int KVH, int hd);
-  // The same for an op about to run: a refusal where the caller's buffers were sized for
-  // cuDNN's statistics (attention_sizing_) is fatal, with the reason.
-  const CudnnAttention* cudnn_attention(int B, int T, int H, int KVH, int hd);
+  // The same for an op about to run: a refusal whose cuBLASLt fallback does not fit what the
+  // caller sized (attention_sizing_) is fatal, with the reason.
+  const CudnnAttention* cudnn_attention(int B, int T, int H, int KVH, int hd, bool backward);
   // What a sizing query answered for B x T at these heads, remembered for cudnn_attention.
   void record_attention_sizing(int B, int T, int H, int KVH, int hd, bool statistics);
   // Builds batch-1 graphs for the shape and checks them against the cuBLASLt path on random
