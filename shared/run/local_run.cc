@@ -222,10 +222,10 @@ void worker_main(RunShared* shared, int index) {
 
 Status check_local_run_gpus(const BackendChoice& choice, int workers, int gpus_per_worker,
                             const CudaRuntimeInfo& cuda) {
-  DIPACO_RETURN_IF_ERROR(
-      check_local_islands(choice, workers, gpus_per_worker, usable_gpu_count(cuda)));
+  const int usable = usable_gpu_count(cuda);
+  DIPACO_RETURN_IF_ERROR(check_local_islands(choice, workers, gpus_per_worker, usable));
   if (choice.kind != BackendChoice::Kind::kCuda || choice.fallback_to_cpu) return Status::ok();
-  if (usable_gpu_count(cuda) == 0) {
+  if (usable == 0) {
     return unavailable(no_usable_gpu_reason(cuda) +
                        " (use --backend cpu, or auto to take a GPU only when there is one)");
   }

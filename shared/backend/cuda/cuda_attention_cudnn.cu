@@ -246,19 +246,17 @@ std::string CudaBackend::probe_cudnn_attention(int T, int H, int KVH, int hd) {
   return why;
 }
 
-// The backward's bf16 copies: qkv and dqkv, out and dout (the forward's qkv and out fit in it).
-size_t CudaBackend::cudnn_bf16_bytes(const SdpaShape& s) {
-  const size_t n_qkv = static_cast<size_t>(s.B) * s.T * s.row();
-  const size_t n_out = static_cast<size_t>(s.B) * s.T * s.H * s.hd;
-  return 2 * align_up(n_qkv * sizeof(__nv_bfloat16)) + 2 * align_up(n_out * sizeof(__nv_bfloat16));
-}
-
-// The backward's plan workspace, softmax row sums and fp32 dQ accumulator.
-size_t CudaBackend::cudnn_backward_workspace_bytes(const CudnnAttention& plans,
-                                                   const SdpaShape& s) {
-  const size_t n_out = static_cast<size_t>(s.B) * s.T * s.H * s.hd;
-  return align_up(static_cast<size_t>(plans.backward->workspace_bytes())) +
-         align_up(static_cast<size_t>(s.B) * s.H * s.T * sizeof(float)) + n_out * sizeof(float);
+CudaBackend::CudnnBackwardLayout CudaBackend::cudnn_backward_layout(const CudnnAttention& plans,
+                                                                    const SdpaShape& s) {
+  CudnnBackwardLayout l;
+  l.n_qkv = static_cast<size_t>(s.B) * s.T * s.row();
+  l.n_out = static_cast<size_t>(s.B) * s.T * s.H * s.hd;
+  l.qkv_bytes = align_up(l.n_qkv * sizeof(__nv_bfloat16));
+  l.out_bytes = align_up(l.n_out * sizeof(__nv_bfloat16));
+  l.plan_bytes = align_up(static_cast<size_t>(plans.backward->workspace_bytes()));
+  l.sum_bytes = align_up(static_cast<size_t>(s.B) * s.H * s.T * sizeof(float));
+  l.accum_bytes = l.n_out * sizeof(float);
+  return l;
 }
 
 size_t CudaBackend::attention_scratch_bytes(int B, int T, int H, int KVH, int hd) const {
@@ -266,10 +264,10 @@ size_t CudaBackend::attention_scratch_bytes(int B, int T, int H, int KVH, int hd
   self->use_device();
   const CudnnAttention* plans = self->cudnn_plans_for(B, T, H, KVH, hd);
   if (plans == nullptr) return 0;  // the cuBLASLt and kernel paths use the caller's workspace
-  const SdpaShape s{B, T, H, KVH, hd};
-  const size_t workspace = std::max(static_cast<size_t>(plans->forward->workspace_bytes()) + 1,
-                                    cudnn_backward_workspace_bytes(*plans, s));
-  return scratch_held(cudnn_bf16_bytes(s)) + scratch_held(workspace);
+  const CudnnBackwardLayout l = cudnn_backward_layout(*plans, SdpaShape{B, T, H, KVH, hd});
+  const size_t workspace =
+      std::max(static_cast<size_t>(plans->forward->workspace_bytes()) + 1, l.workspace_bytes());
+  return scratch_held(l.bf16_bytes()) + scratch_held(workspace);
 }
 
 std::string CudaBackend::run_cudnn_forward(const CudnnAttention& plans, float* out, float* stats,
@@ -295,26 +293,20 @@ std::string CudaBackend::run_cudnn_backward(const CudnnAttention& plans, float* 
                                             const float* stats, int B, int T, int H, int KVH,
                                             int hd) {
   const SdpaShape s{B, T, H, KVH, hd};
-  const size_t n_qkv = static_cast<size_t>(B) * T * s.row();
-  const size_t n_out = static_cast<size_t>(B) * T * H * hd;
-  const size_t qkv_bytes = align_up(n_qkv * sizeof(__nv_bfloat16));
-  const size_t out_bytes = align_up(n_out * sizeof(__nv_bfloat16));
-  auto* base = static_cast<char*>(scratch(kAttentionBf16, cudnn_bf16_bytes(s)));
+  const CudnnBackwardLayout l = cudnn_backward_layout(plans, s);
+  auto* base = static_cast<char*>(scratch(kAttentionBf16, l.bf16_bytes()));
   auto* qkv16 = reinterpret_cast<__nv_bfloat16*>(base);
-  auto* dqkv16 = reinterpret_cast<__nv_bfloat16*>(base + qkv_bytes);
-  auto* out16 = reinterpret_cast<__nv_bfloat16*>(base + 2 * qkv_bytes);
-  auto* dout16 = reinterpret_cast<__nv_bfloat16*>(base + 2 * qkv_bytes + out_bytes);
-  convert_to_bf16(qkv16, qkv, n_qkv);
-  convert_to_bf16(out16, out, n_out);  // exact: out holds bf16 values widened to fp32
-  convert_to_bf16(dout16, dout, n_out);
+  auto* dqkv16 = reinterpret_cast<__nv_bfloat16*>(base + l.qkv_bytes);
+  auto* out16 = reinterpret_cast<__nv_bfloat16*>(base + 2 * l.qkv_bytes);
+  auto* dout16 = reinterpret_cast<__nv_bfloat16*>(base + 2 * l.qkv_bytes + l.out_bytes);
+  convert_to_bf16(qkv16, qkv, l.n_qkv);
+  convert_to_bf16(out16, out, l.n_out);  // exact: out holds bf16 values widened to fp32
+  convert_to_bf16(dout16, dout, l.n_out);
 
-  const size_t plan_bytes = align_up(static_cast<size_t>(plans.backward->workspace_bytes()));
-  const size_t sum_bytes = align_up(static_cast<size_t>(B) * H * T * sizeof(float));
-  const size_t accum_bytes = n_out * sizeof(float);
-  auto* ws = static_cast<char*>(scratch(kCudnnWorkspace, cudnn_backward_workspace_bytes(plans, s)));
-  void* softmax_sum = ws + plan_bytes;
-  void* dq_accum = ws + plan_bytes + sum_bytes;
-  DIPACO_CUDA_CHECK(cudaMemsetAsync(dq_accum, 0, accum_bytes, stream_));
+  auto* ws = static_cast<char*>(scratch(kCudnnWorkspace, l.workspace_bytes()));
+  void* softmax_sum = ws + l.plan_bytes;
+  void* dq_accum = ws + l.plan_bytes + l.sum_bytes;
+  DIPACO_CUDA_CHECK(cudaMemsetAsync(dq_accum, 0, l.accum_bytes, stream_));
   // The kv heads' gradients are sums over their group: cuDNN writes every element of dk and dv,
   // and dq, so dqkv16 needs no clearing.
   const std::string why = plans.backward->execute(
@@ -325,7 +317,7 @@ std::string CudaBackend::run_cudnn_backward(const CudnnAttention& plans, float* 
        const_cast<float*>(stats), dqkv16, dqkv16 + s.H * s.hd, dqkv16 + (s.H + s.KVH) * s.hd,
        softmax_sum, dq_accum},
       ws);
-  if (why.empty()) bf16_to_float(dqkv, dqkv16, n_qkv);
+  if (why.empty()) bf16_to_float(dqkv, dqkv16, l.n_qkv);
   return why;
 }
 

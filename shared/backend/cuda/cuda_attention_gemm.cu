@@ -91,31 +91,28 @@ void CudaBackend::attention_backward(float* dqkv, float* workspace, const float*
 // probe runs here (once per shape) and its verdict decides what is saved. The caches it fills
 // are mutable state behind a const query, as a plan cache is.
 size_t CudaBackend::attention_saved_floats(int B, int T, int H, int KVH, int hd) const {
-  auto* self = const_cast<CudaBackend*>(this);
-  self->use_device();
-  const bool statistics = self->cudnn_plans_for(B, T, H, KVH, hd) != nullptr;
-  self->record_attention_sizing(B, T, H, KVH, hd, statistics);
-  if (statistics) return static_cast<size_t>(B) * H * T;  // log-sum-exp per (b, h, t)
-  return static_cast<size_t>(B) * H * T * T;              // the probabilities
+  if (const_cast<CudaBackend*>(this)->sizes_for_statistics(B, T, H, KVH, hd)) {
+    return static_cast<size_t>(B) * H * T;  // log-sum-exp per (b, h, t)
+  }
+  return static_cast<size_t>(B) * H * T * T;  // the probabilities
 }
 
 size_t CudaBackend::attention_workspace_floats(int B, int T, int H, int KVH, int hd) const {
-  auto* self = const_cast<CudaBackend*>(this);
-  self->use_device();
   // cuDNN's buffers are backend scratch; the other paths need dS, the shape of att.
-  const bool statistics = self->cudnn_plans_for(B, T, H, KVH, hd) != nullptr;
-  self->record_attention_sizing(B, T, H, KVH, hd, statistics);
-  if (statistics) return 0;
+  if (const_cast<CudaBackend*>(this)->sizes_for_statistics(B, T, H, KVH, hd)) return 0;
   return static_cast<size_t>(B) * H * T * T;
 }
 
-void CudaBackend::record_attention_sizing(int B, int T, int H, int KVH, int hd, bool statistics) {
+bool CudaBackend::sizes_for_statistics(int B, int T, int H, int KVH, int hd) {
+  use_device();
+  const bool statistics = cudnn_plans_for(B, T, H, KVH, hd) != nullptr;
   AttentionSizing& sized = attention_sizing_[{H, KVH, hd}];
   if (statistics) {
     sized.stats_rows = std::max(sized.stats_rows, static_cast<size_t>(B) * T);
   } else {
     sized.prob_elements = std::max(sized.prob_elements, static_cast<size_t>(B) * T * T);
   }
+  return statistics;
 }
 
 void CudaBackend::attention_forward_gemm(float* out, float* att, const float* qkv, int B, int T,

@@ -222,18 +222,25 @@ class CudaBackend final : public Backend {
   // The same for an op about to run: a refusal whose cuBLASLt fallback does not fit what the
   // caller sized (attention_sizing_) is fatal, with the reason.
   const CudnnAttention* cudnn_attention(int B, int T, int H, int KVH, int hd, bool backward);
-  // What a sizing query answered for B x T at these heads, remembered for cudnn_attention.
-  void record_attention_sizing(int B, int T, int H, int KVH, int hd, bool statistics);
+  // The sizing queries' answer for the shape: true when cuDNN takes it, so the caller keeps only
+  // the statistics; remembered per heads for cudnn_attention.
+  bool sizes_for_statistics(int B, int T, int H, int KVH, int hd);
   // Builds batch-1 graphs for the shape and checks them against the cuBLASLt path on random
   // inputs; "" when they agree, else the reason.
   std::string probe_cudnn_attention(int T, int H, int KVH, int hd);
   std::string ensure_cudnn_handle();
   std::unique_ptr<CudnnAttention> build_cudnn_plans(const cudnn::SdpaShape& s, std::string* error);
-  // Bytes of the kAttentionBf16 and kCudnnWorkspace scratch a shape's backward takes (the
-  // forward takes less of both).
-  static size_t cudnn_bf16_bytes(const cudnn::SdpaShape& s);
-  static size_t cudnn_backward_workspace_bytes(const CudnnAttention& plans,
-                                               const cudnn::SdpaShape& s);
+  // How a shape's backward lays out its kAttentionBf16 scratch (bf16 qkv, dqkv, out, dout) and
+  // its kCudnnWorkspace scratch (plan workspace, softmax row sums, fp32 dQ accumulator); the
+  // forward takes less of both. Used to run the backward and to budget it.
+  struct CudnnBackwardLayout {
+    size_t n_qkv = 0, n_out = 0;  // elements
+    size_t qkv_bytes = 0, out_bytes = 0, plan_bytes = 0, sum_bytes = 0, accum_bytes = 0;
+    size_t bf16_bytes() const { return 2 * qkv_bytes + 2 * out_bytes; }
+    size_t workspace_bytes() const { return plan_bytes + sum_bytes + accum_bytes; }
+  };
+  static CudnnBackwardLayout cudnn_backward_layout(const CudnnAttention& plans,
+                                                   const cudnn::SdpaShape& s);
   std::string run_cudnn_forward(const CudnnAttention& plans, float* out, float* stats,
                                 const float* qkv, int B, int T, int H, int KVH, int hd);
   std::string run_cudnn_backward(const CudnnAttention& plans, float* dqkv, const float* dout,
