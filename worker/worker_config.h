@@ -14,7 +14,7 @@
 //   id = ""                                 # stable worker id; default: hostname
 //   cache_dir = "/var/cache/dipaco"     # module and shard cache
 //   backend = "auto"                        # auto | cpu | cuda
-//   devices = []                            # CUDA device indices; empty = all. Several GPUs
+//   devices = []                            # CUDA device indices; empty = all usable. Several GPUs
 //                                           #   train each path together as one island (NCCL
 //                                           #   all-reduce, data parallel inside the path)
 //   cpu_threads = 0                         # 0 = all cores
@@ -72,7 +72,7 @@ Result<WorkerConfig> parse_worker_config(const std::string& toml_text,
 Result<WorkerConfig> load_worker_config(const std::string& path);
 
 // What the worker trains on: backend, devices (the first for create_backend, all of them for
-// create_island; none = every visible GPU), cpu_threads and fallback_to_cpu
+// create_island; none = every usable GPU, place_on_usable_gpus), cpu_threads and fallback_to_cpu
 // (backend/backend_factory.h). The backend name was validated by the parser.
 BackendChoice backend_choice(const WorkerConfig& config);
 

@@ -42,21 +42,39 @@ Status parse_backend_name(std::string_view text, BackendChoice* choice) {
                           "' (choose cpu, cuda, cuda:N for GPU N, or auto)");
 }
 
-BackendChoice local_worker_choice(const BackendChoice& choice, int worker, int gpu_count,
-                                  int gpus_per_worker) {
+BackendChoice local_worker_choice(const BackendChoice& choice, int worker,
+                                  const std::vector<int>& gpus, int gpus_per_worker) {
   BackendChoice mine = choice;
-  if (choice.kind == BackendChoice::Kind::kCpu || choice.device_pinned || worker < 0) return mine;
-  if (gpus_per_worker > 1 && gpu_count > 0) {
-    mine.island_devices.clear();
-    mine.island_all_devices = false;
-    for (int g = 0; g < gpus_per_worker; ++g) {
-      mine.island_devices.push_back((worker * gpus_per_worker + g) % gpu_count);
-    }
-    mine.device = mine.island_devices.front();
-  } else if (gpu_count > 1) {
-    mine.device = worker % gpu_count;
+  if (choice.kind == BackendChoice::Kind::kCpu || choice.device_pinned || worker < 0 ||
+      gpus.empty()) {
+    return mine;
   }
+  const size_t count = gpus.size();
+  const int per_worker = std::max(1, gpus_per_worker);
+  mine.island_devices.clear();
+  mine.island_all_devices = false;
+  for (int g = 0; g < per_worker; ++g) {
+    const size_t slot = (static_cast<size_t>(worker) * per_worker + g) % count;
+    mine.island_devices.push_back(gpus[slot]);
+  }
+  mine.device = mine.island_devices.front();
   return mine;
+}
+
+BackendChoice place_on_usable_gpus(const BackendChoice& choice, const CudaRuntimeInfo& info) {
+  BackendChoice placed = choice;
+  if (choice.kind == BackendChoice::Kind::kCpu || choice.device_pinned ||
+      !choice.island_devices.empty()) {
+    return placed;
+  }
+  const std::vector<int> usable = usable_gpu_indices(info);
+  if (usable.empty()) return placed;
+  placed.device = usable.front();
+  if (choice.island_all_devices) {
+    placed.island_all_devices = false;
+    placed.island_devices = usable;
+  }
+  return placed;
 }
 
 Status check_local_islands(const BackendChoice& choice, int workers, int gpus_per_worker,
@@ -120,17 +138,21 @@ Result<CudaBackendOptions> training_cuda_options(const BackendChoice& choice, in
 
 }  // namespace
 
-Result<CreatedBackend> create_backend(const BackendChoice& choice) {
+Result<CreatedBackend> create_backend(const BackendChoice& asked) {
   CreatedBackend created;
+  BackendChoice choice = asked;
   if (choice.kind != BackendChoice::Kind::kCpu) {
+    std::string reason;
+    if (choice.kind == BackendChoice::Kind::kAuto || !choice.device_pinned) {
+      const CudaRuntimeInfo info = probe_cuda();
+      if (choice.kind == BackendChoice::Kind::kAuto && info.devices.empty()) {
+        reason = info.unavailable_reason;
+      }
+      choice = place_on_usable_gpus(choice, info);
+    }
     auto made = training_cuda_options(choice, choice.device);
     if (!made.is_ok()) return made.status();
     const CudaBackendOptions options = *made;
-    std::string reason;
-    if (choice.kind == BackendChoice::Kind::kAuto) {
-      CudaRuntimeInfo info = probe_cuda();
-      if (info.devices.empty()) reason = info.unavailable_reason;
-    }
     if (reason.empty()) {
       auto gpu = create_cuda_backend(options);
       if (gpu.is_ok()) {
@@ -226,8 +248,10 @@ Result<CreatedIsland> create_gpu_island(const BackendChoice& choice, const std::
 
 }  // namespace
 
-Result<CreatedIsland> create_island(const BackendChoice& choice) {
-  if (choice.kind == BackendChoice::Kind::kCpu) return create_cpu_island(choice);
+Result<CreatedIsland> create_island(const BackendChoice& asked) {
+  if (asked.kind == BackendChoice::Kind::kCpu) return create_cpu_island(asked);
+  const BackendChoice choice =
+      asked.island_all_devices ? place_on_usable_gpus(asked, probe_cuda()) : asked;
   bool several = choice.island_all_devices || choice.island_devices.size() > 1;
   BackendChoice one = choice;
   std::string reason;

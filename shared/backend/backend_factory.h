@@ -1,6 +1,6 @@
 // Which backend a trainer or worker runs on, from the words people write in configs:
-// "cpu", "cuda" (GPU 0), "cuda:N", or "auto" (the first GPU when this host has a usable one,
-// otherwise the CPU). A CUDA choice that cannot be met is an error naming why, unless
+// "cpu", "cuda" (the first usable GPU), "cuda:N", or "auto" (the first usable GPU when this host
+// has one, otherwise the CPU). A CUDA choice that cannot be met is an error naming why, unless
 // fallback_to_cpu is set: then the CPU backend runs and the reason is kept in the note.
 //
 // On CUDA, the environment variable DIPACO_CUDA_ATTENTION=gemm|kernels|cudnn picks the
@@ -32,8 +32,8 @@ struct BackendChoice {
   bool fallback_to_cpu = false;
 
   // For create_island only (create_backend uses `device`).
-  // The GPUs of the island when the choice runs on CUDA: island_all_devices = every visible GPU
-  // (a worker's `devices = []`), else island_devices, else just `device`.
+  // The GPUs of the island when the choice runs on CUDA: island_all_devices = every usable GPU
+  // (a worker's `devices = []`, place_on_usable_gpus), else island_devices, else just `device`.
   std::vector<int> island_devices;
   bool island_all_devices = false;
   // CPU replicas in one process whenever the island ends up on the CPU, asked for or fallen
@@ -45,20 +45,29 @@ struct BackendChoice {
 // Parses "cpu" | "cuda" | "cuda:N" | "auto" into choice->kind and choice->device.
 Status parse_backend_name(std::string_view text, BackendChoice* choice);
 
-// The choice for local worker `worker` of a run on one host with `gpu_count` GPUs: a GPU choice
-// that did not name its device spreads the workers over the GPUs (worker i on GPU i mod count),
-// so `dipaco run --backend cuda` on an 8-GPU host uses all 8; a pinned "cuda:N", the CPU, or one
-// GPU leave the choice as it is. With gpus_per_worker n > 1 each worker is an island of n GPUs
-// instead (worker i on GPUs i n .. i n + n - 1, for create_island); check_local_islands says
-// whether they fit.
-BackendChoice local_worker_choice(const BackendChoice& choice, int worker, int gpu_count,
-                                  int gpus_per_worker = 1);
+// The choice for local worker `worker` of a run on one host whose usable GPUs are `gpus`
+// (usable_gpu_indices): a GPU choice that did not name its device spreads the workers over
+// them (worker i on gpus[i mod count]), so `dipaco run --backend cuda` on an 8-GPU host uses
+// all 8 and a host whose GPU 0 is too old uses the others; a pinned "cuda:N", the CPU, or no
+// usable GPU leave the choice as it is. With gpus_per_worker n > 1 each worker is an island of
+// n GPUs instead (worker i on gpus[i n] .. gpus[i n + n - 1], for create_island);
+// check_local_islands says whether they fit.
+BackendChoice local_worker_choice(const BackendChoice& choice, int worker,
+                                  const std::vector<int>& gpus, int gpus_per_worker = 1);
 // Whether `workers` local workers of gpus_per_worker GPUs each can run here: more than one GPU
 // per worker needs a GPU choice that did not name its device ("cuda" or "auto") and
 // workers x gpus_per_worker GPUs on this host ("auto" on a host without a GPU trains on the
 // CPU). The error says what to change.
 Status check_local_islands(const BackendChoice& choice, int workers, int gpus_per_worker,
                            int gpu_count);
+
+// An open GPU choice ("cuda", "auto", a worker's `devices = []`: not pinned, no island listed)
+// placed on this host's usable GPUs (compute capability 8.0 or newer, usable_gpu_indices): the
+// first usable GPU rather than GPU 0, and for island_all_devices every usable GPU rather than
+// every visible one, so a host that mixes GPUs trains on the ones that can. Without a usable
+// GPU, or for a pinned or listed choice, it is returned as it is (and refused, or falls back,
+// when its backend is made). create_backend and create_island do this themselves.
+BackendChoice place_on_usable_gpus(const BackendChoice& choice, const CudaRuntimeInfo& info);
 
 // Call first thing in main(), before any thread starts (setenv is not safe once they run):
 // sets NCCL_RUNTIME_CONNECT=0 unless the environment already has it, so that NCCL (2.22 and

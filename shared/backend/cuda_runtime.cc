@@ -56,10 +56,16 @@ CudaRuntimeInfo probe_cuda(bool with_free_memory) {
   return info;
 }
 
-int usable_gpu_count(const CudaRuntimeInfo& info) {
-  int usable = 0;
-  for (const CudaDeviceInfo& d : info.devices) usable += d.compute_major >= 8;
+std::vector<int> usable_gpu_indices(const CudaRuntimeInfo& info) {
+  std::vector<int> usable;
+  for (const CudaDeviceInfo& d : info.devices) {
+    if (d.compute_major >= 8) usable.push_back(d.index);
+  }
   return usable;
+}
+
+int usable_gpu_count(const CudaRuntimeInfo& info) {
+  return static_cast<int>(usable_gpu_indices(info).size());
 }
 
 std::string no_usable_gpu_reason(const CudaRuntimeInfo& info) {

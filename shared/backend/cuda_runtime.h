@@ -43,8 +43,10 @@ struct CudaRuntimeInfo {
 // process that trains on one of them.
 CudaRuntimeInfo probe_cuda(bool with_free_memory = false);
 
-// How many of info's GPUs the CUDA backend can use (compute capability 8.0 or newer), and, when
-// none, why not (the probe's reason, or the first GPU's compute capability).
+// Which of info's GPUs the CUDA backend can use (compute capability 8.0 or newer), in index
+// order; how many; and, when none, why not (the probe's reason, or the first GPU's compute
+// capability).
+std::vector<int> usable_gpu_indices(const CudaRuntimeInfo& info);
 int usable_gpu_count(const CudaRuntimeInfo& info);
 std::string no_usable_gpu_reason(const CudaRuntimeInfo& info);
 

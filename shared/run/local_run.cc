@@ -62,7 +62,7 @@ struct RunShared {
   const std::atomic<bool>* stop;
   std::atomic<bool> finished{false};
   std::atomic<bool> failed{false};
-  int gpu_count = 0;  // this host's GPUs, over which local_worker_choice spreads the workers
+  std::vector<int> gpus;  // this host's usable GPUs, over which local_worker_choice spreads workers
   int gpus_per_worker = 1;
   std::mutex mutex;  // guards error, last_train_loss, traffic, output lines
   Status error;
@@ -110,7 +110,7 @@ void worker_main(RunShared* shared, int index) {
   Coordinator& c = *shared->coordinator;
   const std::string worker_id = "local-" + std::to_string(index);
   auto created = create_island(
-      local_worker_choice(shared->backend, index, shared->gpu_count, shared->gpus_per_worker));
+      local_worker_choice(shared->backend, index, shared->gpus, shared->gpus_per_worker));
   if (!created.is_ok()) return shared->fail(created.status().with_context(worker_id));
   if (!created->note.empty() && index == 0) {
     std::lock_guard<std::mutex> lock(shared->mutex);
@@ -223,7 +223,15 @@ void worker_main(RunShared* shared, int index) {
 Status check_local_run_gpus(const BackendChoice& choice, int workers, int gpus_per_worker,
                             const CudaRuntimeInfo& cuda) {
   const int usable = usable_gpu_count(cuda);
-  DIPACO_RETURN_IF_ERROR(check_local_islands(choice, workers, gpus_per_worker, usable));
+  const int visible = static_cast<int>(cuda.devices.size());
+  const Status fits = check_local_islands(choice, workers, gpus_per_worker, usable);
+  if (!fits.is_ok() && usable < visible) {
+    return Status(fits.code(), fits.message() + " (only " + std::to_string(usable) + " of its " +
+                                   std::to_string(visible) +
+                                   " GPUs have compute capability 8.0 or newer, which the CUDA "
+                                   "backend needs)");
+  }
+  DIPACO_RETURN_IF_ERROR(fits);
   if (choice.kind != BackendChoice::Kind::kCuda || choice.fallback_to_cpu) return Status::ok();
   if (usable == 0) {
     return unavailable(no_usable_gpu_reason(cuda) +
@@ -237,7 +245,6 @@ Status check_local_run_gpus(const BackendChoice& choice, int workers, int gpus_p
     only.devices = {device};
     return unavailable(no_usable_gpu_reason(only));
   }
-  const int visible = static_cast<int>(cuda.devices.size());
   return invalid_argument("--backend cuda:" + std::to_string(choice.device) + ": this host has " +
                           std::to_string(visible) + " GPU" + (visible == 1 ? "" : "s") +
                           " (cuda:0 to cuda:" + std::to_string(visible - 1) + ")");
@@ -252,7 +259,6 @@ Result<LocalRunResult> run_local(const GridSpec& input, const LocalRunOptions& o
   // would otherwise train for minutes before the first worker finds no GPU).
   const CudaRuntimeInfo cuda =
       options.backend.kind == BackendChoice::Kind::kCpu ? CudaRuntimeInfo{} : probe_cuda();
-  const int gpu_count = usable_gpu_count(cuda);
   DIPACO_RETURN_IF_ERROR(
       check_local_run_gpus(options.backend, input.workers, options.gpus_per_worker, cuda));
   DIPACO_ASSIGN_OR_RETURN(PlannedRun planned, plan_grid_run(input, threads, out));
@@ -294,15 +300,21 @@ Result<LocalRunResult> run_local(const GridSpec& input, const LocalRunOptions& o
   backend.cpu_threads = per_worker;
   RunShared shared{grid, layout, coordinator.get(), run_id, backend, out, options.stop};
   shared.gpus_per_worker = options.gpus_per_worker;
-  shared.gpu_count = gpu_count;
-  if (shared.gpu_count > 0 && options.gpus_per_worker > 1) {
-    std::fprintf(out, "local workers: %d, each an island of %d of this host's %d GPUs\n", workers,
-                 options.gpus_per_worker, shared.gpu_count);
-  } else if (shared.gpu_count > 1 && !backend.device_pinned) {
-    std::fprintf(out, "local workers: %d, spread over this host's %d GPUs\n", workers,
-                 shared.gpu_count);
+  shared.gpus = usable_gpu_indices(cuda);
+  const int gpu_count = static_cast<int>(shared.gpus.size());
+  const int visible = static_cast<int>(cuda.devices.size());
+  const std::string which_gpus = gpu_count == visible
+                                     ? "this host's " + std::to_string(gpu_count) + " GPUs"
+                                     : std::to_string(gpu_count) + " of this host's " +
+                                           std::to_string(visible) +
+                                           " GPUs (those of compute capability " + "8.0 or newer)";
+  if (gpu_count > 0 && options.gpus_per_worker > 1) {
+    std::fprintf(out, "local workers: %d, each an island of %d of %s\n", workers,
+                 options.gpus_per_worker, which_gpus.c_str());
+  } else if (gpu_count > 0 && !backend.device_pinned && (gpu_count > 1 || visible > 1)) {
+    std::fprintf(out, "local workers: %d, spread over %s\n", workers, which_gpus.c_str());
   }
-  if (shared.gpu_count == 0 && backend.cpu_replicas > 1) {
+  if (gpu_count == 0 && backend.cpu_replicas > 1) {
     std::fprintf(out, "local workers: %d, each an island of %d CPU replicas\n", workers,
                  backend.cpu_replicas);
   }

@@ -4,10 +4,36 @@
 
 #include "backend/backend_factory.h"
 #include "backend/cuda_runtime.h"
+#include "run/local_run.h"
 #include "test_support.h"
 
 using dipaco::BackendChoice;
 using dipaco::test::contains;
+
+namespace {
+
+// GPUs 0 .. n - 1, all usable.
+std::vector<int> gpus(int n) {
+  std::vector<int> all;
+  for (int i = 0; i < n; ++i) all.push_back(i);
+  return all;
+}
+
+// A probe's view of a host with GPUs of these compute capabilities (major versions).
+dipaco::CudaRuntimeInfo host_with_gpus(const std::vector<int>& compute_majors) {
+  dipaco::CudaRuntimeInfo info;
+  info.plugin_loaded = true;
+  for (size_t i = 0; i < compute_majors.size(); ++i) {
+    dipaco::CudaDeviceInfo d;
+    d.index = static_cast<int>(i);
+    d.name = compute_majors[i] >= 8 ? "NVIDIA H100" : "Tesla V100";
+    d.compute_major = compute_majors[i];
+    info.devices.push_back(d);
+  }
+  return info;
+}
+
+}  // namespace
 
 class BackendFactoryTest : public QObject {
   Q_OBJECT
@@ -35,16 +61,63 @@ class BackendFactoryTest : public QObject {
     BackendChoice c;
     QVERIFY(dipaco::parse_backend_name("cuda", &c).is_ok());
     QVERIFY(!c.device_pinned);
-    QCOMPARE(dipaco::local_worker_choice(c, 0, 4).device, 0);
-    QCOMPARE(dipaco::local_worker_choice(c, 5, 4).device, 1);
-    QCOMPARE(dipaco::local_worker_choice(c, 3, 1).device, 0);  // one GPU: all on it
+    QCOMPARE(dipaco::local_worker_choice(c, 0, gpus(4)).device, 0);
+    QCOMPARE(dipaco::local_worker_choice(c, 5, gpus(4)).device, 1);
+    QCOMPARE(dipaco::local_worker_choice(c, 3, gpus(1)).device, 0);  // one GPU: all on it
     QVERIFY(dipaco::parse_backend_name("auto", &c).is_ok());
-    QCOMPARE(dipaco::local_worker_choice(c, 2, 8).device, 2);
+    QCOMPARE(dipaco::local_worker_choice(c, 2, gpus(8)).device, 2);
     QVERIFY(dipaco::parse_backend_name("cuda:3", &c).is_ok());
     QVERIFY(c.device_pinned);
-    QCOMPARE(dipaco::local_worker_choice(c, 5, 8).device, 3);  // pinned: every worker on GPU 3
+    QCOMPARE(dipaco::local_worker_choice(c, 5, gpus(8)).device,
+             3);  // pinned: every worker on GPU 3
     QVERIFY(dipaco::parse_backend_name("cpu", &c).is_ok());
-    QVERIFY(dipaco::local_worker_choice(c, 1, 8).kind == BackendChoice::Kind::kCpu);
+    QVERIFY(dipaco::local_worker_choice(c, 1, gpus(8)).kind == BackendChoice::Kind::kCpu);
+  }
+
+  // A host that mixes GPUs the backend can use (compute capability 8.0+) with older ones:
+  // open choices go to the usable ones, local workers are spread over them only, and what was
+  // pinned or listed stays as asked (and is refused when its backend is made).
+  void openChoicesSkipGpusTooOldForTheBackend() {
+    const dipaco::CudaRuntimeInfo mixed = host_with_gpus({7, 9, 7, 8});
+    QCOMPARE(dipaco::usable_gpu_indices(mixed), (std::vector<int>{1, 3}));
+    QCOMPARE(dipaco::usable_gpu_count(mixed), 2);
+    BackendChoice c;
+    QVERIFY(dipaco::parse_backend_name("cuda", &c).is_ok());
+    const std::vector<int> usable = dipaco::usable_gpu_indices(mixed);
+    QCOMPARE(dipaco::local_worker_choice(c, 0, usable).device, 1);
+    QCOMPARE(dipaco::local_worker_choice(c, 1, usable).device, 3);
+    QCOMPARE(dipaco::local_worker_choice(c, 2, usable).device, 1);
+    QCOMPARE(dipaco::local_worker_choice(c, 0, usable, 2).island_devices, usable);
+    // A worker given its GPU keeps it: placing it again does not move it to the first one.
+    const BackendChoice second = dipaco::local_worker_choice(c, 1, usable);
+    QCOMPARE(dipaco::place_on_usable_gpus(second, mixed).device, 3);
+
+    QCOMPARE(dipaco::place_on_usable_gpus(c, mixed).device, 1);  // "cuda": not GPU 0
+    BackendChoice all = c;
+    all.island_all_devices = true;  // a worker's `devices = []`
+    const BackendChoice placed = dipaco::place_on_usable_gpus(all, mixed);
+    QVERIFY(!placed.island_all_devices);
+    QCOMPARE(placed.island_devices, usable);
+    QVERIFY(dipaco::parse_backend_name("cuda:2", &c).is_ok());
+    QCOMPARE(dipaco::place_on_usable_gpus(c, mixed).device, 2);  // pinned: as asked
+    BackendChoice listed;
+    QVERIFY(dipaco::parse_backend_name("cuda", &listed).is_ok());
+    listed.island_devices = {0, 2};
+    QCOMPARE(dipaco::place_on_usable_gpus(listed, mixed).island_devices, (std::vector<int>{0, 2}));
+    // Nothing usable: left as it is, for create_backend to refuse or fall back with the reason.
+    const dipaco::CudaRuntimeInfo old_only = host_with_gpus({7});
+    QVERIFY(dipaco::parse_backend_name("auto", &c).is_ok());
+    QCOMPARE(dipaco::place_on_usable_gpus(c, old_only).device, 0);
+    QVERIFY(contains(dipaco::no_usable_gpu_reason(old_only), "compute capability 7.0"));
+
+    // `dipaco run`'s check counts the usable GPUs and says why the others do not count.
+    QVERIFY(dipaco::parse_backend_name("cuda", &c).is_ok());
+    QVERIFY(dipaco::check_local_run_gpus(c, 1, 2, mixed).is_ok());
+    const dipaco::Status too_many = dipaco::check_local_run_gpus(c, 2, 2, mixed);
+    QVERIFY2(contains(too_many.message(), "need 4 GPUs; this host has 2") &&
+                 contains(too_many.message(), "only 2 of its 4 GPUs have compute capability 8.0"),
+             too_many.message().c_str());
+    QVERIFY(!dipaco::check_local_run_gpus(c, 1, 1, old_only).is_ok());
   }
 
   // NCCL connects islands when they are made, unless the user chose otherwise.
@@ -69,8 +142,8 @@ class BackendFactoryTest : public QObject {
   void localWorkerIslandsTakeConsecutiveGpus() {
     BackendChoice c;
     QVERIFY(dipaco::parse_backend_name("cuda", &c).is_ok());
-    const BackendChoice w0 = dipaco::local_worker_choice(c, 0, 8, 4);
-    const BackendChoice w1 = dipaco::local_worker_choice(c, 1, 8, 4);
+    const BackendChoice w0 = dipaco::local_worker_choice(c, 0, gpus(8), 4);
+    const BackendChoice w1 = dipaco::local_worker_choice(c, 1, gpus(8), 4);
     QCOMPARE(w0.island_devices, (std::vector<int>{0, 1, 2, 3}));
     QCOMPARE(w1.island_devices, (std::vector<int>{4, 5, 6, 7}));
     QCOMPARE(w1.device, 4);
