@@ -21,10 +21,11 @@ Status save_path_task_state(const std::string& path, const PathTaskState& state)
   add("adamw.m", state.m);
   add("adamw.v", state.v);
   for (const auto& [id, r] : state.residuals) add("residual." + std::to_string(id), r);
-  return write_safetensors(path, items,
-                           {{"format", "dipaco-task-state/1"},
-                            {"adamw_step", std::to_string(state.adamw_step)},
-                            {"data_position", state.data_position}});
+  std::map<std::string, std::string> metadata = {{"format", "dipaco-task-state/1"},
+                                                 {"adamw_step", std::to_string(state.adamw_step)},
+                                                 {"data_position", state.data_position}};
+  if (state.outer_step >= 0) metadata["outer_step"] = std::to_string(state.outer_step);
+  return write_safetensors(path, items, metadata);
 }
 
 Result<PathTaskState> load_path_task_state(const std::string& path, size_t num_params) {
@@ -35,6 +36,11 @@ Result<PathTaskState> load_path_task_state(const std::string& path, size_t num_p
   PathTaskState state;
   DIPACO_ASSIGN_OR_RETURN(uint64_t adamw_step, f.metadata_uint("adamw_step"));
   state.adamw_step = static_cast<int64_t>(adamw_step);
+  // Files written before the outer step was recorded have none: -1, like a fresh state.
+  if (f.metadata().contains("outer_step")) {
+    DIPACO_ASSIGN_OR_RETURN(uint64_t outer_step, f.metadata_uint("outer_step"));
+    state.outer_step = static_cast<int64_t>(outer_step);
+  }
   auto pos = f.metadata().find("data_position");
   if (pos != f.metadata().end()) state.data_position = pos->second;
   for (const SafetensorsTensor& t : f.tensors()) {
@@ -117,6 +123,8 @@ Result<PathTaskResult> PathTrainer::run(const PathTaskSpec& spec, const std::str
                                     state->adamw_step);
   }
   trainer_->sync_replicas();  // an island's other replicas take what replica 0 was given
+  // The run's schedule covers outer_steps x H steps; this task's are k H + 1 .. k H + H.
+  trainer_->set_schedule_position(static_cast<int64_t>(spec.outer_step) * spec.inner_steps);
 
   PathTaskResult result;
   auto start = std::chrono::steady_clock::now();
@@ -134,6 +142,7 @@ Result<PathTaskResult> PathTrainer::run(const PathTaskSpec& spec, const std::str
   DIPACO_RETURN_IF_ERROR(trainer_->check_replicas_in_sync());
 
   PathTaskState next;
+  next.outer_step = static_cast<int64_t>(spec.outer_step);
   next.adamw_step = trainer_->step();
   next.data_position = source->position();
   next.m = trainer_->optimizer().get_m();

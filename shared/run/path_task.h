@@ -6,9 +6,11 @@
 //
 // The inner optimizer (AdamW) state, the data position and the error-feedback residuals of a
 // (path, shard) carry over from one outer step to the next (PathTaskState); the learning-rate
-// schedule runs over the AdamW step count, so it continues across outer steps. A worker that
-// has no state for a (path, shard) — another worker trained it before — starts a fresh state
-// (AdamW from zero, data from a position derived from (data seed, shard, outer step)).
+// schedule's position comes from the task, outer step k x H (Trainer::set_schedule_position),
+// so it continues across outer steps whichever worker trains them. A worker that has no state
+// for a (path, shard) — another worker trained it before — starts a fresh state (AdamW from
+// zero, data from a position derived from (data seed, shard, outer step)); one whose state is
+// from an earlier outer step than the last continues from it.
 #pragma once
 
 #include <cstdint>
@@ -46,6 +48,7 @@ struct PathTaskSpec {
 
 // What a worker keeps of a (path, shard) between tasks.
 struct PathTaskState {
+  int64_t outer_step = -1;  // the outer step of the task that wrote it; -1: none (or older file)
   int64_t adamw_step = 0;
   std::string data_position;                         // empty: start fresh
   std::vector<float> m, v;                           // empty: zero moments

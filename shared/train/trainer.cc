@@ -87,7 +87,7 @@ Result<StepStats> Trainer::train_step(BatchSource& source) {
   const int B = options_.batch_size, T = options_.seq_len;
   StepStats stats;
   stats.step = step() + 1;
-  stats.lr = schedule_.at(stats.step);
+  stats.lr = schedule_.at(next_schedule_step());
   model_->zero_grad();
   double loss_sum = 0;
   for (int micro = 0; micro < options_.grad_accum; ++micro) {
@@ -144,6 +144,7 @@ Status Trainer::load_checkpoint(const std::string& path, BatchSource* source) {
     DIPACO_RETURN_IF_ERROR(source->restore(state.data_position).with_context(path));
   model_->set_params(state.params);
   adamw_->set_state(state.m, state.v, state.step);
+  schedule_offset_ = 0;
   sync_replicas();
   return Status::ok();
 }

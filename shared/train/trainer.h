@@ -71,6 +71,12 @@ class Trainer {
   const LrSchedule& schedule() const { return schedule_; }
   // Optimizer steps completed.
   int64_t step() const { return adamw_->step_count(); }
+  // Where the learning-rate schedule stands: `steps_done` steps of the whole run are behind, so
+  // the next step takes the schedule's rate at steps_done + 1, whatever the AdamW step count
+  // (which drives only AdamW's bias correction). By default the two are the same. A DiPaCo task
+  // sets it from its outer step (outer_step x H), so a worker that picks up a path with a fresh
+  // optimizer state continues the run's schedule instead of warming up again.
+  void set_schedule_position(int64_t steps_done) { schedule_offset_ = steps_done - step(); }
   // 1 on one device, N on an island.
   int replicas() const { return 1 + static_cast<int>(other_replicas_.size()); }
 
@@ -103,6 +109,8 @@ class Trainer {
   static Status non_finite_loss(double loss, const StepStats& stats);
   // The gradient scale that clips the global norm to options_.grad_clip (1 when it is below).
   float clip_scale(double grad_norm) const;
+  // The schedule's step of the next optimizer step, and its learning rate.
+  int64_t next_schedule_step() const { return step() + 1 + schedule_offset_; }
   // The island's step and evaluation (trainer_island.cc).
   Result<StepStats> train_step_island(BatchSource& source);
   double evaluate_island(BatchSource& source, int batches);
@@ -111,6 +119,7 @@ class Trainer {
 
   TrainOptions options_;
   LrSchedule schedule_;
+  int64_t schedule_offset_ = 0;  // schedule step minus AdamW step (set_schedule_position)
   std::unique_ptr<Model> model_;
   std::unique_ptr<AdamW> adamw_;
   std::vector<int32_t> inputs_, targets_;

@@ -82,7 +82,7 @@ Result<StepStats> Trainer::train_step_island(BatchSource& source) {
   const size_t replica_tokens = static_cast<size_t>(rows) * T;
   StepStats stats;
   stats.step = step() + 1;
-  stats.lr = schedule_.at(stats.step);
+  stats.lr = schedule_.at(next_schedule_step());
   std::vector<double> losses(static_cast<size_t>(n));
   std::vector<int64_t> counted(static_cast<size_t>(n));
   std::vector<float*> grads(static_cast<size_t>(n));

@@ -127,6 +127,64 @@ class RunPathTaskTest : public QObject {
     QVERIFY2(max_diff < 1e-5, std::to_string(max_diff).c_str());
   }
 
+  // The learning rate follows the run's schedule at the task's outer step k (steps k H + 1 ..
+  // k H + H) whether the worker has the (path, shard)'s state or starts it fresh, as a worker
+  // does when another one trained the previous outer step; the state records its outer step.
+  void freshStateContinuesTheRunsSchedule() {
+    const ModelConfig c = tiny_model();
+    ParamLayout layout(c);
+    CpuBackend backend(1);
+    const std::vector<float> start = initial_params(c);
+    const TrainOptions inner = tiny_inner();  // 8 steps: 4 outer steps of H = 2, warmup 2
+    auto rates_of = [&](PathTrainer& t, uint64_t outer_step, PathTaskState* state) {
+      PathTaskSpec spec = spec_from(layout, start, 2, WireDtype::kFp32);
+      spec.outer_step = outer_step;
+      std::vector<double> rates;
+      auto r = t.run(spec, shard_, state, [&](int64_t, const StepStats& s) {
+        rates.push_back(s.lr);
+        return true;
+      });
+      if (!r) qWarning("%s", r.status().message().c_str());
+      return rates;
+    };
+    auto continued = PathTrainer::create(&backend, c, inner);
+    QVERIFY(continued);
+    PathTaskState state;
+    rates_of(**continued, 0, &state);
+    rates_of(**continued, 1, &state);
+    QCOMPARE(state.outer_step, int64_t{1});
+    QCOMPARE(state.adamw_step, int64_t{4});
+    const std::vector<double> with_state = rates_of(**continued, 2, &state);
+
+    auto elsewhere = PathTrainer::create(&backend, c, inner);
+    QVERIFY(elsewhere);
+    PathTaskState fresh;
+    const std::vector<double> without_state = rates_of(**elsewhere, 2, &fresh);
+    LrSchedule schedule;
+    schedule.peak_lr = inner.lr;
+    schedule.min_lr = inner.min_lr;
+    schedule.warmup_steps = inner.warmup_steps;
+    schedule.total_steps = inner.steps;
+    QCOMPARE(without_state, (std::vector<double>{schedule.at(5), schedule.at(6)}));
+    QCOMPARE(with_state, without_state);
+    QVERIFY(schedule.at(5) < schedule.at(2));  // past the warmup's peak, decaying
+    QCOMPARE(fresh.adamw_step, int64_t{2});    // AdamW's own count (bias correction) restarted
+    QCOMPARE(fresh.outer_step, int64_t{2});
+
+    // The outer step survives the file; a state without one (an older file) reads as -1.
+    const std::string file = dir_.filePath("schedule-state.safetensors").toStdString();
+    QVERIFY(save_path_task_state(file, fresh));
+    auto back = load_path_task_state(file, layout.total());
+    QVERIFY2(back, back.status().message().c_str());
+    QCOMPARE(back->outer_step, int64_t{2});
+    PathTaskState unknown = fresh;
+    unknown.outer_step = -1;
+    QVERIFY(save_path_task_state(file, unknown));
+    back = load_path_task_state(file, layout.total());
+    QVERIFY2(back, back.status().message().c_str());
+    QCOMPARE(back->outer_step, int64_t{-1});
+  }
+
   void fp32GradientIsStartMinusEnd() {
     const ModelConfig c = tiny_model();
     ParamLayout layout(c);
