@@ -67,6 +67,13 @@ struct CoordinatorOptions {
   int64_t max_wait_ms = 5000;            // upper bound of a "wait" hint
   int64_t min_wait_ms = 50;              // lower bound of a "wait" hint
   uint64_t max_chunk_bytes = 1 << 20;    // largest accepted push chunk (the proto's bound)
+  // Task affinity (dipaco serve turns it on; 0 = off: queued tasks go in lease order to whoever
+  // asks). A worker is offered first the task that continues a (path, shard) it trained at the
+  // previous outer step: its inner optimizer state and data position for that pair are on its
+  // disk, and would otherwise start fresh on another worker. Another worker takes such a task
+  // only when its owner cannot: it is draining, holds another lease, has not been heard from
+  // for affinity_grace_ms, or the task has waited that long (delay scheduling).
+  int64_t affinity_grace_ms = 0;
   // Test hook: runs inside every transaction just before COMMIT (tests _exit() there to
   // simulate a crash mid-transaction).
   std::function<void()> before_commit;
@@ -336,6 +343,11 @@ class Coordinator {
   // Records that `worker` was heard from at `now`; returns whether it is draining.
   Result<bool> touch_worker(int64_t worker, int64_t now);
   Result<TaskGrant> grant_of(const LeaseRow& lease);
+  // The task lease_task hands `worker` now, if any (CoordinatorOptions::affinity_grace_ms).
+  struct QueuedTask {
+    int64_t task = 0, lease_timeout_ms = 0, max_lease_ms = 0;
+  };
+  Result<std::optional<QueuedTask>> next_task_for(int64_t worker, int64_t now);
   Result<int64_t> wait_hint(int64_t now);
   Result<PushReply> check_push(int64_t lease_id, uint32_t module_id, uint64_t sequence,
                                const PushChunk* chunk, int64_t now, bool record);

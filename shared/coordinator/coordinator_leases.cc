@@ -222,6 +222,58 @@ Result<HeartbeatReply> Coordinator::heartbeat(const std::string& worker_id, int6
   });
 }
 
+// The first queued task of a running run in lease order (outer step, run, path, shard). CROSS
+// JOIN keeps tasks the outer loop, walked in tasks_in_lease_order, without sorting the whole
+// queue. With task affinity: first a task that continues a (path, shard) this worker completed
+// at the previous outer step; otherwise the first task whose previous step's worker cannot be
+// waited for (CoordinatorOptions::affinity_grace_ms). Each queued task costs a few index
+// lookups (tasks' UNIQUE(shard, outer_step), leases_by_task, leases_by_worker).
+Result<std::optional<Coordinator::QueuedTask>> Coordinator::next_task_for(int64_t worker,
+                                                                          int64_t now) {
+  auto first_row = [](Statement& query) -> Result<std::optional<QueuedTask>> {
+    DIPACO_ASSIGN_OR_RETURN(bool found, query.step());
+    if (!found) return std::optional<QueuedTask>();
+    return std::optional<QueuedTask>(
+        QueuedTask{query.column_int64(0), query.column_int64(1), query.column_int64(2)});
+  };
+  if (options_.affinity_grace_ms <= 0) {
+    DIPACO_ASSIGN_OR_RETURN(
+        Statement next,
+        bound(db_,
+              "SELECT t.id, r.lease_timeout_ms, r.max_lease_ms FROM tasks t "
+              "CROSS JOIN runs r ON r.id = t.run WHERE t.state = 'queued' AND "
+              "r.state = 'running' ORDER BY t.outer_step, t.run, t.path, t.shard LIMIT 1"));
+    return first_row(next);
+  }
+  DIPACO_ASSIGN_OR_RETURN(
+      Statement own,
+      bound(db_,
+            "SELECT t.id, r.lease_timeout_ms, r.max_lease_ms FROM tasks t "
+            "CROSS JOIN runs r ON r.id = t.run "
+            "JOIN tasks prev ON prev.shard = t.shard AND prev.outer_step = t.outer_step - 1 "
+            "JOIN leases l ON l.task = prev.id AND l.state = 'completed' "
+            "WHERE t.state = 'queued' AND r.state = 'running' AND l.worker = ?1 "
+            "ORDER BY t.outer_step, t.run, t.path, t.shard LIMIT 1",
+            worker));
+  DIPACO_ASSIGN_OR_RETURN(std::optional<QueuedTask> mine, first_row(own));
+  if (mine) return mine;
+  DIPACO_ASSIGN_OR_RETURN(
+      Statement next,
+      bound(db_,
+            "SELECT t.id, r.lease_timeout_ms, r.max_lease_ms FROM tasks t "
+            "CROSS JOIN runs r ON r.id = t.run WHERE t.state = 'queued' AND "
+            "r.state = 'running' AND (t.opened_ms <= ?2 OR NOT EXISTS ("
+            "  SELECT 1 FROM tasks prev JOIN leases l ON l.task = prev.id "
+            "  JOIN workers w ON w.id = l.worker "
+            "  WHERE prev.shard = t.shard AND prev.outer_step = t.outer_step - 1 "
+            "  AND l.state = 'completed' AND w.id != ?1 AND w.state = 'active' "
+            "  AND w.last_heartbeat_ms > ?2 AND NOT EXISTS ("
+            "    SELECT 1 FROM leases busy WHERE busy.worker = w.id AND busy.state = 'live'))) "
+            "ORDER BY t.outer_step, t.run, t.path, t.shard LIMIT 1",
+            worker, now - options_.affinity_grace_ms));
+  return first_row(next);
+}
+
 Result<LeaseReply> Coordinator::lease_task(const std::string& worker_id) {
   return call<LeaseReply>([&](int64_t now) -> Result<LeaseReply> {
     DIPACO_ASSIGN_OR_RETURN(int64_t worker, worker_row(worker_id));
@@ -246,16 +298,8 @@ Result<LeaseReply> Coordinator::lease_task(const std::string& worker_id) {
       return reply;
     }
 
-    DIPACO_ASSIGN_OR_RETURN(
-        Statement next,
-        // CROSS JOIN keeps tasks the outer loop, walked in tasks_in_lease_order: the first
-        // queued task of a running run, without sorting the whole queue.
-        bound(db_,
-              "SELECT t.id, r.lease_timeout_ms, r.max_lease_ms FROM tasks t "
-              "CROSS JOIN runs r ON r.id = t.run WHERE t.state = 'queued' AND r.state = 'running' "
-              "ORDER BY t.outer_step, t.run, t.path, t.shard LIMIT 1"));
-    DIPACO_ASSIGN_OR_RETURN(bool found, next.step());
-    if (!found) {
+    DIPACO_ASSIGN_OR_RETURN(std::optional<QueuedTask> next, next_task_for(worker, now));
+    if (!next) {
       DIPACO_ASSIGN_OR_RETURN(reply.wait_ms, wait_hint(now));
       DIPACO_ASSIGN_OR_RETURN(auto paused,
                               query_int(db_,
@@ -264,17 +308,26 @@ Result<LeaseReply> Coordinator::lease_task(const std::string& worker_id) {
                                         "t.state = 'queued') ORDER BY r.id LIMIT 1"));
       DIPACO_ASSIGN_OR_RETURN(
           int64_t running, query_count(db_, "SELECT count(*) FROM runs WHERE state = 'running'"));
+      DIPACO_ASSIGN_OR_RETURN(
+          auto held_for_owner,
+          query_int(db_,
+                    "SELECT t.id FROM tasks t CROSS JOIN runs r ON r.id = t.run "
+                    "WHERE t.state = 'queued' AND r.state = 'running' LIMIT 1"));
       if (paused)
         reply.reason = "run " + std::to_string(*paused) + " is paused";
+      else if (held_for_owner)
+        reply.reason =
+            "the queued tasks wait for the workers that trained their previous outer "
+            "step (task affinity, up to " +
+            std::to_string(options_.affinity_grace_ms) + " ms)";
       else if (running > 0)
         reply.reason = "no task is ready: waiting for leases in flight or for aggregation";
       else
         reply.reason = "no run is active";
       return reply;
     }
-    int64_t task = next.column_int64(0);
-    int64_t timeout = next.column_int64(1);
-    int64_t max_lease = next.column_int64(2);
+    const int64_t task = next->task, timeout = next->lease_timeout_ms,
+                  max_lease = next->max_lease_ms;
     std::optional<int64_t> hard_deadline;
     if (max_lease > 0) hard_deadline = now + max_lease;
     int64_t deadline = hard_deadline ? std::min(now + timeout, *hard_deadline) : now + timeout;

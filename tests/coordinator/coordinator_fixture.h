@@ -87,6 +87,7 @@ struct Env {
   std::vector<dipaco::RunEvent> seen;  // from the sink
   // Memory by default (each file chunk costs two fsyncs); null: OuterGradientFiles in dir.
   std::shared_ptr<dipaco::OuterGradientStore> store = std::make_shared<MemoryGradientStore>();
+  int64_t affinity_grace_ms = 0;  // CoordinatorOptions::affinity_grace_ms
 
   std::string db_path() const { return dir.filePath("coordinator.db").toStdString(); }
 
@@ -100,6 +101,7 @@ struct Env {
     options.sqlite.synchronous = dipaco::Synchronous::kOff;  // tests do not model power loss
     options.max_chunk_bytes = 64;
     options.gradient_store = store;
+    options.affinity_grace_ms = affinity_grace_ms;
     return options;
   }
 

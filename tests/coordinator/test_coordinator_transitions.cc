@@ -287,6 +287,48 @@ class CoordinatorTransitionsTest : public QObject {
     QVERIFY(env.coordinator->lease_task("w0")->task);  // registering again undoes the drain
   }
 
+  // With task affinity each worker gets back the (path, shard) it trained at the previous outer
+  // step, whatever order the workers ask in; a newcomer waits while the owners are idle and
+  // alive, and takes a task once it has waited the grace. Without it, lease order rules.
+  void taskAffinityKeepsPathsOnTheirWorkers() {
+    for (bool affinity : {true, false}) {
+      Env env;
+      env.affinity_grace_ms = affinity ? 10'000 : 0;
+      QVERIFY(env.open());
+      auto run = env.coordinator->create_run(grid_2x2());
+      QVERIFY(run.is_ok());
+      register_workers(*env.coordinator, 5);
+      std::map<std::string, uint32_t> shard_of;
+      for (const char* w : {"w0", "w1", "w2", "w3"}) {
+        TaskGrant grant = lease_or_die(*env.coordinator, w);
+        shard_of[w] = grant.shard_id;
+        QVERIFY(push_task(*env.coordinator, grant)->task_complete);
+      }
+      QCOMPARE(*aggregate_all(*env.coordinator, *run), 4);
+      auto newcomer = env.coordinator->lease_task("w4");
+      QVERIFY(newcomer.is_ok());
+      if (affinity) {
+        QVERIFY(!newcomer->task);
+        QVERIFY2(contains(newcomer->reason, "task affinity"), newcomer->reason.c_str());
+      } else {
+        QVERIFY(newcomer->task);
+        QCOMPARE(newcomer->task->shard_id, shard_of["w0"]);  // lease order: the first shard
+      }
+      for (const char* w : {"w3", "w2", "w1"}) {
+        TaskGrant grant = lease_or_die(*env.coordinator, w);
+        QCOMPARE(grant.outer_step, uint64_t{1});
+        if (affinity) QCOMPARE(grant.shard_id, shard_of[w]);
+      }
+      if (affinity) {
+        // w0 is alive and idle but does not come: after the grace its task goes to w4.
+        QVERIFY(!env.coordinator->lease_task("w4")->task);
+        env.clock.advance(10'001);
+        TaskGrant taken = lease_or_die(*env.coordinator, "w4");
+        QCOMPARE(taken.shard_id, shard_of["w0"]);
+      }
+    }
+  }
+
   void pauseStopsNewLeasesAndResumeRestartsThem() {
     Env env;
     QVERIFY(env.open());
