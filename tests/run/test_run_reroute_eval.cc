@@ -252,15 +252,10 @@ class RunRerouteEvalTest : public QObject {
       QCOMPARE(next, predictions);
     }
     CpuBackend backend(1);
-    ModelConfig config;
-    config.vocab_size = static_cast<int>(dipaco::test::kTinyVocab);
-    config.d_model = 32;
-    config.n_layers = 1;
-    config.n_heads = 2;
-    config.n_kv_heads = 2;
-    config.d_ff = 64;
-    config.max_seq_len = 32;
-    auto model = Model::create(&backend, config, 3, 32);
+    auto config = ModelConfig::parse(
+        "vocab_size=64 d_model=32 n_layers=1 n_heads=2 n_kv_heads=2 d_ff=64 max_seq_len=32");
+    QVERIFY2(config, config.status().message().c_str());
+    auto model = Model::create(&backend, *config, 3, 32);  // windows of 32 predictions, 3 a batch
     QVERIFY(model);
     (*model)->init_params(5);
     EvalSum all = evaluate_documents(**model, *tokens);
