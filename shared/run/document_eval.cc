@@ -26,6 +26,7 @@ void mark_scored(const std::vector<PredictionRange>& ranges, uint64_t prediction
 std::vector<RerouteSegment> reroute_segments(uint64_t tokens, uint64_t reroute_every,
                                              uint64_t prefix_tokens) {
   std::vector<RerouteSegment> segments;
+  if (tokens < 2 || reroute_every == 0) return segments;
   const uint64_t predictions = tokens - 1;
   for (uint64_t begin = 0; begin < predictions; begin += reroute_every) {
     RerouteSegment s;

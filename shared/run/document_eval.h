@@ -51,8 +51,9 @@ struct RerouteSegment {
   uint64_t route_end = 0;
 };
 
-// The segments of a document of `tokens` >= 2 tokens, re-routed every `reroute_every` > 0
-// predictions. Segment 0 is routed on the whole document (routing reads its first prefix_tokens).
+// The segments of a document of `tokens` tokens, re-routed every `reroute_every` predictions
+// (none for fewer than 2 tokens or reroute_every = 0). Segment 0 is routed on the whole
+// document (routing reads its first prefix_tokens).
 std::vector<RerouteSegment> reroute_segments(uint64_t tokens, uint64_t reroute_every,
                                              uint64_t prefix_tokens);
 

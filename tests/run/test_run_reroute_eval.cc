@@ -189,6 +189,16 @@ class RunRerouteEvalTest : public QObject {
                    .c_str());
     }
     QVERIFY(paths_compared >= 2);
+
+    // A run directory whose re-routed shards lack the prediction lists (an older dipaco cut
+    // validation documents into segments) is refused with what to do.
+    uint32_t with_val = 0;
+    while (!std::filesystem::exists(l.val_shard(with_val))) ++with_val;
+    QVERIFY(std::filesystem::remove(val_predictions_file(l, with_val)));
+    auto old = run_quietly(g);
+    QVERIFY(!old);
+    QVERIFY2(old.status().message().find("new run.dir") != std::string::npos,
+             old.status().message().c_str());
   }
 
   void withoutReroutingEachPathScoresItsWholeDocuments() {
@@ -251,6 +261,7 @@ class RunRerouteEvalTest : public QObject {
       }
       QCOMPARE(next, predictions);
     }
+    QVERIFY(reroute_segments(1, 5, 8).empty());
     CpuBackend backend(1);
     auto config = ModelConfig::parse(
         "vocab_size=64 d_model=32 n_layers=1 n_heads=2 n_kv_heads=2 d_ff=64 max_seq_len=32");
