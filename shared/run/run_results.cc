@@ -39,9 +39,17 @@ Status PathEvaluator::init(int threads) {
     const std::string file = layout_.val_shard(static_cast<uint32_t>(p));
     if (!std::filesystem::exists(file)) {
       val_.push_back(nullptr);
+      scored_.emplace_back();
       continue;
     }
     DIPACO_ASSIGN_OR_RETURN(TokenFile f, TokenFile::open(file));
+    if (grid_.routing.reroute_every > 0) {
+      DIPACO_ASSIGN_OR_RETURN(ScoredPredictions scored,
+                              read_val_predictions(grid_, layout_, static_cast<uint32_t>(p), f));
+      scored_.emplace_back(std::move(scored));
+    } else {
+      scored_.emplace_back();
+    }
     val_.push_back(std::make_unique<TokenFile>(std::move(f)));
   }
   best_.assign(val_.size(), NAN);
@@ -76,7 +84,8 @@ Result<EvalSum> PathEvaluator::evaluate(uint64_t version, std::vector<double>* l
     bool keep = !grid_.keep_best || !val_[p];
     if (val_[p]) {
       model_->set_params(params);
-      EvalSum s = evaluate_documents(*model_, *val_[p], max_tokens);
+      EvalSum s =
+          evaluate_documents(*model_, *val_[p], max_tokens, scored_[p] ? &*scored_[p] : nullptr);
       routed += s;
       (*losses)[p] = s.mean();
       if (std::isnan(best_[p]) || s.mean() < best_[p] || !grid_.keep_best) {

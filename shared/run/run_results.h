@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <map>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "algo/grid_spec.h"
@@ -24,7 +25,8 @@ namespace dipaco {
 Result<std::vector<float>> assemble_path(const GridSpec& grid, const RunLayout& layout,
                                          const ParamLayout& pl, int path, uint64_t version);
 
-// Scores every path at a version on its validation shard and keeps each path's model — its best
+// Scores every path at a version on its validation shard (with re-routing, the predictions
+// routed to it, in their whole documents: document_eval.h) and keeps each path's model — its best
 // with eval.keep_best, else the latest — in paths/, with the validation result it was kept for
 // in the file's metadata, so a resumed run (or a coordinator restart) continues from them.
 class PathEvaluator {
@@ -47,6 +49,8 @@ class PathEvaluator {
   std::unique_ptr<CpuBackend> backend_;
   std::unique_ptr<Model> model_;
   std::vector<std::unique_ptr<TokenFile>> val_;  // per path; null without validation documents
+  // Per path, with re-routing: the predictions of val_[p] that path p scores.
+  std::vector<std::optional<ScoredPredictions>> scored_;
   std::vector<double> best_;
   std::vector<EvalSum> best_sum_;
   std::vector<uint64_t> best_step_;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <filesystem>
 #include <sstream>
 
@@ -11,6 +12,7 @@
 #include "routing/document_features.h"
 #include "routing/random_routing.h"
 #include "routing/router.h"
+#include "run/document_eval.h"
 #include "run/module_files.h"
 #include "train/token_batch_source.h"
 #include "util/atomic_file.h"
@@ -140,6 +142,11 @@ Result<ShardPlan> read_plan(const GridSpec& grid, const RunLayout& layout) {
       DIPACO_ASSIGN_OR_RETURN(TokenFile f, TokenFile::open(val));
       tokens = f.num_tokens();
       docs = f.num_documents();
+      if (grid.routing.reroute_every > 0) {
+        DIPACO_ASSIGN_OR_RETURN(ScoredPredictions scored,
+                                read_val_predictions(grid, layout, static_cast<uint32_t>(p), f));
+        tokens = scored_tokens(scored);
+      }
     }
     plan.val_tokens.push_back(tokens);
     plan.val_documents.push_back(docs);
@@ -149,6 +156,23 @@ Result<ShardPlan> read_plan(const GridSpec& grid, const RunLayout& layout) {
 }
 
 }  // namespace
+
+std::string val_predictions_file(const RunLayout& layout, uint32_t path_id) {
+  return layout.shards_dir() + "/val-" + std::to_string(path_id) + ".predictions";
+}
+
+Result<ScoredPredictions> read_val_predictions(const GridSpec& grid, const RunLayout& layout,
+                                               uint32_t path_id, const TokenFile& val_shard) {
+  const std::string file = val_predictions_file(layout, path_id);
+  if (!std::filesystem::exists(file)) {
+    return failed_precondition(
+        layout.val_shard(path_id) + " has no " + file +
+        ": with routing.reroute_every = " + std::to_string(grid.routing.reroute_every) +
+        " its shards were made by an older dipaco, which cut validation documents into "
+        "segments scored without their context; run this grid in a new run.dir");
+  }
+  return read_scored_predictions(file, val_shard);
+}
 
 Result<ShardPlan> prepare_shards(const GridSpec& grid, const RunLayout& layout, int threads,
                                  FILE* out) {
@@ -296,25 +320,28 @@ Result<ShardPlan> prepare_shards(const GridSpec& grid, const RunLayout& layout, 
         write_documents(layout.shard(static_cast<uint32_t>(s)), train, shard_docs[s], vocab));
   }
 
-  // Validation: each document (or W-token segment) to its routed path.
+  // Validation: whole documents, each prediction scored by the path its segment is routed to
+  // (document_eval.h); without re-routing a document is one segment.
   if (val) {
-    std::vector<TokenSpan> pieces, context;
+    struct Piece {
+      uint64_t document;
+      PredictionRange predictions;
+    };
+    std::vector<Piece> pieces;
+    std::vector<TokenSpan> context;
     for (uint64_t d = 0; d < val->num_documents(); ++d) {
       uint64_t b = val->document_begin(d), e = val->document_end(d);
       if (e - b < 2) continue;
       if (rs.reroute_every == 0) {
-        pieces.push_back({b, e});
+        pieces.push_back({d, {0, e - b - 1}});
         context.push_back({b, e});
         continue;
       }
-      const auto W = static_cast<uint64_t>(rs.reroute_every);
-      const auto prefix = static_cast<uint64_t>(rs.prefix_tokens);
-      for (uint64_t s = b; s < e; s += W) {
-        uint64_t end = std::min(e, s + W);
-        if (end - s < 2) break;
-        pieces.push_back({s, end});
-        // The first segment is routed by its own prefix, later ones by the tokens before them.
-        context.push_back(s == b ? TokenSpan{b, e} : TokenSpan{s - std::min(prefix, s - b), s});
+      for (const RerouteSegment& s :
+           reroute_segments(e - b, static_cast<uint64_t>(rs.reroute_every),
+                            static_cast<uint64_t>(rs.prefix_tokens))) {
+        pieces.push_back({d, s.predictions});
+        context.push_back({b + s.route_begin, b + s.route_end});
       }
     }
     std::vector<int32_t> val_route(pieces.size(), 0);
@@ -327,16 +354,35 @@ Result<ShardPlan> prepare_shards(const GridSpec& grid, const RunLayout& layout, 
     } else if (clusters > 1) {
       DIPACO_ASSIGN_OR_RETURN(val_route, random_routing(pieces.size(), clusters, grid.seed + 1));
     }
+    // Per path: the documents it scores predictions of, and those predictions.
     std::vector<std::vector<TokenSpan>> per_path(static_cast<size_t>(P));
+    std::vector<ScoredPredictions> scored(static_cast<size_t>(P));
+    std::vector<uint64_t> last_document(static_cast<size_t>(P), UINT64_MAX);
     for (size_t i = 0; i < pieces.size(); ++i) {
       // With one path the clusters are its shards; every piece belongs to path 0.
       size_t p = P > 1 ? static_cast<size_t>(val_route[i]) : 0;
-      per_path[p].push_back(pieces[i]);
+      const Piece& piece = pieces[i];
+      if (last_document[p] != piece.document) {
+        last_document[p] = piece.document;
+        per_path[p].push_back(
+            {val->document_begin(piece.document), val->document_end(piece.document)});
+        scored[p].emplace_back();
+      }
+      std::vector<PredictionRange>& ranges = scored[p].back();
+      if (!ranges.empty() && ranges.back().end == piece.predictions.begin) {
+        ranges.back().end = piece.predictions.end;
+      } else {
+        ranges.push_back(piece.predictions);
+      }
     }
     for (int p = 0; p < P; ++p) {
-      if (per_path[static_cast<size_t>(p)].empty()) continue;
-      DIPACO_RETURN_IF_ERROR(write_documents(layout.val_shard(static_cast<uint32_t>(p)), *val,
-                                             per_path[static_cast<size_t>(p)], vocab));
+      const auto path = static_cast<uint32_t>(p);
+      if (per_path[path].empty()) continue;
+      DIPACO_RETURN_IF_ERROR(write_documents(layout.val_shard(path), *val, per_path[path], vocab));
+      if (rs.reroute_every > 0) {
+        DIPACO_RETURN_IF_ERROR(
+            write_scored_predictions(val_predictions_file(layout, path), scored[path]));
+      }
     }
   }
   if (feature_model) DIPACO_RETURN_IF_ERROR(save_router(router, layout.router()));
