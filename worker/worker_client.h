@@ -23,7 +23,9 @@
 //   - Stall watchdog: while the runner runs, a TaskProgress whose inner_step and activity stay
 //     unchanged for stall_timeout_ms stops the lease's heartbeats, cancels the runner, logs an
 //     ERROR and hands the lease back at once (a failed task, as above). Fetching inputs and
-//     pushing are not counted; every inner step starts the count again. 0 = no watchdog.
+//     pushing are not counted; every inner step starts the count again. 0 = no watchdog. A
+//     runner that has not returned another stall_timeout_ms after the cancel is logged again:
+//     the worker then holds no lease but is stuck in it until restarted.
 //   - Lease loss: a heartbeat answering lease_valid = false cancels the runner; the result is
 //     dropped.
 //   - Stop: when `stop` becomes 1 the worker finishes its current task (push included) and
