@@ -18,6 +18,18 @@ std::vector<float> FakeTaskRunner::fake_gradient(const TaskAssignment& task,
 
 Result<TaskResult> FakeTaskRunner::run(const TaskAssignment& task, TaskProgress& progress,
                                        const std::atomic<bool>& cancel) {
+  runs_.fetch_add(1);
+  uint64_t fail_left = fail_left_.load();
+  while (fail_left > 0 && !fail_left_.compare_exchange_weak(fail_left, fail_left - 1)) {
+  }
+  if (fail_left > 0) {
+    return internal_error("fake runner: failing as asked (" + std::to_string(fail_left - 1) +
+                          " more failures to go)");
+  }
+  if (hang_) {
+    while (!cancel) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    return unavailable("fake runner: cancelled while hanging");
+  }
   for (uint32_t step = 0; step < task.inner_steps; ++step) {
     if (cancel) return unavailable("cancelled at inner step " + std::to_string(step));
     if (step_ms_ > 0) std::this_thread::sleep_for(std::chrono::milliseconds(step_ms_));

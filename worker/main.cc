@@ -37,14 +37,29 @@ int run_check(const dipaco::WorkerConfig& config, const std::string& config_sour
     }
   }
   // The backends the worker will train on, made as its trainer makes them (one GPU, or the
-  // island of its devices with their NCCL all-reduce): a GPU that cannot be used is an error
-  // here unless fallback_to_cpu is set.
+  // island of its devices with their NCCL all-reduce). backend = "cuda" without a usable GPU
+  // fails the check also when fallback_to_cpu lets the worker itself run on the CPU: this check
+  // is what health checks (Docker HEALTHCHECK, systemd ExecStartPre, Slurm) see, and a GPU host
+  // training ~100x slower on its CPU must show up there. "auto" landing on the CPU only warns.
   auto created = dipaco::create_island(dipaco::backend_choice(config));
   if (!created.is_ok()) {
     std::printf("error: %s\n", created.status().message().c_str());
     ++problems;
   } else {
-    if (!created->note.empty()) std::printf("warning: %s\n", created->note.c_str());
+    if (!created->note.empty()) {
+      std::printf("warning: %s\n", created->note.c_str());
+      if (config.backend == "cuda") {
+        std::printf(
+            "error: [worker] backend = \"cuda\" but no GPU is usable, so the worker would train "
+            "on the CPU (fallback_to_cpu = true); fix the GPU (driver, container started with "
+            "--gpus, device plugin) or set backend = \"cpu\" on a CPU worker\n");
+        ++problems;
+      } else if (config.backend == "auto") {
+        std::printf(
+            "warning: backend = \"auto\" trains on the CPU here; on a GPU host set backend = "
+            "\"cuda\" so that this check fails when its GPU is lost\n");
+      }
+    }
     std::printf("backend: %s\n", created->name().c_str());
   }
   if (config.coordinator_address.empty()) {

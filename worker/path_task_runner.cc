@@ -67,6 +67,7 @@ Result<TaskResult> PathTaskRunner::run(const TaskAssignment& task, TaskProgress&
   inner.seq_len = static_cast<int>(task.seq_len);
   inner.steps = static_cast<int64_t>(grid.outer_steps) * grid.inner_steps;
   DIPACO_ASSIGN_OR_RETURN(PathTrainer * trainer, trainer_for(*model, inner));
+  progress.note_activity();  // building the island and the trainer can take minutes
 
   PathTaskSpec spec;
   spec.path_id = task.path_id;
@@ -83,6 +84,7 @@ Result<TaskResult> PathTaskRunner::run(const TaskAssignment& task, TaskProgress&
     DIPACO_ASSIGN_OR_RETURN(tm.params,
                             read_module_version(m.checkpoint_file, m.module_id, m.num_params));
     spec.modules.push_back(std::move(tm));
+    progress.note_activity();
   }
   const std::filesystem::path state_dir =
       std::filesystem::path(config_.cache_dir) / "state" / ("run-" + task.run_id);
@@ -97,6 +99,7 @@ Result<TaskResult> PathTaskRunner::run(const TaskAssignment& task, TaskProgress&
     auto loaded = load_path_task_state(state_file, trainer->num_params());
     if (loaded.is_ok()) state = std::move(loaded).value();  // unreadable: start fresh
   }
+  progress.note_activity();
   auto started = std::chrono::steady_clock::now();
   int64_t tokens = 0;
   auto on_step = [&](int64_t step, const StepStats& stats) {

@@ -63,10 +63,16 @@ struct TaskResult {
   std::vector<TaskMetric> metrics;        // reported after the push
 };
 
-// Live progress, read by the heartbeat thread while run() works.
+// Live progress, read by the heartbeat thread and the worker's stall watchdog while run()
+// works. The watchdog (WorkerClientOptions::stall_timeout_ms) cancels a run in which neither
+// inner_step nor activity changed for that long, so a runner that does long work before its
+// first inner step (building the trainer, loading state) bumps `activity` as it goes.
 struct TaskProgress {
   std::atomic<uint64_t> inner_step{0};
   std::atomic<double> tokens_per_second{0.0};
+  std::atomic<uint64_t> activity{0};
+
+  void note_activity() { activity.fetch_add(1); }
 };
 
 class TaskRunner {
@@ -74,7 +80,8 @@ class TaskRunner {
   virtual ~TaskRunner() = default;
   // Trains the path for task.inner_steps steps and returns its outer gradients. Must return
   // soon after `cancel` becomes true (the lease died or the worker is stopping); the result
-  // is then discarded. Errors say what to fix; the lease is handed back.
+  // is then discarded. Errors say what to fix; the lease is handed back and the worker waits
+  // (backing off while failures repeat) before it leases again.
   virtual Result<TaskResult> run(const TaskAssignment& task, TaskProgress& progress,
                                  const std::atomic<bool>& cancel) = 0;
 };

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "compress/codec.h"
+#include "retry_backoff.h"
 #include "rpc/auth.h"
 #include "rpc/wire.h"
 #include "run/module_delta.h"
@@ -46,6 +47,23 @@ std::string describe(const grpc::Status& s) {
   return std::to_string(static_cast<int>(s.error_code())) + " " + s.error_message();
 }
 
+std::string seconds_text(int64_t ms) {
+  std::string text = std::to_string(ms / 1000);
+  if (ms % 1000 != 0) {
+    std::string fraction = std::to_string(1000 + ms % 1000).substr(1);
+    while (fraction.back() == '0') fraction.pop_back();
+    text += "." + fraction;
+  }
+  return text + " s";
+}
+
+// How a leased task ended, for the lease loop: a failed one backs off before the next lease.
+struct TaskOutcome {
+  bool completed = false;  // pushed whole
+  bool failed = false;     // the runner or the inputs failed, or the runner stalled
+  std::string failure;     // why, when failed
+};
+
 }  // namespace
 
 struct WorkerClient::Impl {
@@ -57,7 +75,9 @@ struct WorkerClient::Impl {
   std::string session;
   uint32_t heartbeat_ms = 5000;
   std::mt19937_64 random{std::random_device{}()};
-  int64_t backoff_ms = 0;
+  RetryBackoff call_backoff;       // failed calls to the coordinator
+  RetryBackoff task_backoff;       // failed tasks (runner, inputs, stall)
+  uint64_t failures_in_a_row = 0;  // tasks, since the last completed one
   std::set<std::string> verified;  // cached files whose hash was checked in this process
   // Run configs this worker holds (run id -> sha256 hex, text), sent by the coordinator once
   // per run; leases name them by hash instead of repeating them. The last few runs only.
@@ -67,7 +87,11 @@ struct WorkerClient::Impl {
   std::atomic<bool> drained{false};  // set by the heartbeat thread
 
   Impl(WorkerClientOptions o, TaskRunner& r, WorkerStats& s)
-      : options(std::move(o)), runner(r), stats(s) {}
+      : options(std::move(o)),
+        runner(r),
+        stats(s),
+        call_backoff(options.backoff_initial_ms, options.backoff_max_ms),
+        task_backoff(options.backoff_initial_ms, options.backoff_max_ms) {}
 
   void prepare(grpc::ClientContext& context) {
     add_bearer_token(context, options.token);
@@ -85,11 +109,9 @@ struct WorkerClient::Impl {
     return stop->load() == 0;
   }
 
-  // Exponential backoff with full jitter.
+  // After a failed call: exponential backoff with jitter (retry_backoff.h).
   void back_off(const std::string& why) {
-    backoff_ms = backoff_ms == 0 ? options.backoff_initial_ms
-                                 : std::min(options.backoff_max_ms, backoff_ms * 2);
-    int64_t wait = std::uniform_int_distribution<int64_t>(backoff_ms / 2, backoff_ms)(random);
+    int64_t wait = call_backoff.next_wait_ms(random);
     DIPACO_LOG(kInfo) << "worker " << options.worker_id << ": " << why << "; retrying in " << wait
                       << " ms";
     sleep_ms(wait);
@@ -187,7 +209,7 @@ struct WorkerClient::Impl {
       fs::rename(part, path, ec);
       if (ec) return io_error(path + ": " + ec.message());
       verified.insert(path);
-      backoff_ms = 0;
+      call_backoff.reset();
       return Status::ok();
     }
     return data_loss("could not download " + path + " intact after 8 attempts");
@@ -364,7 +386,7 @@ struct WorkerClient::Impl {
       writer->WritesDone();
       grpc::Status s = writer->Finish();
       if (s.ok()) {
-        backoff_ms = 0;
+        call_backoff.reset();
         if (!response.task_complete()) {
           DIPACO_LOG(kWarning) << "lease " << task.lease_id
                                << ": push ended incomplete: " << response.reason();
@@ -419,7 +441,7 @@ struct WorkerClient::Impl {
   }
 
   // Runs one leased task end to end. Returns an error only for fatal conditions.
-  Status execute(const v1::Task& task) {
+  Result<TaskOutcome> execute(const v1::Task& task) {
     TaskAssignment assignment;
     assignment.lease_id = task.lease_id();
     assignment.run_id = task.run_id();
@@ -453,7 +475,7 @@ struct WorkerClient::Impl {
       if (held == run_configs.end() || held->second.first != task.run_config_sha256()) {
         release(task.lease_id(), "run config " + task.run_config_sha256() + " not held");
         run_configs.erase(task.run_id());
-        return Status::ok();
+        return TaskOutcome{};
       }
       assignment.run_config = held->second.second;
     }
@@ -462,10 +484,12 @@ struct WorkerClient::Impl {
                       << task.run_id() << " path " << task.path_id() << " shard " << task.shard_id()
                       << " outer step " << task.outer_step();
 
-    // Heartbeats from the lease on: fetching can take a while too.
+    // Heartbeats from the lease on: fetching can take a while too. They stop once the
+    // watchdog has given the lease up.
     TaskProgress progress;
     std::atomic<bool> cancel{false};
     std::atomic<bool> lease_lost{false};
+    std::atomic<bool> stalled{false};
     std::mutex mutex;
     std::condition_variable wake;
     bool done = false;
@@ -474,6 +498,7 @@ struct WorkerClient::Impl {
       while (!done) {
         wake.wait_for(lock, std::chrono::milliseconds(heartbeat_ms), [&] { return done; });
         if (done) break;
+        if (stalled) continue;
         lock.unlock();
         v1::HeartbeatRequest request;
         request.set_session_id(session);
@@ -484,7 +509,7 @@ struct WorkerClient::Impl {
         grpc::ClientContext context;
         prepare(context);
         grpc::Status s = stub->Heartbeat(&context, request, &response);
-        if (s.ok() && !response.lease_valid()) {
+        if (s.ok() && !response.lease_valid() && !stalled) {
           DIPACO_LOG(kWarning) << "lease " << task.lease_id() << " lost: " << response.reason();
           lease_lost = true;
           cancel = true;
@@ -506,30 +531,77 @@ struct WorkerClient::Impl {
     Status fetched = fetch_inputs(task, &assignment);
     if (!fetched.is_ok()) {
       finish();
+      const bool stopping = stop->load() >= 2;
       if (!lease_lost)
-        release(task.lease_id(), stop->load() >= 2 ? std::string("worker stopping")
-                                                   : "inputs unavailable: " + fetched.message());
+        release(task.lease_id(), stopping ? std::string("worker stopping")
+                                          : "inputs unavailable: " + fetched.message());
       ++stats.tasks_lost;
-      return Status::ok();
+      if (stopping || lease_lost) return TaskOutcome{};
+      return TaskOutcome{false, true, "inputs unavailable: " + fetched.message()};
     }
-    // A watcher cancels the runner when the worker is told to stop hard.
+    // A watcher cancels the runner when the worker is told to stop hard, and when the runner
+    // makes no progress for stall_timeout_ms (then it also hands the lease back itself, as the
+    // runner may never return).
+    std::atomic<bool> runner_running{true};
+    std::atomic<bool> handed_back{false};
     std::thread watcher([&] {
+      const auto stall_timeout = std::chrono::milliseconds(options.stall_timeout_ms);
+      auto last_progress = std::chrono::steady_clock::now();
+      uint64_t seen_step = progress.inner_step, seen_activity = progress.activity;
       while (!cancel && stop->load() < 2) {
+        {
+          std::unique_lock lock(mutex);
+          if (wake.wait_for(lock, std::chrono::milliseconds(20), [&] { return done; })) return;
+        }
+        if (options.stall_timeout_ms <= 0 || !runner_running) continue;
+        const auto now = std::chrono::steady_clock::now();
+        const uint64_t step = progress.inner_step, activity = progress.activity;
+        if (step != seen_step || activity != seen_activity) {
+          seen_step = step;
+          seen_activity = activity;
+          last_progress = now;
+          continue;
+        }
+        if (now - last_progress < stall_timeout) continue;
+        stalled = true;
+        cancel = true;
+        DIPACO_LOG(kError) << "worker " << options.worker_id << ": lease " << task.lease_id()
+                           << ": the runner made no progress for "
+                           << seconds_text(options.stall_timeout_ms)
+                           << " (stall_timeout_s; at inner step " << step << " of "
+                           << task.inner_steps() << "): cancelling it and handing the lease back";
+        if (!lease_lost) {
+          release(task.lease_id(), "stalled: no progress for " +
+                                       seconds_text(options.stall_timeout_ms) + " at inner step " +
+                                       std::to_string(step));
+          handed_back = true;
+        }
         std::unique_lock lock(mutex);
-        if (wake.wait_for(lock, std::chrono::milliseconds(20), [&] { return done; })) return;
+        if (!wake.wait_for(lock, stall_timeout, [&] { return done; })) {
+          DIPACO_LOG(kError) << "worker " << options.worker_id << ": the runner has not returned "
+                             << seconds_text(options.stall_timeout_ms)
+                             << " after it was cancelled; this worker holds no lease but cannot "
+                                "train until it is restarted";
+        }
+        return;
       }
       cancel = true;
     });
     Result<TaskResult> result = runner.run(assignment, progress, cancel);
+    runner_running = false;
     if (stop->load() >= 2 && !lease_lost) cancel = true;
     bool cancelled = cancel.load();
     if (!result.is_ok() || cancelled) {
       finish();
       watcher.join();
-      if (!lease_lost)
+      if (!lease_lost && !handed_back)
         release(task.lease_id(), result.is_ok() ? "worker stopping" : result.status().message());
       ++stats.tasks_lost;
-      return Status::ok();
+      if (stalled)
+        return TaskOutcome{false, true,
+                           "stalled: no progress for " + seconds_text(options.stall_timeout_ms)};
+      if (cancelled) return TaskOutcome{};
+      return TaskOutcome{false, true, result.status().message()};
     }
     auto pushed = push(assignment, *result, task.gradient_dtype());
     finish();
@@ -538,17 +610,35 @@ struct WorkerClient::Impl {
       ++stats.tasks_lost;
       if (pushed.status().code() == StatusCode::kFailedPrecondition) return pushed.status();
       DIPACO_LOG(kWarning) << "lease " << task.lease_id() << ": " << pushed.status().message();
-      return Status::ok();
+      return TaskOutcome{};
     }
     if (*pushed) {
       ++stats.tasks_completed;
       report(assignment, *result);
       DIPACO_LOG(kInfo) << "worker " << options.worker_id << ": lease " << task.lease_id()
                         << " complete";
-    } else {
-      ++stats.tasks_lost;
+      return TaskOutcome{true, false, {}};
     }
-    return Status::ok();
+    ++stats.tasks_lost;
+    return TaskOutcome{};
+  }
+
+  // Before the next lease: a failed task waits (backing off while failures repeat), so that a
+  // worker that cannot train does not lease and hand back tasks in a hot loop; a completed task
+  // resets the wait.
+  void after_task(const TaskOutcome& outcome) {
+    if (outcome.completed) {
+      task_backoff.reset();
+      failures_in_a_row = 0;
+    }
+    if (!outcome.failed) return;
+    ++stats.tasks_failed;
+    ++failures_in_a_row;
+    const int64_t wait = task_backoff.next_wait_ms(random);
+    DIPACO_LOG(kWarning) << "worker " << options.worker_id << ": task failed (" << failures_in_a_row
+                         << " in a row): " << outcome.failure << "; leasing again in " << wait
+                         << " ms";
+    sleep_ms(wait);
   }
 };
 
@@ -576,7 +666,7 @@ Status WorkerClient::run(const std::atomic<int>& stop) {
         w.back_off("register: " + describe(s));
         continue;
       }
-      w.backoff_ms = 0;
+      w.call_backoff.reset();
     }
     v1::LeaseTaskRequest request;
     request.set_session_id(w.session);
@@ -595,9 +685,13 @@ Status WorkerClient::run(const std::atomic<int>& stop) {
       w.back_off("lease: " + describe(s));
       continue;
     }
-    w.backoff_ms = 0;
+    w.call_backoff.reset();
     if (response.has_task()) {
-      DIPACO_RETURN_IF_ERROR(w.execute(response.task()));
+      if (w.options.on_lease) w.options.on_lease(response.task().lease_id());
+      Result<TaskOutcome> outcome = w.execute(response.task());
+      if (w.options.on_lease) w.options.on_lease("");
+      if (!outcome.is_ok()) return outcome.status();
+      w.after_task(*outcome);
       continue;
     }
     if (response.drain()) {

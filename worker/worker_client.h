@@ -15,16 +15,30 @@
 //     full jitter (backoff_initial_ms doubling up to backoff_max_ms); NOT_FOUND on a worker RPC
 //     means the coordinator forgot the session: register again. UNAUTHENTICATED and
 //     PERMISSION_DENIED end run() with an error (fix the token).
+//   - Failed task: a runner error or inputs that cannot be fetched hand the lease back, log a
+//     WARNING (reason, failures in a row) and wait before the next lease: the same backoff
+//     (backoff_initial_ms doubling up to backoff_max_ms, with jitter), reset by a completed
+//     task. The worker goes on: a broken GPU or a corrupt shard must not make it lease and hand
+//     back hundreds of tasks a second, nor end the service.
+//   - Stall watchdog: while the runner runs, a TaskProgress whose inner_step and activity stay
+//     unchanged for stall_timeout_ms stops the lease's heartbeats, cancels the runner, logs an
+//     ERROR and hands the lease back at once (a failed task, as above). Fetching inputs and
+//     pushing are not counted; every inner step starts the count again. 0 = no watchdog. A
+//     runner that has not returned another stall_timeout_ms after the cancel is logged again:
+//     the worker then holds no lease but is stuck in it until restarted.
 //   - Lease loss: a heartbeat answering lease_valid = false cancels the runner; the result is
 //     dropped.
 //   - Stop: when `stop` becomes 1 the worker finishes its current task (push included) and
 //     returns; at 2 it cancels the runner, hands the lease back (ReleaseLease) and returns.
-//     An operator drain (heartbeat or lease reply) is treated like stop = 1.
+//     An operator drain (heartbeat or lease reply) is treated like stop = 1. How long a stop
+//     at 1 may take is the caller's to bound (worker_service.h raises it to 2 after
+//     stop_grace_s).
 // Logs go to stderr (util/log.h).
 #pragma once
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -44,13 +58,18 @@ struct WorkerClientOptions {
   uint64_t push_chunk_bytes = 1 << 20;
   int64_t backoff_initial_ms = 100;
   int64_t backoff_max_ms = 5000;
-  int64_t rpc_timeout_ms = 30000;  // per unary call and per stream
-  uint64_t max_tasks = 0;          // stop after this many completed tasks; 0 = no limit
+  int64_t rpc_timeout_ms = 30000;     // per unary call and per stream
+  uint64_t max_tasks = 0;             // stop after this many completed tasks; 0 = no limit
+  int64_t stall_timeout_ms = 600000;  // runner without progress this long: cancel; 0 = never
+  // Called with the lease id when a task starts and with "" when it ends (from run()'s thread),
+  // so that the service can name the lease it is waiting for. May be empty.
+  std::function<void(const std::string& lease_id)> on_lease;
 };
 
 struct WorkerStats {
   uint64_t tasks_completed = 0;
-  uint64_t tasks_lost = 0;  // lease died before the push completed
+  uint64_t tasks_lost = 0;    // lease died or was handed back before the push completed
+  uint64_t tasks_failed = 0;  // of those lost: the runner or the inputs failed, or it stalled
   uint64_t bytes_down = 0;
   uint64_t bytes_up = 0;
 };

@@ -12,7 +12,8 @@
 namespace dipaco {
 namespace {
 
-constexpr int64_t kMaxBackoffMs = 3600000;  // an hour between retries is already too long
+constexpr int64_t kMaxBackoffMs = 3600000;     // an hour between retries is already too long
+constexpr double kMaxSeconds = 7 * 24 * 3600;  // stall_timeout_s, stop_grace_s: a week at most
 
 // Unknown keys are errors (a typo must not silently fall back to a default).
 Status check_keys(const toml::table& table, const std::string& section,
@@ -83,7 +84,8 @@ Result<WorkerConfig> parse_worker_config(const std::string& toml_text,
     DIPACO_RETURN_IF_ERROR(
         check_keys(*w, "worker.",
                    {"id", "cache_dir", "backend", "devices", "cpu_threads", "fallback_to_cpu",
-                    "max_memory_gib", "runner", "fake_step_ms", "max_tasks", "log_level"},
+                    "max_memory_gib", "runner", "fake_step_ms", "max_tasks", "stall_timeout_s",
+                    "stop_grace_s", "log_level"},
                    source_name));
     DIPACO_RETURN_IF_ERROR(read_value(*w, "worker", "id", source_name, &config.worker_id));
     DIPACO_RETURN_IF_ERROR(read_value(*w, "worker", "cache_dir", source_name, &config.cache_dir));
@@ -98,6 +100,18 @@ Result<WorkerConfig> parse_worker_config(const std::string& toml_text,
     DIPACO_RETURN_IF_ERROR(
         read_value(*w, "worker", "fake_step_ms", source_name, &config.fake_step_ms));
     DIPACO_RETURN_IF_ERROR(read_value(*w, "worker", "max_tasks", source_name, &config.max_tasks));
+    DIPACO_RETURN_IF_ERROR(
+        read_value(*w, "worker", "stall_timeout_s", source_name, &config.stall_timeout_s));
+    DIPACO_RETURN_IF_ERROR(
+        read_value(*w, "worker", "stop_grace_s", source_name, &config.stop_grace_s));
+    for (auto [key, seconds] : {std::pair{"stall_timeout_s", config.stall_timeout_s},
+                                std::pair{"stop_grace_s", config.stop_grace_s}}) {
+      if (!(seconds >= 0 && seconds <= kMaxSeconds)) {
+        return invalid_argument(source_name + ": [worker] " + key + " must be in [0, " +
+                                std::to_string(static_cast<int64_t>(kMaxSeconds)) +
+                                "] seconds, got " + std::to_string(seconds));
+      }
+    }
     DIPACO_RETURN_IF_ERROR(read_value(*w, "worker", "log_level", source_name, &config.log_level));
     if (!config.log_level.empty() && !worker_log_level(config.log_level)) {
       return invalid_argument(

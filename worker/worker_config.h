@@ -23,6 +23,17 @@
 //   runner = "train"                        # train (the path trainer) | fake (protocol tests)
 //   fake_step_ms = 0                        # fake runner: sleep per inner step
 //   max_tasks = 0                           # stop after this many tasks; 0 = run until stopped
+//   stall_timeout_s = 600                   # a task whose trainer makes no progress (no inner
+//                                           #   step) this long is cancelled and its lease handed
+//                                           #   back; counted only while training, from the last
+//                                           #   inner step. 0 = never. Fractions allowed.
+//   stop_grace_s = 90                       # after the first SIGTERM/SIGINT the running task
+//                                           #   has this long to finish and push; then its lease
+//                                           #   is handed back and the worker exits. Must stay
+//                                           #   below the orchestrator's stop timeout (systemd
+//                                           #   TimeoutStopSec, Kubernetes
+//                                           #   terminationGracePeriodSeconds, Slurm --signal).
+//                                           #   0 = hand it back at once.
 //   log_level = ""                          # debug | info | warning | error; "" = as
 //                                           #   DIPACO_LOG_LEVEL says (info when unset)
 //
@@ -62,6 +73,8 @@ struct WorkerConfig {
   std::string runner = "train";
   int64_t fake_step_ms = 0;
   int64_t max_tasks = 0;
+  double stall_timeout_s = 600.0;
+  double stop_grace_s = 90.0;
   std::string log_level;
 };
 

@@ -114,6 +114,8 @@ ReloadPlan plan_worker_reload(const WorkerConfig& running,
   p.key("[worker] runner", kNeedsRestart, &WorkerConfig::runner);
   p.key("[worker] fake_step_ms", kNeedsRestart, &WorkerConfig::fake_step_ms);
   p.key("[worker] max_tasks", kNextConnection, &WorkerConfig::max_tasks);
+  p.key("[worker] stall_timeout_s", kNextConnection, &WorkerConfig::stall_timeout_s);
+  p.key("[worker] stop_grace_s", kNow, &WorkerConfig::stop_grace_s);
   p.key("[worker] log_level", kNow, &WorkerConfig::log_level);
 
   // The same paths with new contents (a token or certificate rotated in place).

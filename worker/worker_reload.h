@@ -2,10 +2,11 @@
 //
 // The decision is a pure function of the running config and the re-read one, so it is tested
 // without a process or a network. Each key takes effect at one of three times:
-//   now              [worker] log_level
+//   now              [worker] log_level, stop_grace_s (a stop already under way keeps its grace)
 //   next connection  [coordinator] address, token_file (and the token file's contents), tls,
 //                    ca_file, client_cert_file, client_key_file (and those files' contents),
-//                    server_name, backoff_initial_ms, backoff_max_ms; [worker] max_tasks.
+//                    server_name, backoff_initial_ms, backoff_max_ms; [worker] max_tasks,
+//                    stall_timeout_s.
 //                    The worker finishes and pushes the task it is running (never interrupted),
 //                    then connects again with them; an idle or retrying worker does so at once.
 //   needs restart    [worker] id, cache_dir, backend, devices, cpu_threads, fallback_to_cpu,

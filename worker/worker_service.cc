@@ -5,9 +5,12 @@
 
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <mutex>
+#include <optional>
+#include <sstream>
 #include <thread>
 
 #include "fake_task_runner.h"
@@ -97,10 +100,18 @@ std::string host_name() {
   return host;
 }
 
+// "90 s", "0.5 s".
+std::string seconds_text(double seconds) {
+  std::ostringstream text;
+  text << seconds << " s";
+  return text.str();
+}
+
 // `tasks_done` counts the tasks this process completed on earlier connections, so that
-// max_tasks bounds the whole process, not one connection.
+// max_tasks bounds the whole process, not one connection. `on_lease` follows the running lease.
 WorkerClientOptions client_options(const WorkerConfig& config, const WorkerCredentials& credentials,
-                                   uint64_t tasks_done) {
+                                   uint64_t tasks_done,
+                                   std::function<void(const std::string&)> on_lease) {
   WorkerClientOptions options;
   options.channel = channel_options(config);
   options.token = credentials.token;
@@ -111,6 +122,8 @@ WorkerClientOptions client_options(const WorkerConfig& config, const WorkerCrede
   options.backoff_max_ms = config.backoff_max_ms;
   options.max_tasks =
       config.max_tasks == 0 ? 0 : static_cast<uint64_t>(config.max_tasks) - tasks_done;
+  options.stall_timeout_ms = std::llround(config.stall_timeout_s * 1000.0);
+  options.on_lease = std::move(on_lease);
   return options;
 }
 
@@ -118,10 +131,12 @@ bool max_tasks_reached(const WorkerConfig& config, uint64_t tasks_done) {
   return config.max_tasks != 0 && tasks_done >= static_cast<uint64_t>(config.max_tasks);
 }
 
-// Owns the stop level the running WorkerClient watches: it follows SIGTERM/SIGINT, and a SIGHUP
-// reload that needs a new connection raises it to 1 (finish the running task, then return), after
-// which the service connects again with the reloaded config (take_reconnect). Signals are
-// polled from a thread every 20 ms: a handler may only touch lock-free atomics.
+// Owns the stop level the running WorkerClient watches: it follows SIGTERM/SIGINT (the first
+// asks the running task to finish; stop_grace_s later, or at a second signal, the level becomes 2
+// and the lease is handed back), and a SIGHUP reload that needs a new connection raises it to 1
+// (finish the running task, however long it takes, then return), after which the service
+// connects again with the reloaded config (take_reconnect). Signals are polled from a thread
+// every 20 ms: a handler may only touch lock-free atomics.
 class ReloadSupervisor {
  public:
   ReloadSupervisor(const char* program, WorkerConfigLoader loader, const WorkerConfig& config,
@@ -143,6 +158,12 @@ class ReloadSupervisor {
 
   const std::atomic<int>& client_stop() const { return client_stop_; }
 
+  // The running client's lease ("" between tasks), for the stop messages.
+  void set_lease(const std::string& lease_id) {
+    std::lock_guard lock(mutex_);
+    lease_ = lease_id;
+  }
+
   // After a WorkerClient returned: true (and the config to connect with) when it returned for a
   // reload rather than a stop, a drain or max_tasks.
   bool take_reconnect(WorkerConfig* config, WorkerCredentials* credentials) {
@@ -160,7 +181,7 @@ class ReloadSupervisor {
     HandledSignalsBlocked::unblock_in_this_thread();
     int handled = g_reload_requests.load();
     while (!done_) {
-      raise_to(client_stop_, g_stop.load());
+      follow_stop_signals();
       int requested = g_reload_requests.load();
       if (requested != handled) {
         handled = requested;
@@ -168,6 +189,43 @@ class ReloadSupervisor {
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
+  }
+
+  // Raises the client's stop level as the signals and the grace say, and says what it does.
+  void follow_stop_signals() {
+    const int signals = g_stop.load();
+    if (signals == 0) return;
+    const auto now = std::chrono::steady_clock::now();
+    std::lock_guard lock(mutex_);
+    const std::string what = lease_.empty() ? std::string() : "lease " + lease_;
+    if (!stop_since_) {
+      stop_since_ = now;
+      stop_grace_s_ = wanted_.stop_grace_s;
+      if (what.empty()) {
+        DIPACO_LOG(kInfo) << program_ << ": stopping: no task running";
+      } else if (signals == 1 && stop_grace_s_ > 0) {
+        DIPACO_LOG(kInfo) << program_ << ": stopping: finishing " << what << " (grace "
+                          << seconds_text(stop_grace_s_)
+                          << "; a second SIGTERM/SIGINT hands it back at once)";
+      }
+    }
+    int level = signals;
+    if (level == 1 && now - *stop_since_ >= std::chrono::duration<double>(stop_grace_s_)) {
+      level = 2;
+    }
+    if (level >= 2 && client_stop_.load() < 2 && !what.empty()) {
+      if (signals >= 2) {
+        DIPACO_LOG(kWarning) << program_ << ": stopping at once: handing " << what << " back";
+      } else if (stop_grace_s_ > 0) {
+        DIPACO_LOG(kWarning) << program_ << ": stopping: " << what << " did not finish within the "
+                             << seconds_text(stop_grace_s_)
+                             << " grace (stop_grace_s); handing it back";
+      } else {
+        DIPACO_LOG(kInfo) << program_ << ": stopping: handing " << what
+                          << " back (stop_grace_s = 0)";
+      }
+    }
+    raise_to(client_stop_, level);
   }
 
   Status load(WorkerConfig* config, WorkerCredentials* credentials) {
@@ -228,7 +286,10 @@ class ReloadSupervisor {
   WorkerConfig wanted_;  // the config the next connection uses
   WorkerCredentials wanted_credentials_;
   bool reconnect_pending_ = false;
-  std::thread thread_;  // last: starts once the members above exist
+  std::string lease_;  // the running client's lease, "" = none
+  std::optional<std::chrono::steady_clock::time_point> stop_since_;  // the first stop signal
+  double stop_grace_s_ = 0;  // stop_grace_s when that signal came
+  std::thread thread_;       // last: starts once the members above exist
 };
 
 void add_stats(const WorkerStats& from, WorkerStats* to) {
@@ -288,8 +349,10 @@ int run_worker_service(const WorkerConfig& config, const char* program, WorkerCo
   WorkerStats total;
   int exit_code = 0;
   while (true) {
-    WorkerClient client(client_options(running, running_credentials, total.tasks_completed),
-                        *runner);
+    WorkerClient client(
+        client_options(running, running_credentials, total.tasks_completed,
+                       [&supervisor](const std::string& lease) { supervisor.set_lease(lease); }),
+        *runner);
     Status status = client.run(supervisor.client_stop());
     add_stats(client.stats(), &total);
     if (!status.is_ok()) {

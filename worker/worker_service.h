@@ -2,10 +2,14 @@
 // exit code. Shared by `dipaco-worker --config` (the systemd service) and `dipaco work`
 // (foreground).
 //
-// Signals: the first SIGTERM/SIGINT finishes the current task (push included) and exits 0; a
-// second one cancels the task, hands the lease back and exits 0. With a config loader, SIGHUP
-// re-reads the config: a file that does not load (syntax, unknown key, unreadable token or
-// certificate) is logged and the running config is kept; otherwise the changes apply as
+// Signals: the first SIGTERM/SIGINT lets the current task finish (push included), logging
+// "stopping: finishing lease N (grace S s)", and exits 0; when the task has not finished
+// [worker] stop_grace_s later (0 = at once), or at a second SIGTERM/SIGINT, the task is cancelled,
+// its lease handed back, and the worker exits 0. stop_grace_s must stay below the orchestrator's
+// stop timeout (systemd TimeoutStopSec, Kubernetes terminationGracePeriodSeconds, Slurm
+// --signal=B:TERM@N), which SIGKILLs a worker before it could hand its lease back. With a config
+// loader, SIGHUP re-reads the config: a file that does not load (syntax, unknown key, unreadable
+// token or certificate) is logged and the running config is kept; otherwise the changes apply as
 // worker_reload.h decides (log level now; connection settings and max_tasks when the worker
 // next connects, after the task it is running; the rest is logged as needing a restart). A
 // running task is never interrupted by a reload. Without a loader SIGHUP keeps its default

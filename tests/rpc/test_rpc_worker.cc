@@ -1,6 +1,7 @@
 // WorkerClient with FakeTaskRunner against an in-process coordinator over loopback: whole runs,
-// the module cache, handing a lease back on a hard stop, and TLS / mTLS transports (certificates
-// made with the openssl tool at test time).
+// the module cache, handing a lease back on a hard stop, backing off after failed tasks, the
+// stall watchdog, and TLS / mTLS transports (certificates made with the openssl tool at test
+// time).
 #include <QProcess>
 #include <QStandardPaths>
 #include <QtTest>
@@ -43,6 +44,27 @@ bool run_to_end(Served& s, int timeout_ms) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   return false;
+}
+
+// Waits until `done()` holds (true) or `timeout_ms` passes (false).
+template <typename Predicate>
+bool wait_until(Predicate done, int timeout_ms) {
+  auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (!done()) {
+    if (std::chrono::steady_clock::now() >= until) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
+}
+
+// The live lease of worker `id` on the coordinator (0 = none).
+int64_t live_lease_of(Served& s, const std::string& id) {
+  auto workers = s.coordinator->workers();
+  if (!workers.is_ok()) return 0;
+  for (const auto& w : *workers) {
+    if (w.worker_id == id) return w.live_lease_id;
+  }
+  return 0;
 }
 
 // Self-signed certificate for CN=localhost (and IP 127.0.0.1) via the openssl tool.
@@ -128,6 +150,107 @@ class RpcWorkerTest : public QObject {
     QCOMPARE(status->tasks_queued, int64_t{4});
     QCOMPARE(status->tasks_done, int64_t{0});
     QCOMPARE(worker.stats().tasks_lost, uint64_t{1});
+  }
+
+  // A runner that fails every task (a broken GPU): the worker hands each lease back and waits
+  // longer and longer before the next one instead of leasing again at once, and keeps running.
+  void failingRunnerBacksOff() {
+    Served s;
+    QVERIFY(s.start());
+    dipaco::FakeTaskRunner broken(0, {.fail_tasks = 1000000});
+    std::atomic<int> stop{0};
+    dipaco::WorkerClientOptions options = worker_options(s, "broken");
+    options.backoff_initial_ms = 50;  // waits of at least 25, 50, then 100 ms each
+    options.backoff_max_ms = 200;
+    dipaco::WorkerClient worker(options, broken);
+    std::thread thread([&] { QVERIFY(worker.run(stop).is_ok()); });
+    QVERIFY(wait_until([&] { return broken.runs() >= 1; }, 20000));
+    const auto start = std::chrono::steady_clock::now();
+    const uint64_t runs_at_start = broken.runs();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+    const uint64_t runs = broken.runs() - runs_at_start;
+    const auto window_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::chrono::steady_clock::now() - start)
+                               .count();
+    stop = 2;
+    thread.join();
+    // The waits alone allow at most 2 + window / 100 ms leases in the window; leasing again at
+    // once gave hundreds.
+    const uint64_t bound = 2 + static_cast<uint64_t>(window_ms) / 100;
+    qInfo("%llu failed tasks in %lld ms (bound %llu)", static_cast<unsigned long long>(runs),
+          static_cast<long long>(window_ms), static_cast<unsigned long long>(bound));
+    QVERIFY2(runs <= bound, std::to_string(runs).c_str());
+    QVERIFY2(runs >= 1, "the worker stopped leasing after failed tasks");
+    QCOMPARE(worker.stats().tasks_completed, uint64_t{0});
+    QCOMPARE(worker.stats().tasks_failed, broken.runs());
+    QCOMPARE(worker.stats().tasks_lost, broken.runs());
+    auto status = s.coordinator->run_status(s.run_id);
+    QCOMPARE(status->tasks_leased, int64_t{0});  // every failed lease was handed back
+    QCOMPARE(status->tasks_done, int64_t{0});
+  }
+
+  // Once the runner works again (here after 3 failures) the worker completes tasks.
+  void workerRecoversAfterFailedTasks() {
+    Served s;
+    QVERIFY(s.start());
+    dipaco::FakeTaskRunner flaky(0, {.fail_tasks = 3});
+    std::atomic<int> stop{0};
+    dipaco::WorkerClientOptions options = worker_options(s, "flaky");
+    options.max_tasks = 2;
+    dipaco::WorkerClient worker(options, flaky);
+    QVERIFY(worker.run(stop).is_ok());  // returns after max_tasks
+    QCOMPARE(worker.stats().tasks_failed, uint64_t{3});
+    QCOMPARE(worker.stats().tasks_completed, uint64_t{2});
+    QCOMPARE(flaky.runs(), uint64_t{5});
+    QCOMPARE(s.coordinator->run_status(s.run_id)->tasks_done, int64_t{2});
+  }
+
+  // A runner that hangs (no inner step, no activity): the watchdog gives the lease back long
+  // before the coordinator's lease timeout (60 s here) would, although heartbeats kept it alive.
+  void stalledRunnerHandsItsLeaseBack() {
+    Served s;
+    QVERIFY(s.start(/*outer_steps=*/2, /*lease_timeout_ms=*/60000));
+    dipaco::FakeTaskRunner hung(0, {.hang = true});
+    std::atomic<int> stop{0};
+    dipaco::WorkerClientOptions options = worker_options(s, "hung");
+    options.stall_timeout_ms = 300;
+    options.backoff_initial_ms = 60000;  // no second lease while the test looks
+    options.backoff_max_ms = 60000;
+    dipaco::WorkerClient worker(options, hung);
+    std::thread thread([&] { QVERIFY(worker.run(stop).is_ok()); });
+    int64_t lease = 0;
+    QVERIFY(wait_until([&] { return (lease = live_lease_of(s, "hung")) != 0; }, 20000));
+    const bool handed_back = wait_until([&] { return live_lease_of(s, "hung") == 0; }, 20000);
+    stop = 2;
+    thread.join();
+    QVERIFY(handed_back);
+    auto summary = s.coordinator->lease_summary(lease);
+    QVERIFY(summary.is_ok() && summary->has_value());
+    QVERIFY2((*summary)->state != "live" && (*summary)->state != "completed",
+             (*summary)->state.c_str());
+    QCOMPARE(hung.runs(), uint64_t{1});
+    QCOMPARE(worker.stats().tasks_failed, uint64_t{1});
+    QCOMPARE(worker.stats().tasks_lost, uint64_t{1});
+    auto status = s.coordinator->run_status(s.run_id);
+    QCOMPARE(status->tasks_leased, int64_t{0});
+    QCOMPARE(status->tasks_queued, int64_t{4});
+  }
+
+  // Slow inner steps, each shorter than the stall timeout, are progress: a task of 4 steps of
+  // 150 ms (600 ms in all) completes under a 400 ms watchdog.
+  void slowStepsAreNotAStall() {
+    Served s;
+    QVERIFY(s.start());
+    dipaco::FakeTaskRunner slow(150);
+    std::atomic<int> stop{0};
+    dipaco::WorkerClientOptions options = worker_options(s, "slow");
+    options.stall_timeout_ms = 400;
+    options.max_tasks = 1;
+    dipaco::WorkerClient worker(options, slow);
+    QVERIFY(worker.run(stop).is_ok());
+    QCOMPARE(worker.stats().tasks_completed, uint64_t{1});
+    QCOMPARE(worker.stats().tasks_failed, uint64_t{0});
+    QCOMPARE(slow.runs(), uint64_t{1});
   }
 
   void tlsAndMutualTls() {

@@ -1,7 +1,9 @@
-// SIGHUP config reload of a real `dipaco-worker` process against an in-process coordinator on
-// 127.0.0.1: a broken file is refused and the old config kept; a fixed address and token take
-// effect without a restart; a changed cache_dir is reported as needing a restart and not used;
-// max_tasks lowered while a task runs lets that task finish and push before the worker stops.
+// A real `dipaco-worker` process against an in-process coordinator on 127.0.0.1.
+// SIGHUP config reload: a broken file is refused and the old config kept; a fixed address and
+// token take effect without a restart; a changed cache_dir is reported as needing a restart and
+// not used; max_tasks lowered while a task runs lets that task finish and push before the worker
+// stops. SIGTERM: the running task may finish within stop_grace_s; past it the lease is handed
+// back and the worker exits 0. --check fails when backend = "cuda" finds no usable GPU.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -42,13 +44,14 @@ struct WorkerToml {
   std::string cache_dir;
   int64_t fake_step_ms = 1;
   int64_t max_tasks = 0;
+  std::string more_worker_keys;  // "key = value\n" lines for [worker]
 
   std::string text() const {
     return "[coordinator]\naddress = \"" + address + "\"\ntoken_file = \"" + token_file +
            "\"\ntls = false\nbackoff_initial_ms = 10\nbackoff_max_ms = 100\n"
            "[worker]\nid = \"reload-worker\"\ncache_dir = \"" +
            cache_dir + "\"\nrunner = \"fake\"\nfake_step_ms = " + std::to_string(fake_step_ms) +
-           "\nmax_tasks = " + std::to_string(max_tasks) + "\n";
+           "\nmax_tasks = " + std::to_string(max_tasks) + "\n" + more_worker_keys;
   }
 };
 
@@ -99,6 +102,34 @@ class WorkerProcess {
 
 bool write_config(const QString& path, const std::string& text) {
   return dipaco::write_file_atomically(path.toStdString(), text).is_ok();
+}
+
+// The lease the coordinator has given "reload-worker" (0 when none came within 30 s).
+int64_t wait_for_live_lease(Served& s, const WorkerProcess& worker) {
+  auto until = Clock::now() + std::chrono::seconds(30);
+  while (Clock::now() < until && worker.running()) {
+    auto workers = s.coordinator->workers();
+    if (!workers.is_ok()) return 0;
+    for (const auto& w : *workers) {
+      if (w.worker_id == "reload-worker" && w.live_lease_id != 0) return w.live_lease_id;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return 0;
+}
+
+// `dipaco-worker --check --config FILE`: exit code and output.
+struct CheckResult {
+  int exit_code = -1;
+  std::string output;
+};
+
+CheckResult run_check(const QString& config) {
+  QProcess check;
+  check.setProcessChannelMode(QProcess::MergedChannels);
+  check.start(DIPACO_WORKER_PATH, {"--check", "--config", config});
+  if (!check.waitForFinished(60000)) return {-1, "--check did not finish within 60 s"};
+  return {check.exitCode(), check.readAll().toStdString()};
 }
 
 }  // namespace
@@ -160,16 +191,7 @@ class RpcWorkerReloadTest : public QObject {
                     s.dir.filePath("cache").toStdString(), /*fake_step_ms=*/500};
     QVERIFY(write_config(config, toml.text()));
     WorkerProcess worker(config);
-    int64_t lease = 0;
-    auto until = Clock::now() + std::chrono::seconds(30);
-    while (lease == 0 && Clock::now() < until && worker.running()) {
-      auto workers = s.coordinator->workers();
-      QVERIFY(workers.is_ok());
-      for (const auto& w : *workers) {
-        if (w.worker_id == "reload-worker") lease = w.live_lease_id;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
+    const int64_t lease = wait_for_live_lease(s, worker);
     QVERIFY2(lease != 0, worker.log().c_str());
 
     toml.max_tasks = 1;
@@ -188,6 +210,85 @@ class RpcWorkerReloadTest : public QObject {
     QVERIFY(status.is_ok());
     QCOMPARE(status->tasks_done, int64_t{1});
     QVERIFY2(!contains(worker.log(), "handed back"), worker.log().c_str());
+  }
+
+  // One SIGTERM while a task runs. A task longer than stop_grace_s (4 inner steps of 1 s against
+  // 0.5 s) has its lease handed back and the worker exits 0 instead of training on until an
+  // orchestrator's SIGKILL; a task that ends within it (4 steps of 300 ms against 60 s) is
+  // pushed first.
+  void sigtermStopsWithinTheGrace_data() {
+    QTest::addColumn<int>("step_ms");
+    QTest::addColumn<QString>("grace_s");
+    QTest::addColumn<bool>("finishes");
+    QTest::newRow("task longer than the grace") << 1000 << "0.5" << false;
+    QTest::newRow("task within the grace") << 300 << "60" << true;
+  }
+
+  void sigtermStopsWithinTheGrace() {
+    QFETCH(int, step_ms);
+    QFETCH(QString, grace_s);
+    QFETCH(bool, finishes);
+    Served s;
+    QVERIFY(s.start());
+    QString config = s.dir.filePath("worker.toml");
+    WorkerToml toml{s.server->target(), s.dir.filePath("worker.token").toStdString(),
+                    s.dir.filePath("cache").toStdString(), step_ms};
+    const std::string grace = grace_s.toStdString();
+    toml.more_worker_keys = "stop_grace_s = " + grace + "\n";
+    QVERIFY(write_config(config, toml.text()));
+    WorkerProcess worker(config);
+    const int64_t lease = wait_for_live_lease(s, worker);
+    QVERIFY2(lease != 0, worker.log().c_str());
+    worker.send(SIGTERM);
+    QVERIFY2(worker.wait_for_exit(30000), worker.log().c_str());
+    QVERIFY2(worker.exit_code() == 0, worker.log().c_str());
+    const std::string id = std::to_string(lease);
+    QVERIFY2(contains(worker.log(), "stopping: finishing lease " + id + " (grace " + grace + " s"),
+             worker.log().c_str());
+    auto summary = s.coordinator->lease_summary(lease);
+    QVERIFY(summary.is_ok() && summary->has_value());
+    auto status = s.coordinator->run_status(s.run_id);
+    QVERIFY(status.is_ok());
+    QCOMPARE(status->tasks_leased, int64_t{0});
+    if (finishes) {
+      QCOMPARE((*summary)->state, std::string("completed"));
+      QCOMPARE(status->tasks_done, int64_t{1});
+      QVERIFY2(!contains(worker.log(), "handed back"), worker.log().c_str());
+    } else {
+      QVERIFY2((*summary)->state != "live" && (*summary)->state != "completed",
+               (*summary)->state.c_str());
+      QCOMPARE(status->tasks_done, int64_t{0});
+      QVERIFY2(contains(worker.log(),
+                        "lease " + id + " did not finish within the " + grace + " s grace"),
+               worker.log().c_str());
+      QVERIFY2(contains(worker.log(), "lease " + id + " handed back"), worker.log().c_str());
+    }
+  }
+
+  // backend = "cuda" on a host without a usable GPU fails --check (the health check of the
+  // Docker image, the unit's ExecStartPre), also with fallback_to_cpu; "auto" only warns.
+  void checkFailsWhenTheConfiguredGpuIsMissing() {
+    QTemporaryDir dir;
+    const QString config = dir.filePath("worker.toml");
+    QVERIFY(write_config(config, "[worker]\nbackend = \"auto\"\n"));
+    CheckResult check = run_check(config);
+    if (!contains(check.output, "cuda: 0 device(s)")) QSKIP("this host has a GPU");
+    QVERIFY2(check.exit_code == 0, check.output.c_str());
+    QVERIFY2(contains(check.output, "warning: backend = \"auto\" trains on the CPU"),
+             check.output.c_str());
+    // fallback_to_cpu: the worker itself would run, on the CPU; the check warns and fails.
+    QVERIFY(write_config(config, "[worker]\nbackend = \"cuda\"\nfallback_to_cpu = true\n"));
+    check = run_check(config);
+    QVERIFY2(check.exit_code == 1, check.output.c_str());
+    QVERIFY2(contains(check.output, "warning: "), check.output.c_str());
+    QVERIFY2(contains(check.output, "error: [worker] backend = \"cuda\" but no GPU is usable"),
+             check.output.c_str());
+    QVERIFY2(contains(check.output, "check: FAILED"), check.output.c_str());
+    // Without it the backend itself refuses.
+    QVERIFY(write_config(config, "[worker]\nbackend = \"cuda\"\n"));
+    check = run_check(config);
+    QVERIFY2(check.exit_code == 1, check.output.c_str());
+    QVERIFY2(contains(check.output, "check: FAILED"), check.output.c_str());
   }
 };
 

@@ -96,6 +96,21 @@ max_memory_gib = 70.5
             std::string::npos);
   }
 
+  void stallAndStopGraceKeys() {
+    auto defaults = dipaco::parse_worker_config("", "worker.toml");
+    QCOMPARE(defaults->stall_timeout_s, 600.0);
+    QCOMPARE(defaults->stop_grace_s, 90.0);
+    auto config = dipaco::parse_worker_config("[worker]\nstall_timeout_s = 0\nstop_grace_s = 2.5\n",
+                                              "worker.toml");
+    QVERIFY2(config.is_ok(), config.status().message().c_str());
+    QCOMPARE(config->stall_timeout_s, 0.0);
+    QCOMPARE(config->stop_grace_s, 2.5);
+    QVERIFY(error_of("[worker]\nstop_grace_s = -1\n")
+                .find("[worker] stop_grace_s must be in [0, 604800] seconds") != std::string::npos);
+    QVERIFY(error_of("[worker]\nstall_timeout_s = \"10m\"\n")
+                .find("[worker] stall_timeout_s has the wrong type") != std::string::npos);
+  }
+
   void missingFileIsNotFound() {
     auto config = dipaco::load_worker_config("/nonexistent/worker.toml");
     QVERIFY(!config.is_ok());

@@ -133,9 +133,10 @@ class WorkerReloadTest : public QObject {
         "backoff_initial_ms = 7\nbackoff_max_ms = 70\n"
         "[worker]\nid = \"w\"\ncache_dir = \"/c2\"\nbackend = \"cpu\"\ndevices = [3]\n"
         "cpu_threads = 2\nfallback_to_cpu = true\nmax_memory_gib = 3.5\nrunner = \"fake\"\n"
-        "fake_step_ms = 9\nmax_tasks = 4\nlog_level = \"error\"\n");
+        "fake_step_ms = 9\nmax_tasks = 4\nstall_timeout_s = 30\nstop_grace_s = 20\n"
+        "log_level = \"error\"\n");
     ReloadPlan plan = dipaco::plan_worker_reload(parse(""), {}, changed, {});
-    QCOMPARE(plan.changes.size(), size_t{20});
+    QCOMPARE(plan.changes.size(), size_t{22});
     int now = 0, next = 0, restart = 0;
     for (const auto& change : plan.changes) {
       QCOMPARE(std::count_if(plan.changes.begin(), plan.changes.end(),
@@ -145,8 +146,8 @@ class WorkerReloadTest : public QObject {
       next += change.timing == ReloadTiming::kNextConnection;
       restart += change.timing == ReloadTiming::kNeedsRestart;
     }
-    QCOMPARE(now, 1);
-    QCOMPARE(next, 10);
+    QCOMPARE(now, 2);
+    QCOMPARE(next, 11);
     QCOMPARE(restart, 9);
   }
 
