@@ -1,0 +1,233 @@
+// The GGUF tokenizer follows the SentencePiece model: a BPE model keeps llama.cpp's "llama"
+// tokenizer and the keys it always had; a unigram model (dipaco's default) is written as "t5"
+// with the ModelProto's precompiled_charsmap and normalizer flags, read back by the spec readers
+// (spec_readers.h); word and char models, which llama.cpp cannot tokenize, are refused.
+#include <QFile>
+#include <QTemporaryDir>
+#include <QtTest>
+#include <random>
+#include <set>
+
+#include "data/tokenizer.h"
+#include "export/gguf_writer.h"
+#include "export_fixture.h"
+#include "spec_readers.h"
+#include "test_support.h"
+
+namespace {
+
+// Short sentences of 16 words; documents of three paragraphs, as dipaco's corpora have.
+std::vector<std::string> sentences(int n) {
+  const char* words[] = {"the", "jury",   "said", "election", "county", "court", "was",    "of",
+                         "a",   "report", "city", "vote",     "mayor",  "grand", "friday", "new"};
+  std::mt19937 rng(11);
+  std::vector<std::string> out;
+  for (int i = 0; i < n; ++i) {
+    std::string s;
+    for (int w = 0; w < 8; ++w) s += std::string(w ? " " : "") + words[rng() % 16];
+    out.push_back(s + ".");
+  }
+  return out;
+}
+
+std::vector<dipaco::Document> documents() {
+  std::vector<std::string> s = sentences(300);
+  std::vector<dipaco::Document> docs;
+  for (size_t i = 0; i + 3 <= s.size(); i += 3)
+    docs.push_back({"d" + std::to_string(i), "test", s[i] + "\n\n" + s[i + 1] + " " + s[i + 2]});
+  return docs;
+}
+
+// `dipaco data tokenizer`'s own training (Tokenizer::train: nfkc, whitespace kept as given).
+dipaco::Result<std::string> train_like_dipaco(const std::string& model_type, int vocab) {
+  dipaco::TokenizerOptions o;
+  o.model_type = model_type;
+  o.vocab_size = vocab;
+  o.show_progress = false;
+  DIPACO_ASSIGN_OR_RETURN(dipaco::Tokenizer t, dipaco::Tokenizer::train(documents(), o, "test"));
+  return t.serialized();
+}
+
+// SentencePiece's trainer with extra options over dipaco's special ids.
+dipaco::Result<std::string> train_with(std::vector<std::pair<std::string, std::string>> options) {
+  options.insert(options.end(), {{"minloglevel", "2"},
+                                 {"num_threads", "1"},
+                                 {"unk_id", "0"},
+                                 {"bos_id", "1"},
+                                 {"eos_id", "2"},
+                                 {"pad_id", "-1"}});
+  std::vector<std::string> s = sentences(400);
+  size_t next = 0;
+  return dipaco::train_sentencepiece(
+      options,
+      [&](std::string_view* out) {
+        if (next == s.size()) return false;
+        *out = s[next++];
+        return true;
+      },
+      /*seed=*/1);
+}
+
+// Writes a tiny model's GGUF with `model_file`'s tokenizer to `path`.
+dipaco::Status write_gguf(const QString& path, const std::string& model_file) {
+  auto tok = dipaco::SentencePieceModel::from_bytes(model_file);
+  if (!tok.is_ok()) return tok.status();
+  auto c = export_fixture::tiny_config();
+  c.vocab_size = tok->vocab_size();
+  return dipaco::write_gguf_llama(path.toStdString(), c, export_fixture::random_params(c, 3), *tok,
+                                  dipaco::GgufType::kF16, "tok-test");
+}
+
+std::set<std::string> tokenizer_keys(const spec::GgufFile& g) {
+  std::set<std::string> keys;
+  for (const auto& [key, value] : g.kv)
+    if (key.rfind("tokenizer.", 0) == 0) keys.insert(key);
+  return keys;
+}
+
+}  // namespace
+
+class ExportGgufTokenizerTest : public QObject {
+  Q_OBJECT
+
+ private slots:
+  void initTestCase() {
+    if (dipaco::Status s = dipaco::sentencepiece_available(); !s) QSKIP(s.message().c_str());
+  }
+
+  void unigramIsWrittenAsT5WithItsNormalizer_data() {
+    QTest::addColumn<QString>("name");
+    QTest::addColumn<bool>("add_dummy_prefix");
+    QTest::addColumn<bool>("remove_extra_whitespaces");
+    // dipaco's default tokenizer: NFKC, whitespace kept, a leading space added.
+    QTest::newRow("dipaco default") << "dipaco" << true << false;
+    // SentencePiece's defaults (nmt_nfkc, whitespace collapsed) without the leading space.
+    QTest::newRow("other normalizer") << "other" << false << true;
+  }
+  void unigramIsWrittenAsT5WithItsNormalizer() {
+    QFETCH(QString, name);
+    QFETCH(bool, add_dummy_prefix);
+    QFETCH(bool, remove_extra_whitespaces);
+    auto model = name == "dipaco" ? train_like_dipaco("unigram", 290)
+                                  : train_with({{"model_type", "unigram"},
+                                                {"vocab_size", "300"},
+                                                {"byte_fallback", "true"},
+                                                {"add_dummy_prefix", "false"}});
+    QVERIFY2(model.is_ok(), model.status().message().c_str());
+    const spec::SentencePieceProto proto = spec::read_sentencepiece_proto(*model);
+    QVERIFY2(proto.error.empty(), proto.error.c_str());
+    QCOMPARE(proto.model_type, uint64_t{1});  // UNIGRAM
+    QVERIFY(!proto.precompiled_charsmap.empty());
+    QCOMPARE(proto.add_dummy_prefix, add_dummy_prefix);
+    QCOMPARE(proto.remove_extra_whitespaces, remove_extra_whitespaces);
+
+    QTemporaryDir tmp;
+    const QString file = tmp.filePath("m.gguf");
+    dipaco::Status written = write_gguf(file, *model);
+    QVERIFY2(written.is_ok(), written.message().c_str());
+    auto g = spec::read_gguf(file);
+    QVERIFY2(g.error.empty(), g.error.c_str());
+
+    QCOMPARE(g.kv["tokenizer.ggml.model"].s, std::string("t5"));
+    // The charsmap: an array of u8 holding exactly the ModelProto's bytes.
+    const spec::GgufValue& charsmap = g.kv["tokenizer.ggml.precompiled_charsmap"];
+    QCOMPARE(charsmap.type, 9u);
+    QCOMPARE(charsmap.array_type, 0u);
+    std::string bytes;
+    for (const auto& b : charsmap.array) bytes += static_cast<char>(b.u);
+    QCOMPARE(bytes.size(), proto.precompiled_charsmap.size());
+    QVERIFY(bytes == proto.precompiled_charsmap);
+    auto flag = [&](const char* key) {
+      const spec::GgufValue& v = g.kv[key];
+      return v.type == 7 ? static_cast<int>(v.u) : -1;  // -1: absent or not a bool
+    };
+    QCOMPARE(flag("tokenizer.ggml.add_space_prefix"), add_dummy_prefix ? 1 : 0);
+    QCOMPARE(flag("tokenizer.ggml.remove_extra_whitespaces"), remove_extra_whitespaces ? 1 : 0);
+    // llama.cpp's "t5" adds </s> and no <s> unless told otherwise.
+    QCOMPARE(flag("tokenizer.ggml.add_bos_token"), 1);
+    QCOMPARE(flag("tokenizer.ggml.add_eos_token"), 0);
+    QCOMPARE(g.kv["tokenizer.ggml.bos_token_id"].u, uint64_t{1});
+    QCOMPARE(g.kv["tokenizer.ggml.eos_token_id"].u, uint64_t{2});
+    QCOMPARE(g.kv["tokenizer.ggml.unknown_token_id"].u, uint64_t{0});
+    QCOMPARE(g.kv["tokenizer.ggml.bos_token_id"].type, 4u);
+    QVERIFY(!g.kv.count("tokenizer.ggml.padding_token_id"));  // pad_id = -1
+
+    auto tok = dipaco::SentencePieceModel::from_bytes(*model);
+    QVERIFY(tok.is_ok());
+    const auto& tokens = g.kv["tokenizer.ggml.tokens"].array;
+    const auto& scores = g.kv["tokenizer.ggml.scores"].array;
+    const auto& types = g.kv["tokenizer.ggml.token_type"].array;
+    QCOMPARE(tokens.size(), static_cast<size_t>(tok->vocab_size()));
+    QCOMPARE(scores.size(), tokens.size());
+    QCOMPARE(types.size(), tokens.size());
+    int normal = 0, bytes_typed = 0;
+    for (int i = 0; i < tok->vocab_size(); ++i) {
+      QCOMPARE(tokens[i].s, tok->piece(i));
+      QCOMPARE(static_cast<float>(scores[i].f), tok->score(i));
+      QCOMPARE(types[i].i, static_cast<int64_t>(tok->piece_type(i)));
+      normal += types[i].i == 1;
+      bytes_typed += types[i].i == 6;
+    }
+    QCOMPARE(types[0].i, int64_t{2});  // <unk>: UNKNOWN
+    QCOMPARE(types[1].i, int64_t{3});  // <s>: CONTROL
+    QCOMPARE(bytes_typed, 256);        // byte_fallback pieces: BYTE
+    QVERIFY(normal > 0);
+    // Unigram log-probabilities: llama.cpp's Viterbi adds them up.
+    for (int i = 0; i < tok->vocab_size(); ++i)
+      if (types[i].i == 1) QVERIFY2(scores[i].f < 0, tokens[i].s.c_str());
+  }
+
+  // The README's main job uses a BPE tokenizer: its GGUF keeps llama.cpp's "llama" tokenizer and
+  // exactly the tokenizer keys it had before unigram support.
+  void bpeKeepsTheLlamaTokenizer() {
+    auto model = train_like_dipaco("bpe", 320);
+    QVERIFY2(model.is_ok(), model.status().message().c_str());
+    QCOMPARE(spec::read_sentencepiece_proto(*model).model_type, uint64_t{2});  // BPE
+    QTemporaryDir tmp;
+    const QString file = tmp.filePath("m.gguf");
+    dipaco::Status written = write_gguf(file, *model);
+    QVERIFY2(written.is_ok(), written.message().c_str());
+    auto g = spec::read_gguf(file);
+    QVERIFY2(g.error.empty(), g.error.c_str());
+    QCOMPARE(g.kv["tokenizer.ggml.model"].s, std::string("llama"));
+    const std::set<std::string> expected = {"tokenizer.ggml.model",
+                                            "tokenizer.ggml.tokens",
+                                            "tokenizer.ggml.scores",
+                                            "tokenizer.ggml.token_type",
+                                            "tokenizer.ggml.bos_token_id",
+                                            "tokenizer.ggml.eos_token_id",
+                                            "tokenizer.ggml.unknown_token_id",
+                                            "tokenizer.ggml.add_space_prefix",
+                                            "tokenizer.ggml.add_bos_token",
+                                            "tokenizer.ggml.add_eos_token"};
+    QCOMPARE(tokenizer_keys(g), expected);
+    QCOMPARE(g.kv["tokenizer.ggml.add_space_prefix"].u, uint64_t{1});
+    QCOMPARE(g.kv["tokenizer.ggml.add_bos_token"].u, uint64_t{1});
+    QCOMPARE(g.kv["tokenizer.ggml.add_eos_token"].u, uint64_t{0});
+  }
+
+  void wordAndCharModelsAreRefused_data() {
+    QTest::addColumn<QString>("type");
+    QTest::newRow("word") << "word";
+    QTest::newRow("char") << "char";
+  }
+  void wordAndCharModelsAreRefused() {
+    QFETCH(QString, type);
+    auto model = train_with(
+        {{"model_type", type.toStdString()}, {"vocab_size", "40"}, {"hard_vocab_limit", "false"}});
+    QVERIFY2(model.is_ok(), model.status().message().c_str());
+    QTemporaryDir tmp;
+    const QString file = tmp.filePath("m.gguf");
+    dipaco::Status written = write_gguf(file, *model);
+    QVERIFY(!written.is_ok());
+    const std::string quoted = "'" + type.toStdString() + "'";
+    QVERIFY2(dipaco::test::contains(written.message(), quoted), written.message().c_str());
+    QVERIFY2(dipaco::test::contains(written.message(), "--format hf"), written.message().c_str());
+    QVERIFY(!QFile::exists(file));
+    QCOMPARE(QDir(tmp.path()).entryList(QDir::AllEntries | QDir::Hidden | QDir::NoDotAndDotDot),
+             QStringList());
+  }
+};
+
+QTEST_GUILESS_MAIN(ExportGgufTokenizerTest)
+#include "test_export_gguf_tokenizer.moc"
