@@ -9,6 +9,7 @@
 #include <set>
 
 #include "data/tokenizer.h"
+#include "export/export_run.h"
 #include "export/gguf_writer.h"
 #include "export_fixture.h"
 #include "spec_readers.h"
@@ -26,6 +27,22 @@ std::vector<std::string> sentences(int n) {
     std::string s;
     for (int w = 0; w < 8; ++w) s += std::string(w ? " " : "") + words[rng() % 16];
     out.push_back(s + ".");
+  }
+  return out;
+}
+
+// Sentences of made-up words (syllables), so that a word model has hundreds of distinct words.
+std::vector<std::string> made_up_sentences(int n) {
+  const char* syllables[] = {"ka", "lo", "mi", "ne", "ru", "sa", "ti", "vo", "ze", "po"};
+  std::mt19937 rng(13);
+  std::vector<std::string> out;
+  for (int i = 0; i < n; ++i) {
+    std::string s;
+    for (int w = 0; w < 8; ++w) {
+      if (w) s += " ";
+      for (int k = 0; k < 3; ++k) s += syllables[rng() % 10];
+    }
+    out.push_back(s);
   }
   return out;
 }
@@ -49,14 +66,14 @@ dipaco::Result<std::string> train_like_dipaco(const std::string& model_type, int
 }
 
 // SentencePiece's trainer with extra options over dipaco's special ids.
-dipaco::Result<std::string> train_with(std::vector<std::pair<std::string, std::string>> options) {
+dipaco::Result<std::string> train_with(std::vector<std::pair<std::string, std::string>> options,
+                                       std::vector<std::string> s = sentences(400)) {
   options.insert(options.end(), {{"minloglevel", "2"},
                                  {"num_threads", "1"},
                                  {"unk_id", "0"},
                                  {"bos_id", "1"},
                                  {"eos_id", "2"},
                                  {"pad_id", "-1"}});
-  std::vector<std::string> s = sentences(400);
   size_t next = 0;
   return dipaco::train_sentencepiece(
       options,
@@ -216,6 +233,7 @@ class ExportGgufTokenizerTest : public QObject {
     auto model = train_with(
         {{"model_type", type.toStdString()}, {"vocab_size", "40"}, {"hard_vocab_limit", "false"}});
     QVERIFY2(model.is_ok(), model.status().message().c_str());
+    QCOMPARE(spec::read_sentencepiece_proto(*model).model_type, uint64_t{type == "word" ? 3u : 4u});
     QTemporaryDir tmp;
     const QString file = tmp.filePath("m.gguf");
     dipaco::Status written = write_gguf(file, *model);
@@ -226,6 +244,30 @@ class ExportGgufTokenizerTest : public QObject {
     QVERIFY(!QFile::exists(file));
     QCOMPARE(QDir(tmp.path()).entryList(QDir::AllEntries | QDir::Hidden | QDir::NoDotAndDotDot),
              QStringList());
+  }
+
+  // `dipaco export` of a run whose tokenizer is a word model: the default (hf,gguf) fails and
+  // leaves nothing; the Hugging Face directory alone still exports.
+  void exportOfAWordTokenizerRunNeedsFormatHf() {
+    auto model =
+        train_with({{"model_type", "word"}, {"vocab_size", std::to_string(export_fixture::kVocab)}},
+                   made_up_sentences(400));
+    QVERIFY2(model.is_ok(), model.status().message().c_str());
+    QTemporaryDir tmp;
+    auto run = export_fixture::make_run(tmp.filePath("run"), *model, 1);
+    QVERIFY2(run.is_ok(), run.status().message().c_str());
+    const std::string out = tmp.filePath("out").toStdString();
+    auto refused = dipaco::export_run(run->dir, out, dipaco::ExportOptions());
+    QVERIFY(!refused.is_ok());
+    QVERIFY2(dipaco::test::contains(refused.status().message(), "'word'"),
+             refused.status().message().c_str());
+    QCOMPARE(QDir(tmp.path()).entryList(QDir::AllEntries | QDir::Hidden | QDir::NoDotAndDotDot),
+             QStringList({"run"}));
+    dipaco::ExportOptions hf_only;
+    hf_only.gguf = false;
+    auto exported = dipaco::export_run(run->dir, out, hf_only);
+    QVERIFY2(exported.is_ok(), exported.status().message().c_str());
+    QVERIFY(QFile::exists(tmp.filePath("out/path-0/model.safetensors")));
   }
 };
 
