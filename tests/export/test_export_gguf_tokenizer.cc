@@ -3,6 +3,9 @@
 // with the ModelProto's precompiled_charsmap and normalizer flags, read back by the spec readers
 // (spec_readers.h); word and char models, which llama.cpp cannot tokenize, are refused.
 #include <QFile>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QProcess>
 #include <QTemporaryDir>
 #include <QtTest>
 #include <random>
@@ -15,7 +18,13 @@
 #include "spec_readers.h"
 #include "test_support.h"
 
+#ifndef DIPACO_EXPORT_TEST_DIR
+#error "DIPACO_EXPORT_TEST_DIR must name tests/export"
+#endif
+
 namespace {
+
+constexpr const char* kPython = "/usr/bin/python3";
 
 // Short sentences of 16 words; documents of three paragraphs, as dipaco's corpora have.
 std::vector<std::string> sentences(int n) {
@@ -192,6 +201,67 @@ class ExportGgufTokenizerTest : public QObject {
     // Unigram log-probabilities: llama.cpp's Viterbi adds them up.
     for (int i = 0; i < tok->vocab_size(); ++i)
       if (types[i].i == 1) QVERIFY2(scores[i].f < 0, tokens[i].s.c_str());
+  }
+
+  // llama.cpp's "t5" tokenizer, re-implemented from llama.cpp's sources in
+  // llama_cpp_ugm_reference.py and given only the exported metadata, segments text exactly like
+  // SentencePiece, NFKC normalization and whitespace included, except that it has no byte
+  // fallback: each run of byte pieces (characters outside the vocabulary) is one <unk> there.
+  void llamaCppUgmSegmentsLikeSentencePiece() {
+    QProcess probe;
+    probe.start(kPython, {"-c", "import json, struct"});
+    if (!probe.waitForFinished(60000) || probe.exitCode() != 0)
+      QSKIP("/usr/bin/python3 is not available");
+    auto model = train_like_dipaco("unigram", 290);
+    QVERIFY2(model.is_ok(), model.status().message().c_str());
+    QTemporaryDir tmp;
+    const QString gguf = tmp.filePath("m.gguf");
+    dipaco::Status written = write_gguf(gguf, *model);
+    QVERIFY2(written.is_ok(), written.message().c_str());
+
+    const QStringList texts = {
+        "the jury said the election was new.",
+        "  the  county   court report ",  // leading, repeated and trailing spaces
+        // NFKC: the ligature, fullwidth letters and the ellipsis change under the charsmap
+        QString::fromUtf8("\xef\xac\x81 the \xef\xbd\x83\xef\xbd\x89\xef\xbd\x94\xef\xbd\x99 "
+                          "vote\xe2\x80\xa6"),
+        "grand jury.\n\nfriday report",  // a paragraph break: byte pieces
+        QString::fromUtf8("Mayor \xc3\x9c"
+                          "ber\tvote"),  // unseen letters, a tab
+        ""};
+    QFile in(tmp.filePath("texts.json"));
+    QVERIFY(in.open(QIODevice::WriteOnly));
+    in.write(QJsonDocument(QJsonArray::fromStringList(texts)).toJson());
+    in.close();
+    QProcess python;
+    python.start(kPython, {QString(DIPACO_EXPORT_TEST_DIR) + "/llama_cpp_ugm_reference.py", gguf,
+                           in.fileName(), tmp.filePath("ids.json")});
+    QVERIFY(python.waitForFinished(120000));
+    QVERIFY2(python.exitCode() == 0, python.readAllStandardError().constData());
+    const QJsonArray got = QJsonDocument::fromJson(spec::slurp(tmp.filePath("ids.json"))).array();
+    QCOMPARE(got.size(), texts.size());
+
+    auto tok = dipaco::SentencePieceModel::from_bytes(*model);
+    QVERIFY(tok.is_ok());
+    const int32_t unk = tok->unk_id();
+    int texts_with_bytes = 0;
+    for (int t = 0; t < texts.size(); ++t) {
+      auto ids = tok->encode(texts[t].toStdString());
+      QVERIFY(ids.is_ok());
+      std::vector<int32_t> expected;
+      for (int32_t id : *ids) {
+        const bool byte = tok->piece_type(id) == dipaco::SentencePieceModel::PieceType::kByte;
+        if (!byte)
+          expected.push_back(id);
+        else if (expected.empty() || expected.back() != unk)
+          expected.push_back(unk);
+      }
+      texts_with_bytes += expected != *ids;
+      std::vector<int32_t> llama_cpp;
+      for (const auto& v : got[t].toArray()) llama_cpp.push_back(v.toInt());
+      QVERIFY2(llama_cpp == expected, qPrintable(texts[t]));
+    }
+    QCOMPARE(texts_with_bytes, 2);  // the paragraph break; M, Ü and the tab
   }
 
   // The README's main job uses a BPE tokenizer: its GGUF keeps llama.cpp's "llama" tokenizer and
