@@ -104,6 +104,14 @@ dipaco::Status write_gguf(const QString& path, const std::string& model_file) {
                                   dipaco::GgufType::kF16, "tok-test");
 }
 
+// write_gguf, then the file as the GGUF spec reader sees it.
+dipaco::Result<spec::GgufFile> export_and_read(const QString& path, const std::string& model_file) {
+  DIPACO_RETURN_IF_ERROR(write_gguf(path, model_file));
+  spec::GgufFile g = spec::read_gguf(path);
+  if (!g.error.empty()) return dipaco::data_loss(path.toStdString() + ": " + g.error);
+  return g;
+}
+
 std::set<std::string> tokenizer_keys(const spec::GgufFile& g) {
   std::set<std::string> keys;
   for (const auto& [key, value] : g.kv)
@@ -148,11 +156,9 @@ class ExportGgufTokenizerTest : public QObject {
     QCOMPARE(proto.remove_extra_whitespaces, remove_extra_whitespaces);
 
     QTemporaryDir tmp;
-    const QString file = tmp.filePath("m.gguf");
-    dipaco::Status written = write_gguf(file, *model);
-    QVERIFY2(written.is_ok(), written.message().c_str());
-    auto g = spec::read_gguf(file);
-    QVERIFY2(g.error.empty(), g.error.c_str());
+    auto exported = export_and_read(tmp.filePath("m.gguf"), *model);
+    QVERIFY2(exported.is_ok(), exported.status().message().c_str());
+    spec::GgufFile& g = *exported;
 
     QCOMPARE(g.kv["tokenizer.ggml.model"].s, std::string("t5"));
     // The charsmap: an array of u8 holding exactly the ModelProto's bytes.
@@ -216,8 +222,8 @@ class ExportGgufTokenizerTest : public QObject {
     QVERIFY2(model.is_ok(), model.status().message().c_str());
     QTemporaryDir tmp;
     const QString gguf = tmp.filePath("m.gguf");
-    dipaco::Status written = write_gguf(gguf, *model);
-    QVERIFY2(written.is_ok(), written.message().c_str());
+    auto exported = export_and_read(gguf, *model);
+    QVERIFY2(exported.is_ok(), exported.status().message().c_str());
 
     const QStringList texts = {
         "the jury said the election was new.",
@@ -271,11 +277,9 @@ class ExportGgufTokenizerTest : public QObject {
     QVERIFY2(model.is_ok(), model.status().message().c_str());
     QCOMPARE(spec::read_sentencepiece_proto(*model).model_type, uint64_t{2});  // BPE
     QTemporaryDir tmp;
-    const QString file = tmp.filePath("m.gguf");
-    dipaco::Status written = write_gguf(file, *model);
-    QVERIFY2(written.is_ok(), written.message().c_str());
-    auto g = spec::read_gguf(file);
-    QVERIFY2(g.error.empty(), g.error.c_str());
+    auto exported = export_and_read(tmp.filePath("m.gguf"), *model);
+    QVERIFY2(exported.is_ok(), exported.status().message().c_str());
+    spec::GgufFile& g = *exported;
     QCOMPARE(g.kv["tokenizer.ggml.model"].s, std::string("llama"));
     const std::set<std::string> expected = {"tokenizer.ggml.model",
                                             "tokenizer.ggml.tokens",
