@@ -6,6 +6,7 @@
 
 #include "compress/bf16.h"
 #include "export/half.h"
+#include "export/sentencepiece_spec.h"
 #include "model/param_layout.h"
 #include "util/atomic_file.h"
 
@@ -15,6 +16,7 @@ namespace {
 
 // gguf_metadata_value_type
 enum : uint32_t {
+  kU8 = 0,
   kU32 = 4,
   kI32 = 5,
   kF32 = 6,
@@ -96,6 +98,12 @@ class Metadata {
     b_.pod<uint64_t>(v.size());
     for (float f : v) b_.pod(f);
   }
+  void u8_array(const std::string& key, const std::string& bytes) {
+    head(key, kArray);
+    b_.pod<uint32_t>(kU8);
+    b_.pod<uint64_t>(bytes.size());
+    b_.data() += bytes;
+  }
   void i32_array(const std::string& key, const std::vector<int32_t>& v) {
     head(key, kArray);
     b_.pod<uint32_t>(kI32);
@@ -150,6 +158,63 @@ std::string encode(const float* x, size_t rows, size_t cols, GgufType type, uint
   return out;
 }
 
+// llama.cpp tokenizes SentencePiece BPE with its "llama" tokenizer (bigram merges by score) and
+// unigram with its "t5" tokenizer (Viterbi over piece scores); it has nothing for word or char
+// models, and its GGUF keys cannot say that spaces stay unescaped or trail the piece.
+Status check_llama_cpp_can_tokenize(const SentencePieceSpec& spec) {
+  const std::string type = sentencepiece_model_type_name(spec.model_type);
+  if (spec.model_type != SentencePieceSpec::ModelType::kBpe &&
+      spec.model_type != SentencePieceSpec::ModelType::kUnigram)
+    return invalid_argument("GGUF export: the tokenizer is a SentencePiece '" + type +
+                            "' model, which llama.cpp cannot tokenize (it reads SentencePiece "
+                            "bpe and unigram models only); export the Hugging Face directory "
+                            "alone with --format hf, or use a bpe or unigram tokenizer");
+  const char* unsupported = !spec.escape_whitespaces          ? "escape_whitespaces = false"
+                            : spec.treat_whitespace_as_suffix ? "treat_whitespace_as_suffix = true"
+                                                              : nullptr;
+  if (unsupported != nullptr)
+    return invalid_argument(std::string("GGUF export: the tokenizer sets ") + unsupported +
+                            ", which llama.cpp's GGUF tokenizer metadata cannot express; "
+                            "export the Hugging Face directory alone with --format hf");
+  return Status::ok();
+}
+
+// tokenizer.ggml.*: the vocabulary with SentencePiece's scores and piece types (the same numbers
+// as llama_token_type), the special ids and the normalizer. For a unigram model ("t5") llama.cpp
+// also applies the precompiled normalization rules and reads remove_extra_whitespaces; its
+// "llama" tokenizer uses neither, so BPE exports do not carry them.
+void add_tokenizer(Metadata& md, const SentencePieceModel& tok, const SentencePieceSpec& spec) {
+  const bool unigram = spec.model_type == SentencePieceSpec::ModelType::kUnigram;
+  md.str("tokenizer.ggml.model", unigram ? "t5" : "llama");
+  const int n = tok.vocab_size();
+  std::vector<std::string> pieces(n);
+  std::vector<float> scores(n);
+  std::vector<int32_t> types(n);
+  for (int i = 0; i < n; ++i) {
+    pieces[i] = tok.piece(i);
+    scores[i] = tok.score(i);
+    types[i] = static_cast<int32_t>(tok.piece_type(i));
+  }
+  md.str_array("tokenizer.ggml.tokens", pieces);
+  md.f32_array("tokenizer.ggml.scores", scores);
+  md.i32_array("tokenizer.ggml.token_type", types);
+  if (tok.bos_id() >= 0) md.u32("tokenizer.ggml.bos_token_id", tok.bos_id());
+  if (tok.eos_id() >= 0) md.u32("tokenizer.ggml.eos_token_id", tok.eos_id());
+  if (tok.unk_id() >= 0) md.u32("tokenizer.ggml.unknown_token_id", tok.unk_id());
+  if (tok.pad_id() >= 0) md.u32("tokenizer.ggml.padding_token_id", tok.pad_id());
+  md.boolean("tokenizer.ggml.add_space_prefix", spec.add_dummy_prefix);
+  if (unigram) {
+    md.boolean("tokenizer.ggml.remove_extra_whitespaces", spec.remove_extra_whitespaces);
+    // Absent means no normalization (llama.cpp's converter omits an empty charsmap too).
+    if (!spec.precompiled_charsmap.empty())
+      md.u8_array("tokenizer.ggml.precompiled_charsmap", spec.precompiled_charsmap);
+  }
+  // dipaco's token files hold <s> document </s>: a prompt starts with <s> and stays open. Both
+  // keys are written because llama.cpp's "t5" default is the opposite (no <s>, adds </s>).
+  md.boolean("tokenizer.ggml.add_bos_token", true);
+  md.boolean("tokenizer.ggml.add_eos_token", false);
+}
+
 }  // namespace
 
 const char* gguf_type_name(GgufType type) {
@@ -193,6 +258,8 @@ Status write_gguf_llama(const std::string& path, const ModelConfig& c,
     return invalid_argument("the tokenizer has " + std::to_string(tok.vocab_size()) +
                             " pieces but the model's vocab_size is " +
                             std::to_string(c.vocab_size) + "; export with the run's tokenizer");
+  DIPACO_ASSIGN_OR_RETURN(SentencePieceSpec spec, read_sentencepiece_spec(tok.serialized()));
+  DIPACO_RETURN_IF_ERROR(check_llama_cpp_can_tokenize(spec));
 
   Metadata md;
   md.str("general.architecture", "llama");
@@ -210,26 +277,7 @@ Status write_gguf_llama(const std::string& path, const ModelConfig& c,
   md.u32("llama.attention.head_count_kv", c.n_kv_heads);
   md.f32("llama.attention.layer_norm_rms_epsilon", static_cast<float>(c.norm_eps));
   md.f32("llama.rope.freq_base", static_cast<float>(c.rope_theta));
-  md.str("tokenizer.ggml.model", "llama");
-  std::vector<std::string> pieces(c.vocab_size);
-  std::vector<float> scores(c.vocab_size);
-  std::vector<int32_t> types(c.vocab_size);
-  for (int i = 0; i < c.vocab_size; ++i) {
-    pieces[i] = tok.piece(i);
-    scores[i] = tok.score(i);
-    types[i] = static_cast<int32_t>(tok.piece_type(i));  // same numbering as llama_token_type
-  }
-  md.str_array("tokenizer.ggml.tokens", pieces);
-  md.f32_array("tokenizer.ggml.scores", scores);
-  md.i32_array("tokenizer.ggml.token_type", types);
-  if (tok.bos_id() >= 0) md.u32("tokenizer.ggml.bos_token_id", tok.bos_id());
-  if (tok.eos_id() >= 0) md.u32("tokenizer.ggml.eos_token_id", tok.eos_id());
-  if (tok.unk_id() >= 0) md.u32("tokenizer.ggml.unknown_token_id", tok.unk_id());
-  if (tok.pad_id() >= 0) md.u32("tokenizer.ggml.padding_token_id", tok.pad_id());
-  // dipaco's SentencePiece models keep the default add_dummy_prefix: a leading space.
-  md.boolean("tokenizer.ggml.add_space_prefix", true);
-  md.boolean("tokenizer.ggml.add_bos_token", true);
-  md.boolean("tokenizer.ggml.add_eos_token", false);
+  add_tokenizer(md, tok, spec);
 
   std::vector<Tensor> tensors;
   auto add = [&](std::string gguf_name, const float* x, int64_t rows, int64_t cols) {

@@ -5,6 +5,9 @@
 //     {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {str: str}}, data)
 //   GGUF v3: ggml docs/gguf.md (magic, version, counts, typed key/values, tensor infos with
 //     ne[] innermost first, data aligned to general.alignment).
+//   SentencePiece ModelProto: protobuf's wire format (a varint tag = field << 3 | wire type,
+//     then a varint, 8 or 4 bytes, or a varint length and that many bytes) and the field
+//     numbers of sentencepiece_model.proto, independently of shared/export/sentencepiece_spec.cc.
 // Errors go to `error`; a reader never asserts on malformed input.
 #pragma once
 
@@ -311,6 +314,89 @@ inline std::vector<float> gguf_floats(const GgufFile& g, const GgufTensor& t) {
     }
   }
   return out;
+}
+
+// --- SentencePiece ModelProto ------------------------------------------------------------
+
+// The top-level fields of one protobuf message; a field given twice keeps its last value.
+struct ProtoMessage {
+  std::string error;
+  std::map<uint32_t, uint64_t> varints;     // wire type 0
+  std::map<uint32_t, std::string> buffers;  // wire type 2: strings, bytes, sub-messages
+  uint64_t varint_or(uint32_t field, uint64_t fallback) const {
+    auto it = varints.find(field);
+    return it == varints.end() ? fallback : it->second;
+  }
+};
+
+inline ProtoMessage read_proto_message(const std::string& bytes) {
+  ProtoMessage m;
+  size_t at = 0;
+  auto read_varint = [&](uint64_t* v) {
+    *v = 0;
+    for (int bits = 0; bits < 70; bits += 7) {
+      if (at >= bytes.size()) return false;
+      const uint8_t b = static_cast<uint8_t>(bytes[at++]);
+      *v |= uint64_t{b & 0x7fu} << bits;
+      if ((b & 0x80) == 0) return true;
+    }
+    return false;
+  };
+  while (at < bytes.size()) {
+    uint64_t tag = 0, value = 0;
+    if (!read_varint(&tag)) {
+      m.error = "bad tag";
+      return m;
+    }
+    const auto field = static_cast<uint32_t>(tag >> 3);
+    switch (tag & 7) {
+      case 0:
+        if (!read_varint(&value)) m.error = "bad varint";
+        m.varints[field] = value;
+        break;
+      case 1: at += 8; break;
+      case 5: at += 4; break;
+      case 2:
+        if (!read_varint(&value) || value > bytes.size() - at) {
+          m.error = "bad length";
+          return m;
+        }
+        m.buffers[field] = bytes.substr(at, value);
+        at += value;
+        break;
+      default: m.error = "wire type " + std::to_string(tag & 7); return m;
+    }
+    if (at > bytes.size()) m.error = "truncated";
+    if (!m.error.empty()) return m;
+  }
+  return m;
+}
+
+// ModelProto { TrainerSpec trainer_spec = 2; NormalizerSpec normalizer_spec = 3; }
+// TrainerSpec { ModelType model_type = 3 [default UNIGRAM = 1]; }   BPE = 2, WORD = 3, CHAR = 4
+// NormalizerSpec { bytes precompiled_charsmap = 2; bool add_dummy_prefix = 3 [default true];
+//                  bool remove_extra_whitespaces = 4 [default true]; }
+struct SentencePieceProto {
+  std::string error;
+  uint64_t model_type = 1;
+  std::string precompiled_charsmap;
+  bool add_dummy_prefix = true;
+  bool remove_extra_whitespaces = true;
+};
+
+inline SentencePieceProto read_sentencepiece_proto(const std::string& model_file) {
+  SentencePieceProto p;
+  const ProtoMessage model = read_proto_message(model_file);
+  const ProtoMessage trainer =
+      read_proto_message(model.buffers.count(2) ? model.buffers.at(2) : "");
+  const ProtoMessage normalizer =
+      read_proto_message(model.buffers.count(3) ? model.buffers.at(3) : "");
+  p.error = model.error + trainer.error + normalizer.error;
+  p.model_type = trainer.varint_or(3, 1);
+  if (normalizer.buffers.count(2)) p.precompiled_charsmap = normalizer.buffers.at(2);
+  p.add_dummy_prefix = normalizer.varint_or(3, 1) != 0;
+  p.remove_extra_whitespaces = normalizer.varint_or(4, 1) != 0;
+  return p;
 }
 
 }  // namespace spec
