@@ -106,7 +106,16 @@ Result<AggregationSummary> aggregate_outer_gradient(std::span<const float> theta
   }
   std::fill(out.begin(), out.end(), 0.0f);
   if (summary.kept == 0) return summary;
-  summary.scale = options.rescale_by_sqrt_paths ? std::sqrt(static_cast<double>(summary.kept)) : 1;
+  std::vector<int64_t> kept_paths;
+  for (const ModuleReport& r : reports) {
+    if (!outer_gradient_dropped(options, round, module_id, r.path_id))
+      kept_paths.push_back(r.path >= 0 ? r.path : r.path_id);
+  }
+  std::sort(kept_paths.begin(), kept_paths.end());
+  summary.kept_path_count =
+      static_cast<size_t>(std::unique(kept_paths.begin(), kept_paths.end()) - kept_paths.begin());
+  summary.scale =
+      options.rescale_by_sqrt_paths ? std::sqrt(static_cast<double>(summary.kept_path_count)) : 1;
 
   float* o = out.data();
   const float* t = theta.data();

@@ -5,8 +5,11 @@
 // path's parameters θ_p and the module's global parameters θ), and w_p > 0 its shard size
 // (documents or tokens: any unit, only ratios matter):
 //
-//   Δ = s · Σ_{p∈P} (w_p / Σ_{q∈P} w_q) · Δ_p      with s = √|P| when rescale_by_sqrt_paths,
-//                                                  else s = 1.
+//   Δ = s · Σ_{p∈P} (w_p / Σ_{q∈P} w_q) · Δ_p      with s = √(paths in P) when
+//                                                  rescale_by_sqrt_paths, else s = 1.
+//
+// A path with several shards reports once per shard (ModuleReport::path names the path): its
+// reports count once in s, so DiLoCo's single path over many shards keeps s = 1.
 //
 // The rescale follows DiPaCo: a module shared by many paths averages many outer gradients,
 // and the mean of |P| weakly correlated vectors has a norm about 1/√|P| of each one's, so
@@ -36,6 +39,9 @@ struct ModuleReport {
   Kind kind = Kind::kOuterGrad;
   std::span<const float> values;  // θ_p (kParams) or Δ_p (kOuterGrad), one per module param
   double shard_size = 1.0;        // w_p > 0
+  // The path behind the report when a path reports once per shard (path_id then names the
+  // shard); -1: path_id is the path. The √ rescale counts paths, not reports.
+  int64_t path = -1;
 };
 
 struct AggregationOptions {
@@ -45,7 +51,8 @@ struct AggregationOptions {
 };
 
 struct AggregationSummary {
-  size_t kept = 0;                  // |P|
+  size_t kept = 0;                  // |P| (reports)
+  size_t kept_path_count = 0;       // distinct paths among them
   size_t dropped = 0;               // reports dropped this round
   double total_weight = 0;          // Σ w_p over P
   double scale = 1.0;               // s

@@ -61,6 +61,7 @@ Result<AggregationOutcome> ModuleAggregator::apply(const AggregationDecision& d)
     }
     ModuleReport report;
     report.path_id = r.shard_id;  // unique per module per round (a path may have several shards)
+    report.path = r.path_id;
     report.kind = ModuleReport::Kind::kOuterGrad;
     report.values = decoded[i];
     report.shard_size = static_cast<double>(std::max<uint64_t>(1, r.shard_tokens));

@@ -74,6 +74,20 @@ class AlgoModuleAggregationTest : public QObject {
     QVERIFY(std::fabs(b->outer_grad_norm - 1.0) < 1e-7);
     QCOMPARE(b->scale, 2.0);
     for (int i = 0; i < 4; ++i) QCOMPARE(scaled[i], 2.0f * plain[i]);
+
+    // The same four reports as the shards of two paths: s = √2, not √4; of one path (DiLoCo's
+    // replicas): s = 1.
+    for (int p = 0; p < 4; ++p) reports[p].path = p / 2;
+    auto two_paths = aggregate_outer_gradient(theta, reports, o, 0, 0, scaled);
+    QVERIFY(two_paths);
+    QCOMPARE(two_paths->kept, size_t{4});
+    QCOMPARE(two_paths->kept_path_count, size_t{2});
+    QCOMPARE(two_paths->scale, std::sqrt(2.0));
+    for (ModuleReport& r : reports) r.path = 7;
+    auto one_path = aggregate_outer_gradient(theta, reports, o, 0, 0, scaled);
+    QVERIFY(one_path);
+    QCOMPARE(one_path->scale, 1.0);
+    for (int i = 0; i < 4; ++i) QCOMPARE(scaled[i], plain[i]);
   }
 
   void droppingIsSeededOrderFreeAndRenormalizes() {
