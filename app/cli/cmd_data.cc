@@ -133,7 +133,9 @@ int cmd_fetch(const Args& args) {
 int cmd_tokenizer(const Args& args) {
   const std::string sub = "tokenizer";
   std::string corpus, out, load, txt_mode = "blocks";
-  std::string model_type = "unigram";
+  // BPE by default: llama.cpp segments a BPE model exactly (its "llama" tokenizer, with byte
+  // fallback), a unigram one only without byte fallback (README, Export).
+  std::string model_type = "bpe";
   int64_t vocab_size = 0;
   int64_t seed = 1234;
   ArgParser parser("dipaco data tokenizer",
@@ -143,7 +145,8 @@ int cmd_tokenizer(const Args& args) {
                     &corpus);
   parser.add_option("--out", "FILE", "where to write the model (e.g. tokenizer.model)", &out);
   parser.add_option("--vocab-size", "N", "vocabulary size", &vocab_size, 8, 1 << 20);
-  parser.add_choice("--model-type", {"bpe", "unigram"}, "SentencePiece algorithm", &model_type);
+  parser.add_choice("--model-type", {"bpe", "unigram"}, "SentencePiece algorithm (default bpe)",
+                    &model_type);
   parser.add_option("--load", "MODEL", "use this existing SentencePiece model instead", &load);
   parser.add_choice("--txt-mode", {"blocks", "file"},
                     ".txt inputs: a document per blank-line block, or per file", &txt_mode);

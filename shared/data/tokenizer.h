@@ -23,9 +23,9 @@ constexpr int kEosId = 2;
 
 struct TokenizerOptions {
   int vocab_size = 8192;
-  std::string model_type = "unigram";  // "bpe" or "unigram"
-  uint32_t seed = 1234;                // SentencePiece's random generator
-  int num_threads = 2;                 // fixed, so training is deterministic everywhere
+  std::string model_type = "bpe";  // "bpe" or "unigram" (GGUF export: README, Export)
+  uint32_t seed = 1234;            // SentencePiece's random generator
+  int num_threads = 2;             // fixed, so training is deterministic everywhere
   double character_coverage = 0.9995;
   bool show_progress = true;
 };

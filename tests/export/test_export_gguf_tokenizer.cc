@@ -1,5 +1,5 @@
 // The GGUF tokenizer follows the SentencePiece model: a BPE model keeps llama.cpp's "llama"
-// tokenizer and the keys it always had; a unigram model (dipaco's default) is written as "t5"
+// tokenizer and the keys it always had; a unigram model (--model-type unigram) is written as "t5"
 // with the ModelProto's precompiled_charsmap and normalizer flags, read back by the spec readers
 // (spec_readers.h); word and char models, which llama.cpp cannot tokenize, are refused.
 #include <QFile>
