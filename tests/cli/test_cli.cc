@@ -1,4 +1,6 @@
+#include <QFile>
 #include <QProcess>
+#include <QTemporaryDir>
 #include <QtTest>
 
 #include "cli_runner.h"
@@ -46,6 +48,20 @@ class CliTest : public QObject {
     QCOMPARE(r.exit_code, 0);
     QVERIFY2(r.out.contains("cpu:"), qPrintable(r.out));
     QVERIFY2(r.out.contains("blas:"), qPrintable(r.out));
+  }
+
+  // A directory where a file is expected (say `dipaco train runs/tiny` meant as "resume") must
+  // not be read as an empty config that trains with every default.
+  void directoryGivenAsAFileIsRefused() {
+    QTemporaryDir dir;
+    for (const QStringList& args :
+         {QStringList{"train", dir.path(), "--checkpoint-dir", dir.filePath("ck"), "--steps", "1"},
+          QStringList{"run", dir.path(), "--check"}}) {
+      CliResult r = run_cli(args);
+      QVERIFY2(r.exit_code != 0, qPrintable(args.join(' ')));
+      QVERIFY2(r.err.contains(dir.path() + ": is a directory, expected a file"), qPrintable(r.err));
+      QVERIFY(!QFile::exists(dir.filePath("ck")));
+    }
   }
 
   void workerCheckAndVersion() {
