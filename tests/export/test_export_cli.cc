@@ -12,6 +12,7 @@
 #include <random>
 
 #include "cli_runner.h"
+#include "data/data_fixtures.h"
 #include "data/token_file.h"
 #include "export_fixture.h"
 #include "test_support.h"
@@ -60,7 +61,9 @@ class ExportCliTest : public QObject {
                                << "must be one of f32|f16|bf16|q8_0";
     QTest::newRow("generate temperature")
         << QStringList{"generate", "E", "--prompt", "a", "--temperature", "-1"} << "--temperature";
-    QTest::newRow("eval without data") << QStringList{"eval", "E"} << "--data FILE is required";
+    QTest::newRow("eval without data") << QStringList{"eval", "E"} << "--data PATH is required";
+    QTest::newRow("eval data type") << QStringList{"eval", "E", "--data", "scores.csv"}
+                                    << "scores.csv: unsupported --data file type";
   }
 
   void exportUsageErrors() {
@@ -134,6 +137,47 @@ class ExportCliTest : public QObject {
     r = run_cli({"eval", out_, "--data", tmp_.filePath("missing.tok")});
     QCOMPARE(r.exit_code, 1);
     QVERIFY2(r.err.contains("missing.tok"), qPrintable(r.err));
+  }
+
+  // --data reads corpora as 'dipaco data tokenize' does: the same three documents as .txt
+  // blocks, .jsonl, .jsonl.gz or a directory give the same numbers (they were once scored as
+  // one document of raw JSON or gzip bytes). A progress line goes to stderr.
+  void evalReadsEveryCorpusFormatAsTheDataCommandsDo() {
+    const std::vector<std::string> texts = {"the jury said the election was new.",
+                                            "the mayor of the city said friday.",
+                                            "a grand report of the county court."};
+    std::string txt, jsonl;
+    for (const auto& t : texts) {
+      txt += t + "\n\n";
+      jsonl += "{\"id\": \"d\", \"text\": \"" + t + "\"}\n";
+    }
+    QDir().mkpath(tmp_.filePath("corpus"));
+    const QString txt_file = tmp_.filePath("three.txt"), jsonl_file = tmp_.filePath("three.jsonl"),
+                  gz_file = tmp_.filePath("three.jsonl.gz"), dir = tmp_.filePath("corpus");
+    fixtures::write(txt_file, txt);
+    fixtures::write(jsonl_file, jsonl);
+    fixtures::write(gz_file, fixtures::gzip(jsonl));
+    fixtures::write(dir + "/part.jsonl", jsonl);
+    QString expected;
+    for (const QString& data : {txt_file, jsonl_file, gz_file, dir}) {
+      CliResult r = run_cli({"eval", out_, "--data", data, "--path", "0", "--threads", "1"});
+      QVERIFY2(r.exit_code == 0, qPrintable(data + ": " + r.err));
+      QVERIFY2(r.out.contains("3 documents"), qPrintable(data + ": " + r.out));
+      QVERIFY2(r.err.contains("evaluating: 3/3 docs (100%)") && r.err.contains("tokens/s"),
+               qPrintable(r.err));
+      QRegularExpression row("path 0\\s+(\\d+) tokens\\s+loss ([0-9.]+)");
+      auto m = row.match(r.out);
+      QVERIFY2(m.hasMatch(), qPrintable(r.out));
+      if (expected.isEmpty()) expected = m.captured(0);
+      QCOMPARE(m.captured(0), expected);
+    }
+    CliResult r = run_cli({"eval", out_, "--data", tmp_.filePath("no-such-corpus")});
+    QCOMPARE(r.exit_code, 2);
+    QVERIFY2(r.err.contains("unsupported --data file type"), qPrintable(r.err));
+    QDir().mkpath(tmp_.filePath("no-corpus"));
+    r = run_cli({"eval", out_, "--data", tmp_.filePath("no-corpus")});
+    QCOMPARE(r.exit_code, 1);
+    QVERIFY2(r.err.contains("directory has no .txt"), qPrintable(r.err));
   }
 
   // The whole chain on a real `dipaco run`: its run.json, path files, router and base model
