@@ -183,6 +183,8 @@ class ExportCliTest : public QObject {
   // The whole chain on a real `dipaco run`: its run.json, path files, router and base model
   // export, and eval's routed loss equals the runner's per-path validation losses weighted by
   // their routed validation tokens (the runner routed the same documents with the same router).
+  // The grid's paths are relative to the directory `dipaco run` starts in, and the export runs
+  // from another directory: run.json records them absolute.
   void exportOfARealRunReproducesItsRoutedValidationLoss() {
     const QString d = tmp_.filePath("real");
     QDir().mkpath(d);
@@ -208,20 +210,27 @@ class ExportCliTest : public QObject {
                                      docs(12, 2)));
     QFile grid(d + "/grid.toml");
     QVERIFY(grid.open(QIODevice::WriteOnly));
-    grid.write(QString("[run]\nname = \"real\"\ndir = \"%1/run\"\nouter_steps = 2\n"
-                       "inner_steps = 3\nworkers = 1\nthreads = 1\n\n[model]\nd_model = 32\n"
-                       "n_layers = 2\nn_heads = 4\nn_kv_heads = 2\nd_ff = 64\nmax_seq_len = 32\n\n"
-                       "[inner]\nbatch_size = 4\nseq_len = 32\nlr = 3e-3\nwarmup_steps = 1\n\n"
-                       "[data]\ntrain = \"%1/train.tok\"\nval = \"%1/val.tok\"\n"
-                       "tokenizer = \"%1/tok.model\"\n\n[routing]\nbase_steps = 5\n\n"
-                       "[[grid.level]]\nblocks = [0, 1]\nmodules = 2\n")
-                   .arg(d)
-                   .toUtf8());
+    grid.write(
+        "[run]\nname = \"real\"\ndir = \"run\"\nouter_steps = 2\n"
+        "inner_steps = 3\nworkers = 1\nthreads = 1\n\n[model]\nd_model = 32\n"
+        "n_layers = 2\nn_heads = 4\nn_kv_heads = 2\nd_ff = 64\nmax_seq_len = 32\n\n"
+        "[inner]\nbatch_size = 4\nseq_len = 32\nlr = 3e-3\nwarmup_steps = 1\n\n"
+        "[data]\ntrain = \"train.tok\"\nval = \"val.tok\"\ntokenizer = \"tok.model\"\n\n"
+        "[routing]\nbase_steps = 5\n\n[[grid.level]]\nblocks = [0, 1]\nmodules = 2\n");
     grid.close();
-    CliResult r = run_cli({"run", d + "/grid.toml"});
+    CliResult r = run_cli({"run", "grid.toml"}, d);
     QVERIFY2(r.exit_code == 0, qPrintable(r.out + r.err));
-    r = run_cli({"export", d + "/run", "--out", d + "/exp", "--format", "hf"});
+    const QString elsewhere = tmp_.filePath("elsewhere");
+    QDir().mkpath(elsewhere);
+    r = run_cli({"export", d + "/run", "--out", d + "/exp", "--format", "hf"}, elsewhere);
     QVERIFY2(r.exit_code == 0, qPrintable(r.err));
+    QJsonObject provenance = QJsonDocument::fromJson(export_slurp(d + "/exp/dipaco.json")).object();
+    for (const char* split : {"train", "val"}) {
+      QJsonObject file = provenance["data"].toObject()[split].toObject();
+      QVERIFY2(QDir::isAbsolutePath(file["file"].toString()) && !file.contains("missing") &&
+                   file.contains("sha256"),
+               qPrintable(QJsonDocument(file).toJson()));
+    }
     QVERIFY2(r.out.contains("exported 2 paths"), qPrintable(r.out));
     QVERIFY(QFile::exists(d + "/exp/router-base.safetensors"));
     QCOMPARE(export_slurp(d + "/exp/grid.toml"), export_slurp(d + "/run/grid.toml"));
@@ -245,6 +254,20 @@ class ExportCliTest : public QObject {
     QVERIFY2(std::fabs(m.captured(2).toDouble() - weighted / tokens) < 2e-4,
              qPrintable(
                  QString("eval routed %1, run.json %2").arg(m.captured(2)).arg(weighted / tokens)));
+    QVERIFY2(QDir::isAbsolutePath(run["tokenizer"].toString()),
+             qPrintable(run["tokenizer"].toString()));
+
+    // A run.json written before the paths were absolute still exports from the directory the
+    // run was started in, as it did.
+    QJsonObject old_run = run;
+    old_run["tokenizer"] = "tok.model";
+    old_run["data"] = QJsonObject{{"train", "train.tok"}, {"val", "val.tok"}};
+    QVERIFY(dipaco::write_file_atomically((d + "/run/run.json").toStdString(),
+                                          QJsonDocument(old_run).toJson().toStdString()));
+    r = run_cli({"export", "run", "--out", "exp-old", "--format", "hf"}, d);
+    QVERIFY2(r.exit_code == 0, qPrintable(r.err));
+    provenance = QJsonDocument::fromJson(export_slurp(d + "/exp-old/dipaco.json")).object();
+    QVERIFY(!provenance["data"].toObject()["train"].toObject().contains("missing"));
   }
 };
 
