@@ -228,6 +228,12 @@ int cmd_serve(const Args& args) {
                  static_cast<long long>(*id), grid_file.c_str(), planned->grid.dir.c_str());
   }
 
+  // Before the port file exists: whoever waits for it may stop the server at once.
+  struct sigaction action {};
+  action.sa_handler = on_serve_signal;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGTERM, &action, nullptr);
+  sigaction(SIGINT, &action, nullptr);
   auto server = RpcServer::start(**coordinator, options);
   if (!server.is_ok()) return fail(server.status().message());
   created.keep();
@@ -239,11 +245,6 @@ int cmd_serve(const Args& args) {
     Status written = write_file_atomically(port_file, std::to_string((*server)->port()) + "\n");
     if (!written.is_ok()) return fail(written.message());
   }
-  struct sigaction action {};
-  action.sa_handler = on_serve_signal;
-  sigemptyset(&action.sa_mask);
-  sigaction(SIGTERM, &action, nullptr);
-  sigaction(SIGINT, &action, nullptr);
   while (g_serve_stop.load() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   std::fprintf(stderr, "dipaco serve: stopping\n");
   (*server)->shutdown();
