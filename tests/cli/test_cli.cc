@@ -71,6 +71,30 @@ class CliTest : public QObject {
     }
   }
 
+  // `dipaco run --check` refuses what the run itself would refuse at once: an unknown backend,
+  // more GPUs than the host has, token files that are not there.
+  void runCheckRefusesWhatTheRunRefuses() {
+    QTemporaryDir dir;
+    write(dir.filePath("grid.toml"),
+          "[run]\nname = \"c\"\nworkers = 2\n\n[model]\nd_model = 32\nn_layers = 2\n"
+          "n_heads = 4\nn_kv_heads = 2\nd_ff = 64\nmax_seq_len = 32\n\n[inner]\nseq_len = "
+          "32\n\n[data]\n"
+          "train = \"missing/train.tok\"\nval = \"missing/val.tok\"\n\n"
+          "[[grid.level]]\nblocks = [0, 1]\nmodules = 2\n");
+    const QString grid = dir.filePath("grid.toml");
+    CliResult r = run_cli({"run", grid, "--check", "--backend", "tpu"});
+    QCOMPARE(r.exit_code, 2);
+    QVERIFY2(r.err.contains("unknown backend 'tpu'"), qPrintable(r.err));
+    r = run_cli({"run", grid, "--check", "--backend", "cuda", "--gpus-per-worker", "64"});
+    QCOMPARE(r.exit_code, 2);
+    QVERIFY2(r.err.contains("need 128 GPUs"), qPrintable(r.err));
+    r = run_cli({"run", grid, "--check", "--backend", "cpu"}, dir.path());
+    QCOMPARE(r.exit_code, 1);
+    QVERIFY2(r.out.contains("2 modules"), qPrintable(r.out));  // the table is still printed
+    QVERIFY2(r.err.contains("data.train: missing/train.tok"), qPrintable(r.err));
+    QVERIFY(!QFile::exists(dir.filePath("runs")));
+  }
+
   // --insecure is plaintext: refused (exit 2, naming --address) where other hosts can connect.
   // Bad tokens, TLS files, addresses and a port in use fail before or undo what a start
   // creates: no database, no payload or checkpoint directory is left behind.
