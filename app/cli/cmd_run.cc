@@ -43,10 +43,14 @@ int cmd_run(const Args& args) {
   bool check = false;
   parser.add_positional("GRID", "grid file (TOML; see resources/runs/*.toml)", &grid_path);
   parser.add_option("--dir", "DIR", "override run.dir", &dir);
-  parser.add_option("--outer-steps", "N", "override run.outer_steps", &outer_steps, 1,
-                    int64_t{1} << 30);
-  parser.add_option("--inner-steps", "H", "override run.inner_steps", &inner_steps, 1,
-                    int64_t{1} << 30);
+  parser.add_option("--outer-steps", "N",
+                    "override run.outer_steps (a rerun resumes only with the value the run "
+                    "started with: it sets the inner learning-rate schedule)",
+                    &outer_steps, 1, int64_t{1} << 30);
+  parser.add_option("--inner-steps", "H",
+                    "override run.inner_steps (likewise fixed for a resumed run; --workers and "
+                    "--threads may change)",
+                    &inner_steps, 1, int64_t{1} << 30);
   parser.add_option("--workers", "N", "override run.workers", &workers, 1, 256);
   parser.add_option("--threads", "N", "override run.threads", &threads, 1, 1024);
   std::string backend = "auto";
