@@ -8,6 +8,7 @@
 #include <QProcess>
 #include <QTemporaryDir>
 #include <QtTest>
+#include <utility>
 #include <vector>
 
 #include "cli_runner.h"
@@ -93,6 +94,32 @@ class CliTest : public QObject {
     QVERIFY2(r.out.contains("2 modules"), qPrintable(r.out));  // the table is still printed
     QVERIFY2(r.err.contains("data.train: missing/train.tok"), qPrintable(r.err));
     QVERIFY(!QFile::exists(dir.filePath("runs")));
+  }
+
+  // `data tokenizer --out` is checked before the corpus is read: a directory, the corpus itself
+  // or any other file that is not a model is refused and left as it was.
+  void tokenizerOutThatWouldDestroyAFileIsRefused() {
+    QTemporaryDir dir;
+    const QString corpus = dir.filePath("docs.jsonl"), other = dir.filePath("notes.jsonl");
+    const QByteArray text = "{\"text\": \"the jury said\"}\n";
+    write(corpus, text);
+    write(other, text);
+    QDir().mkpath(dir.filePath("models"));
+    for (const auto& [out, message] :
+         {std::pair{corpus, QString("is the --corpus")},
+          std::pair{other, QString("exists and is not a SentencePiece model")},
+          std::pair{dir.filePath("models"), QString("is a directory")}}) {
+      CliResult r =
+          run_cli({"data", "tokenizer", "--corpus", corpus, "--out", out, "--vocab-size", "300"});
+      QCOMPARE(r.exit_code, 2);
+      QVERIFY2(r.err.contains("--out " + out + ": " + message), qPrintable(r.err));
+      QVERIFY2(!r.err.contains("reading corpus"), qPrintable(r.err));  // refused before reading
+    }
+    for (const QString& file : {corpus, other}) {
+      QFile f(file);
+      QVERIFY(f.open(QIODevice::ReadOnly));
+      QCOMPARE(f.readAll(), text);
+    }
   }
 
   // --insecure is plaintext: refused (exit 2, naming --address) where other hosts can connect.
