@@ -5,6 +5,7 @@
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -163,6 +164,17 @@ int cmd_serve(const Args& args) {
         return fail(std::string(flag) + ": " + *file + " is not a PEM file (no -----BEGIN line)");
     }
   }
+  // A grid file is parsed and validated (not planned) before anything is created too; a bad
+  // one is a usage error, as for 'dipaco run'.
+  std::optional<GridSpec> grid;
+  if (!grid_file.empty()) {
+    auto loaded = load_grid_spec(grid_file);
+    if (!loaded.is_ok()) {
+      std::fprintf(stderr, "dipaco serve: %s\n", loaded.status().message().c_str());
+      return loaded.status().code() == StatusCode::kInvalidArgument ? kExitUsage : kExitFailure;
+    }
+    grid = std::move(*loaded);
+  }
   ServerOptions options;
   options.address = address;
   options.insecure = insecure;
@@ -217,9 +229,7 @@ int cmd_serve(const Args& args) {
                  run_file.c_str());
   }
 
-  if (!grid_file.empty()) {
-    auto grid = load_grid_spec(grid_file);
-    if (!grid.is_ok()) return fail(grid.status().message());
+  if (grid) {
     auto planned = plan_grid_run(*grid, static_cast<int>(threads), stderr);
     if (!planned.is_ok()) return fail(planned.status().message());
     auto id = (*coordinator)->create_run(planned->spec);

@@ -42,7 +42,7 @@ class CliTest : public QObject {
   void unknownFlagOfASubcommandIsUsageError() {
     CliResult r = run_cli({"doctor", "--verbos"});
     QCOMPARE(r.exit_code, 2);
-    QVERIFY2(r.err.contains("unknown option '--verbos'"), qPrintable(r.err));
+    QVERIFY2(r.err.startsWith("dipaco doctor: unknown option '--verbos'"), qPrintable(r.err));
   }
 
   void versionPrintsTheVersion() {
@@ -132,6 +132,7 @@ class CliTest : public QObject {
     write(wt, "worker-secret\n");
     write(ot, "operator-secret\n");
     write(dir.filePath("not.pem"), "hello\n");
+    write(dir.filePath("bad-grid.toml"), "[run]\nouter_steps = -1\n");
     const QStringList base = {
         "serve", "--db", db, "--worker-token-file", wt, "--operator-token-file", ot};
     struct Case {
@@ -152,6 +153,7 @@ class CliTest : public QObject {
         {{"--tls-cert", dir.filePath("not.pem"), "--tls-key", dir.filePath("not.pem")},
          1,
          "not a PEM file"},
+        {{"--insecure", "--grid", dir.filePath("bad-grid.toml")}, 2, "run.outer_steps must be"},
         {{"--insecure", "--address", QString("127.0.0.1:%1").arg(busy_port)},
          1,
          "the port is in use"},
@@ -161,7 +163,7 @@ class CliTest : public QObject {
       QVERIFY2(r.exit_code == c.exit_code, qPrintable(c.args.join(' ') + "\n" + r.err));
       QVERIFY2(r.err.contains(c.message), qPrintable(r.err));
       const QStringList left = QDir(dir.path()).entryList(QDir::NoDotAndDotDot | QDir::AllEntries);
-      QVERIFY2(left.size() == 3, qPrintable(c.args.join(' ') + " left " + left.join(", ")));
+      QVERIFY2(left.size() == 4, qPrintable(c.args.join(' ') + " left " + left.join(", ")));
     }
   }
 
