@@ -174,6 +174,12 @@ int cmd_eval(const Args& args) {
     if (hf.is_ok()) {
       config = hf->config;
       params = std::move(hf->params);
+    } else if (std::filesystem::exists(std::filesystem::path(dense) / "dipaco.json")) {
+      auto other = open_export(dense);
+      return fail(invalid_argument(
+          "--dense: " + dense + " is a dipaco export" +
+          (other.is_ok() ? " (paths " + other->path_ids() + ")" : std::string()) +
+          ", not one model; pass one of its path directories (" + dense + "/path-<id>)"));
     } else {
       auto run = open_run(dense);
       if (!run.is_ok()) return fail(run.status().with_context("--dense"));

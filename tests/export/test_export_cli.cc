@@ -134,6 +134,9 @@ class ExportCliTest : public QObject {
     QVERIFY2(r.exit_code == 0, qPrintable(r.err));
     QVERIFY2(r.out.contains("routed (fixed path 1)"), qPrintable(r.out));
     QVERIFY2(r.out.contains("dense"), qPrintable(r.out));
+    r = run_cli({"eval", out_, "--data", text.fileName(), "--path", "1", "--dense", out_});
+    QCOMPARE(r.exit_code, 1);
+    QVERIFY2(r.err.contains("is a dipaco export (paths 0, 1), not one model"), qPrintable(r.err));
     r = run_cli({"eval", out_, "--data", tmp_.filePath("missing.tok")});
     QCOMPARE(r.exit_code, 1);
     QVERIFY2(r.err.contains("missing.tok"), qPrintable(r.err));
