@@ -130,6 +130,25 @@ int cmd_fetch(const Args& args) {
   return kExitOk;
 }
 
+// Where `dipaco data tokenizer` may write its model: not a directory, not the corpus, and no
+// existing file that is not a SentencePiece model (a new model may replace an old one).
+// Checked before the corpus is read and the model trained.
+Status check_tokenizer_out(const std::string& out, const std::string& corpus) {
+  std::error_code ec;
+  const fs::file_status status = fs::status(out, ec);
+  if (fs::is_directory(status))
+    return invalid_argument("--out " + out +
+                            ": is a directory; give the model's file name (for example " +
+                            (fs::path(out) / "tokenizer.model").string() + ")");
+  if (!corpus.empty() && fs::exists(status) && fs::equivalent(out, corpus, ec))
+    return invalid_argument("--out " + out + ": is the --corpus; write the model elsewhere");
+  if (fs::exists(status) && !Tokenizer::load(out).is_ok())
+    return invalid_argument("--out " + out +
+                            ": exists and is not a SentencePiece model; choose another --out, "
+                            "or delete it first");
+  return Status::ok();
+}
+
 int cmd_tokenizer(const Args& args) {
   const std::string sub = "tokenizer";
   std::string corpus, out, load, txt_mode = "blocks";
@@ -153,6 +172,7 @@ int cmd_tokenizer(const Args& args) {
   parser.add_option("--seed", "S", "random seed of the trainer", &seed, 0, UINT32_MAX);
   if (auto code = parse_or_exit(parser, sub, args)) return *code;
   if (out.empty()) return fail(sub, "--out FILE is required\n" + parser.usage(), kExitUsage);
+  if (Status s = check_tokenizer_out(out, corpus); !s) return fail(sub, s.message(), kExitUsage);
   auto start = std::chrono::steady_clock::now();
   if (!load.empty()) {
     auto tokenizer = Tokenizer::load(load);

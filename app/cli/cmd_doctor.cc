@@ -28,7 +28,7 @@ int cmd_doctor(const Args& args) {
   ArgParser parser("dipaco doctor",
                    "Check this host: CPU features, BLAS, CUDA devices and libraries.");
   if (Status s = parser.parse(args); !s) {
-    std::fprintf(stderr, "%s\n", s.message().c_str());
+    std::fprintf(stderr, "dipaco doctor: %s\n\n%s", s.message().c_str(), parser.usage().c_str());
     return kExitUsage;
   }
   if (parser.help_requested()) {

@@ -1,14 +1,17 @@
-// dipaco eval EXPORT --data FILE: per-path and routed perplexity of an export, document by
-// document (shared/export/perplexity.h). FILE is a token file (.tok, from 'dipaco data
-// tokenize') or UTF-8 text, whose blank-line-separated paragraphs become documents encoded
-// with the export's tokenizer as BOS, ids, EOS.
+// dipaco eval EXPORT --data PATH: per-path and routed perplexity of an export, document by
+// document (shared/export/perplexity.h). PATH is a token file (.tok, from 'dipaco data
+// tokenize') or a corpus as 'dipaco data tokenize' reads it (.txt blocks, .jsonl[.gz], a
+// directory; data/text_corpus.h), whose documents are encoded with the export's tokenizer as
+// BOS, ids, EOS. A progress line (documents, tokens/s, ETA) goes to stderr.
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <vector>
 
 #include "backend/cpu/cpu_backend.h"
 #include "cli/commands.h"
+#include "data/text_corpus.h"
 #include "data/token_file.h"
 #include "export/export_reader.h"
 #include "export/path_chooser.h"
@@ -16,7 +19,7 @@
 #include "export/run_source.h"
 #include "spm/sentencepiece_library.h"
 #include "util/arg_parser.h"
-#include "util/atomic_file.h"
+#include "util/progress.h"
 
 namespace dipaco::cli {
 
@@ -24,42 +27,71 @@ namespace {
 
 using Documents = std::vector<std::vector<int32_t>>;
 
-Result<Documents> read_documents(const std::string& file, const SentencePieceModel& tokenizer,
-                                 int vocab_size, int64_t max_documents) {
+bool ends_with(const std::string& s, std::string_view suffix) {
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix.data(), suffix.size()) == 0;
+}
+
+bool is_token_file(const std::string& path) {
+  return ends_with(path, ".tok");
+}
+
+// --data is a token file or anything 'dipaco data tokenize --corpus' reads; checked before the
+// models load so that a wrong file fails at once.
+Status check_data_path(const std::string& path) {
+  std::error_code ec;
+  if (is_token_file(path) || is_corpus_file(path) || std::filesystem::is_directory(path, ec))
+    return Status::ok();
+  return invalid_argument(path +
+                          ": unsupported --data file type (expected a token file .tok from "
+                          "'dipaco data tokenize', or a corpus: .txt, .jsonl, .jsonl.gz, "
+                          ".json.gz, or a directory of them)");
+}
+
+Result<Documents> read_token_documents(const std::string& file, int vocab_size,
+                                       int64_t max_documents) {
+  DIPACO_ASSIGN_OR_RETURN(TokenFile tf, TokenFile::open(file));
+  if (static_cast<int>(tf.vocab_size()) > vocab_size)
+    return invalid_argument(file + ": token file vocab_size " + std::to_string(tf.vocab_size()) +
+                            " is larger than the model's " + std::to_string(vocab_size) +
+                            "; was it tokenized with another tokenizer?");
   Documents docs;
-  const bool is_token_file = file.size() > 4 && file.compare(file.size() - 4, 4, ".tok") == 0;
-  if (is_token_file) {
-    DIPACO_ASSIGN_OR_RETURN(TokenFile tf, TokenFile::open(file));
-    if (static_cast<int>(tf.vocab_size()) > vocab_size)
-      return invalid_argument(file + ": token file vocab_size " + std::to_string(tf.vocab_size()) +
-                              " is larger than the model's " + std::to_string(vocab_size) +
-                              "; was it tokenized with another tokenizer?");
-    for (uint64_t d = 0; d < tf.num_documents(); ++d) {
-      if (max_documents > 0 && static_cast<int64_t>(docs.size()) >= max_documents) break;
-      std::vector<int32_t> doc(tf.document_end(d) - tf.document_begin(d));
-      tf.read(tf.document_begin(d), doc.size(), doc.data());
-      docs.push_back(std::move(doc));
-    }
-    return docs;
-  }
-  DIPACO_ASSIGN_OR_RETURN(std::string text, read_file(file));
-  size_t pos = 0;
-  while (pos < text.size()) {
+  for (uint64_t d = 0; d < tf.num_documents(); ++d) {
     if (max_documents > 0 && static_cast<int64_t>(docs.size()) >= max_documents) break;
-    size_t end = text.find("\n\n", pos);
-    if (end == std::string::npos) end = text.size();
-    std::string_view para(text.data() + pos, end - pos);
-    pos = end + 2;
-    if (para.find_first_not_of(" \t\r\n") == std::string_view::npos) continue;
-    auto ids = tokenizer.encode(para);
-    if (!ids.is_ok()) return ids.status().with_context(file);
+    std::vector<int32_t> doc(tf.document_end(d) - tf.document_begin(d));
+    tf.read(tf.document_begin(d), doc.size(), doc.data());
+    docs.push_back(std::move(doc));
+  }
+  return docs;
+}
+
+// A corpus read as 'dipaco data tokenize' reads it (a .txt file's blank-line-separated blocks,
+// JSONL "text" fields, a directory's files), each document encoded as BOS ids EOS.
+Result<Documents> read_corpus_documents(const std::string& path,
+                                        const SentencePieceModel& tokenizer,
+                                        int64_t max_documents) {
+  DIPACO_ASSIGN_OR_RETURN(std::vector<Document> corpus, read_corpus({path}));
+  if (max_documents > 0 && static_cast<int64_t>(corpus.size()) > max_documents)
+    corpus.resize(static_cast<size_t>(max_documents));
+  Documents docs;
+  docs.reserve(corpus.size());
+  for (const Document& document : corpus) {
+    auto ids = tokenizer.encode(document.text);
+    if (!ids.is_ok()) return ids.status().with_context(document.id);
     std::vector<int32_t> doc;
+    doc.reserve(ids->size() + 2);
     if (tokenizer.bos_id() >= 0) doc.push_back(tokenizer.bos_id());
     doc.insert(doc.end(), ids->begin(), ids->end());
     if (tokenizer.eos_id() >= 0) doc.push_back(tokenizer.eos_id());
     docs.push_back(std::move(doc));
   }
   return docs;
+}
+
+Result<Documents> read_documents(const std::string& path, const SentencePieceModel& tokenizer,
+                                 int vocab_size, int64_t max_documents) {
+  if (is_token_file(path)) return read_token_documents(path, vocab_size, max_documents);
+  return read_corpus_documents(path, tokenizer, max_documents);
 }
 
 void print_row(const std::string& name, const NllSum& s) {
@@ -76,7 +108,10 @@ int cmd_eval(const Args& args) {
   std::string dir, data, dense;
   int64_t path = -1, max_documents = 0, threads = 0;
   parser.add_positional("EXPORT", "export directory", &dir);
-  parser.add_option("--data", "FILE", "token file (.tok) or text file", &data);
+  parser.add_option("--data", "PATH",
+                    "token file (.tok), or a corpus as for 'dipaco data tokenize': .txt, "
+                    ".jsonl, .jsonl.gz, or a directory of them",
+                    &data);
   parser.add_option("--path", "ID", "evaluate only this path", &path, 0, 1'000'000);
   parser.add_option("--max-documents", "N", "first N documents only (default all)", &max_documents,
                     0, INT64_MAX);
@@ -99,7 +134,11 @@ int cmd_eval(const Args& args) {
     return kExitOk;
   }
   if (data.empty()) {
-    std::fprintf(stderr, "dipaco eval: --data FILE is required\n\n%s", parser.usage().c_str());
+    std::fprintf(stderr, "dipaco eval: --data PATH is required\n\n%s", parser.usage().c_str());
+    return kExitUsage;
+  }
+  if (Status s = check_data_path(data); !s) {
+    std::fprintf(stderr, "dipaco eval: %s\n", s.message().c_str());
     return kExitUsage;
   }
   auto fail = [](const Status& s) {
@@ -135,6 +174,12 @@ int cmd_eval(const Args& args) {
     if (hf.is_ok()) {
       config = hf->config;
       params = std::move(hf->params);
+    } else if (std::filesystem::exists(std::filesystem::path(dense) / "dipaco.json")) {
+      auto other = open_export(dense);
+      return fail(invalid_argument(
+          "--dense: " + dense + " is a dipaco export" +
+          (other.is_ok() ? " (paths " + other->path_ids() + ")" : std::string()) +
+          ", not one model; pass one of its path directories (" + dense + "/path-<id>)"));
     } else {
       auto run = open_run(dense);
       if (!run.is_ok()) return fail(run.status().with_context("--dense"));
@@ -165,7 +210,12 @@ int cmd_eval(const Args& args) {
       if (ids[m] == id) return static_cast<int>(m);
     return -1;
   };
-  for (const auto& doc : *docs) {
+  uint64_t total_tokens = 0;
+  for (const auto& doc : *docs) total_tokens += doc.size();
+  Progress progress("evaluating", docs->size(), "docs");
+  progress.set_rate_unit("tokens", total_tokens);
+  // Adds one document to every sum.
+  auto score = [&](const std::vector<int32_t>& doc) {
     std::vector<NllSum> here(models.size());
     std::vector<std::vector<double>> per_token(models.size());
     for (size_t m = 0; m < models.size(); ++m) {
@@ -183,7 +233,7 @@ int cmd_eval(const Args& args) {
       if (here[m].nll < here[best].nll) best = m;
     oracle += here[best];
     if (dense_model) dense_sum += document_nll(*dense_model, doc);
-    if (!chooser.is_ok() || doc.size() < 2) continue;
+    if (!chooser.is_ok() || doc.size() < 2) return;
     auto first = (*chooser)->choose(doc);
     int m = first.is_ok() ? model_index(*first) : -1;
     if (m < 0) {
@@ -191,7 +241,7 @@ int cmd_eval(const Args& args) {
     } else {
       routed += here[m];
     }
-    if (reroute <= 0) continue;
+    if (reroute <= 0) return;
     // Predictions i in [kW, (k+1)W) (targets doc[i+1], context doc[0..i]) by the path
     // routed on the context before the first of them, doc[0..kW], as generate does.
     NllSum doc_sum;
@@ -214,7 +264,12 @@ int cmd_eval(const Args& args) {
     } else {
       ++unroutable_rerouted;
     }
+  };
+  for (const auto& doc : *docs) {
+    score(doc);
+    progress.advance(1, doc.size());
   }
+  progress.finish();
   std::printf("%s on %s: %zu documents\n", dir.c_str(), data.c_str(), docs->size());
   for (size_t m = 0; m < models.size(); ++m)
     print_row("path " + std::to_string(ids[m]), per_path[m]);

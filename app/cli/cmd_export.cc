@@ -55,7 +55,8 @@ int cmd_export(const Args& args) {
                     "GGUF tensor type for matrices (default f16; norms stay f32)", &gguf_type);
   parser.add_option("--tokenizer", "FILE", "SentencePiece model to use instead of the run's",
                     &tokenizer);
-  parser.add_flag("--force", "replace --out if it exists (after the new export is complete)",
+  parser.add_flag("--force",
+                  "replace --out if it is an earlier export (after the new export is complete)",
                   &force);
   auto usage_error = [&](const std::string& message) {
     std::fprintf(stderr, "dipaco export: %s\n\n%s", message.c_str(), parser.usage().c_str());

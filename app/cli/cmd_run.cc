@@ -9,15 +9,18 @@
 #include "cli/stop_signal.h"
 #include "model/param_layout.h"
 #include "run/local_run.h"
+#include "run/run_plan.h"
 #include "util/arg_parser.h"
 
 namespace dipaco::cli {
 
 namespace {
 
-void print_grid(const GridSpec& grid) {
+// `vocab_known`: model.vocab_size holds the data's vocabulary (resolve_grid_vocabulary).
+void print_grid(const GridSpec& grid, bool vocab_known) {
+  const bool vocab_guessed = grid.vocab_from_data && !vocab_known;
   ModelConfig model = grid.model;
-  if (grid.vocab_from_data) model.vocab_size = 8192;
+  if (vocab_guessed) model.vocab_size = 8192;
   ParamLayout layout(model);
   std::printf("grid %s: %zu levels, %d modules, %d paths, %d shards per path\n", grid.name.c_str(),
               grid.levels.size(), grid.num_modules(), grid.num_paths(), grid.shards_per_path);
@@ -27,7 +30,7 @@ void print_grid(const GridSpec& grid) {
                 grid.module_level(id), grid.module_index(id), r.count, grid.paths_using(id));
   }
   std::printf("path: %zu parameters%s\n", layout.total(),
-              grid.vocab_from_data ? " (with an 8192-token vocabulary; the data decides)" : "");
+              vocab_guessed ? " (with an 8192-token vocabulary; the data decides)" : "");
 }
 }  // namespace
 
@@ -40,10 +43,14 @@ int cmd_run(const Args& args) {
   bool check = false;
   parser.add_positional("GRID", "grid file (TOML; see resources/runs/*.toml)", &grid_path);
   parser.add_option("--dir", "DIR", "override run.dir", &dir);
-  parser.add_option("--outer-steps", "N", "override run.outer_steps", &outer_steps, 1,
-                    int64_t{1} << 30);
-  parser.add_option("--inner-steps", "H", "override run.inner_steps", &inner_steps, 1,
-                    int64_t{1} << 30);
+  parser.add_option("--outer-steps", "N",
+                    "override run.outer_steps (a rerun resumes only with the value the run "
+                    "started with: it sets the inner learning-rate schedule)",
+                    &outer_steps, 1, int64_t{1} << 30);
+  parser.add_option("--inner-steps", "H",
+                    "override run.inner_steps (likewise fixed for a resumed run; --workers and "
+                    "--threads may change)",
+                    &inner_steps, 1, int64_t{1} << 30);
   parser.add_option("--workers", "N", "override run.workers", &workers, 1, 256);
   parser.add_option("--threads", "N", "override run.threads", &threads, 1, 1024);
   std::string backend = "auto";
@@ -55,7 +62,9 @@ int cmd_run(const Args& args) {
                     "train each local worker's path on N GPUs at once (an NCCL island, data "
                     "parallel inside the path); workers x N GPUs must exist",
                     &gpus_per_worker, 1, 64);
-  parser.add_flag("--check", "validate the grid and print its modules and paths; train nothing",
+  parser.add_flag("--check",
+                  "validate the grid, the backend and GPUs and the token files, and print its "
+                  "modules and paths; train nothing",
                   &check);
   if (Status s = parser.parse(args); !s) {
     std::fprintf(stderr, "dipaco run: %s\n\n%s", s.message().c_str(), parser.usage().c_str());
@@ -80,10 +89,6 @@ int cmd_run(const Args& args) {
     std::fprintf(stderr, "dipaco run: %s: %s\n", grid_path.c_str(), s.message().c_str());
     return kExitUsage;
   }
-  if (check) {
-    print_grid(*grid);
-    return kExitOk;
-  }
   LocalRunOptions options;
   if (Status s = parse_backend_name(backend, &options.backend); !s) {
     std::fprintf(stderr, "dipaco run: --backend: %s\n", s.message().c_str());
@@ -103,6 +108,17 @@ int cmd_run(const Args& args) {
       !s) {
     std::fprintf(stderr, "dipaco run: %s\n", s.message().c_str());
     return s.code() == StatusCode::kInvalidArgument ? kExitUsage : kExitFailure;
+  }
+  if (check) {
+    // What the run would refuse at once is refused here too: the backend and GPUs above, the
+    // token files (they exist, and their vocabulary fits) here.
+    auto resolved = resolve_grid_vocabulary(*grid);
+    print_grid(resolved.is_ok() ? *resolved : *grid, resolved.is_ok());
+    if (!resolved.is_ok()) {
+      std::fprintf(stderr, "dipaco run: %s\n", resolved.status().message().c_str());
+      return resolved.status().code() == StatusCode::kInvalidArgument ? kExitUsage : kExitFailure;
+    }
+    return kExitOk;
   }
   // Ctrl-C / SIGTERM: stop the workers, keep every finished outer step; a second Ctrl-C kills.
   options.stop = install_stop_signals();

@@ -5,10 +5,14 @@
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "cli/commands.h"
 #include "coordinator/coordinator.h"
+#include "rpc/auth.h"
 #include "rpc/copy_aggregator.h"
 #include "rpc/server.h"
 #include "rpc/simple_run_config.h"
@@ -30,6 +34,34 @@ int fail(const std::string& message) {
   std::fprintf(stderr, "dipaco serve: %s\n", message.c_str());
   return kExitFailure;
 }
+
+// What a start creates (the database, its WAL files, the payload and checkpoint directories)
+// and did not exist before: removed again unless keep() is called once the server listens, so
+// a start that fails late (the port is in use, a bad --grid) leaves nothing behind. Declared
+// before the Coordinator, so that the database is closed before it is removed.
+class CreatedOnStart {
+ public:
+  CreatedOnStart(const std::string& db, const std::vector<std::string>& dirs) {
+    for (const std::string& path : {db, db + "-wal", db + "-shm", db + "-journal"})
+      add_if_missing(path);
+    for (const std::string& dir : dirs) add_if_missing(dir);
+  }
+  ~CreatedOnStart() {
+    std::error_code ec;
+    for (const std::string& path : created_) std::filesystem::remove_all(path, ec);
+  }
+  CreatedOnStart(const CreatedOnStart&) = delete;
+  CreatedOnStart& operator=(const CreatedOnStart&) = delete;
+  void keep() { created_.clear(); }
+
+ private:
+  void add_if_missing(const std::string& path) {
+    std::error_code ec;
+    if (!std::filesystem::exists(std::filesystem::symlink_status(path, ec)))
+      created_.push_back(path);
+  }
+  std::vector<std::string> created_;
+};
 
 }  // namespace
 
@@ -111,12 +143,38 @@ int cmd_serve(const Args& args) {
                  "plaintext on loopback\n");
     return kExitUsage;
   }
-  if (payload_dir.empty()) payload_dir = db + ".payload";
-  if (checkpoint_dir.empty()) checkpoint_dir = db + ".checkpoints";
-  std::error_code ec;
-  std::filesystem::create_directories(payload_dir, ec);
-  std::filesystem::create_directories(checkpoint_dir, ec);
-
+  if (!run_file.empty() && !grid_file.empty()) {
+    std::fprintf(stderr, "dipaco serve: --run and --grid exclude each other\n");
+    return kExitUsage;
+  }
+  // Everything that can be checked is checked before the database and its directories exist,
+  // so that a failed start leaves nothing behind.
+  if (Status s = check_listen_address(address, insecure); !s) {
+    std::fprintf(stderr, "dipaco serve: %s\n", s.message().c_str());
+    return kExitUsage;
+  }
+  if (!insecure) {
+    for (const auto& [flag, file] :
+         {std::pair{"--tls-cert", &tls_cert}, std::pair{"--tls-key", &tls_key},
+          std::pair{"--client-ca", &client_ca}}) {
+      if (file->empty()) continue;
+      auto pem = read_file(*file);
+      if (!pem.is_ok()) return fail(std::string(flag) + ": " + pem.status().message());
+      if (pem->find("-----BEGIN ") == std::string::npos)
+        return fail(std::string(flag) + ": " + *file + " is not a PEM file (no -----BEGIN line)");
+    }
+  }
+  // A grid file is parsed and validated (not planned) before anything is created too; a bad
+  // one is a usage error, as for 'dipaco run'.
+  std::optional<GridSpec> grid;
+  if (!grid_file.empty()) {
+    auto loaded = load_grid_spec(grid_file);
+    if (!loaded.is_ok()) {
+      std::fprintf(stderr, "dipaco serve: %s\n", loaded.status().message().c_str());
+      return loaded.status().code() == StatusCode::kInvalidArgument ? kExitUsage : kExitFailure;
+    }
+    grid = std::move(*loaded);
+  }
   ServerOptions options;
   options.address = address;
   options.insecure = insecure;
@@ -127,8 +185,18 @@ int cmd_serve(const Args& args) {
   if (!worker_token.is_ok()) return fail(worker_token.status().message());
   auto operator_token = read_token_file(operator_token_file);
   if (!operator_token.is_ok()) return fail(operator_token.status().message());
+  if (*worker_token == *operator_token)
+    return fail(worker_token_file + " and " + operator_token_file +
+                " hold the same token; the worker and operator tokens must differ");
   options.service.tokens = {*worker_token, *operator_token};
-  if (!run_file.empty() && !grid_file.empty()) return fail("--run and --grid exclude each other");
+
+  if (payload_dir.empty()) payload_dir = db + ".payload";
+  if (checkpoint_dir.empty()) checkpoint_dir = db + ".checkpoints";
+  CreatedOnStart created(db, {payload_dir, checkpoint_dir});
+  std::error_code ec;
+  std::filesystem::create_directories(payload_dir, ec);
+  std::filesystem::create_directories(checkpoint_dir, ec);
+
   // Grid files are the product's runs; --run files are explicit, model-free runs for protocol
   // tests and load benchmarks.
   const bool grid_runs = run_file.empty();
@@ -161,9 +229,7 @@ int cmd_serve(const Args& args) {
                  run_file.c_str());
   }
 
-  if (!grid_file.empty()) {
-    auto grid = load_grid_spec(grid_file);
-    if (!grid.is_ok()) return fail(grid.status().message());
+  if (grid) {
     auto planned = plan_grid_run(*grid, static_cast<int>(threads), stderr);
     if (!planned.is_ok()) return fail(planned.status().message());
     auto id = (*coordinator)->create_run(planned->spec);
@@ -172,19 +238,23 @@ int cmd_serve(const Args& args) {
                  static_cast<long long>(*id), grid_file.c_str(), planned->grid.dir.c_str());
   }
 
-  auto server = RpcServer::start(**coordinator, options);
-  if (!server.is_ok()) return fail(server.status().message());
-  std::fprintf(stderr, "dipaco serve: listening on %s (%s)\n", (*server)->target().c_str(),
-               insecure ? "plaintext" : (client_ca.empty() ? "TLS" : "mTLS"));
-  if (!port_file.empty()) {
-    Status written = write_file_atomically(port_file, std::to_string((*server)->port()) + "\n");
-    if (!written.is_ok()) return fail(written.message());
-  }
+  // Before the port file exists: whoever waits for it may stop the server at once.
   struct sigaction action {};
   action.sa_handler = on_serve_signal;
   sigemptyset(&action.sa_mask);
   sigaction(SIGTERM, &action, nullptr);
   sigaction(SIGINT, &action, nullptr);
+  auto server = RpcServer::start(**coordinator, options);
+  if (!server.is_ok()) return fail(server.status().message());
+  created.keep();
+  std::fprintf(stderr, "dipaco serve: listening on %s (%s%s)\n",
+               (*server)->listening_address().c_str(),
+               insecure ? "plaintext" : (client_ca.empty() ? "TLS" : "mTLS"),
+               (*server)->listens_on_every_interface() ? ", every interface" : "");
+  if (!port_file.empty()) {
+    Status written = write_file_atomically(port_file, std::to_string((*server)->port()) + "\n");
+    if (!written.is_ok()) return fail(written.message());
+  }
   while (g_serve_stop.load() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   std::fprintf(stderr, "dipaco serve: stopping\n");
   (*server)->shutdown();

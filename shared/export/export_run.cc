@@ -242,6 +242,28 @@ Status write_export(const RunSource& run, const std::vector<const RunPath*>& pat
   return Status::ok();
 }
 
+// What --force may replace: an earlier export (a directory whose dipaco.json has the export
+// format) or an empty directory. Anything else (a user's directory, a file) is refused: one
+// mistyped --out must not delete it.
+Status check_replaceable(const fs::path& out) {
+  std::error_code ec;
+  if (fs::is_directory(fs::symlink_status(out, ec))) {
+    if (fs::is_empty(out, ec) && !ec) return Status::ok();
+    auto text = read_file((out / "dipaco.json").string());
+    if (text.is_ok()) {
+      auto manifest = parse_json(*text);
+      const JsonValue* format = manifest.is_ok() ? manifest->find("format") : nullptr;
+      if (format != nullptr && format->as_string() == kExportFormat) return Status::ok();
+    }
+  }
+  return failed_precondition(out.string() +
+                             ": exists and is not a dipaco export (no dipaco.json of format "
+                             "\"" +
+                             kExportFormat +
+                             "\"); --force replaces only an earlier export or an empty "
+                             "directory: choose another --out, or remove it yourself");
+}
+
 }  // namespace
 
 Result<ExportSummary> export_run(const std::string& run_dir, const std::string& out_dir,
@@ -265,10 +287,12 @@ Result<ExportSummary> export_run(const std::string& run_dir, const std::string& 
   fs::path out = fs::path(out_dir).lexically_normal();
   if (out.filename().empty()) out = out.parent_path();
   std::error_code ec;
-  if (fs::exists(out, ec) && !options.force)
+  const bool out_exists = fs::exists(fs::symlink_status(out, ec));
+  if (out_exists && !options.force)
     return failed_precondition(out.string() +
                                ": already exists; choose another --out or pass --force to "
-                               "replace it");
+                               "replace it (an earlier export only)");
+  if (out_exists) DIPACO_RETURN_IF_ERROR(check_replaceable(out));
   fs::path parent = out.has_parent_path() ? out.parent_path() : fs::path(".");
   if (!fs::is_directory(parent, ec))
     return not_found(out.string() + ": the parent directory " + parent.string() +

@@ -14,7 +14,8 @@
 //
 // All files are written into a fresh temporary directory beside DIR, which is renamed to DIR
 // only when everything succeeded: a failed export leaves nothing behind. DIR must not exist
-// unless `force` (then the old DIR is replaced only after the new one is complete).
+// unless `force`, and then it must be an earlier export (its dipaco.json says so) or an empty
+// directory; the old DIR is replaced only after the new one is complete.
 #pragma once
 
 #include <cstdio>

@@ -28,6 +28,8 @@ bool file_exists(const std::string& path) {
 }
 
 // `name` against the run directory first, then as given (relative to the current directory).
+// run.json records absolute tokenizer and data paths; those written before that hold
+// them as the grid wrote them, relative to where `dipaco run` was started.
 std::string resolve(const std::string& run_dir, const std::string& name) {
   if (name.empty() || fs::path(name).is_absolute()) return name;
   std::string in_run = (fs::path(run_dir) / name).string();
@@ -75,8 +77,8 @@ Result<RunSource> open_dipaco_run(const std::string& dir, const std::string& man
   if (const JsonValue* v = root.find("tokenizer"); v != nullptr && v->is_string())
     run.tokenizer = resolve(dir, v->as_string());
   if (const JsonValue* data = root.find("data")) {
-    if (const JsonValue* v = data->find("train")) run.train_data = v->as_string();
-    if (const JsonValue* v = data->find("val")) run.val_data = v->as_string();
+    if (const JsonValue* v = data->find("train")) run.train_data = resolve(dir, v->as_string());
+    if (const JsonValue* v = data->find("val")) run.val_data = resolve(dir, v->as_string());
   }
   if (const JsonValue* v = root.find("dipaco_version")) run.dipaco_version = v->as_string();
   if (const JsonValue* v = root.find("grid"); v != nullptr && v->is_string())

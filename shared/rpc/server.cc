@@ -1,9 +1,109 @@
 #include "rpc/server.h"
 
+#include <arpa/inet.h>
+#include <netdb.h>
+
+#include <cctype>
+#include <charconv>
+#include <optional>
+
 #include "util/atomic_file.h"
 #include "util/log.h"
 
 namespace dipaco {
+namespace {
+
+bool is_unix_address(const std::string& address) {
+  return address.rfind("unix:", 0) == 0 || address.rfind("unix-abstract:", 0) == 0;
+}
+
+struct HostPort {
+  std::string host;  // without IPv6 brackets; empty = every interface
+  std::string port;
+};
+
+// "host:port", "[v6]:port" or ":port"; nullopt when the shape is wrong.
+std::optional<HostPort> split_host_port(const std::string& address) {
+  if (!address.empty() && address[0] == '[') {
+    size_t close = address.find(']');
+    if (close == std::string::npos || close + 1 >= address.size() || address[close + 1] != ':')
+      return std::nullopt;
+    return HostPort{address.substr(1, close - 1), address.substr(close + 2)};
+  }
+  size_t colon = address.rfind(':');
+  if (colon == std::string::npos) return std::nullopt;
+  std::string host = address.substr(0, colon);
+  if (host.find(':') != std::string::npos) return std::nullopt;  // IPv6 needs brackets
+  return HostPort{host, address.substr(colon + 1)};
+}
+
+bool is_wildcard_host(const std::string& host) {
+  return host.empty() || host == "0.0.0.0" || host == "::";
+}
+
+bool is_loopback_host(const std::string& host) {
+  std::string lower;
+  for (char c : host)
+    lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+  if (lower == "localhost") return true;
+  in_addr v4{};
+  if (inet_pton(AF_INET, host.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  in6_addr v6{};
+  if (inet_pton(AF_INET6, host.c_str(), &v6) == 1)
+    return IN6_IS_ADDR_LOOPBACK(&v6) || (IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127);
+  return false;
+}
+
+}  // namespace
+
+bool is_loopback_address(const std::string& address) {
+  if (is_unix_address(address)) return true;
+  auto parts = split_host_port(address);
+  return parts && is_loopback_host(parts->host);
+}
+
+Status check_listen_address(const std::string& address, bool insecure) {
+  const std::string flag = "--address " + address + ": ";
+  if (is_unix_address(address)) {
+    if (address.substr(address.find(':') + 1).empty())
+      return invalid_argument(flag + "a Unix socket needs a path (unix:/path/to/socket)");
+    return Status::ok();
+  }
+  auto parts = split_host_port(address);
+  if (!parts)
+    return invalid_argument(flag +
+                            "expected HOST:PORT (127.0.0.1:7443, [::1]:7443, 0.0.0.0:7443) or "
+                            "unix:/path");
+  int port = -1;
+  const char* end = parts->port.data() + parts->port.size();
+  auto [ptr, ec] = std::from_chars(parts->port.data(), end, port);
+  if (parts->port.empty() || ec != std::errc() || ptr != end || port < 0 || port > 65535)
+    return invalid_argument(flag + "the port '" + parts->port +
+                            "' is not a number in 0..65535 (0 = any free port)");
+  in6_addr ip{};
+  const bool literal = inet_pton(AF_INET, parts->host.c_str(), &ip) == 1 ||
+                       inet_pton(AF_INET6, parts->host.c_str(), &ip) == 1;
+  if (!literal && !parts->host.empty()) {
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* found = nullptr;
+    int rc = getaddrinfo(parts->host.c_str(), nullptr, &hints, &found);
+    if (found != nullptr) freeaddrinfo(found);
+    if (rc != 0)
+      return invalid_argument(flag + "cannot resolve the host '" + parts->host +
+                              "': " + gai_strerror(rc));
+  }
+  if (insecure && !is_loopback_host(parts->host))
+    return invalid_argument(
+        "--insecure (plaintext: bearer tokens and weights readable on the network) is only "
+        "allowed on a loopback address (127.0.0.0/8, [::1], localhost) or a Unix socket "
+        "(unix:/path), and --address " +
+        address + " is " +
+        (is_wildcard_host(parts->host) ? "every interface" : "reachable from other hosts") +
+        ": serve TLS there (--tls-cert, --tls-key), or listen on 127.0.0.1");
+  return Status::ok();
+}
 
 RpcServer::RpcServer(Coordinator& coordinator, ServerOptions options)
     : coordinator_(coordinator), options_(std::move(options)) {}
@@ -18,6 +118,7 @@ Result<std::unique_ptr<RpcServer>> RpcServer::start(Coordinator& coordinator,
     return invalid_argument("the worker and operator tokens must differ");
   if (!options.service.hooks.task_config)
     return invalid_argument("RunHooks::task_config is required");
+  DIPACO_RETURN_IF_ERROR(check_listen_address(options.address, options.insecure));
   std::shared_ptr<grpc::ServerCredentials> credentials;
   if (options.insecure) {
     credentials = grpc::InsecureServerCredentials();
@@ -48,7 +149,10 @@ Result<std::unique_ptr<RpcServer>> RpcServer::start(Coordinator& coordinator,
   server->server_ = builder.BuildAndStart();
   if (!server->server_)
     return unavailable("cannot listen on " + server->options_.address +
-                       ": the address is in use, malformed, or the TLS files are invalid");
+                       (options.insecure
+                            ? ": the port is in use, or the address is not one of this host's"
+                            : ": the port is in use, the address is not one of this host's, or "
+                              "the TLS certificate and key do not match"));
   server->thread_ = std::thread([s = server.get()] { s->loop(); });
   return server;
 }
@@ -58,10 +162,20 @@ RpcServer::~RpcServer() {
 }
 
 std::string RpcServer::target() const {
-  if (options_.address.rfind("unix:", 0) == 0) return options_.address;
-  std::string host = options_.address.substr(0, options_.address.rfind(':'));
-  if (host.empty() || host == "0.0.0.0" || host == "[::]") host = "127.0.0.1";
-  return host + ":" + std::to_string(port_);
+  if (is_unix_address(options_.address)) return options_.address;
+  if (listens_on_every_interface()) return "127.0.0.1:" + std::to_string(port_);
+  return listening_address();
+}
+
+std::string RpcServer::listening_address() const {
+  if (is_unix_address(options_.address)) return options_.address;
+  return options_.address.substr(0, options_.address.rfind(':')) + ":" + std::to_string(port_);
+}
+
+bool RpcServer::listens_on_every_interface() const {
+  if (is_unix_address(options_.address)) return false;
+  auto parts = split_host_port(options_.address);
+  return parts && is_wildcard_host(parts->host);
 }
 
 void RpcServer::shutdown() {

@@ -35,6 +35,17 @@ struct ServerOptions {
   int max_message_bytes = 4 << 20;  // gRPC's limit; chunks are <= 1 MiB, this leaves room
 };
 
+// True for addresses only this host can reach: a Unix socket ("unix:/path", "unix-abstract:"),
+// or HOST:PORT with HOST in 127.0.0.0/8, ::1 ("[::1]:PORT"), ::ffff:127.x.x.x or "localhost".
+bool is_loopback_address(const std::string& address);
+
+// Checks a listen address before anything is created or bound: "unix:/path", or HOST:PORT
+// with PORT in 0..65535 and HOST an IP literal ("[v6]" for IPv6), empty / 0.0.0.0 / [::] for
+// every interface, or a name that resolves. With `insecure` the address must be loopback
+// (is_loopback_address): plaintext carries the bearer tokens and the weights. Errors name
+// --address / --insecure, as `dipaco serve` spells them.
+Status check_listen_address(const std::string& address, bool insecure);
+
 class RpcServer {
  public:
   // Starts listening; errors say which file or address to fix.
@@ -47,6 +58,11 @@ class RpcServer {
   int port() const { return port_; }
   // "127.0.0.1:<port>" or the unix address: what clients dial.
   std::string target() const;
+  // The address listened on with the bound port, host as given: "0.0.0.0:43121" (every
+  // interface), "[::1]:7443", or the unix address. What a log line should say.
+  std::string listening_address() const;
+  // True when the host is a wildcard (empty, 0.0.0.0, [::]): every interface.
+  bool listens_on_every_interface() const;
   // Stops accepting calls, ends streams, stops the background thread. Idempotent.
   void shutdown();
   // Runs one background pass now (tests).

@@ -153,11 +153,16 @@ Result<LocalRunResult> write_run_results(const GridSpec& grid, const RunLayout& 
   auto num = [](double v) {
     return std::isnan(v) ? std::string("null") : format_double("%.6f", v);
   };
+  // Absolute, so that `dipaco export RUN` finds them from any directory: the grid's paths are
+  // relative to the directory the run was started in.
+  auto absolute = [](const std::string& path) {
+    return path.empty() ? path : std::filesystem::absolute(path).lexically_normal().string();
+  };
   j << "{\n  \"format\": \"dipaco-run/1\",\n  \"name\": " << json_quote(grid.name)
     << ",\n  \"model\": " << json_quote(grid.model.to_string())
-    << ",\n  \"tokenizer\": " << json_quote(grid.tokenizer)
-    << ",\n  \"data\": {\"train\": " << json_quote(grid.train_tokens)
-    << ", \"val\": " << json_quote(grid.val_tokens)
+    << ",\n  \"tokenizer\": " << json_quote(absolute(grid.tokenizer))
+    << ",\n  \"data\": {\"train\": " << json_quote(absolute(grid.train_tokens))
+    << ", \"val\": " << json_quote(absolute(grid.val_tokens))
     << "},\n  \"grid\": \"grid.toml\",\n  \"outer_steps\": " << grid.outer_steps
     << ",\n  \"routed_val_loss\": " << num(result.routed_val_loss) << ",\n  \"paths\": [";
   for (size_t p = 0; p < result.paths.size(); ++p) {

@@ -8,7 +8,6 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <sstream>
 
 namespace dipaco {
@@ -117,12 +116,40 @@ Status write_file_atomically(const std::string& path, std::string_view bytes) {
 }
 
 Result<std::string> read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return not_found("cannot open " + path + ": " + errno_text());
-  std::ostringstream out;
-  out << in.rdbuf();
-  if (in.bad()) return io_error("cannot read " + path);
-  return out.str();
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    const int err = errno;
+    std::string message = "cannot open " + path + ": " + std::strerror(err);
+    return err == ENOENT || err == ENOTDIR ? not_found(message) : io_error(message);
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return io_error("cannot stat " + path + ": " + std::strerror(err));
+  }
+  // A directory opens fine and would read as an empty file; a pipe or a device is read as a
+  // stream (a token file given as <(...), /dev/stdin).
+  if (S_ISDIR(st.st_mode)) {
+    ::close(fd);
+    return invalid_argument(path + ": is a directory, expected a file");
+  }
+  std::string contents;
+  if (S_ISREG(st.st_mode)) contents.reserve(static_cast<size_t>(st.st_size));
+  char buffer[1 << 16];
+  while (true) {
+    ssize_t n = ::read(fd, buffer, sizeof buffer);
+    if (n == 0) break;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const int err = errno;
+      ::close(fd);
+      return io_error("cannot read " + path + ": " + std::strerror(err));
+    }
+    contents.append(buffer, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return contents;
 }
 
 Status fsync_directory(const std::string& dir) {

@@ -46,7 +46,8 @@ class AtomicFile {
 // Writes `bytes` to `path` atomically (see AtomicFile).
 Status write_file_atomically(const std::string& path, std::string_view bytes);
 
-// Reads a whole file; errors name the path.
+// Reads a whole file; errors name the path. A directory is refused ("PATH: is a directory,
+// expected a file", invalid_argument) rather than read as empty; a missing file is not_found.
 Result<std::string> read_file(const std::string& path);
 
 // fsyncs a directory so that a rename inside it survives a power loss.

@@ -62,9 +62,17 @@ void Progress::finish() {
   print(true);
 }
 
+void Progress::set_rate_unit(std::string unit, uint64_t total) {
+  rate_unit_ = std::move(unit);
+  rate_total_ = total;
+}
+
 std::string Progress::line() const {
   double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-  double rate = elapsed > 0 ? static_cast<double>(done_) / elapsed : 0.0;
+  const bool by_amount = !rate_unit_.empty();
+  const uint64_t counted = by_amount ? rate_done_ : done_;
+  const uint64_t to_count = by_amount ? rate_total_ : total_;
+  double rate = elapsed > 0 ? static_cast<double>(counted) / elapsed : 0.0;
   std::string text = label_ + ": " + std::to_string(done_);
   if (total_ > 0) {
     char pct[16];
@@ -74,9 +82,9 @@ std::string Progress::line() const {
   } else {
     text += " " + unit_;
   }
-  text += ", " + human_rate(rate) + " " + unit_ + "/s";
-  if (total_ > 0 && done_ < total_ && rate > 0) {
-    text += ", ETA " + clock_text(static_cast<double>(total_ - done_) / rate);
+  text += ", " + human_rate(rate) + " " + (by_amount ? rate_unit_ : unit_) + "/s";
+  if (to_count > 0 && counted < to_count && rate > 0) {
+    text += ", ETA " + clock_text(static_cast<double>(to_count - counted) / rate);
   } else {
     text += ", " + clock_text(elapsed) + " elapsed";
   }

@@ -81,9 +81,11 @@ Result<std::string> sha256_file(const std::string& path) {
     if (got > 0) hash.update(std::string_view(buffer.data(), got));
     if (got < buffer.size()) break;
   }
+  const int err = errno;
   bool failed = std::ferror(file) != 0;
   std::fclose(file);
-  if (failed) return io_error(path + ": read error");
+  if (failed && err == EISDIR) return invalid_argument(path + ": is a directory, expected a file");
+  if (failed) return io_error(path + ": cannot read: " + std::strerror(err));
   return hash.digest();
 }
 

@@ -12,6 +12,7 @@
 #include <random>
 
 #include "cli_runner.h"
+#include "data/data_fixtures.h"
 #include "data/token_file.h"
 #include "export_fixture.h"
 #include "test_support.h"
@@ -60,7 +61,9 @@ class ExportCliTest : public QObject {
                                << "must be one of f32|f16|bf16|q8_0";
     QTest::newRow("generate temperature")
         << QStringList{"generate", "E", "--prompt", "a", "--temperature", "-1"} << "--temperature";
-    QTest::newRow("eval without data") << QStringList{"eval", "E"} << "--data FILE is required";
+    QTest::newRow("eval without data") << QStringList{"eval", "E"} << "--data PATH is required";
+    QTest::newRow("eval data type") << QStringList{"eval", "E", "--data", "scores.csv"}
+                                    << "scores.csv: unsupported --data file type";
   }
 
   void exportUsageErrors() {
@@ -131,14 +134,60 @@ class ExportCliTest : public QObject {
     QVERIFY2(r.exit_code == 0, qPrintable(r.err));
     QVERIFY2(r.out.contains("routed (fixed path 1)"), qPrintable(r.out));
     QVERIFY2(r.out.contains("dense"), qPrintable(r.out));
+    r = run_cli({"eval", out_, "--data", text.fileName(), "--path", "1", "--dense", out_});
+    QCOMPARE(r.exit_code, 1);
+    QVERIFY2(r.err.contains("is a dipaco export (paths 0, 1), not one model"), qPrintable(r.err));
     r = run_cli({"eval", out_, "--data", tmp_.filePath("missing.tok")});
     QCOMPARE(r.exit_code, 1);
     QVERIFY2(r.err.contains("missing.tok"), qPrintable(r.err));
   }
 
+  // --data reads corpora as 'dipaco data tokenize' does: the same three documents as .txt
+  // blocks, .jsonl, .jsonl.gz or a directory give the same numbers (they were once scored as
+  // one document of raw JSON or gzip bytes). A progress line goes to stderr.
+  void evalReadsEveryCorpusFormatAsTheDataCommandsDo() {
+    const std::vector<std::string> texts = {"the jury said the election was new.",
+                                            "the mayor of the city said friday.",
+                                            "a grand report of the county court."};
+    std::string txt, jsonl;
+    for (const auto& t : texts) {
+      txt += t + "\n\n";
+      jsonl += "{\"id\": \"d\", \"text\": \"" + t + "\"}\n";
+    }
+    QDir().mkpath(tmp_.filePath("corpus"));
+    const QString txt_file = tmp_.filePath("three.txt"), jsonl_file = tmp_.filePath("three.jsonl"),
+                  gz_file = tmp_.filePath("three.jsonl.gz"), dir = tmp_.filePath("corpus");
+    fixtures::write(txt_file, txt);
+    fixtures::write(jsonl_file, jsonl);
+    fixtures::write(gz_file, fixtures::gzip(jsonl));
+    fixtures::write(dir + "/part.jsonl", jsonl);
+    QString expected;
+    for (const QString& data : {txt_file, jsonl_file, gz_file, dir}) {
+      CliResult r = run_cli({"eval", out_, "--data", data, "--path", "0", "--threads", "1"});
+      QVERIFY2(r.exit_code == 0, qPrintable(data + ": " + r.err));
+      QVERIFY2(r.out.contains("3 documents"), qPrintable(data + ": " + r.out));
+      QVERIFY2(r.err.contains("evaluating: 3/3 docs (100%)") && r.err.contains("tokens/s"),
+               qPrintable(r.err));
+      QRegularExpression row("path 0\\s+(\\d+) tokens\\s+loss ([0-9.]+)");
+      auto m = row.match(r.out);
+      QVERIFY2(m.hasMatch(), qPrintable(r.out));
+      if (expected.isEmpty()) expected = m.captured(0);
+      QCOMPARE(m.captured(0), expected);
+    }
+    CliResult r = run_cli({"eval", out_, "--data", tmp_.filePath("no-such-corpus")});
+    QCOMPARE(r.exit_code, 2);
+    QVERIFY2(r.err.contains("unsupported --data file type"), qPrintable(r.err));
+    QDir().mkpath(tmp_.filePath("no-corpus"));
+    r = run_cli({"eval", out_, "--data", tmp_.filePath("no-corpus")});
+    QCOMPARE(r.exit_code, 1);
+    QVERIFY2(r.err.contains("directory has no .txt"), qPrintable(r.err));
+  }
+
   // The whole chain on a real `dipaco run`: its run.json, path files, router and base model
   // export, and eval's routed loss equals the runner's per-path validation losses weighted by
   // their routed validation tokens (the runner routed the same documents with the same router).
+  // The grid's paths are relative to the directory `dipaco run` starts in, and the export runs
+  // from another directory: run.json records them absolute.
   void exportOfARealRunReproducesItsRoutedValidationLoss() {
     const QString d = tmp_.filePath("real");
     QDir().mkpath(d);
@@ -164,20 +213,27 @@ class ExportCliTest : public QObject {
                                      docs(12, 2)));
     QFile grid(d + "/grid.toml");
     QVERIFY(grid.open(QIODevice::WriteOnly));
-    grid.write(QString("[run]\nname = \"real\"\ndir = \"%1/run\"\nouter_steps = 2\n"
-                       "inner_steps = 3\nworkers = 1\nthreads = 1\n\n[model]\nd_model = 32\n"
-                       "n_layers = 2\nn_heads = 4\nn_kv_heads = 2\nd_ff = 64\nmax_seq_len = 32\n\n"
-                       "[inner]\nbatch_size = 4\nseq_len = 32\nlr = 3e-3\nwarmup_steps = 1\n\n"
-                       "[data]\ntrain = \"%1/train.tok\"\nval = \"%1/val.tok\"\n"
-                       "tokenizer = \"%1/tok.model\"\n\n[routing]\nbase_steps = 5\n\n"
-                       "[[grid.level]]\nblocks = [0, 1]\nmodules = 2\n")
-                   .arg(d)
-                   .toUtf8());
+    grid.write(
+        "[run]\nname = \"real\"\ndir = \"run\"\nouter_steps = 2\n"
+        "inner_steps = 3\nworkers = 1\nthreads = 1\n\n[model]\nd_model = 32\n"
+        "n_layers = 2\nn_heads = 4\nn_kv_heads = 2\nd_ff = 64\nmax_seq_len = 32\n\n"
+        "[inner]\nbatch_size = 4\nseq_len = 32\nlr = 3e-3\nwarmup_steps = 1\n\n"
+        "[data]\ntrain = \"train.tok\"\nval = \"val.tok\"\ntokenizer = \"tok.model\"\n\n"
+        "[routing]\nbase_steps = 5\n\n[[grid.level]]\nblocks = [0, 1]\nmodules = 2\n");
     grid.close();
-    CliResult r = run_cli({"run", d + "/grid.toml"});
+    CliResult r = run_cli({"run", "grid.toml"}, d);
     QVERIFY2(r.exit_code == 0, qPrintable(r.out + r.err));
-    r = run_cli({"export", d + "/run", "--out", d + "/exp", "--format", "hf"});
+    const QString elsewhere = tmp_.filePath("elsewhere");
+    QDir().mkpath(elsewhere);
+    r = run_cli({"export", d + "/run", "--out", d + "/exp", "--format", "hf"}, elsewhere);
     QVERIFY2(r.exit_code == 0, qPrintable(r.err));
+    QJsonObject provenance = QJsonDocument::fromJson(export_slurp(d + "/exp/dipaco.json")).object();
+    for (const char* split : {"train", "val"}) {
+      QJsonObject file = provenance["data"].toObject()[split].toObject();
+      QVERIFY2(QDir::isAbsolutePath(file["file"].toString()) && !file.contains("missing") &&
+                   file.contains("sha256"),
+               qPrintable(QJsonDocument(file).toJson()));
+    }
     QVERIFY2(r.out.contains("exported 2 paths"), qPrintable(r.out));
     QVERIFY(QFile::exists(d + "/exp/router-base.safetensors"));
     QCOMPARE(export_slurp(d + "/exp/grid.toml"), export_slurp(d + "/run/grid.toml"));
@@ -201,6 +257,20 @@ class ExportCliTest : public QObject {
     QVERIFY2(std::fabs(m.captured(2).toDouble() - weighted / tokens) < 2e-4,
              qPrintable(
                  QString("eval routed %1, run.json %2").arg(m.captured(2)).arg(weighted / tokens)));
+    QVERIFY2(QDir::isAbsolutePath(run["tokenizer"].toString()),
+             qPrintable(run["tokenizer"].toString()));
+
+    // A run.json written before the paths were absolute still exports from the directory the
+    // run was started in, as it did.
+    QJsonObject old_run = run;
+    old_run["tokenizer"] = "tok.model";
+    old_run["data"] = QJsonObject{{"train", "train.tok"}, {"val", "val.tok"}};
+    QVERIFY(dipaco::write_file_atomically((d + "/run/run.json").toStdString(),
+                                          QJsonDocument(old_run).toJson().toStdString()));
+    r = run_cli({"export", "run", "--out", "exp-old", "--format", "hf"}, d);
+    QVERIFY2(r.exit_code == 0, qPrintable(r.err));
+    provenance = QJsonDocument::fromJson(export_slurp(d + "/exp-old/dipaco.json")).object();
+    QVERIFY(!provenance["data"].toObject()["train"].toObject().contains("missing"));
   }
 };
 

@@ -590,22 +590,67 @@ class ExportRoundTripTest : public QObject {
     }
   }
 
-  void forceReplacesAnExistingExport() {
+  void forceReplacesAnEarlierExport() {
     QTemporaryDir tmp;
     auto run = export_fixture::make_run(tmp.filePath("run"), tokenizer_, 1);
     QVERIFY(run.is_ok());
-    QDir().mkpath(tmp.filePath("out"));
+    dipaco::ExportOptions o;
+    o.gguf = false;
+    const std::string out = tmp.filePath("out").toStdString();
+    auto r = dipaco::export_run(run->dir, out, o);
+    QVERIFY2(r.is_ok(), r.status().message().c_str());
     QFile old(tmp.filePath("out/old.txt"));
     QVERIFY(old.open(QIODevice::WriteOnly));
     old.close();
-    dipaco::ExportOptions o;
     o.force = true;
-    o.gguf = false;
-    auto r = dipaco::export_run(run->dir, tmp.filePath("out").toStdString(), o);
+    r = dipaco::export_run(run->dir, out, o);
     QVERIFY2(r.is_ok(), r.status().message().c_str());
     QVERIFY(!QFile::exists(tmp.filePath("out/old.txt")));
     QVERIFY(QFile::exists(tmp.filePath("out/dipaco.json")));
     QCOMPARE(entries(tmp.path()), (QStringList{"out", "run"}));
+    // An empty directory may be filled too.
+    QDir().mkpath(tmp.filePath("empty"));
+    r = dipaco::export_run(run->dir, tmp.filePath("empty").toStdString(), o);
+    QVERIFY2(r.is_ok(), r.status().message().c_str());
+    QVERIFY(QFile::exists(tmp.filePath("empty/dipaco.json")));
+  }
+
+  // --force deleted whatever --out named; it replaces only an earlier export now.
+  void forceRefusesToReplaceWhatIsNotAnExport_data() {
+    QTest::addColumn<QString>("kind");
+    QTest::newRow("a user's directory") << "directory";
+    QTest::newRow("a file") << "file";
+    QTest::newRow("another tool's dipaco.json") << "foreign manifest";
+  }
+
+  void forceRefusesToReplaceWhatIsNotAnExport() {
+    QFETCH(QString, kind);
+    QTemporaryDir tmp;
+    auto run = export_fixture::make_run(tmp.filePath("run"), tokenizer_, 1);
+    QVERIFY(run.is_ok());
+    const QString out = tmp.filePath("important");
+    const QString precious = kind == "file" ? out : out + "/notes.txt";
+    if (kind != "file") QDir().mkpath(out);
+    if (kind == "foreign manifest") {
+      QFile manifest(out + "/dipaco.json");
+      QVERIFY(manifest.open(QIODevice::WriteOnly));
+      manifest.write("{\"format\": \"something-else/1\"}");
+    }
+    QFile notes(precious);
+    QVERIFY(notes.open(QIODevice::WriteOnly));
+    notes.write("precious\n");
+    notes.close();
+    dipaco::ExportOptions o;
+    o.gguf = false;
+    o.force = true;
+    auto r = dipaco::export_run(run->dir, out.toStdString(), o);
+    QVERIFY(!r.is_ok());
+    QVERIFY2(dipaco::test::contains(r.status().message(), "is not a dipaco export"),
+             r.status().message().c_str());
+    QFile kept(precious);
+    QVERIFY(kept.open(QIODevice::ReadOnly));
+    QCOMPARE(kept.readAll(), QByteArray("precious\n"));
+    QCOMPARE(entries(tmp.path()), (QStringList{"important", "run"}));  // no temporary left
   }
 };
 

@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "util/atomic_file.h"
+#include "util/sha256.h"
 
 class AtomicFileTest : public QObject {
   Q_OBJECT
@@ -42,6 +43,34 @@ class AtomicFileTest : public QObject {
     auto read = dipaco::read_file("/nonexistent-dir-for-dipaco/x.bin");
     QVERIFY(!read.is_ok());
     QCOMPARE(read.status().code(), dipaco::StatusCode::kNotFound);
+  }
+
+  // std::ifstream opens a directory and reads it as an empty file: a directory given where a
+  // config or data file was expected must be an error naming it, not an empty input.
+  void directoryIsRefusedNotReadAsEmpty() {
+    QTemporaryDir dir;
+    const std::string path = dir.path().toStdString();
+    auto read = dipaco::read_file(path);
+    QVERIFY(!read.is_ok());
+    QCOMPARE(read.status().code(), dipaco::StatusCode::kInvalidArgument);
+    QCOMPARE(read.status().message(), path + ": is a directory, expected a file");
+    auto hash = dipaco::sha256_file(path);
+    QVERIFY(!hash.is_ok());
+    QCOMPARE(hash.status().message(), path + ": is a directory, expected a file");
+  }
+
+  void streamsAndLargeFilesReadWhole() {
+    auto empty = dipaco::read_file("/dev/null");  // a device reads as a stream, here empty
+    QVERIFY2(empty.is_ok(), empty.status().message().c_str());
+    QVERIFY(empty->empty());
+    QTemporaryDir dir;
+    const std::string path = dir.filePath("big.bin").toStdString();
+    std::string bytes(200'003, '\0');  // several read() calls, with a NUL byte and a tail
+    for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>(i * 7 % 251);
+    QVERIFY(dipaco::write_file_atomically(path, bytes));
+    auto read = dipaco::read_file(path);
+    QVERIFY(read.is_ok());
+    QVERIFY(*read == bytes);
   }
 
  private:

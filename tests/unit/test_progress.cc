@@ -30,6 +30,24 @@ class ProgressTest : public QObject {
     QCOMPARE(std::count(text.begin(), text.end(), '\n'), 3L);  // two updates + the final line
   }
 
+  void secondQuantityGivesTheRateAndTheEta() {
+    FILE* out = std::fopen("/dev/null", "w");
+    dipaco::Progress progress("evaluating", 4, "docs", out);
+    progress.set_interactive(false);
+    progress.set_rate_unit("tokens", 1000);
+    progress.advance(1, 900);
+    const std::string line = progress.line();
+    QVERIFY2(line.find("evaluating: 1/4 docs (25%)") != std::string::npos, line.c_str());
+    QVERIFY2(line.find(" tokens/s") != std::string::npos, line.c_str());
+    QVERIFY2(line.find("docs/s") == std::string::npos, line.c_str());
+    QVERIFY2(line.find("ETA") != std::string::npos, line.c_str());
+    progress.advance(3, 100);  // every token counted: no ETA, the elapsed time instead
+    QVERIFY2(progress.line().find("4/4 docs (100%)") != std::string::npos, line.c_str());
+    QVERIFY2(progress.line().find("elapsed") != std::string::npos, progress.line().c_str());
+    progress.finish();
+    std::fclose(out);
+  }
+
   void unknownTotalShowsCountOnly() {
     FILE* out = std::fopen("/dev/null", "w");
     dipaco::Progress progress("read", 0, "lines", out);
