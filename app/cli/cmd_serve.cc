@@ -80,6 +80,9 @@ int cmd_serve(const Args& args) {
   std::string port_file;
   bool insecure = false;
   bool expire_leases = false;
+  // Three of the workers' longest polls (CoordinatorOptions::max_wait_ms, 5 s): an idle owner
+  // asks again well within it.
+  int64_t affinity_grace_ms = 15000;
   ArgParser parser("dipaco serve", "Run a headless coordinator that remote workers connect to.");
   parser.add_option("--address", "HOST:PORT",
                     "listen address (port 0 = any free port; unix:/path for a Unix socket), "
@@ -119,6 +122,11 @@ int cmd_serve(const Args& args) {
                   "end every lease live at start (default: keep until their "
                   "deadline)",
                   &expire_leases);
+  parser.add_option("--affinity-grace-ms", "MS",
+                    "how long a task waits for the worker that trained its (path, shard) at the "
+                    "previous outer step, where that pair's optimizer state is; 0 = no task "
+                    "affinity (default 15000)",
+                    &affinity_grace_ms, 0, 3'600'000);
   parser.add_option("--port-file", "FILE", "write the bound port here once listening", &port_file);
   if (Status s = parser.parse(args); !s) {
     std::fprintf(stderr, "dipaco serve: %s\n%s", s.message().c_str(), parser.usage().c_str());
@@ -214,6 +222,7 @@ int cmd_serve(const Args& args) {
   coordinator_options.payload_dir = payload_dir;
   coordinator_options.restart =
       expire_leases ? RestartPolicy::kExpireLeases : RestartPolicy::kKeepLeases;
+  coordinator_options.affinity_grace_ms = affinity_grace_ms;
   auto coordinator = Coordinator::open(coordinator_options);
   if (!coordinator.is_ok()) return fail(coordinator.status().message());
 
