@@ -542,9 +542,10 @@ struct WorkerClient::Impl {
       if (!size_error) bytes += size;
       verified.erase(file.string());
     }
-    if (removed > 0)
+    if (removed > 0) {
       DIPACO_LOG(kInfo) << "worker " << options.worker_id << ": cache: removed " << removed
                         << " older module files (" << bytes << " bytes) of run " << task.run_id;
+    }
   }
 
   void report(const TaskAssignment& task, const TaskResult& result) {
