@@ -93,14 +93,16 @@ grpc::Status register_over(const dipaco::ChannelOptions& channel) {
 }
 
 // The coordinator's chunk files, with one write that fails (an I/O error on the coordinator's
-// disk): the push stream breaks there, after the chunks before it were accepted.
+// disk: the push stream breaks there, after the chunks before it were accepted; 0 = none), and
+// writes that take `write_ms` each (a slow link or disk).
 class FaultyGradientStore : public dipaco::OuterGradientStore {
  public:
-  FaultyGradientStore(std::string dir, uint64_t failing_write)
-      : files_(std::move(dir)), failing_write_(failing_write) {}
+  FaultyGradientStore(std::string dir, uint64_t failing_write, int64_t write_ms = 0)
+      : files_(std::move(dir)), failing_write_(failing_write), write_ms_(write_ms) {}
   dipaco::Result<std::string> write_chunk(int64_t run_id, int64_t lease_id, uint32_t module_id,
                                           uint64_t sequence, std::string_view bytes) override {
     if (++calls_ == failing_write_) return dipaco::io_error("injected: disk write failed");
+    std::this_thread::sleep_for(std::chrono::milliseconds(write_ms_));
     ++written_;
     return files_.write_chunk(run_id, lease_id, module_id, sequence, bytes);
   }
@@ -113,6 +115,7 @@ class FaultyGradientStore : public dipaco::OuterGradientStore {
  private:
   dipaco::OuterGradientFiles files_;
   uint64_t failing_write_;  // 1-based
+  int64_t write_ms_;
   std::atomic<uint64_t> calls_{0};
   std::atomic<uint64_t> written_{0};
 };
@@ -320,6 +323,38 @@ class RpcWorkerTest : public QObject {
     QVERIFY2(worker.stats().push_chunks_sent >= 4 + 5 && worker.stats().push_chunks_sent <= 8 + 5,
              std::to_string(worker.stats().push_chunks_sent).c_str());
     QCOMPARE(s.coordinator->run_status(s.run_id)->tasks_done, int64_t{1});
+  }
+
+  // A push whose 8 chunks take 300 ms each to store (2.4 s) and a 2 s rpc_timeout_ms: at a
+  // floor of 2000 bytes/s the stream's deadline grows by 5 s for its ~10 KB and one attempt
+  // gets through. At a floor that adds nothing the first stream hits its deadline part-way;
+  // the retry sends only the chunks the coordinator had not stored, and completes.
+  void pushDeadlineGrowsWithItsBytes() {
+    for (const bool scaled : {true, false}) {
+      Served s;
+      auto store = std::make_shared<FaultyGradientStore>(s.dir.path().toStdString(),
+                                                         /*failing_write=*/0, /*write_ms=*/300);
+      s.gradient_store = store;
+      QVERIFY(s.start(/*outer_steps=*/2, /*lease_timeout_ms=*/30000));
+      dipaco::FakeTaskRunner runner(0);
+      std::atomic<int> stop{0};
+      dipaco::WorkerClientOptions options = worker_options(s, "slow-link");
+      options.max_tasks = 1;
+      options.rpc_timeout_ms = 2000;
+      options.push_min_bytes_per_second = scaled ? 2000 : uint64_t{1} << 40;
+      dipaco::WorkerClient worker(options, runner);
+      QVERIFY(worker.run(stop).is_ok());
+      QCOMPARE(worker.stats().tasks_completed, uint64_t{1});
+      QCOMPARE(store->written(), uint64_t{8});
+      if (scaled) {
+        QCOMPARE(worker.stats().push_retries, uint64_t{0});
+        QCOMPARE(worker.stats().push_chunks_sent, uint64_t{8});
+      } else {
+        QVERIFY(worker.stats().push_retries >= 1);
+        QVERIFY2(worker.stats().push_chunks_skipped >= 1,
+                 std::to_string(worker.stats().push_chunks_skipped).c_str());
+      }
+    }
   }
 
   // The coordinator goes away while the worker trains and comes back ~2 s after the worker
