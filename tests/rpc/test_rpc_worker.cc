@@ -359,7 +359,7 @@ class RpcWorkerTest : public QObject {
 
   // The coordinator goes away while the worker trains and comes back ~2 s after the worker
   // began to push: far more than the 20 attempts the push used to have at these backoffs (10 to
-  // 50 ms), far less than the 10 s lease. The push keeps trying until the lease's deadline, so
+  // 20 ms), far less than the 10 s lease. The push keeps trying until the lease's deadline, so
   // the finished task is not lost.
   void pushOutlastsACoordinatorRestart() {
     Served s;
@@ -367,7 +367,7 @@ class RpcWorkerTest : public QObject {
     dipaco::FakeTaskRunner runner(100);  // 4 inner steps of 100 ms
     std::atomic<int> stop{0};
     dipaco::WorkerClientOptions options = worker_options(s, "patient");
-    options.backoff_max_ms = 50;
+    options.backoff_max_ms = 20;
     options.max_tasks = 1;
     dipaco::WorkerClient worker(options, runner);
     std::atomic<bool> returned{false};
