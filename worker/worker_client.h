@@ -15,12 +15,11 @@
 //     the task completes, the lease is refused or lost, or the lease's deadline (from the lease,
 //     moved on by each heartbeat) has passed: a coordinator restart shorter than the lease
 //     timeout loses no finished task.
-//   - Cache cleanup: after a completed task the cached versions of its modules older than the ones
-//   it
-//     used are deleted (delta chains start from the newest cached version; a later task never
-//     needs an older one), so the cache holds about one version per module of each run. The
-//     cache dir must be this worker's alone. Shards, runner state (<cache>/state/run-R) and
-//     modules of runs that ended are kept: the worker does not learn that a run ended.
+//   - Cache cleanup: after a completed task, cached versions of its modules older than the ones
+//     it used are deleted (a delta chain starts from the newest cached version and a later task
+//     never needs an older one), so the cache holds about one version per module of each run.
+//     The cache dir must be this worker's alone. Shards, runner state (<cache>/state/run-R) and
+//     the modules of runs that ended are kept: the worker does not learn that a run ended.
 //   - Errors: UNAVAILABLE / DEADLINE_EXCEEDED / network errors retry with exponential backoff and
 //     full jitter (backoff_initial_ms doubling up to backoff_max_ms); NOT_FOUND on a worker RPC
 //     means the coordinator forgot the session: register again. UNAUTHENTICATED and
