@@ -1,6 +1,7 @@
 #include "worker_client.h"
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -9,6 +10,7 @@
 #include <mutex>
 #include <random>
 #include <set>
+#include <string_view>
 #include <thread>
 
 #include "compress/codec.h"
@@ -56,6 +58,9 @@ std::string seconds_text(int64_t ms) {
   }
   return text + " s";
 }
+
+// A push whose lease deadline is unknown (an older coordinator) gives up after this many tries.
+constexpr uint64_t kPushAttemptsWithoutDeadline = 20;
 
 // How a leased task ended, for the lease loop: a failed one backs off before the next lease.
 struct TaskOutcome {
@@ -107,6 +112,14 @@ struct WorkerClient::Impl {
       std::this_thread::sleep_for(std::chrono::milliseconds(std::min<int64_t>(ms, 20)));
     }
     return stop->load() == 0;
+  }
+
+  // Sleeps up to ms, waking early only for a hard stop (2): a graceful stop (1) still lets the
+  // running task finish its push, and its retries must keep their backoff.
+  void sleep_unless_hard_stop(int64_t ms) {
+    auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+    while (std::chrono::steady_clock::now() < until && stop->load() < 2)
+      std::this_thread::sleep_for(std::chrono::milliseconds(std::min<int64_t>(ms, 20)));
   }
 
   // After a failed call: exponential backoff with jitter (retry_backoff.h).
@@ -325,8 +338,36 @@ struct WorkerClient::Impl {
     return Status::ok();
   }
 
-  // Pushes every module; true when the task completed. Retries broken streams.
-  Result<bool> push(const TaskAssignment& task, const TaskResult& result, v1::DType dtype) {
+  // The sequences of the lease's push the coordinator already holds (PushProgress). Sets
+  // *complete when the lease already completed. An older coordinator without PushProgress
+  // (UNIMPLEMENTED) holds nothing as far as we know: everything is sent again.
+  grpc::Status held_sequences(const std::string& lease_id, std::set<uint64_t>* held,
+                              bool* complete) {
+    v1::PushProgressRequest request;
+    request.set_session_id(session);
+    request.set_lease_id(lease_id);
+    v1::PushProgressResponse response;
+    grpc::ClientContext context;
+    prepare(context);
+    grpc::Status s = stub->PushProgress(&context, request, &response);
+    held->clear();
+    *complete = false;
+    if (s.error_code() == grpc::StatusCode::UNIMPLEMENTED) return grpc::Status::OK;
+    if (!s.ok()) return s;
+    held->insert(response.sequences_held().begin(), response.sequences_held().end());
+    *complete = response.task_complete();
+    return s;
+  }
+
+  // Pushes every module; true when the task completed. A broken stream is retried, sending only
+  // the chunks the coordinator does not hold yet, with backoff, until the lease's deadline as
+  // last heard from the coordinator (`lease_deadline_unix_ms`, moved on by heartbeats) has
+  // passed: a coordinator restart shorter than the lease loses nothing. Without a known
+  // deadline, kPushAttemptsWithoutDeadline attempts. Each stream's deadline grows with the bytes
+  // it carries (rpc_timeout_ms + bytes / push_min_bytes_per_second).
+  Result<bool> push(const TaskAssignment& task, const TaskResult& result, v1::DType dtype,
+                    const std::atomic<uint64_t>& lease_deadline_unix_ms,
+                    const std::atomic<bool>& lease_lost) {
     struct Encoded {
       uint32_t module_id;
       uint64_t num_params;
@@ -354,44 +395,80 @@ struct WorkerClient::Impl {
       e.digest = sha256(e.bytes);
       modules.push_back(std::move(e));
     }
-    for (int attempt = 0; attempt < 20; ++attempt) {
+    // Chunks are numbered 0, 1, 2, ... across the modules, the same on every attempt.
+    struct Piece {
+      const Encoded* module;
+      uint64_t sequence;
+      uint64_t offset;
+      uint64_t size;
+    };
+    std::vector<Piece> pieces;
+    for (const Encoded& module : modules) {
+      for (uint64_t offset = 0; offset < module.bytes.size(); offset += options.push_chunk_bytes)
+        pieces.push_back(
+            {&module, pieces.size(), offset,
+             std::min<uint64_t>(options.push_chunk_bytes, module.bytes.size() - offset)});
+    }
+    const uint64_t min_rate = std::max<uint64_t>(1, options.push_min_bytes_per_second);
+    std::set<uint64_t> held;
+    for (uint64_t attempt = 1;; ++attempt) {
       if (stop->load() >= 2) return false;
-      grpc::ClientContext context;
-      prepare(context);
-      v1::PushOuterGradientResponse response;
-      auto writer = stub->PushOuterGradient(&context, &response);
-      uint64_t sequence = 0;
-      bool writing = true;
-      for (const Encoded& module : modules) {
-        for (uint64_t offset = 0; writing && offset < module.bytes.size();
-             offset += options.push_chunk_bytes, ++sequence) {
+      grpc::Status s;
+      bool complete = false;
+      if (attempt > 1) s = held_sequences(task.lease_id, &held, &complete);
+      if (s.ok() && complete) {  // the last attempt completed it; only its answer was lost
+        call_backoff.reset();
+        DIPACO_LOG(kInfo) << "lease " << task.lease_id
+                          << ": the coordinator already holds the whole push";
+        return true;
+      }
+      if (lease_lost) return false;  // a heartbeat said so and logged why
+      if (s.ok()) {
+        uint64_t bytes = 0;
+        for (const Piece& piece : pieces)
+          if (held.count(piece.sequence) == 0) bytes += piece.size;
+        if (attempt > 1) {
+          DIPACO_LOG(kInfo) << "lease " << task.lease_id << ": push attempt " << attempt
+                            << ", the coordinator holds " << held.size() << " of " << pieces.size()
+                            << " chunks; sending " << bytes << " bytes";
+        }
+        grpc::ClientContext context;
+        add_bearer_token(context, options.token);
+        context.set_deadline(
+            std::chrono::system_clock::now() + std::chrono::milliseconds(options.rpc_timeout_ms) +
+            std::chrono::milliseconds(static_cast<int64_t>(bytes * 1000 / min_rate)));
+        v1::PushOuterGradientResponse response;
+        auto writer = stub->PushOuterGradient(&context, &response);
+        for (const Piece& piece : pieces) {
+          if (held.count(piece.sequence) != 0) {
+            ++stats.push_chunks_skipped;
+            continue;
+          }
           v1::OuterGradientChunk chunk;
           chunk.set_lease_id(task.lease_id);
-          chunk.set_sequence(sequence);
-          chunk.set_module_id(module.module_id);
+          chunk.set_sequence(piece.sequence);
+          chunk.set_module_id(piece.module->module_id);
           chunk.set_dtype(dtype);
-          chunk.set_num_params(module.num_params);
+          chunk.set_num_params(piece.module->num_params);
           v1::Chunk* c = chunk.mutable_chunk();
-          c->set_offset_bytes(offset);
-          c->set_total_bytes(module.bytes.size());
-          c->set_total_sha256(module.digest);
-          size_t size = std::min<uint64_t>(options.push_chunk_bytes, module.bytes.size() - offset);
-          c->set_data(module.bytes.data() + offset, size);
-          if (!writer->Write(chunk))
-            writing = false;
-          else
-            stats.bytes_up += size;
+          c->set_offset_bytes(piece.offset);
+          c->set_total_bytes(piece.module->bytes.size());
+          c->set_total_sha256(piece.module->digest);
+          c->set_data(piece.module->bytes.data() + piece.offset, piece.size);
+          if (!writer->Write(chunk)) break;
+          stats.bytes_up += piece.size;
+          ++stats.push_chunks_sent;
         }
-      }
-      writer->WritesDone();
-      grpc::Status s = writer->Finish();
-      if (s.ok()) {
-        call_backoff.reset();
-        if (!response.task_complete()) {
-          DIPACO_LOG(kWarning) << "lease " << task.lease_id
-                               << ": push ended incomplete: " << response.reason();
+        writer->WritesDone();
+        s = writer->Finish();
+        if (s.ok()) {
+          call_backoff.reset();
+          if (!response.task_complete()) {
+            DIPACO_LOG(kWarning) << "lease " << task.lease_id
+                                 << ": push ended incomplete: " << response.reason();
+          }
+          return response.task_complete();
         }
-        return response.task_complete();
       }
       if (fatal(s)) return failed_precondition("push refused: " + describe(s));
       if (s.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
@@ -400,9 +477,75 @@ struct WorkerClient::Impl {
         return false;
       }
       if (!retryable(s)) return invalid_argument("push rejected: " + describe(s));
-      back_off("push of lease " + task.lease_id + " broke: " + describe(s));
+      const int64_t deadline_ms = static_cast<int64_t>(lease_deadline_unix_ms.load());
+      const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 std::chrono::system_clock::now().time_since_epoch())
+                                 .count();
+      if (deadline_ms > 0 ? now_ms >= deadline_ms : attempt >= kPushAttemptsWithoutDeadline)
+        return unavailable("push of lease " + task.lease_id + " failed " + std::to_string(attempt) +
+                           " times" + (deadline_ms > 0 ? " until the lease's deadline" : "") +
+                           "; last error: " + describe(s));
+      int64_t wait = call_backoff.next_wait_ms(random);
+      if (deadline_ms > 0) wait = std::min(wait, std::max<int64_t>(1, deadline_ms - now_ms));
+      DIPACO_LOG(kInfo) << "worker " << options.worker_id << ": push of lease " << task.lease_id
+                        << " broke: " << describe(s) << "; retrying in " << wait << " ms"
+                        << (deadline_ms > 0 ? " (until the lease's deadline in " +
+                                                  seconds_text(deadline_ms - now_ms) + ")"
+                                            : std::string());
+      ++stats.push_retries;
+      sleep_unless_hard_stop(wait);
     }
-    return unavailable("push of lease " + task.lease_id + " failed 20 times");
+  }
+
+  // After a completed task, drops the cached versions of its modules older than the ones it
+  // used, and leftover deltas up to them. A later task needs a version at least as new (module
+  // versions only move forward), and fetch_by_deltas builds it from the newest cached version
+  // within max_delta_chain, so older files can never be used again; a straggler task at an
+  // older version just downloads it whole. Assumes the cache dir is this worker's alone.
+  void prune_module_cache(const TaskAssignment& task) {
+    const std::string run_prefix = "run-" + task.run_id + ".module-";
+    std::map<uint32_t, uint64_t> used;  // module id -> the version the task trained from
+    for (const TaskAssignment::Module& module : task.modules)
+      used[module.module_id] = module.version;
+    std::vector<fs::path> stale;
+    std::error_code ec;
+    for (fs::directory_iterator it(fs::path(options.cache_dir) / "modules", ec), end;
+         !ec && it != end; it.increment(ec)) {
+      // run-R.module-M.v-V, run-R.module-M.delta-v-V, either with ".part"
+      const std::string filename = it->path().filename().string();
+      std::string_view name = filename;
+      if (!name.starts_with(run_prefix)) continue;
+      name.remove_prefix(run_prefix.size());
+      uint32_t module_id = 0;
+      auto parsed = std::from_chars(name.data(), name.data() + name.size(), module_id);
+      if (parsed.ec != std::errc()) continue;
+      name.remove_prefix(static_cast<size_t>(parsed.ptr - name.data()));
+      const bool delta = name.starts_with(".delta-v-");
+      if (!delta && !name.starts_with(".v-")) continue;
+      name.remove_prefix(delta ? 9 : 3);
+      uint64_t version = 0;
+      parsed = std::from_chars(name.data(), name.data() + name.size(), version);
+      if (parsed.ec != std::errc()) continue;
+      name.remove_prefix(static_cast<size_t>(parsed.ptr - name.data()));
+      if (!name.empty() && name != ".part") continue;
+      auto kept = used.find(module_id);
+      if (kept == used.end()) continue;
+      if (delta ? version <= kept->second : version < kept->second) stale.push_back(it->path());
+    }
+    uint64_t bytes = 0;
+    size_t removed = 0;
+    for (const fs::path& file : stale) {
+      std::error_code size_error, remove_error;
+      const uint64_t size = fs::file_size(file, size_error);
+      if (!fs::remove(file, remove_error)) continue;
+      ++removed;
+      if (!size_error) bytes += size;
+      verified.erase(file.string());
+    }
+    if (removed > 0) {
+      DIPACO_LOG(kInfo) << "worker " << options.worker_id << ": cache: removed " << removed
+                        << " older module files (" << bytes << " bytes) of run " << task.run_id;
+    }
   }
 
   void report(const TaskAssignment& task, const TaskResult& result) {
@@ -490,6 +633,9 @@ struct WorkerClient::Impl {
     std::atomic<bool> cancel{false};
     std::atomic<bool> lease_lost{false};
     std::atomic<bool> stalled{false};
+    // The lease's deadline as the coordinator last said (the lease, then each heartbeat): how
+    // long a push may keep retrying.
+    std::atomic<uint64_t> lease_deadline_unix_ms{task.lease_deadline_unix_ms()};
     std::mutex mutex;
     std::condition_variable wake;
     bool done = false;
@@ -509,6 +655,8 @@ struct WorkerClient::Impl {
         grpc::ClientContext context;
         prepare(context);
         grpc::Status s = stub->Heartbeat(&context, request, &response);
+        if (s.ok() && response.lease_valid() && response.lease_deadline_unix_ms() > 0)
+          lease_deadline_unix_ms = response.lease_deadline_unix_ms();
         if (s.ok() && !response.lease_valid() && !stalled) {
           DIPACO_LOG(kWarning) << "lease " << task.lease_id() << " lost: " << response.reason();
           lease_lost = true;
@@ -603,7 +751,8 @@ struct WorkerClient::Impl {
       if (cancelled) return TaskOutcome{};
       return TaskOutcome{false, true, result.status().message()};
     }
-    auto pushed = push(assignment, *result, task.gradient_dtype());
+    auto pushed =
+        push(assignment, *result, task.gradient_dtype(), lease_deadline_unix_ms, lease_lost);
     finish();
     watcher.join();
     if (!pushed.is_ok()) {
@@ -615,6 +764,7 @@ struct WorkerClient::Impl {
     if (*pushed) {
       ++stats.tasks_completed;
       report(assignment, *result);
+      prune_module_cache(assignment);
       DIPACO_LOG(kInfo) << "worker " << options.worker_id << ": lease " << task.lease_id()
                         << " complete";
       return TaskOutcome{true, false, {}};

@@ -8,9 +8,18 @@
 //     a download goes to "<file>.part" and resumes from its size after a broken stream; the
 //     whole file's sha256 is checked (against the task's ModuleRef.sha256 for modules) before
 //     the rename, and a cached module is re-verified once per process.
-//   - Push: chunks of at most push_chunk_bytes, numbered 0, 1, 2, ... across the task's modules;
-//     a broken stream is retried with the same numbers (the coordinator acknowledges accepted
-//     ones without counting them again) until the task completes or the lease is refused.
+//   - Push: chunks of at most push_chunk_bytes, numbered 0, 1, 2, ... across the task's modules,
+//     on one stream whose deadline is rpc_timeout_ms + its bytes / push_min_bytes_per_second. A
+//     broken stream is retried with the same numbers, sending only the chunks the coordinator
+//     does not hold (PushProgress; all of them to a coordinator without it), with backoff, until
+//     the task completes, the lease is refused or lost, or the lease's deadline (from the lease,
+//     moved on by each heartbeat) has passed: a coordinator restart shorter than the lease
+//     timeout loses no finished task.
+//   - Cache cleanup: after a completed task, cached versions of its modules older than the ones
+//     it used are deleted (a delta chain starts from the newest cached version and a later task
+//     never needs an older one), so the cache holds about one version per module of each run.
+//     The cache dir must be this worker's alone. Shards, runner state (<cache>/state/run-R) and
+//     the modules of runs that ended are kept: the worker does not learn that a run ended.
 //   - Errors: UNAVAILABLE / DEADLINE_EXCEEDED / network errors retry with exponential backoff and
 //     full jitter (backoff_initial_ms doubling up to backoff_max_ms); NOT_FOUND on a worker RPC
 //     means the coordinator forgot the session: register again. UNAUTHENTICATED and
@@ -58,7 +67,10 @@ struct WorkerClientOptions {
   uint64_t push_chunk_bytes = 1 << 20;
   int64_t backoff_initial_ms = 100;
   int64_t backoff_max_ms = 5000;
-  int64_t rpc_timeout_ms = 30000;     // per unary call and per stream
+  int64_t rpc_timeout_ms = 30000;  // per unary call and download stream; push: see below
+  // A push stream's deadline is rpc_timeout_ms plus its bytes at this rate (1 MiB/s: 1 GB in
+  // ~17 min); a slower link still gets through, as each retry sends only what is missing.
+  uint64_t push_min_bytes_per_second = 1 << 20;
   uint64_t max_tasks = 0;             // stop after this many completed tasks; 0 = no limit
   int64_t stall_timeout_ms = 600000;  // runner without progress this long: cancel; 0 = never
   // Called with the lease id when a task starts and with "" when it ends (from run()'s thread),
@@ -72,6 +84,9 @@ struct WorkerStats {
   uint64_t tasks_failed = 0;  // of those lost: the runner or the inputs failed, or it stalled
   uint64_t bytes_down = 0;
   uint64_t bytes_up = 0;
+  uint64_t push_chunks_sent = 0;     // outer-gradient chunks written to push streams
+  uint64_t push_chunks_skipped = 0;  // not sent again on a retry: the coordinator held them
+  uint64_t push_retries = 0;         // broken push attempts that were tried again
 };
 
 class WorkerClient {

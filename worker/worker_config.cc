@@ -13,6 +13,8 @@ namespace dipaco {
 namespace {
 
 constexpr int64_t kMaxBackoffMs = 3600000;     // an hour between retries is already too long
+constexpr int64_t kMinRpcTimeoutMs = 1000;     // below this a busy coordinator times out calls
+constexpr int64_t kMaxRpcTimeoutMs = 3600000;  // a dead coordinator must be noticed in an hour
 constexpr double kMaxSeconds = 7 * 24 * 3600;  // stall_timeout_s, stop_grace_s: a week at most
 
 // Unknown keys are errors (a typo must not silently fall back to a default).
@@ -51,11 +53,11 @@ Result<WorkerConfig> parse_worker_config(const std::string& toml_text,
   DIPACO_RETURN_IF_ERROR(check_keys(root, "", {"coordinator", "worker"}, source_name));
   WorkerConfig config;
   if (const toml::table* c = root["coordinator"].as_table()) {
-    DIPACO_RETURN_IF_ERROR(
-        check_keys(*c, "coordinator.",
-                   {"address", "token_file", "tls", "ca_file", "client_cert_file",
-                    "client_key_file", "server_name", "backoff_initial_ms", "backoff_max_ms"},
-                   source_name));
+    DIPACO_RETURN_IF_ERROR(check_keys(
+        *c, "coordinator.",
+        {"address", "token_file", "tls", "ca_file", "client_cert_file", "client_key_file",
+         "server_name", "backoff_initial_ms", "backoff_max_ms", "rpc_timeout_ms"},
+        source_name));
     DIPACO_RETURN_IF_ERROR(
         read_value(*c, "coordinator", "client_cert_file", source_name, &config.client_cert_file));
     DIPACO_RETURN_IF_ERROR(
@@ -78,6 +80,14 @@ Result<WorkerConfig> parse_worker_config(const std::string& toml_text,
           source_name + ": [coordinator] needs 1 <= backoff_initial_ms <= backoff_max_ms <= " +
           std::to_string(kMaxBackoffMs) + ", got " + std::to_string(config.backoff_initial_ms) +
           " and " + std::to_string(config.backoff_max_ms));
+    }
+    DIPACO_RETURN_IF_ERROR(
+        read_value(*c, "coordinator", "rpc_timeout_ms", source_name, &config.rpc_timeout_ms));
+    if (config.rpc_timeout_ms < kMinRpcTimeoutMs || config.rpc_timeout_ms > kMaxRpcTimeoutMs) {
+      return invalid_argument(source_name + ": [coordinator] rpc_timeout_ms must be between " +
+                              std::to_string(kMinRpcTimeoutMs) + " and " +
+                              std::to_string(kMaxRpcTimeoutMs) + " (milliseconds), got " +
+                              std::to_string(config.rpc_timeout_ms));
     }
   }
   if (const toml::table* w = root["worker"].as_table()) {

@@ -10,6 +10,8 @@
 //   server_name = ""                        # TLS name to verify instead of the address host
 //   backoff_initial_ms = 100                # retry after a failed call: first wait, doubling
 //   backoff_max_ms = 5000                   #   up to this (with full jitter)
+//   rpc_timeout_ms = 30000                  # deadline of each call and download stream;
+//                                           #   a push stream gets this plus 1 s per MiB
 //   [worker]
 //   id = ""                                 # stable worker id; default: hostname
 //   cache_dir = "/var/cache/dipaco"     # module and shard cache
@@ -63,6 +65,7 @@ struct WorkerConfig {
   std::string server_name;
   int64_t backoff_initial_ms = 100;
   int64_t backoff_max_ms = 5000;
+  int64_t rpc_timeout_ms = 30000;
   std::string worker_id;
   std::string cache_dir = "/var/cache/dipaco";
   std::string backend = "auto";

@@ -104,6 +104,7 @@ ReloadPlan plan_worker_reload(const WorkerConfig& running,
   p.key("[coordinator] server_name", kNextConnection, &WorkerConfig::server_name);
   p.key("[coordinator] backoff_initial_ms", kNextConnection, &WorkerConfig::backoff_initial_ms);
   p.key("[coordinator] backoff_max_ms", kNextConnection, &WorkerConfig::backoff_max_ms);
+  p.key("[coordinator] rpc_timeout_ms", kNextConnection, &WorkerConfig::rpc_timeout_ms);
   p.key("[worker] id", kNeedsRestart, &WorkerConfig::worker_id);
   p.key("[worker] cache_dir", kNeedsRestart, &WorkerConfig::cache_dir);
   p.key("[worker] backend", kNeedsRestart, &WorkerConfig::backend);

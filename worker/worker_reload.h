@@ -5,8 +5,8 @@
 //   now              [worker] log_level, stop_grace_s (a stop already under way keeps its grace)
 //   next connection  [coordinator] address, token_file (and the token file's contents), tls,
 //                    ca_file, client_cert_file, client_key_file (and those files' contents),
-//                    server_name, backoff_initial_ms, backoff_max_ms; [worker] max_tasks,
-//                    stall_timeout_s.
+//                    server_name, backoff_initial_ms, backoff_max_ms, rpc_timeout_ms;
+//                    [worker] max_tasks, stall_timeout_s.
 //                    The worker finishes and pushes the task it is running (never interrupted),
 //                    then connects again with them; an idle or retrying worker does so at once.
 //   needs restart    [worker] id, cache_dir, backend, devices, cpu_threads, fallback_to_cpu,

@@ -120,6 +120,7 @@ WorkerClientOptions client_options(const WorkerConfig& config, const WorkerCrede
   options.cache_dir = config.cache_dir;
   options.backoff_initial_ms = config.backoff_initial_ms;
   options.backoff_max_ms = config.backoff_max_ms;
+  options.rpc_timeout_ms = config.rpc_timeout_ms;
   options.max_tasks =
       config.max_tasks == 0 ? 0 : static_cast<uint64_t>(config.max_tasks) - tasks_done;
   options.stall_timeout_ms = std::llround(config.stall_timeout_s * 1000.0);

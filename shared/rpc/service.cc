@@ -503,6 +503,33 @@ grpc::Status CoordinatorService::ReportMetrics(grpc::ServerContext* context,
   return to_grpc(coordinator_.report_metrics(points));
 }
 
+grpc::Status CoordinatorService::PushProgress(grpc::ServerContext* context,
+                                              const v1::PushProgressRequest* request,
+                                              v1::PushProgressResponse* response) {
+  if (auto s = authorize(*context, options_.tokens, Role::kWorker); !s.ok()) return s;
+  auto lease_id = parse_id(request->lease_id(), "lease id");
+  if (!lease_id.is_ok()) return to_grpc(lease_id.status());
+  auto lease = coordinator_.lease_summary(*lease_id);
+  if (!lease.is_ok()) return to_grpc(lease.status());
+  if (!*lease)
+    return bad(grpc::StatusCode::FAILED_PRECONDITION,
+               "lease " + request->lease_id() + " is unknown; drop its task");
+  if (!request->session_id().empty() && request->session_id() != (*lease)->worker_id)
+    return bad(grpc::StatusCode::FAILED_PRECONDITION,
+               "lease " + request->lease_id() + " belongs to worker " + (*lease)->worker_id);
+  std::vector<uint64_t> held;
+  for (uint32_t module : (*lease)->module_ids) {
+    auto stored = coordinator_.stored_chunks(*lease_id, module);
+    if (!stored.is_ok()) return to_grpc(stored.status());
+    for (const StoredChunk& c : *stored) held.push_back(c.sequence);
+  }
+  std::sort(held.begin(), held.end());
+  for (uint64_t sequence : held) response->add_sequences_held(sequence);
+  response->set_task_complete((*lease)->state == "completed");
+  response->set_lease_state((*lease)->state);
+  return grpc::Status::OK;
+}
+
 grpc::Status CoordinatorService::ReleaseLease(grpc::ServerContext* context,
                                               const v1::ReleaseLeaseRequest* request,
                                               v1::ReleaseLeaseResponse* response) {

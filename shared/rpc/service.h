@@ -22,7 +22,8 @@
 // corrupt or non-finite gradient. Chunks of one lease are serialized (a lock stripe by lease id).
 // A stream that ends before its modules are whole returns OK with task_complete = false and a
 // reason naming the missing bytes; its accepted chunks stay, so a retry resumes (same sequences
-// are acknowledged, not counted twice).
+// are acknowledged, not counted twice). PushProgress lists the sequences a lease's push already
+// has, so that a worker whose stream broke sends only the rest.
 //
 // Downloads (FetchModule, FetchShard) stream files in chunks of `download_chunk_bytes`, each
 // with the total size and the sha256 of the whole file; a request may resume at an offset.
@@ -79,6 +80,8 @@ class CoordinatorService final : public dipaco::v1::Coordinator::Service {
   grpc::Status PushOuterGradient(grpc::ServerContext* context,
                                  grpc::ServerReader<v1::OuterGradientChunk>* reader,
                                  v1::PushOuterGradientResponse* response) override;
+  grpc::Status PushProgress(grpc::ServerContext* context, const v1::PushProgressRequest* request,
+                            v1::PushProgressResponse* response) override;
   grpc::Status ReportMetrics(grpc::ServerContext* context, const v1::ReportMetricsRequest* request,
                              v1::ReportMetricsResponse* response) override;
   grpc::Status ReleaseLease(grpc::ServerContext* context, const v1::ReleaseLeaseRequest* request,

@@ -80,13 +80,18 @@ struct Served {
   std::unique_ptr<dipaco::RpcServer> server;
   int64_t run_id = 0;
   std::unique_ptr<dipaco::v1::Coordinator::Stub> stub;
+  // Where the coordinator keeps pushed chunks; set before start() (null = files in dir).
+  std::shared_ptr<dipaco::OuterGradientStore> gradient_store;
+  uint64_t max_push_chunk_bytes = 1 << 20;  // set by start()
 
   dipaco::Status start(uint64_t outer_steps = 2, int64_t lease_timeout_ms = 5000,
-                       uint64_t max_push_chunk_bytes = 1 << 20) {
+                       uint64_t push_chunk_limit = 1 << 20) {
+    max_push_chunk_bytes = push_chunk_limit;
     std::string toml = write_run(dir, outer_steps, lease_timeout_ms);
     dipaco::CoordinatorOptions options;
     options.db_path = dir.filePath("coordinator.db").toStdString();
     options.payload_dir = dir.path().toStdString();
+    options.gradient_store = gradient_store;
     options.sqlite.synchronous = dipaco::Synchronous::kOff;
     auto opened = dipaco::Coordinator::open(options);
     if (!opened.is_ok()) return opened.status();
@@ -96,7 +101,21 @@ struct Served {
     auto run = coordinator->create_run(planned->spec);
     if (!run.is_ok()) return run.status();
     run_id = *run;
+    if (dipaco::Status started = start_server(); !started.is_ok()) return started;
+    dipaco::ChannelOptions channel;
+    channel.address = server->target();
+    channel.insecure = true;
+    auto made = dipaco::make_channel(channel);
+    if (!made.is_ok()) return made.status();
+    stub = dipaco::v1::Coordinator::NewStub(*made);
+    return dipaco::Status::ok();
+  }
+
+  // The loopback server in front of the coordinator, at `address` (port 0 = any free one): a
+  // coordinator that went away (server.reset()) comes back at its old server->target().
+  dipaco::Status start_server(const std::string& address = "127.0.0.1:0") {
     dipaco::ServerOptions server_options;
+    server_options.address = address;
     server_options.insecure = true;
     server_options.service.tokens = {kWorkerToken, kOperatorToken};
     server_options.service.hooks = dipaco::simple_run_hooks(dir.path().toStdString());
@@ -108,12 +127,6 @@ struct Served {
     auto server_started = dipaco::RpcServer::start(*coordinator, std::move(server_options));
     if (!server_started.is_ok()) return server_started.status();
     server = std::move(server_started).value();
-    dipaco::ChannelOptions channel;
-    channel.address = server->target();
-    channel.insecure = true;
-    auto made = dipaco::make_channel(channel);
-    if (!made.is_ok()) return made.status();
-    stub = dipaco::v1::Coordinator::NewStub(*made);
     return dipaco::Status::ok();
   }
 };

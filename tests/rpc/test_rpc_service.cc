@@ -153,6 +153,50 @@ class RpcServiceTest : public QObject {
     QVERIFY(s.stub->Register(operator_registers.get(), reg, &registered).ok());
   }
 
+  // PushProgress tells a worker whose stream broke which sequences the coordinator holds.
+  void pushProgressListsHeldSequences() {
+    Served s;
+    QVERIFY(s.start());
+    v1::Task task = lease(s, "w1");
+    QVERIFY(!task.lease_id().empty());
+    auto progress = [&](const std::string& session, const std::string& lease_id,
+                        v1::PushProgressResponse* response,
+                        const std::string& token = kWorkerToken) {
+      v1::PushProgressRequest request;
+      request.set_session_id(session);
+      request.set_lease_id(lease_id);
+      auto c = context(token);
+      return s.stub->PushProgress(c.get(), request, response);
+    };
+    v1::PushProgressResponse held;
+    QVERIFY(progress("w1", task.lease_id(), &held).ok());
+    QCOMPARE(held.sequences_held_size(), 0);
+    QVERIFY(!held.task_complete());
+    QCOMPARE(held.lease_state(), std::string("live"));
+
+    auto chunks = task_chunks(task, int8_payload());  // 3 chunks per module
+    QCOMPARE(chunks.size(), size_t{6});
+    v1::PushOuterGradientResponse response;
+    QVERIFY(push(*s.stub, {chunks[0], chunks[1], chunks[3]}, &response).ok());
+    QVERIFY(progress("w1", task.lease_id(), &held).ok());
+    QCOMPARE(std::vector<uint64_t>(held.sequences_held().begin(), held.sequences_held().end()),
+             (std::vector<uint64_t>{0, 1, 3}));
+    QVERIFY(!held.task_complete());
+
+    QVERIFY(push(*s.stub, {chunks[2], chunks[4], chunks[5]}, &response).ok());
+    QVERIFY(response.task_complete());
+    QVERIFY(progress("w1", task.lease_id(), &held).ok());
+    QVERIFY(held.task_complete());
+    QCOMPARE(held.lease_state(), std::string("completed"));
+
+    QCOMPARE(progress("w2", task.lease_id(), &held).error_code(),
+             grpc::StatusCode::FAILED_PRECONDITION);
+    QCOMPARE(progress("w1", "999", &held).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+    QCOMPARE(progress("w1", "x", &held).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    QCOMPARE(progress("w1", task.lease_id(), &held, "").error_code(),
+             grpc::StatusCode::UNAUTHENTICATED);
+  }
+
   void wrongShapeIsRefusedWithoutStateChange() {
     Served s;
     QVERIFY(s.start());

@@ -6,7 +6,9 @@
 #include <QStandardPaths>
 #include <QtTest>
 #include <atomic>
+#include <cstdio>
 #include <filesystem>
+#include <map>
 #include <thread>
 
 #include "fake_task_runner.h"
@@ -88,6 +90,48 @@ grpc::Status register_over(const dipaco::ChannelOptions& channel) {
   auto c = context();
   c->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
   return stub->Register(c.get(), request, &response);
+}
+
+// The coordinator's chunk files, with one write that fails (an I/O error on the coordinator's
+// disk: the push stream breaks there, after the chunks before it were accepted; 0 = none), and
+// writes that take `write_ms` each (a slow link or disk).
+class FaultyGradientStore : public dipaco::OuterGradientStore {
+ public:
+  FaultyGradientStore(std::string dir, uint64_t failing_write, int64_t write_ms = 0)
+      : files_(std::move(dir)), failing_write_(failing_write), write_ms_(write_ms) {}
+  dipaco::Result<std::string> write_chunk(int64_t run_id, int64_t lease_id, uint32_t module_id,
+                                          uint64_t sequence, std::string_view bytes) override {
+    if (++calls_ == failing_write_) return dipaco::io_error("injected: disk write failed");
+    std::this_thread::sleep_for(std::chrono::milliseconds(write_ms_));
+    ++written_;
+    return files_.write_chunk(run_id, lease_id, module_id, sequence, bytes);
+  }
+  dipaco::Result<std::string> read_all(const std::vector<std::string>& refs) override {
+    return files_.read_all(refs);
+  }
+  void remove(const std::vector<std::string>& refs) override { files_.remove(refs); }
+  uint64_t written() const { return written_.load(); }  // chunks stored
+
+ private:
+  dipaco::OuterGradientFiles files_;
+  uint64_t failing_write_;  // 1-based
+  int64_t write_ms_;
+  std::atomic<uint64_t> calls_{0};
+  std::atomic<uint64_t> written_{0};
+};
+
+// Module id -> versions of it in a worker's cache (whole versions, no partial downloads).
+std::map<uint32_t, std::vector<uint64_t>> cached_versions(const std::string& modules_dir) {
+  std::map<uint32_t, std::vector<uint64_t>> versions;
+  for (const auto& entry : std::filesystem::directory_iterator(modules_dir)) {
+    unsigned module = 0;
+    unsigned long long version = 0;
+    char rest = 0;
+    const std::string name = entry.path().filename().string();
+    if (std::sscanf(name.c_str(), "run-%*[0-9].module-%u.v-%llu%c", &module, &version, &rest) == 2)
+      versions[module].push_back(version);
+  }
+  return versions;
 }
 
 }  // namespace
@@ -251,6 +295,152 @@ class RpcWorkerTest : public QObject {
     QCOMPARE(worker.stats().tasks_completed, uint64_t{1});
     QCOMPARE(worker.stats().tasks_failed, uint64_t{0});
     QCOMPARE(slow.runs(), uint64_t{1});
+  }
+
+  // A push stream that breaks after 3 of its 8 chunks were accepted: the retry asks the
+  // coordinator what it holds and sends only the other 5; the task completes and the
+  // coordinator stored each chunk once.
+  void brokenPushResumesWhereTheCoordinatorStopped() {
+    Served s;
+    auto store = std::make_shared<FaultyGradientStore>(s.dir.path().toStdString(),
+                                                       /*failing_write=*/4);
+    s.gradient_store = store;
+    QVERIFY(s.start());
+    dipaco::FakeTaskRunner runner(0);
+    std::atomic<int> stop{0};
+    dipaco::WorkerClientOptions options = worker_options(s, "resumer");
+    options.max_tasks = 1;
+    dipaco::WorkerClient worker(options, runner);
+    QVERIFY(worker.run(stop).is_ok());
+    // 2 modules of 4 * 3 + 5000 bytes in chunks of 1500: 4 chunks each.
+    const uint64_t chunks = 8;
+    QCOMPARE(worker.stats().tasks_completed, uint64_t{1});
+    QCOMPARE(worker.stats().tasks_lost, uint64_t{0});
+    QCOMPARE(worker.stats().push_retries, uint64_t{1});
+    QCOMPARE(worker.stats().push_chunks_skipped, uint64_t{3});
+    QCOMPARE(store->written(), chunks);
+    // The first stream wrote at most all 8 chunks, the retry exactly the 5 missing ones.
+    QVERIFY2(worker.stats().push_chunks_sent >= 4 + 5 && worker.stats().push_chunks_sent <= 8 + 5,
+             std::to_string(worker.stats().push_chunks_sent).c_str());
+    QCOMPARE(s.coordinator->run_status(s.run_id)->tasks_done, int64_t{1});
+  }
+
+  // A push whose 8 chunks take 300 ms each to store (2.4 s) and a 2 s rpc_timeout_ms: at a
+  // floor of 2000 bytes/s the stream's deadline grows by 5 s for its ~10 KB and one attempt
+  // gets through. At a floor that adds nothing the first stream hits its deadline part-way;
+  // the retry sends only the chunks the coordinator had not stored, and completes.
+  void pushDeadlineGrowsWithItsBytes() {
+    for (const bool scaled : {true, false}) {
+      Served s;
+      auto store = std::make_shared<FaultyGradientStore>(s.dir.path().toStdString(),
+                                                         /*failing_write=*/0, /*write_ms=*/300);
+      s.gradient_store = store;
+      QVERIFY(s.start(/*outer_steps=*/2, /*lease_timeout_ms=*/30000));
+      dipaco::FakeTaskRunner runner(0);
+      std::atomic<int> stop{0};
+      dipaco::WorkerClientOptions options = worker_options(s, "slow-link");
+      options.max_tasks = 1;
+      options.rpc_timeout_ms = 2000;
+      options.push_min_bytes_per_second = scaled ? 2000 : uint64_t{1} << 40;
+      dipaco::WorkerClient worker(options, runner);
+      QVERIFY(worker.run(stop).is_ok());
+      QCOMPARE(worker.stats().tasks_completed, uint64_t{1});
+      QCOMPARE(store->written(), uint64_t{8});
+      if (scaled) {
+        QCOMPARE(worker.stats().push_retries, uint64_t{0});
+        QCOMPARE(worker.stats().push_chunks_sent, uint64_t{8});
+      } else {
+        QVERIFY(worker.stats().push_retries >= 1);
+        QVERIFY2(worker.stats().push_chunks_skipped >= 1,
+                 std::to_string(worker.stats().push_chunks_skipped).c_str());
+      }
+    }
+  }
+
+  // The coordinator goes away while the worker trains and comes back ~2 s after the worker
+  // began to push: far more than the 20 attempts the push used to have at these backoffs (10 to
+  // 20 ms), far less than the 10 s lease. The push keeps trying until the lease's deadline, so
+  // the finished task is not lost.
+  void pushOutlastsACoordinatorRestart() {
+    Served s;
+    QVERIFY(s.start(/*outer_steps=*/2, /*lease_timeout_ms=*/10000));
+    dipaco::FakeTaskRunner runner(100);  // 4 inner steps of 100 ms
+    std::atomic<int> stop{0};
+    dipaco::WorkerClientOptions options = worker_options(s, "patient");
+    options.backoff_max_ms = 20;
+    options.max_tasks = 1;
+    dipaco::WorkerClient worker(options, runner);
+    std::atomic<bool> returned{false};
+    std::thread thread([&] {
+      QVERIFY(worker.run(stop).is_ok());
+      returned = true;
+    });
+    QVERIFY(wait_until([&] { return runner.runs() >= 1; }, 20000));  // inputs fetched
+    const std::string address = s.server->target();
+    s.server.reset();
+    std::this_thread::sleep_for(std::chrono::milliseconds(2400));
+    QVERIFY(s.start_server(address));
+    const bool done = wait_until([&] { return returned.load(); }, 20000);
+    if (!done) stop = 2;
+    thread.join();
+    QVERIFY(done);
+    qInfo("push retries while the coordinator was away: %llu",
+          static_cast<unsigned long long>(worker.stats().push_retries));
+    QVERIFY2(worker.stats().push_retries > 20, std::to_string(worker.stats().push_retries).c_str());
+    QCOMPARE(worker.stats().tasks_completed, uint64_t{1});
+    QCOMPARE(worker.stats().tasks_lost, uint64_t{0});
+    QCOMPARE(s.coordinator->run_status(s.run_id)->tasks_done, int64_t{1});
+  }
+
+  // A coordinator that does not come back: the push gives up once the lease's deadline (1.5 s
+  // after the lease; no heartbeat moved it) has passed, also under a graceful stop, and the
+  // worker returns.
+  void pushGivesUpAtTheLeaseDeadline() {
+    Served s;
+    QVERIFY(s.start(/*outer_steps=*/2, /*lease_timeout_ms=*/1500));
+    dipaco::FakeTaskRunner runner(50);
+    std::atomic<int> stop{0};
+    dipaco::WorkerClientOptions options = worker_options(s, "orphan");
+    options.backoff_max_ms = 50;
+    dipaco::WorkerClient worker(options, runner);
+    std::atomic<bool> returned{false};
+    std::thread thread([&] {
+      QVERIFY(worker.run(stop).is_ok());
+      returned = true;
+    });
+    QVERIFY(wait_until([&] { return runner.runs() >= 1; }, 20000));
+    s.server.reset();
+    stop = 1;  // finish the task (push included), then return
+    const bool done = wait_until([&] { return returned.load(); }, 20000);
+    if (!done) stop = 2;
+    thread.join();
+    QVERIFY2(done, "the push kept retrying past the lease's deadline");
+    QCOMPARE(worker.stats().tasks_completed, uint64_t{0});
+    QCOMPARE(worker.stats().tasks_lost, uint64_t{1});
+    QVERIFY(worker.stats().push_retries >= 1);
+  }
+
+  // One worker does all 16 tasks of a 4-step run: after each completed task the older versions
+  // of its modules leave the cache, which ends with one version (the last one used) per module
+  // instead of all four.
+  void cacheKeepsOneVersionPerModule() {
+    Served s;
+    QVERIFY(s.start(/*outer_steps=*/4));
+    dipaco::FakeTaskRunner runner(0);
+    std::atomic<int> stop{0};
+    dipaco::WorkerClient worker(worker_options(s, "solo"), runner);
+    std::thread thread([&] { QVERIFY(worker.run(stop).is_ok()); });
+    const bool finished = run_to_end(s, 60000);
+    stop = 1;
+    thread.join();
+    QVERIFY(finished);
+    QCOMPARE(worker.stats().tasks_completed, uint64_t{16});
+    auto versions = cached_versions(s.dir.filePath("cache-solo/modules").toStdString());
+    QCOMPARE(versions.size(), size_t{4});
+    for (const auto& [module, held] : versions) {
+      QCOMPARE(held.size(), size_t{1});
+      QCOMPARE(held.front(), uint64_t{3});
+    }
   }
 
   void tlsAndMutualTls() {

@@ -96,6 +96,25 @@ max_memory_gib = 70.5
             std::string::npos);
   }
 
+  void rpcTimeoutKey() {
+    auto defaults = dipaco::parse_worker_config("", "worker.toml");
+    QCOMPARE(defaults->rpc_timeout_ms, int64_t{30000});
+    auto config =
+        dipaco::parse_worker_config("[coordinator]\nrpc_timeout_ms = 120000\n", "worker.toml");
+    QVERIFY2(config.is_ok(), config.status().message().c_str());
+    QCOMPARE(config->rpc_timeout_ms, int64_t{120000});
+    QVERIFY(error_of("[coordinator]\nrpc_timeout_ms = 10\n")
+                .find("worker.toml: [coordinator] rpc_timeout_ms must be between 1000 and "
+                      "3600000 (milliseconds), got 10") != std::string::npos);
+    QVERIFY(error_of("[coordinator]\nrpc_timeout_ms = 3600001\n").find("got 3600001") !=
+            std::string::npos);
+    QVERIFY(error_of("[coordinator]\nrpc_timeout_ms = \"30s\"\n")
+                .find("[coordinator] rpc_timeout_ms has the wrong type") != std::string::npos);
+    QVERIFY(
+        error_of("[coordinator]\nrpc_timout_ms = 1000\n").find("did you mean 'rpc_timeout_ms'?") !=
+        std::string::npos);
+  }
+
   void stallAndStopGraceKeys() {
     auto defaults = dipaco::parse_worker_config("", "worker.toml");
     QCOMPARE(defaults->stall_timeout_s, 600.0);

@@ -57,8 +57,9 @@ class WorkerReloadTest : public QObject {
     loaded.token_file = "/etc/dipaco/new.token";
     loaded.max_tasks = 5;
     loaded.backoff_max_ms = 60000;
+    loaded.rpc_timeout_ms = 120000;
     ReloadPlan plan = dipaco::plan_worker_reload(running_config(), {}, loaded, {});
-    QCOMPARE(plan.changes.size(), size_t{4});
+    QCOMPARE(plan.changes.size(), size_t{5});
     for (const auto& change : plan.changes) {
       QVERIFY2(change.timing == ReloadTiming::kNextConnection, change.key.c_str());
     }
@@ -66,6 +67,8 @@ class WorkerReloadTest : public QObject {
     QCOMPARE(plan.next_config.coordinator_address, std::string("10.0.0.2:7443"));
     QCOMPARE(plan.next_config.max_tasks, int64_t{5});
     QCOMPARE(plan.next_config.backoff_max_ms, int64_t{60000});
+    QCOMPARE(plan.next_config.rpc_timeout_ms, int64_t{120000});
+    QVERIFY(find_change(plan, "[coordinator] rpc_timeout_ms") != nullptr);
     const auto* address = find_change(plan, "[coordinator] address");
     QVERIFY(address != nullptr);
     QCOMPARE(address->running_value, std::string("\"10.0.0.1:7443\""));
