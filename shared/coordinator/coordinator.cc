@@ -39,6 +39,21 @@ Result<std::unique_ptr<Coordinator>> Coordinator::open(CoordinatorOptions option
     DIPACO_ASSIGN_OR_RETURN(wal_sync, WalGroupSync::open(options.db_path + "-wal"));
     DIPACO_RETURN_IF_ERROR(wal_sync->wait_durable(wal_sync->committed()));
   }
+  if (options.restart == RestartPolicy::kKeepLeases) {
+    // Before any call sweeps overdue leases: the coordinator's own downtime does not count
+    // against the leases in flight, which get one lease timeout from now (never past a hard
+    // deadline, never earlier than the deadline they had).
+    DIPACO_ASSIGN_OR_RETURN(auto transaction, Transaction::begin(db));
+    const int64_t now = options.clock();
+    DIPACO_RETURN_IF_ERROR(
+        exec_sql(db,
+                 "UPDATE leases SET deadline_ms = max(deadline_ms, min(coalesce(hard_deadline_ms, "
+                 "?1 + (SELECT r.lease_timeout_ms FROM tasks t JOIN runs r ON r.id = t.run "
+                 "WHERE t.id = leases.task)), ?1 + (SELECT r.lease_timeout_ms FROM tasks t "
+                 "JOIN runs r ON r.id = t.run WHERE t.id = leases.task))) WHERE state = 'live'",
+                 now));
+    DIPACO_RETURN_IF_ERROR(transaction.commit());
+  }
   std::unique_ptr<Coordinator> coordinator(new Coordinator(std::move(options), std::move(db)));
   coordinator->wal_sync_ = std::move(wal_sync);
   if (coordinator->options_.restart == RestartPolicy::kExpireLeases) {

@@ -19,8 +19,11 @@
 // database resumes the run. With synchronous=kFull (default) a call that changed durable state
 // returns once its commit is on disk (group commit, see WalGroupSync); heartbeat times and lease
 // deadlines alone may be lost on power loss (not on kill -9). Leases in flight at a restart are
-// kept until their own deadline by default (a worker that keeps heartbeating across a short
-// coordinator restart loses nothing); RestartPolicy::kExpireLeases ends them at open instead.
+// kept by default, with at least one lease timeout from the restart (never past a hard
+// deadline), so the coordinator's own downtime does not count against them: a worker that
+// keeps trying across a coordinator restart or upgrade loses nothing, and a lease whose worker
+// went away meanwhile expires one lease timeout later. RestartPolicy::kExpireLeases ends them
+// at open instead.
 //
 // Threads. Every public method takes one mutex (released before waiting for the disk); call
 // from any thread. The event sink runs under
@@ -49,7 +52,7 @@
 namespace dipaco {
 
 enum class RestartPolicy {
-  kKeepLeases,    // live leases stay live until their deadline (default)
+  kKeepLeases,    // live leases stay live, at least one lease timeout from open() (default)
   kExpireLeases,  // every lease live at open() is expired and its task requeued
 };
 
