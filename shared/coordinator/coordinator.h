@@ -74,8 +74,9 @@ struct CoordinatorOptions {
   // asks). A worker is offered first the task that continues a (path, shard) it trained at the
   // previous outer step: its inner optimizer state and data position for that pair are on its
   // disk, and would otherwise start fresh on another worker. Another worker takes such a task
-  // only when its owner cannot: it is draining, holds another lease, has not been heard from
-  // for affinity_grace_ms, or the task has waited that long (delay scheduling).
+  // only when its owner cannot: it is draining, holds another lease, let a lease expire, has not
+  // been heard from for two of max(max_wait_ms, heartbeat_interval_ms), or the task has waited
+  // affinity_grace_ms (delay scheduling).
   int64_t affinity_grace_ms = 0;
   // Test hook: runs inside every transaction just before COMMIT (tests _exit() there to
   // simulate a crash mid-transaction).

@@ -225,9 +225,10 @@ Result<HeartbeatReply> Coordinator::heartbeat(const std::string& worker_id, int6
 // The first queued task of a running run in lease order (outer step, run, path, shard). CROSS
 // JOIN keeps tasks the outer loop, walked in tasks_in_lease_order, without sorting the whole
 // queue. With task affinity: first a task that continues a (path, shard) this worker completed
-// at the previous outer step; otherwise the first task whose previous step's worker cannot be
-// waited for (CoordinatorOptions::affinity_grace_ms). Each queued task costs a few index
-// lookups (tasks' UNIQUE(shard, outer_step), leases_by_task, leases_by_worker).
+// at the previous outer step; otherwise the first task whose previous step's worker is not
+// present or has had affinity_grace_ms to come (CoordinatorOptions::affinity_grace_ms). Each queued
+// task costs a few index lookups (tasks' UNIQUE(shard, outer_step), leases_by_task,
+// leases_by_worker).
 Result<std::optional<Coordinator::QueuedTask>> Coordinator::next_task_for(int64_t worker,
                                                                           int64_t now) {
   auto first_row = [](Statement& query) -> Result<std::optional<QueuedTask>> {
@@ -257,6 +258,10 @@ Result<std::optional<Coordinator::QueuedTask>> Coordinator::next_task_for(int64_
             worker));
   DIPACO_ASSIGN_OR_RETURN(std::optional<QueuedTask> mine, first_row(own));
   if (mine) return mine;
+  // An owner is waited for while it is present: heard from within two of its longest silences
+  // (an idle worker asks at least every max_wait_ms, a busy one heartbeats), not holding
+  // another lease, and not silent since a lease of its expired (stopped or cut off).
+  const int64_t present_within = 2 * std::max(options_.max_wait_ms, options_.heartbeat_interval_ms);
   DIPACO_ASSIGN_OR_RETURN(
       Statement next,
       bound(db_,
@@ -267,10 +272,11 @@ Result<std::optional<Coordinator::QueuedTask>> Coordinator::next_task_for(int64_
             "  JOIN workers w ON w.id = l.worker "
             "  WHERE prev.shard = t.shard AND prev.outer_step = t.outer_step - 1 "
             "  AND l.state = 'completed' AND w.id != ?1 AND w.state = 'active' "
-            "  AND w.last_heartbeat_ms > ?2 AND NOT EXISTS ("
-            "    SELECT 1 FROM leases busy WHERE busy.worker = w.id AND busy.state = 'live'))) "
+            "  AND w.last_heartbeat_ms > ?3 AND NOT EXISTS ("
+            "    SELECT 1 FROM leases busy WHERE busy.worker = w.id AND (busy.state = 'live' OR "
+            "    (busy.state = 'expired' AND busy.ended_ms >= w.last_heartbeat_ms))))) "
             "ORDER BY t.outer_step, t.run, t.path, t.shard LIMIT 1",
-            worker, now - options_.affinity_grace_ms));
+            worker, now - options_.affinity_grace_ms, now - present_within));
   return first_row(next);
 }
 

@@ -288,12 +288,14 @@ class CoordinatorTransitionsTest : public QObject {
   }
 
   // With task affinity each worker gets back the (path, shard) it trained at the previous outer
-  // step, whatever order the workers ask in; a newcomer waits while the owners are idle and
-  // alive, and takes a task once it has waited the grace. Without it, lease order rules.
+  // step, whatever order the workers ask in; a newcomer waits while the owners are present, and
+  // takes a task once its owner is gone (silent for two of the workers' longest polls, 10 s
+  // here) or the task has waited the grace. Without it, lease order rules.
   void taskAffinityKeepsPathsOnTheirWorkers() {
-    for (bool affinity : {true, false}) {
+    for (int64_t grace : {60'000, 3'000, 0}) {
+      const bool affinity = grace > 0;
       Env env;
-      env.affinity_grace_ms = affinity ? 10'000 : 0;
+      env.affinity_grace_ms = grace;
       QVERIFY(env.open());
       auto run = env.coordinator->create_run(grid_2x2());
       QVERIFY(run.is_ok());
@@ -318,11 +320,15 @@ class CoordinatorTransitionsTest : public QObject {
         TaskGrant grant = lease_or_die(*env.coordinator, w);
         QCOMPARE(grant.outer_step, uint64_t{1});
         if (affinity) QCOMPARE(grant.shard_id, shard_of[w]);
+        QVERIFY(push_task(*env.coordinator, grant)->task_complete);
       }
       if (affinity) {
-        // w0 is alive and idle but does not come: after the grace its task goes to w4.
+        // w0 was heard from and is idle, but does not come: its task goes to w4 once w0 has
+        // been silent for 10 s (grace 60 s) or the task has waited the grace (3 s).
         QVERIFY(!env.coordinator->lease_task("w4")->task);
-        env.clock.advance(10'001);
+        env.clock.advance(grace == 3'000 ? 3'000 : 9'000);
+        if (grace != 3'000) QVERIFY(!env.coordinator->lease_task("w4")->task);
+        env.clock.advance(grace == 3'000 ? 1 : 1'001);
         TaskGrant taken = lease_or_die(*env.coordinator, "w4");
         QCOMPARE(taken.shard_id, shard_of["w0"]);
       }
