@@ -55,6 +55,7 @@ double ms_since(Clock::time_point start) {
 
 int main(int argc, char** argv) {
   int64_t workers = 100, steps = 2, module_params = 100000, threads = 32, status_poll_ms = 200;
+  int64_t affinity_grace_ms = 0;
   std::string dir;
   bool memory_sync_off = false;
   dipaco::ArgParser parser("dipaco_bench_coordinator",
@@ -70,6 +71,9 @@ int main(int argc, char** argv) {
                     "how often the bench asks run_status whether the run finished (it counts every "
                     "task under the coordinator's mutex; the first version of this bench used 20)",
                     &status_poll_ms, 1, 10000);
+  parser.add_option("--affinity-grace-ms", "MS",
+                    "task affinity as dipaco serve's (0 = off, the default here; serve's is 15000)",
+                    &affinity_grace_ms, 0, 3'600'000);
   parser.add_option("--dir", "DIR", "work directory (default: a fresh one under /tmp)", &dir);
   parser.add_flag("--sync-off",
                   "SQLite synchronous=OFF (default FULL: group commit, as dipaco serve)",
@@ -123,6 +127,7 @@ int main(int argc, char** argv) {
   coordinator_options.db_path = dir + "/coordinator.db";
   coordinator_options.payload_dir = dir + "/payload";
   if (memory_sync_off) coordinator_options.sqlite.synchronous = dipaco::Synchronous::kOff;
+  coordinator_options.affinity_grace_ms = affinity_grace_ms;
   auto coordinator = dipaco::Coordinator::open(coordinator_options);
   if (!coordinator.is_ok()) {
     std::fprintf(stderr, "%s\n", coordinator.status().message().c_str());

@@ -222,13 +222,19 @@ Result<HeartbeatReply> Coordinator::heartbeat(const std::string& worker_id, int6
   });
 }
 
+namespace {
+// A worker's latest completed leases that task affinity looks at: more than it can complete in
+// one outer step unless it trains more than this many tasks per step.
+constexpr int64_t kAffinityLeasesLooked = 64;
+}  // namespace
+
 // The first queued task of a running run in lease order (outer step, run, path, shard). CROSS
 // JOIN keeps tasks the outer loop, walked in tasks_in_lease_order, without sorting the whole
 // queue. With task affinity: first a task that continues a (path, shard) this worker completed
-// at the previous outer step; otherwise the first task whose previous step's worker is not
-// present or has had affinity_grace_ms to come (CoordinatorOptions::affinity_grace_ms). Each queued
-// task costs a few index lookups (tasks' UNIQUE(shard, outer_step), leases_by_task,
-// leases_by_worker).
+// at the previous outer step (found from its latest completed leases, whatever the queue's
+// length); otherwise the first task whose previous step's worker is not present or has had
+// affinity_grace_ms to come. The scan costs a few index lookups (tasks' UNIQUE(shard,
+// outer_step), leases_by_task, leases_by_worker) per task it skips as held for its owner.
 Result<std::optional<Coordinator::QueuedTask>> Coordinator::next_task_for(int64_t worker,
                                                                           int64_t now) {
   auto first_row = [](Statement& query) -> Result<std::optional<QueuedTask>> {
@@ -246,16 +252,19 @@ Result<std::optional<Coordinator::QueuedTask>> Coordinator::next_task_for(int64_
               "r.state = 'running' ORDER BY t.outer_step, t.run, t.path, t.shard LIMIT 1"));
     return first_row(next);
   }
+  // From the worker's latest completed leases (leases_by_worker), not from the queue: the
+  // cost does not grow with the queue or the run's length.
   DIPACO_ASSIGN_OR_RETURN(
       Statement own,
       bound(db_,
-            "SELECT t.id, r.lease_timeout_ms, r.max_lease_ms FROM tasks t "
-            "CROSS JOIN runs r ON r.id = t.run "
-            "JOIN tasks prev ON prev.shard = t.shard AND prev.outer_step = t.outer_step - 1 "
-            "JOIN leases l ON l.task = prev.id AND l.state = 'completed' "
-            "WHERE t.state = 'queued' AND r.state = 'running' AND l.worker = ?1 "
+            "SELECT t.id, r.lease_timeout_ms, r.max_lease_ms FROM "
+            "(SELECT task FROM leases WHERE worker = ?1 AND state = 'completed' "
+            " ORDER BY id DESC LIMIT ?2) l "
+            "JOIN tasks prev ON prev.id = l.task "
+            "JOIN tasks t ON t.shard = prev.shard AND t.outer_step = prev.outer_step + 1 "
+            "JOIN runs r ON r.id = t.run WHERE t.state = 'queued' AND r.state = 'running' "
             "ORDER BY t.outer_step, t.run, t.path, t.shard LIMIT 1",
-            worker));
+            worker, kAffinityLeasesLooked));
   DIPACO_ASSIGN_OR_RETURN(std::optional<QueuedTask> mine, first_row(own));
   if (mine) return mine;
   // An owner is waited for while it is present: heard from within two of its longest silences
