@@ -17,16 +17,23 @@ class RetryBackoff {
 
   // The next wait in milliseconds (and one step further for the wait after it).
   int64_t next_wait_ms(std::mt19937_64& random) {
+    ++failures_;
     cap_ms_ = cap_ms_ == 0 ? initial_ms_ : std::min(max_ms_, cap_ms_ * 2);
     return std::uniform_int_distribution<int64_t>(cap_ms_ / 2, cap_ms_)(random);
   }
 
-  void reset() { cap_ms_ = 0; }
+  void reset() {
+    cap_ms_ = 0;
+    failures_ = 0;
+  }
+  // Failures since the last reset (waits handed out).
+  int64_t failures() const { return failures_; }
 
  private:
   int64_t initial_ms_;
   int64_t max_ms_;
   int64_t cap_ms_ = 0;  // 0 = no failure since the last reset
+  int64_t failures_ = 0;
 };
 
 }  // namespace dipaco

@@ -123,10 +123,19 @@ struct WorkerClient::Impl {
   }
 
   // After a failed call: exponential backoff with jitter (retry_backoff.h).
+  // A blip is INFO; from the third failure in a row (a coordinator that stays away, a wrong
+  // address, TLS that does not match) it is a WARNING with the count, so that a permanent
+  // misconfiguration stands out in the journal.
   void back_off(const std::string& why) {
     int64_t wait = call_backoff.next_wait_ms(random);
-    DIPACO_LOG(kInfo) << "worker " << options.worker_id << ": " << why << "; retrying in " << wait
-                      << " ms";
+    const int64_t failures = call_backoff.failures();
+    if (failures >= 3) {
+      DIPACO_LOG(kWarning) << "worker " << options.worker_id << ": " << why << " (" << failures
+                           << " failures in a row); retrying in " << wait << " ms";
+    } else {
+      DIPACO_LOG(kInfo) << "worker " << options.worker_id << ": " << why << "; retrying in " << wait
+                        << " ms";
+    }
     sleep_ms(wait);
   }
 
