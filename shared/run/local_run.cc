@@ -279,7 +279,7 @@ Result<LocalRunResult> run_local(const GridSpec& input, const LocalRunOptions& o
       check_local_run_gpus(options.backend, input.workers, options.gpus_per_worker, cuda));
   // A missing data.train is refused before the run directory is created.
   DIPACO_RETURN_IF_ERROR(resolve_grid_vocabulary(input).status());
-  DIPACO_ASSIGN_OR_RETURN(FileLock lock, lock_run_dir(input.dir));
+  DIPACO_ASSIGN_OR_RETURN(FileLock run_dir_lock, lock_run_dir(input.dir));
   DIPACO_ASSIGN_OR_RETURN(PlannedRun planned, plan_grid_run(input, threads, out));
   const GridSpec& grid = planned.grid;
   const RunLayout& layout = planned.layout;
@@ -290,7 +290,7 @@ Result<LocalRunResult> run_local(const GridSpec& input, const LocalRunOptions& o
   CoordinatorOptions copts;
   copts.db_path = layout.database();
   copts.payload_dir = layout.payload_dir();
-  // The workers of a previous process are gone: `lock` keeps out any other live one.
+  // The workers of a previous process are gone: `run_dir_lock` keeps out any other live one.
   copts.restart = RestartPolicy::kExpireLeases;
   DIPACO_ASSIGN_OR_RETURN(std::unique_ptr<Coordinator> coordinator, Coordinator::open(copts));
   if (options.on_event) coordinator->set_event_sink(options.on_event);
