@@ -11,7 +11,10 @@
 // Crash safety: everything lives in the run directory. Rerunning the same grid resumes: the
 // shards are reused, the coordinator reopens its database (leases of the dead process are
 // expired and requeued), module versions, outer-optimizer states and each (path, shard)'s inner
-// state are files written atomically. A different grid in the same directory is refused.
+// state are files written atomically. A different grid in the same directory is refused (the
+// error names the keys that differ). One process at a time: run_local holds an flock() on
+// <run.dir>/.lock while it runs; a second run_local on the directory (another `dipaco run`, the
+// studio) fails at once, naming the holder's pid, before it writes anything.
 #pragma once
 
 #include <atomic>

@@ -1,5 +1,7 @@
 // Where everything of one run lives inside its directory (GridSpec::dir):
 //
+//   .lock                       flock()ed by the process running the run (dipaco run, the
+//                               studio); holds "pid N" of that process
 //   grid.toml                   the effective grid (written at the start; a rerun must match)
 //   coordinator.db              the coordinator's SQLite state (tasks, leases, versions, metrics)
 //   payload/                    outer-gradient chunks in flight (coordinator)
@@ -24,6 +26,7 @@ namespace dipaco {
 struct RunLayout {
   std::string dir;
 
+  std::string lock() const { return dir + "/.lock"; }
   std::string grid() const { return dir + "/grid.toml"; }
   std::string database() const { return dir + "/coordinator.db"; }
   std::string payload_dir() const { return dir + "/payload"; }

@@ -1,6 +1,9 @@
 #include "run/run_plan.h"
 
 #include <filesystem>
+#include <sstream>
+#include <utility>
+#include <vector>
 
 #include "backend/cpu/cpu_backend.h"
 #include "data/token_file.h"
@@ -55,6 +58,44 @@ Status write_initial_modules(const GridSpec& grid, const RunLayout& layout, bool
   return Status::ok();
 }
 
+// The "section.key = value" lines of a grid's identity, in order; the tables of
+// [[grid.level]] are numbered from 0 ("grid.level[1].modules").
+std::vector<std::pair<std::string, std::string>> identity_entries(const GridSpec& grid) {
+  std::vector<std::pair<std::string, std::string>> entries;
+  std::istringstream lines(run_identity(grid));
+  std::string line, section;
+  int levels = 0;
+  while (std::getline(lines, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    if (line.rfind("[[", 0) == 0) {
+      section = line.substr(2, line.find("]]") - 2) + "[" + std::to_string(levels++) + "]";
+    } else if (line[0] == '[') {
+      section = line.substr(1, line.find(']') - 1);
+    } else if (const size_t eq = line.find(" = "); eq != std::string::npos) {
+      entries.emplace_back(section + "." + line.substr(0, eq), line.substr(eq + 3));
+    }
+  }
+  return entries;
+}
+
+// Everything but the run identity of a fresh start goes if its planning fails, so that the
+// directory is not claimed by a grid that never ran (the next start may use another grid).
+void remove_failed_start(const RunLayout& layout, bool dir_existed) {
+  std::error_code ignored;
+  for (const std::string& file :
+       {layout.grid(), layout.base_model(), layout.router(), layout.routing_json()}) {
+    std::filesystem::remove(file, ignored);
+  }
+  std::filesystem::remove_all(layout.shards_dir(), ignored);
+  std::filesystem::remove_all(layout.dir + "/modules", ignored);
+  for (const std::string& empty : {layout.payload_dir(), layout.state_dir(), layout.paths_dir()}) {
+    std::filesystem::remove(empty, ignored);  // only when empty
+  }
+  if (!dir_existed) std::filesystem::remove(layout.dir, ignored);  // only when empty
+}
+
+Result<PlannedRun> plan_claimed_run(PlannedRun planned, int threads, FILE* out);
+
 std::string grid_request_id(const GridSpec& grid) {
   return "dipaco-run:" + sha256_hex(run_identity(grid)).substr(0, 32);
 }
@@ -91,31 +132,73 @@ std::string run_identity(const GridSpec& grid) {
   return g.to_toml();
 }
 
+std::string describe_grid_differences(const GridSpec& in_run, const GridSpec& now) {
+  const auto before = identity_entries(in_run);
+  const auto after = identity_entries(now);
+  auto value_in = [](const auto& entries, const std::string& key) -> std::string {
+    for (const auto& [k, v] : entries) {
+      if (k == key) return v;
+    }
+    return "absent";
+  };
+  std::string differences;
+  auto add = [&](const std::string& key, const std::string& was, const std::string& is) {
+    if (was == is) return;
+    if (!differences.empty()) differences += "; ";
+    differences += key + ": " + was + " in the run, " + is + " now";
+  };
+  for (const auto& [key, value] : before) add(key, value, value_in(after, key));
+  for (const auto& [key, value] : after) {
+    if (value_in(before, key) == "absent") add(key, "absent", value);
+  }
+  return differences;
+}
+
 Result<PlannedRun> plan_grid_run(const GridSpec& input, int threads, FILE* out) {
   PlannedRun planned;
   DIPACO_ASSIGN_OR_RETURN(planned.grid, resolve_grid_vocabulary(input));
-  GridSpec& grid = planned.grid;
+  const GridSpec& grid = planned.grid;
   planned.layout = RunLayout{grid.dir};
+  const RunLayout& layout = planned.layout;
+  if (std::filesystem::exists(layout.grid())) {
+    DIPACO_ASSIGN_OR_RETURN(std::string existing_text, read_file(layout.grid()));
+    auto existing = parse_grid_spec(existing_text, layout.grid());
+    if (!existing.is_ok()) {
+      return failed_precondition("run.dir " + grid.dir +
+                                 " holds a grid.toml that cannot be read (" +
+                                 existing.status().message() +
+                                 "); use another run.dir, or delete the directory to start over");
+    }
+    if (run_identity(*existing) != run_identity(grid)) {
+      return failed_precondition(
+          "run.dir " + grid.dir + " holds a run of a different grid (" +
+          describe_grid_differences(*existing, grid) +
+          "); a resumed run must use the same values (only run.workers and run.threads may "
+          "change): use another run.dir, or delete the directory to start over");
+    }
+    std::fprintf(out, "resuming the run in %s\n", grid.dir.c_str());
+    planned.resumed = true;
+    return plan_claimed_run(std::move(planned), threads, out);
+  }
+  const bool dir_existed = std::filesystem::exists(layout.dir);
+  auto fresh = plan_claimed_run(std::move(planned), threads, out);
+  if (!fresh.is_ok()) remove_failed_start(RunLayout{input.dir}, dir_existed);
+  return fresh;
+}
+
+namespace {
+
+// Creates the directories, writes grid.toml (the directory now belongs to this grid), routes
+// the shards and writes version 0 of the modules.
+Result<PlannedRun> plan_claimed_run(PlannedRun planned, int threads, FILE* out) {
+  const GridSpec& grid = planned.grid;
   const RunLayout& layout = planned.layout;
   std::error_code ec;
   std::filesystem::create_directories(layout.payload_dir(), ec);
   std::filesystem::create_directories(layout.state_dir(), ec);
   std::filesystem::create_directories(layout.paths_dir(), ec);
   if (ec) return io_error(grid.dir + ": cannot create the run directory: " + ec.message());
-  const std::string toml = grid.to_toml();
-  if (std::filesystem::exists(layout.grid())) {
-    DIPACO_ASSIGN_OR_RETURN(std::string existing_text, read_file(layout.grid()));
-    auto existing = parse_grid_spec(existing_text, layout.grid());
-    if (!existing.is_ok() || run_identity(*existing) != run_identity(grid)) {
-      return failed_precondition(
-          "run.dir " + grid.dir +
-          " holds a run of a different grid (see its grid.toml); use another run.dir, or "
-          "delete the directory to start over");
-    }
-    std::fprintf(out, "resuming the run in %s\n", grid.dir.c_str());
-    planned.resumed = true;
-  }
-  DIPACO_RETURN_IF_ERROR(write_file_atomically(layout.grid(), toml));
+  DIPACO_RETURN_IF_ERROR(write_file_atomically(layout.grid(), grid.to_toml()));
   ParamLayout pl(grid.model);
   const int P = grid.num_paths();
   std::fprintf(out,
@@ -158,5 +241,7 @@ Result<PlannedRun> plan_grid_run(const GridSpec& input, int threads, FILE* out) 
 
   return planned;
 }
+
+}  // namespace
 
 }  // namespace dipaco

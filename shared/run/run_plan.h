@@ -3,7 +3,9 @@
 //
 //   1. the vocabulary comes from the training token file (model.vocab_size = 0);
 //   2. the run directory is created; its grid.toml must describe the same run as the grid given
-//      (worker and thread counts may differ), else the directory is refused;
+//      (worker and thread counts may differ), else the directory is refused with the keys that
+//      differ; a fresh start writes grid.toml, and if its planning fails it removes what it
+//      wrote, so that a failed start (a bad routing.base_checkpoint) does not claim the directory;
 //   3. routing writes the shards (shard_routing.h);
 //   4. version 0 of every module is written (warm start from the base model, or random init);
 //   5. the RunSpec: modules with their version-0 files and sha256, paths with their shards
@@ -38,5 +40,10 @@ Result<GridSpec> resolve_grid_vocabulary(const GridSpec& grid);
 
 // What makes two grids the same run: everything but worker and thread counts.
 std::string run_identity(const GridSpec& grid);
+
+// The keys whose values differ between the identities of two grids, as
+// "inner.lr: 0.001 in the run, 0.002 now; run.outer_steps: 8 in the run, 12 now" (empty when
+// they are the same run). [[grid.level]] tables are numbered from 0: "grid.level[1].modules".
+std::string describe_grid_differences(const GridSpec& in_run, const GridSpec& now);
 
 }  // namespace dipaco

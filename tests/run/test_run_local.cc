@@ -1,13 +1,19 @@
 // Whole local runs on a tiny two-topic corpus: a 2×2 DiPaCo grid trains, evaluates with
 // routing and writes what export reads; reruns resume; an interrupted run resumes to the same
 // modules as an uninterrupted one; DiLoCo, path-specific levels, int4 with top-2 overlap and a
-// discriminative router run; bad inputs are refused with errors that say what to change.
+// discriminative router run; bad inputs are refused with errors that say what to change; a
+// second run on a directory in use is refused at once; a different grid is refused with the keys
+// that differ; a failed first start leaves the directory free for the fixed grid.
+#include <unistd.h>
+
 #include <QTemporaryDir>
 #include <QtTest>
 #include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <filesystem>
+#include <map>
+#include <string>
 
 #include "run/local_run.h"
 #include "run/module_delta.h"
@@ -16,6 +22,7 @@
 #include "run_test_data.h"
 #include "test_support.h"
 #include "util/atomic_file.h"
+#include "util/file_lock.h"
 #include "util/sha256.h"
 
 using namespace dipaco;
@@ -39,6 +46,16 @@ Result<LocalRunResult> run_quietly(const GridSpec& g, LocalRunOptions o = {}) {
   auto r = run_local(g, o);
   std::fclose(sink);
   return r;
+}
+
+// Every file under `dir` with its contents: what a refused start must leave unchanged.
+std::map<std::string, std::string> snapshot(const std::string& dir) {
+  std::map<std::string, std::string> files;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir)) {
+    const std::string name = entry.path().lexically_relative(dir).string();
+    files[name] = entry.is_regular_file() ? read_file(entry.path().string()).value() : "<dir>";
+  }
+  return files;
 }
 
 double max_path_difference(const std::string& a_dir, const std::string& b_dir, int paths) {
@@ -136,10 +153,19 @@ class RunLocalTest : public QObject {
     QVERIFY2(resumed, resumed.status().message().c_str());
     QCOMPARE(completed.load(), 0);
 
-    GridSpec other = g;
+    // The refusal names every key that differs, and leaves the run's grid.toml as it was.
+    const std::string grid_toml = read_file(l.grid()).value();
+    GridSpec other = wider;  // run.workers differs too, which a resume allows
     other.inner.lr = 1e-3;
+    other.outer_steps = 5;
     auto refused = run_quietly(other);
-    QVERIFY(contains(refused.status().message(), "different grid"));
+    QVERIFY(!refused);
+    const std::string why = refused.status().message();
+    QVERIFY2(contains(why, "different grid"), why.c_str());
+    QVERIFY2(contains(why, "inner.lr: 0.003 in the run, 0.001 now"), why.c_str());
+    QVERIFY2(contains(why, "run.outer_steps: 3 in the run, 5 now"), why.c_str());
+    QVERIFY2(!contains(why, "run.workers:"), why.c_str());  // the same run, whatever the workers
+    QCOMPARE(read_file(l.grid()).value(), grid_toml);
 
     // A discriminative router trained on which of these paths scores each document best.
     GridSpec disc = grid_of(tiny_grid(dir_.path(), kTwoByTwo,
@@ -300,6 +326,66 @@ class RunLocalTest : public QObject {
     QVERIFY2(contains(no.status().message(), "2 GPUs per worker needs the backend cuda or auto"),
              no.status().message().c_str());
     QVERIFY(!std::filesystem::exists(refused.dir));
+  }
+
+  void aSecondRunOnTheSameDirectoryIsRefusedAtOnce() {
+    GridSpec g = grid_of(tiny_grid(dir_.path(), kTwoByTwo, kFastRouting));
+    g.dir = dir_.filePath("locked").toStdString();
+    g.outer_steps = 1;
+    // Held by another process (as far as the lock file says): refused, nothing written.
+    std::filesystem::create_directories(g.dir);
+    {
+      auto held = FileLock::try_lock(RunLayout{g.dir}.lock(), "pid 4242\n");
+      QVERIFY2(held, held.status().message().c_str());
+      const auto before = snapshot(g.dir);
+      auto refused = run_quietly(g);
+      QVERIFY(!refused);
+      const std::string expected =
+          "run.dir " + g.dir + " is in use by another dipaco run (pid 4242)";
+      QVERIFY2(contains(refused.status().message(), expected), refused.status().message().c_str());
+      QCOMPARE(refused.status().code(), StatusCode::kFailedPrecondition);
+      QCOMPARE(snapshot(g.dir), before);
+    }
+    // While a run is going, a second run_local on its directory is refused with this pid; the
+    // first one finishes undisturbed.
+    std::string second_error;
+    std::atomic<int> completed{0};
+    LocalRunOptions o;
+    o.on_started = [&](Coordinator*, int64_t) {
+      auto second = run_quietly(g);
+      second_error = second ? "started" : second.status().message();
+    };
+    o.on_event = [&](const RunEvent& e) {
+      if (e.kind == EventKind::kLeaseCompleted) ++completed;
+    };
+    auto first = run_quietly(g, o);
+    QVERIFY2(first, first.status().message().c_str());
+    QVERIFY2(contains(second_error,
+                      "is in use by another dipaco run (pid " + std::to_string(getpid()) + ")"),
+             second_error.c_str());
+    QCOMPARE(completed.load(), 4);  // 4 paths × 1 outer step, each trained once
+    // Released when run_local returns: the same command resumes.
+    QVERIFY2(run_quietly(g), "rerun after the first finished");
+  }
+
+  void aFailedFirstStartDoesNotClaimTheDirectory() {
+    GridSpec g = grid_of(tiny_grid(dir_.path(), kTwoByTwo, kFastRouting));
+    g.dir = dir_.filePath("typo").toStdString();
+    g.outer_steps = 1;
+    GridSpec typo = g;
+    typo.routing.base_checkpoint = dir_.filePath("no-such-checkpoint.safetensors").toStdString();
+    auto failed = run_quietly(typo);
+    QVERIFY(!failed);
+    QVERIFY2(contains(failed.status().message(), "no-such-checkpoint"),
+             failed.status().message().c_str());
+    const RunLayout l{g.dir};
+    QVERIFY(!std::filesystem::exists(l.grid()));
+    QVERIFY(!std::filesystem::exists(l.shards_dir()));
+    QVERIFY(!std::filesystem::exists(l.payload_dir()));
+    // The fixed grid starts fresh in the same directory.
+    auto fixed = run_quietly(g);
+    QVERIFY2(fixed, fixed.status().message().c_str());
+    QVERIFY(std::filesystem::exists(l.grid()));
   }
 
   void badInputsSayWhatToChange() {
