@@ -70,9 +70,22 @@ getent passwd dipaco >/dev/null || fail "postinst did not create the dipaco user
 say "run the installed binaries"
 [[ "$(/usr/bin/dipaco --version)" == "dipaco "* ]] || fail "dipaco --version"
 [[ "$(/usr/bin/dipaco-worker --version)" == "dipaco-worker "* ]] || fail "dipaco-worker --version"
-/usr/bin/dipaco-worker --check | tee "$out/check.txt"
+# The packaged config has no coordinator address or token yet: --check fails as a config error
+# (exit 2, which the unit does not restart); filled in, it passes.
+check_rc=0
+/usr/bin/dipaco-worker --check > "$out/check.txt" || check_rc=$?
+cat "$out/check.txt"
 grep -q "config: /etc/dipaco/worker.toml" "$out/check.txt" || fail "--check did not read /etc/dipaco/worker.toml"
-grep -q "check: ok" "$out/check.txt" || fail "dipaco-worker --check"
+[ "$check_rc" -eq 2 ] || fail "--check of the packaged config exited $check_rc, not 2 (no address)"
+grep -q "error: no \[coordinator\] address" "$out/check.txt" || fail "--check did not name the missing address"
+configured=$(mktemp -d)
+echo worker-token > "$configured/worker.token"
+sed -e 's|^address = ""$|address = "127.0.0.1:7443"|' \
+  -e "s|^token_file = \"\"\$|token_file = \"$configured/worker.token\"|" \
+  /etc/dipaco/worker.toml > "$configured/worker.toml"
+/usr/bin/dipaco-worker --check --config "$configured/worker.toml" | tee "$out/check.txt"
+grep -q "check: ok" "$out/check.txt" || fail "dipaco-worker --check of the configured config"
+rm -rf "$configured"
 # The installed SentencePiece shim is found next to the installed binary.
 work=$(mktemp -d)
 for i in $(seq 1 200); do echo "the jury said the city vote was new and the court was grand $i."; done > "$work/c.txt"

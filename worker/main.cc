@@ -1,8 +1,6 @@
 // dipaco-worker: the worker as an OS service: reads its config, checks the host (--check) or
 // leases tasks from the coordinator until SIGTERM; SIGHUP re-reads the config file
 // (worker_service.h, worker_reload.h).
-#include <unistd.h>
-
 #include <cstdio>
 #include <filesystem>
 #include <string>
@@ -14,15 +12,22 @@
 #include "path_task_runner.h"
 #include "util/arg_parser.h"
 #include "worker_config.h"
+#include "worker_reload.h"
 #include "worker_service.h"
 
 namespace {
 
 constexpr const char* kDefaultConfig = "/etc/dipaco/worker.toml";
 
-// Prints what this host and config give a worker; returns the process exit code.
+// The exit code of a config or usage error: the systemd unit's RestartPreventExitStatus=2 stops
+// restarting a worker that no restart can fix.
+constexpr int kConfigError = 2;
+
+// Prints what this host and config give a worker; returns the process exit code: 0 usable,
+// kConfigError when the config cannot work on any host, 1 when this host lacks what it asks for.
 int run_check(const dipaco::WorkerConfig& config, const std::string& config_source) {
   int problems = 0;
+  int config_problems = 0;
   std::printf("config: %s\n", config_source.c_str());
   std::printf("cpu: %s\n", dipaco::describe_cpu_features(dipaco::cpu_features()).c_str());
   std::printf("blas kernels: %s\n", dipaco::blas_core_name().c_str());
@@ -63,17 +68,29 @@ int run_check(const dipaco::WorkerConfig& config, const std::string& config_sour
     std::printf("backend: %s\n", created->name().c_str());
   }
   if (config.coordinator_address.empty()) {
-    std::printf("warning: no [coordinator] address set in %s; the worker cannot connect yet\n",
-                config_source.c_str());
+    std::printf(
+        "error: no [coordinator] address in %s; set address = \"HOST:PORT\" of the dipaco "
+        "serve to lease tasks from\n",
+        config_source.c_str());
+    ++config_problems;
   } else {
     std::printf("coordinator: %s (%s)\n", config.coordinator_address.c_str(),
                 config.tls ? "TLS" : "plaintext");
   }
-  if (!config.token_file.empty() && access(config.token_file.c_str(), R_OK) != 0) {
-    std::printf("error: token_file %s is not readable\n", config.token_file.c_str());
-    ++problems;
+  if (config.token_file.empty()) {
+    std::printf(
+        "error: no [coordinator] token_file in %s; every coordinator requires the worker token "
+        "(the file given to dipaco serve --worker-token-file)\n",
+        config_source.c_str());
+    ++config_problems;
   }
-  std::printf("%s\n", problems == 0 ? "check: ok" : "check: FAILED");
+  // The token, CA and client certificate files, read as the worker reads them.
+  if (auto credentials = dipaco::read_worker_credentials(config); !credentials.is_ok()) {
+    std::printf("error: %s\n", credentials.status().message().c_str());
+    ++config_problems;
+  }
+  std::printf("%s\n", problems + config_problems == 0 ? "check: ok" : "check: FAILED");
+  if (config_problems > 0) return kConfigError;
   return problems == 0 ? 0 : 1;
 }
 
@@ -94,7 +111,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   if (dipaco::Status s = parser.parse(args); !s) {
     std::fprintf(stderr, "dipaco-worker: %s\n", s.message().c_str());
-    return 2;
+    return kConfigError;
   }
   if (parser.help_requested()) {
     std::printf("%s", parser.usage().c_str());
@@ -113,7 +130,7 @@ int main(int argc, char** argv) {
     auto loaded = dipaco::load_worker_config(path);
     if (!loaded.is_ok()) {
       std::fprintf(stderr, "dipaco-worker: %s\n", loaded.status().message().c_str());
-      return 1;
+      return kConfigError;
     }
     config = std::move(loaded).value();
     source = path;

@@ -157,8 +157,13 @@ Result<WorkerConfig> parse_worker_config(const std::string& toml_text,
     return invalid_argument(source_name + ": [worker] backend must be one of auto|cpu|cuda, got '" +
                             config.backend + "'");
   }
-  if (config.max_memory_gib < 0) {
-    return invalid_argument(source_name + ": [worker] max_memory_gib must be >= 0");
+  // Nothing limits the trainer's memory yet: a budget that would be silently ignored is refused
+  // (0, the value configs written before this check carry, means no limit of our own).
+  if (config.max_memory_gib != 0) {
+    return invalid_argument(source_name +
+                            ": [worker] max_memory_gib is not supported yet; remove it (the "
+                            "worker does not limit its memory; use the container's or the "
+                            "unit's limit, e.g. systemd MemoryMax= or a Kubernetes memory limit)");
   }
   if (!config.coordinator_address.empty() &&
       config.coordinator_address.rfind(':') == std::string::npos) {

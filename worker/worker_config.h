@@ -21,7 +21,7 @@
 //                                           #   all-reduce, data parallel inside the path)
 //   cpu_threads = 0                         # 0 = all cores
 //   fallback_to_cpu = false                 # run on CPU when CUDA is unusable
-//   max_memory_gib = 0                      # 0 = no limit of our own
+//   max_memory_gib = 0                      # not supported yet: only 0 (no limit) is accepted
 //   runner = "train"                        # train (the path trainer) | fake (protocol tests)
 //   fake_step_ms = 0                        # fake runner: sleep per inner step
 //   max_tasks = 0                           # stop after this many tasks; 0 = run until stopped

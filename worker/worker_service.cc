@@ -326,14 +326,15 @@ int run_worker_service(const WorkerConfig& config, const char* program, WorkerCo
                  program);
     return 3;
   }
+  // Config errors exit 2: the systemd unit's RestartPreventExitStatus=2 does not restart them.
   if (config.coordinator_address.empty()) {
     std::fprintf(stderr, "%s: no [coordinator] address in the config\n", program);
-    return 1;
+    return 2;
   }
   auto credentials = read_worker_credentials(config);
   if (!credentials.is_ok()) {
     std::fprintf(stderr, "%s: %s\n", program, credentials.status().message().c_str());
-    return 1;
+    return 2;
   }
 
   bool reloads = static_cast<bool>(reload);

@@ -37,7 +37,8 @@ using WorkerConfigLoader = std::function<Result<WorkerConfig>()>;
 void set_train_runner_factory(TaskRunnerFactory factory);
 
 // Runs the worker until stopped; returns the process exit code (0 stopped or drained, 1 failed,
-// 3 no trainer in this build). `program` prefixes messages. `reload` (may be empty) enables
+// 2 config error: no coordinator address, unreadable token or certificate, 3 no trainer in this
+// build). `program` prefixes messages. `reload` (may be empty) enables
 // SIGHUP reloads.
 int run_worker_service(const WorkerConfig& config, const char* program,
                        WorkerConfigLoader reload = nullptr);

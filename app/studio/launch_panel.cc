@@ -121,7 +121,8 @@ LaunchPanel::LaunchPanel(QWidget* parent) : QWidget(parent) {
   auto* attach = new QGroupBox(tr("Attach to a running dipaco serve"), this);
   auto* attach_form = new QFormLayout(attach);
   serve_ = new ServeAttachment(this);
-  attach_address_ = new QLineEdit(QStringLiteral("localhost:50051"), this);
+  // dipaco serve's own default --address (app/cli/cmd_serve.cc).
+  attach_address_ = new QLineEdit(QStringLiteral("127.0.0.1:7443"), this);
   attach_address_->setToolTip(tr("host:port that dipaco serve prints (\"listening on ...\")"));
   attach_tls_ = new QCheckBox(tr("TLS (untick for dipaco serve --insecure)"), this);
   attach_tls_->setChecked(true);

@@ -222,7 +222,7 @@ class Parser {
     }
   }
 
-  Status object_fields(const std::vector<std::string_view>& keys,
+  Status object_fields(const std::vector<JsonFieldRequest>& keys,
                        std::vector<std::optional<std::string>>* values) {
     skip_space();
     if (peek() != '{') return error("expected a JSON object" + found());
@@ -241,19 +241,28 @@ class Parser {
         skip_space();
         size_t wanted = keys.size();
         for (size_t i = 0; i < keys.size(); ++i) {
-          if (keys[i] == key) wanted = i;
+          if (keys[i].name == key) wanted = i;
         }
-        if (wanted < keys.size()) {
-          if (peek() != '"') {
-            if (peek() != '{' && peek() != '[' && peek() != 't' && peek() != 'f' && peek() != 'n' &&
-                peek() != '-' && !(peek() >= '0' && peek() <= '9')) {
-              return error("expected a value" + found());
-            }
-            return error("field \"" + key + "\" is " + kind_name(peek()) + ", not a string");
-          }
+        if (wanted < keys.size() && peek() == '"') {
           std::string value;
           DIPACO_RETURN_IF_ERROR(string(&value));
           (*values)[wanted] = std::move(value);
+        } else if (wanted < keys.size()) {
+          // Valid JSON of the wrong kind: validated first, so that a syntax error still reads
+          // as one.
+          const size_t start = pos_;
+          const char kind = peek();
+          DIPACO_RETURN_IF_ERROR(skip_value(1));
+          const bool is_number = kind == '-' || (kind >= '0' && kind <= '9');
+          if (keys[wanted].non_string == NonStringField::kError) {
+            return invalid_argument("column " + std::to_string(start + 1) + ": field \"" + key +
+                                    "\" is " + kind_name(kind) + ", not a string");
+          }
+          if (is_number) {
+            (*values)[wanted] = std::string(text_.substr(start, pos_ - start));
+          } else {
+            (*values)[wanted].reset();
+          }
         } else {
           DIPACO_RETURN_IF_ERROR(skip_value(1));
         }
@@ -297,12 +306,20 @@ void append_utf8(std::string& out, uint32_t cp) {
   }
 }
 
+Result<std::vector<std::optional<std::string>>> parse_json_fields(
+    std::string_view json, const std::vector<JsonFieldRequest>& fields) {
+  std::vector<std::optional<std::string>> values(fields.size());
+  Parser parser(json);
+  DIPACO_RETURN_IF_ERROR(parser.object_fields(fields, &values));
+  return values;
+}
+
 Result<std::vector<std::optional<std::string>>> parse_json_string_fields(
     std::string_view json, const std::vector<std::string_view>& keys) {
-  std::vector<std::optional<std::string>> values(keys.size());
-  Parser parser(json);
-  DIPACO_RETURN_IF_ERROR(parser.object_fields(keys, &values));
-  return values;
+  std::vector<JsonFieldRequest> fields;
+  fields.reserve(keys.size());
+  for (std::string_view key : keys) fields.push_back({key, NonStringField::kError});
+  return parse_json_fields(json, fields);
 }
 
 Result<std::string> parse_json_string(std::string_view json) {

@@ -1,5 +1,5 @@
 // A small, strict JSON reader for the subset the data pipeline needs: one object per line
-// (JSONL, C4 layout), from which a few top-level string fields are taken.
+// (JSONL, C4 layout), from which a few top-level fields are taken as text.
 //
 // Accepts full JSON (RFC 8259) syntax: objects, arrays, strings with all escapes including
 // \uXXXX surrogate pairs, numbers, true/false/null. Values other than the requested fields are
@@ -17,10 +17,27 @@
 
 namespace dipaco {
 
-// Parses `json` (one object, surrounding whitespace allowed) and returns, for each name in
-// `keys`, the value of that top-level field when it is present and a string, nullopt when it is
-// absent. A requested field present with a non-string value is an error ("field \"text\" is a
-// number, not a string"). A later duplicate key wins.
+// How a requested field that is present with a value other than a string reads.
+enum class NonStringField {
+  kError,         // an error naming the field and its kind (a document's text must be a string)
+  kNumberAsText,  // a number reads as its JSON text ("17"); true/false/null/objects/arrays as
+                  // absent (an optional id or label that some dumps store as a number)
+};
+
+struct JsonFieldRequest {
+  std::string_view name;
+  NonStringField non_string = NonStringField::kError;
+};
+
+// Parses `json` (one object, surrounding whitespace allowed) and returns, for each of `fields`,
+// the value of that top-level field when it is present and a string, nullopt when it is absent;
+// a non-string value reads as the field's NonStringField says (kError: "column 9: field
+// \"text\" is a number, not a string", an error that is not "invalid JSON"). A later duplicate
+// key wins.
+Result<std::vector<std::optional<std::string>>> parse_json_fields(
+    std::string_view json, const std::vector<JsonFieldRequest>& fields);
+
+// parse_json_fields with every field of `keys` required to be a string when present.
 Result<std::vector<std::optional<std::string>>> parse_json_string_fields(
     std::string_view json, const std::vector<std::string_view>& keys);
 

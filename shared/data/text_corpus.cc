@@ -98,7 +98,10 @@ std::vector<Document> documents_from_txt(const std::string& text, const std::str
 
 Result<std::vector<Document>> documents_from_jsonl(const std::string& text,
                                                    const std::string& name) {
-  static const std::vector<std::string_view> kKeys = {"text", "id", "category"};
+  // The text must be a string; an id or category stored as a number keeps its digits.
+  static const std::vector<JsonFieldRequest> kKeys = {{"text", NonStringField::kError},
+                                                      {"id", NonStringField::kNumberAsText},
+                                                      {"category", NonStringField::kNumberAsText}};
   std::vector<Document> documents;
   size_t pos = 0;
   uint64_t line_number = 0;
@@ -110,7 +113,7 @@ Result<std::vector<Document>> documents_from_jsonl(const std::string& text,
     ++line_number;
     if (is_blank(line)) continue;
     std::string where = name + ":" + std::to_string(line_number) + ": ";
-    auto fields = parse_json_string_fields(line, kKeys);
+    auto fields = parse_json_fields(line, kKeys);
     if (!fields.is_ok())
       return fields.status().with_context(name + ":" + std::to_string(line_number));
     auto& values = fields.value();

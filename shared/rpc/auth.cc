@@ -1,6 +1,8 @@
 #include "rpc/auth.h"
 
-#include <fstream>
+#include <string_view>
+
+#include "util/atomic_file.h"
 
 namespace dipaco {
 namespace {
@@ -44,15 +46,19 @@ grpc::Status authorize(const grpc::ServerContext& context, const AuthTokens& tok
 }
 
 Result<std::string> read_token_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return io_error(path + ": cannot read the token file");
-  std::string line;
-  std::getline(in, line);
-  size_t begin = line.find_first_not_of(" \t\r\n");
-  size_t end = line.find_last_not_of(" \t\r\n");
-  if (begin == std::string::npos)
+  // read_file refuses a directory, which a stream would read as an empty file.
+  auto contents = read_file(path);
+  if (!contents.is_ok()) {
+    return Status(contents.status().code(),
+                  "cannot read the token file: " + contents.status().message());
+  }
+  std::string_view text = *contents;
+  std::string_view line = text.substr(0, text.find('\n'));
+  size_t begin = line.find_first_not_of(" \t\r");
+  size_t end = line.find_last_not_of(" \t\r");
+  if (begin == std::string_view::npos)
     return invalid_argument(path + ": the token file is empty (its first line is the token)");
-  return line.substr(begin, end - begin + 1);
+  return std::string(line.substr(begin, end - begin + 1));
 }
 
 void add_bearer_token(grpc::ClientContext& context, const std::string& token) {

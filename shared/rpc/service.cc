@@ -460,7 +460,11 @@ grpc::Status CoordinatorService::PushOuterGradient(
     auto lease_id = parse_id(last_lease, "lease id");
     auto lease = lease_id.is_ok() ? coordinator_.lease_summary(*lease_id)
                                   : Result<std::optional<LeaseSummary>>(lease_id.status());
-    if (lease.is_ok() && *lease) {
+    if (lease.is_ok() && *lease && (*lease)->state == "completed") {
+      // Completed before this push (a retried push, a worker with the same id): nothing is missing.
+      response->set_reason("lease " + last_lease +
+                           " is already complete; its gradient was accepted before this push");
+    } else if (lease.is_ok() && *lease) {
       std::string missing;
       for (uint32_t module : (*lease)->module_ids) {
         auto stored = coordinator_.stored_chunks(*lease_id, module);
@@ -475,8 +479,13 @@ grpc::Status CoordinatorService::PushOuterGradient(
                      std::to_string(module) + " (" + std::to_string(have) + " of " +
                      (total == 0 ? std::string("?") : std::to_string(total)) + " bytes)";
       }
-      response->set_reason("lease " + last_lease + " is not complete: missing " + missing +
-                           "; push the rest to complete it");
+      if (missing.empty()) {
+        response->set_reason("lease " + last_lease + " is " + (*lease)->state +
+                             ", not live: its chunks are all held but it was not completed");
+      } else {
+        response->set_reason("lease " + last_lease + " is not complete: missing " + missing +
+                             "; push the rest to complete it");
+      }
     }
   }
   return grpc::Status::OK;

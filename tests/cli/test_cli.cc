@@ -193,7 +193,18 @@ class CliTest : public QObject {
   }
 
   void workerCheckAndVersion() {
+    // Without a config there is no coordinator address: a config error (2).
     CliResult r = run_program(DIPACO_WORKER_PATH, {"--check"});
+    QCOMPARE(r.exit_code, 2);
+    QVERIFY2(r.out.contains("error: no [coordinator] address"), qPrintable(r.out));
+    QVERIFY2(r.out.contains("check: FAILED"), qPrintable(r.out));
+    QTemporaryDir dir;
+    write(dir.filePath("worker.token"), "worker-token\n");
+    write(dir.filePath("worker.toml"),
+          ("[coordinator]\naddress = \"127.0.0.1:7443\"\ntoken_file = \"" +
+           dir.filePath("worker.token") + "\"\n")
+              .toUtf8());
+    r = run_program(DIPACO_WORKER_PATH, {"--check", "--config", dir.filePath("worker.toml")});
     QCOMPARE(r.exit_code, 0);
     QVERIFY2(r.out.contains("check: ok"), qPrintable(r.out));
     QVERIFY(r.out.contains("backend: cpu"));

@@ -113,6 +113,39 @@ class CorpusReadersTest : public QObject {
     QCOMPARE((*docs)[1].text, std::string("two\nlines \xc3\xa9"));
   }
 
+  // Most non-C4 dumps store integer ids: valid JSON of any kind is accepted in the fields other
+  // than the text; a numeric id or category keeps its digits, other kinds read as absent.
+  void jsonlNumericIdAndOtherKinds() {
+    std::string jsonl =
+        "{\"id\": 17, \"text\": \"hello world\"}\n"
+        "{\"id\": -2.5e3, \"category\": 4, \"text\": \"b\", \"score\": 0.9}\n"
+        "{\"id\": null, \"category\": [\"x\"], \"text\": \"c\", \"meta\": {\"a\": true}}\n"
+        "{\"id\": {\"n\": 1}, \"category\": false, \"text\": \"d\"}\n";
+    auto docs = dipaco::documents_from_jsonl(jsonl, "n.jsonl");
+    QVERIFY2(docs.is_ok(), docs.status().message().c_str());
+    QCOMPARE(docs->size(), size_t{4});
+    QCOMPARE((*docs)[0].id, std::string("17"));
+    QCOMPARE((*docs)[0].text, std::string("hello world"));
+    QCOMPARE((*docs)[1].id, std::string("-2.5e3"));
+    QCOMPARE((*docs)[1].category, std::string("4"));
+    QCOMPARE((*docs)[2].id, std::string("n.jsonl:3"));
+    QCOMPARE((*docs)[2].category, std::string("n.jsonl"));
+    QCOMPARE((*docs)[3].id, std::string("n.jsonl:4"));
+    QCOMPARE((*docs)[3].category, std::string("n.jsonl"));
+    // The text itself must be a string, and that is not called invalid JSON.
+    auto number_text = dipaco::documents_from_jsonl("{\"text\": 17}\n", "t.jsonl");
+    QVERIFY(!number_text.is_ok());
+    QVERIFY2(contains(number_text.status().message(),
+                      "t.jsonl:1: column 10: field \"text\" is a number, not a string"),
+             number_text.status().message().c_str());
+    QVERIFY(!contains(number_text.status().message(), "invalid JSON"));
+    // A malformed id is still invalid JSON.
+    auto bad_id = dipaco::documents_from_jsonl("{\"id\": 1.e, \"text\": \"x\"}\n", "t.jsonl");
+    QVERIFY(!bad_id.is_ok());
+    QVERIFY2(contains(bad_id.status().message(), "invalid JSON"),
+             bad_id.status().message().c_str());
+  }
+
   void jsonlErrorsNameFileAndLine() {
     std::string jsonl;
     for (int i = 0; i < 16; ++i) jsonl += "{\"text\": \"ok\"}\n";

@@ -106,6 +106,31 @@ class JsonTest : public QObject {
     QVERIFY(!(*fields)[2].has_value());
   }
 
+  // Per field: a number reads as its JSON text, other non-string kinds as absent, or an error.
+  void nonStringFieldsReadAsAsked() {
+    using dipaco::NonStringField;
+    auto fields =
+        dipaco::parse_json_fields("{\"id\": 42, \"label\": true, \"text\": \"t\", \"n\": -0.5E+2}",
+                                  {{"text", NonStringField::kError},
+                                   {"id", NonStringField::kNumberAsText},
+                                   {"label", NonStringField::kNumberAsText},
+                                   {"n", NonStringField::kNumberAsText}});
+    QVERIFY2(fields.is_ok(), fields.status().message().c_str());
+    QCOMPARE(*(*fields)[0], std::string("t"));
+    QCOMPARE(*(*fields)[1], std::string("42"));
+    QVERIFY(!(*fields)[2].has_value());
+    QCOMPARE(*(*fields)[3], std::string("-0.5E+2"));
+    // A later duplicate of another kind wins, also over a string.
+    auto duplicate = dipaco::parse_json_fields("{\"id\": \"a\", \"id\": null}",
+                                               {{"id", NonStringField::kNumberAsText}});
+    QVERIFY2(duplicate.is_ok(), duplicate.status().message().c_str());
+    QVERIFY(!(*duplicate)[0].has_value());
+    auto strict = dipaco::parse_json_fields("{\"id\": 42}", {{"id", NonStringField::kError}});
+    QVERIFY(!strict.is_ok());
+    QCOMPARE(strict.status().message(),
+             std::string("column 8: field \"id\" is a number, not a string"));
+  }
+
   void invalidObjectsAreErrors() {
     struct Case {
       const char* json;

@@ -9,6 +9,7 @@
 
 #include "rpc_fixture.h"
 #include "test_support.h"
+#include "util/atomic_file.h"
 #include "util/sha256.h"
 
 using dipaco::test::contains;
@@ -151,6 +152,34 @@ class RpcServiceTest : public QObject {
     // The operator token may act as a worker too (an operator's own test worker).
     auto operator_registers = context(kOperatorToken);
     QVERIFY(s.stub->Register(operator_registers.get(), reg, &registered).ok());
+  }
+
+  // The first line of a token file, trimmed; a directory, a missing file and an empty one are
+  // refused, each with its own reason.
+  void tokenFilesAreReadOrRefused() {
+    QTemporaryDir dir;
+    const std::string token = dir.filePath("token").toStdString();
+    QVERIFY(dipaco::write_file_atomically(token, "  secret-token \r\nsecond line\n").is_ok());
+    auto read = dipaco::read_token_file(token);
+    QVERIFY2(read.is_ok(), read.status().message().c_str());
+    QCOMPARE(*read, std::string("secret-token"));
+
+    auto directory = dipaco::read_token_file(dir.path().toStdString());
+    QVERIFY(!directory.is_ok());
+    QVERIFY2(contains(directory.status().message(), "is a directory"),
+             directory.status().message().c_str());
+    QVERIFY(!contains(directory.status().message(), "empty"));
+
+    auto missing = dipaco::read_token_file(dir.filePath("missing").toStdString());
+    QVERIFY(!missing.is_ok());
+    QVERIFY2(contains(missing.status().message(), "cannot read the token file"),
+             missing.status().message().c_str());
+
+    QVERIFY(dipaco::write_file_atomically(token, " \n").is_ok());
+    auto empty = dipaco::read_token_file(token);
+    QVERIFY(!empty.is_ok());
+    QVERIFY2(contains(empty.status().message(), "the token file is empty"),
+             empty.status().message().c_str());
   }
 
   // PushProgress tells a worker whose stream broke which sequences the coordinator holds.
@@ -355,9 +384,13 @@ class RpcServiceTest : public QObject {
     QVERIFY(response.task_complete());
     QCOMPARE(response.chunks_received(), uint64_t{chunks.size()});
     QCOMPARE(s.coordinator->run_status(s.run_id)->tasks_done, int64_t{1});
-    // A third identical push after completion is acknowledged and changes nothing.
+    // A third identical push after completion is acknowledged and changes nothing; its reason
+    // says the lease is already complete (not "missing" nothing).
+    response.Clear();
     QVERIFY(push(*s.stub, chunks, &response).ok());
     QCOMPARE(s.coordinator->run_status(s.run_id)->tasks_done, int64_t{1});
+    QVERIFY2(contains(response.reason(), "is already complete"), response.reason().c_str());
+    QVERIFY2(!contains(response.reason(), "missing"), response.reason().c_str());
   }
 
   void stalledWorkerIsPreemptedAtItsDeadline() {

@@ -3,7 +3,8 @@
 // token take effect without a restart; a changed cache_dir is reported as needing a restart and
 // not used; max_tasks lowered while a task runs lets that task finish and push before the worker
 // stops. SIGTERM: the running task may finish within stop_grace_s; past it the lease is handed
-// back and the worker exits 0. --check fails when backend = "cuda" finds no usable GPU.
+// back and the worker exits 0. --check fails when backend = "cuda" finds no usable GPU; config
+// errors (also a missing address or token file) exit 2.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -130,6 +131,22 @@ CheckResult run_check(const QString& config) {
   check.start(DIPACO_WORKER_PATH, {"--check", "--config", config});
   if (!check.waitForFinished(60000)) return {-1, "--check did not finish within 60 s"};
   return {check.exitCode(), check.readAll().toStdString()};
+}
+
+// `dipaco-worker ARGS` run to its end: exit code and output.
+CheckResult run_worker(const QStringList& args) {
+  QProcess worker;
+  worker.setProcessChannelMode(QProcess::MergedChannels);
+  worker.start(DIPACO_WORKER_PATH, args);
+  if (!worker.waitForFinished(60000)) return {-1, "dipaco-worker did not finish within 60 s"};
+  return {worker.exitCode(), worker.readAll().toStdString()};
+}
+
+// A [coordinator] section that passes --check: an address and a readable token file in `dir`.
+std::string coordinator_section(const QTemporaryDir& dir) {
+  std::string token = dir.filePath("worker.token").toStdString();
+  if (!dipaco::write_file_atomically(token, "worker-token\n").is_ok()) return "";
+  return "[coordinator]\naddress = \"127.0.0.1:1\"\ntoken_file = \"" + token + "\"\n";
 }
 
 }  // namespace
@@ -270,14 +287,17 @@ class RpcWorkerReloadTest : public QObject {
   void checkFailsWhenTheConfiguredGpuIsMissing() {
     QTemporaryDir dir;
     const QString config = dir.filePath("worker.toml");
-    QVERIFY(write_config(config, "[worker]\nbackend = \"auto\"\n"));
+    const std::string coordinator = coordinator_section(dir);
+    QVERIFY(!coordinator.empty());
+    QVERIFY(write_config(config, coordinator + "[worker]\nbackend = \"auto\"\n"));
     CheckResult check = run_check(config);
     if (!contains(check.output, "cuda: 0 device(s)")) QSKIP("this host has a GPU");
     QVERIFY2(check.exit_code == 0, check.output.c_str());
     QVERIFY2(contains(check.output, "warning: backend = \"auto\" trains on the CPU"),
              check.output.c_str());
     // fallback_to_cpu: the worker itself would run, on the CPU; the check warns and fails.
-    QVERIFY(write_config(config, "[worker]\nbackend = \"cuda\"\nfallback_to_cpu = true\n"));
+    QVERIFY(write_config(config,
+                         coordinator + "[worker]\nbackend = \"cuda\"\nfallback_to_cpu = true\n"));
     check = run_check(config);
     QVERIFY2(check.exit_code == 1, check.output.c_str());
     QVERIFY2(contains(check.output, "warning: "), check.output.c_str());
@@ -285,10 +305,61 @@ class RpcWorkerReloadTest : public QObject {
              check.output.c_str());
     QVERIFY2(contains(check.output, "check: FAILED"), check.output.c_str());
     // Without it the backend itself refuses.
-    QVERIFY(write_config(config, "[worker]\nbackend = \"cuda\"\n"));
+    QVERIFY(write_config(config, coordinator + "[worker]\nbackend = \"cuda\"\n"));
     check = run_check(config);
     QVERIFY2(check.exit_code == 1, check.output.c_str());
     QVERIFY2(contains(check.output, "check: FAILED"), check.output.c_str());
+  }
+
+  // Every config or usage error exits 2, which the systemd unit's RestartPreventExitStatus=2
+  // does not restart; --check fails on a config the worker could not start with.
+  void configErrorsExitTwo() {
+    QTemporaryDir dir;
+    const QString config = dir.filePath("worker.toml");
+    const std::string coordinator = coordinator_section(dir);
+    QVERIFY(!coordinator.empty());
+    const std::string fake = "[worker]\nrunner = \"fake\"\nbackend = \"cpu\"\n";
+
+    QVERIFY(write_config(config, coordinator + fake));
+    CheckResult result = run_check(config);
+    QVERIFY2(result.exit_code == 0, result.output.c_str());
+    QVERIFY2(contains(result.output, "check: ok"), result.output.c_str());
+
+    // The packaged config's empty address: --check fails, and so does a start.
+    QVERIFY(write_config(config, "[coordinator]\naddress = \"\"\ntoken_file = \"" +
+                                     dir.filePath("worker.token").toStdString() + "\"\n" + fake));
+    result = run_check(config);
+    QVERIFY2(result.exit_code == 2, result.output.c_str());
+    QVERIFY2(contains(result.output, "error: no [coordinator] address"), result.output.c_str());
+    QVERIFY2(contains(result.output, "check: FAILED"), result.output.c_str());
+    result = run_worker({"--config", config});
+    QVERIFY2(result.exit_code == 2, result.output.c_str());
+    QVERIFY2(contains(result.output, "no [coordinator] address"), result.output.c_str());
+
+    // No token file at all, and a token file that is a directory.
+    QVERIFY(write_config(config, "[coordinator]\naddress = \"127.0.0.1:1\"\n" + fake));
+    result = run_check(config);
+    QVERIFY2(result.exit_code == 2, result.output.c_str());
+    QVERIFY2(contains(result.output, "error: no [coordinator] token_file"), result.output.c_str());
+    QVERIFY(write_config(config, "[coordinator]\naddress = \"127.0.0.1:1\"\ntoken_file = \"" +
+                                     dir.path().toStdString() + "\"\n" + fake));
+    result = run_check(config);
+    QVERIFY2(result.exit_code == 2, result.output.c_str());
+    QVERIFY2(contains(result.output, "is a directory"), result.output.c_str());
+    result = run_worker({"--config", config});
+    QVERIFY2(result.exit_code == 2, result.output.c_str());
+    QVERIFY2(contains(result.output, "is a directory"), result.output.c_str());
+
+    // A config that does not load, a missing --config file, a bad flag.
+    QVERIFY(write_config(config, coordinator + "[worker]\nbackend = \"gpu\"\n"));
+    result = run_worker({"--config", config});
+    QVERIFY2(result.exit_code == 2, result.output.c_str());
+    result = run_check(config);
+    QVERIFY2(result.exit_code == 2, result.output.c_str());
+    result = run_worker({"--config", dir.filePath("missing.toml")});
+    QVERIFY2(result.exit_code == 2, result.output.c_str());
+    result = run_worker({"--no-such-flag"});
+    QVERIFY2(result.exit_code == 2, result.output.c_str());
   }
 };
 

@@ -230,6 +230,8 @@ class StudioLaunchTest : public QObject {
                            QStringLiteral("me@h"), QStringLiteral("/home/me/my worker.toml")),
         QStringLiteral("ssh -p 2222 me@h dipaco-worker --config '/home/me/my worker.toml'"));
     dipaco::studio::LaunchPanel panel;
+    // The attach address starts at dipaco serve's default --address.
+    QCOMPARE(panel.attach_address(), QStringLiteral("127.0.0.1:7443"));
     panel.set_ssh(QStringLiteral("ssh {host} dipaco-worker --config {config}"),
                   QStringLiteral("node7"), QStringLiteral("/etc/dipaco/worker.toml"));
     QCOMPARE(panel.ssh_command(),

@@ -38,7 +38,7 @@ backend = "cuda"
 devices = [0, 2]
 cpu_threads = 8
 fallback_to_cpu = true
-max_memory_gib = 70.5
+max_memory_gib = 0
 )toml",
                                               "worker.toml");
     QVERIFY2(config.is_ok(), config.status().message().c_str());
@@ -48,10 +48,14 @@ max_memory_gib = 70.5
     QCOMPARE(config->devices, (std::vector<int>{0, 2}));
     QCOMPARE(config->cpu_threads, 8);
     QVERIFY(config->fallback_to_cpu);
-    QCOMPARE(config->max_memory_gib, 70.5);
+    QCOMPARE(config->max_memory_gib, 0.0);
   }
 
   void errorsNameTheKeyAndFile() {
+    // Nothing enforces a memory budget yet: a non-zero one is refused, not silently ignored.
+    QVERIFY(error_of("[worker]\nmax_memory_gib = 60\n")
+                .find("worker.toml: [worker] max_memory_gib is not supported yet; remove it") !=
+            std::string::npos);
     QVERIFY(error_of("[worker]\nbackend = \"gpu\"\n")
                 .find("worker.toml: [worker] backend must be "
                       "one of auto|cpu|cuda, got 'gpu'") != std::string::npos);

@@ -135,11 +135,11 @@ class WorkerReloadTest : public QObject {
         "client_cert_file = \"/c\"\nclient_key_file = \"/k\"\nserver_name = \"n\"\n"
         "backoff_initial_ms = 7\nbackoff_max_ms = 70\n"
         "[worker]\nid = \"w\"\ncache_dir = \"/c2\"\nbackend = \"cpu\"\ndevices = [3]\n"
-        "cpu_threads = 2\nfallback_to_cpu = true\nmax_memory_gib = 3.5\nrunner = \"fake\"\n"
+        "cpu_threads = 2\nfallback_to_cpu = true\nrunner = \"fake\"\n"
         "fake_step_ms = 9\nmax_tasks = 4\nstall_timeout_s = 30\nstop_grace_s = 20\n"
         "log_level = \"error\"\n");
     ReloadPlan plan = dipaco::plan_worker_reload(parse(""), {}, changed, {});
-    QCOMPARE(plan.changes.size(), size_t{22});
+    QCOMPARE(plan.changes.size(), size_t{21});
     int now = 0, next = 0, restart = 0;
     for (const auto& change : plan.changes) {
       QCOMPARE(std::count_if(plan.changes.begin(), plan.changes.end(),
@@ -151,7 +151,7 @@ class WorkerReloadTest : public QObject {
     }
     QCOMPARE(now, 2);
     QCOMPARE(next, 11);
-    QCOMPARE(restart, 9);
+    QCOMPARE(restart, 8);
   }
 
   void credentialsAreReadAndErrorsNameTheKey() {
