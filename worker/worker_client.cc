@@ -59,8 +59,10 @@ std::string seconds_text(int64_t ms) {
   return text + " s";
 }
 
-// A push whose lease deadline is unknown (an older coordinator) gives up after this many tries.
-constexpr uint64_t kPushAttemptsWithoutDeadline = 20;
+// A push gives up after this many attempts in a row that moved nothing while the coordinator
+// answered (it keeps failing to store, or says the chunks are held but the task is not
+// complete), and a stopping worker whose lease deadline is unknown after this many tries.
+constexpr uint64_t kPushAttemptsWithoutProgress = 20;
 
 // How a leased task ended, for the lease loop: a failed one backs off before the next lease.
 struct TaskOutcome {
@@ -368,12 +370,17 @@ struct WorkerClient::Impl {
     return s;
   }
 
-  // Pushes every module; true when the task completed. A broken stream is retried, sending only
-  // the chunks the coordinator does not hold yet, with backoff, until the lease's deadline as
-  // last heard from the coordinator (`lease_deadline_unix_ms`, moved on by heartbeats) has
-  // passed: a coordinator restart shorter than the lease loses nothing. Without a known
-  // deadline, kPushAttemptsWithoutDeadline attempts. Each stream's deadline grows with the bytes
-  // it carries (rpc_timeout_ms + bytes / push_min_bytes_per_second).
+  // Pushes every module; true when the task completed. A broken stream is retried with backoff,
+  // sending only the chunks the coordinator does not hold yet:
+  //   - while the coordinator cannot be reached (UNAVAILABLE), for as long as it takes: a
+  //     restarted coordinator gives the leases in flight a new lease timeout, and says whether
+  //     this one is still live; a stopping worker waits only until the lease's deadline as last
+  //     heard (`lease_deadline_unix_ms`, moved on by heartbeats), or kPushAttemptsWithoutProgress
+  //     tries when none is known;
+  //   - while it answers but the push does not get on (store errors, deadlines without a new
+  //     chunk held), kPushAttemptsWithoutProgress attempts in a row.
+  // A hard stop ends it after the chunk being written. Each stream's deadline grows with the
+  // bytes it carries (rpc_timeout_ms + bytes / push_min_bytes_per_second).
   Result<bool> push(const TaskAssignment& task, const TaskResult& result, v1::DType dtype,
                     const std::atomic<uint64_t>& lease_deadline_unix_ms,
                     const std::atomic<bool>& lease_lost) {
@@ -420,11 +427,17 @@ struct WorkerClient::Impl {
     }
     const uint64_t min_rate = std::max<uint64_t>(1, options.push_min_bytes_per_second);
     std::set<uint64_t> held;
+    uint64_t attempts_without_progress = 0;
+    size_t held_before = 0;
     for (uint64_t attempt = 1;; ++attempt) {
       if (stop->load() >= 2) return false;
       grpc::Status s;
       bool complete = false;
       if (attempt > 1) s = held_sequences(task.lease_id, &held, &complete);
+      if (s.ok() && held.size() > held_before) {  // the last stream got some chunks in
+        attempts_without_progress = 0;
+        held_before = held.size();
+      }
       if (s.ok() && complete) {  // the last attempt completed it; only its answer was lost
         call_backoff.reset();
         DIPACO_LOG(kInfo) << "lease " << task.lease_id
@@ -432,10 +445,15 @@ struct WorkerClient::Impl {
         return true;
       }
       if (lease_lost) return false;  // a heartbeat said so and logged why
-      if (s.ok()) {
-        uint64_t bytes = 0;
-        for (const Piece& piece : pieces)
-          if (held.count(piece.sequence) == 0) bytes += piece.size;
+      uint64_t bytes = 0;
+      for (const Piece& piece : pieces)
+        if (held.count(piece.sequence) == 0) bytes += piece.size;
+      if (s.ok() && attempt > 1 && bytes == 0) {
+        // Every chunk is held but the task is not complete yet: the last stream's handler may
+        // still be completing it. Ask again after the backoff rather than open an empty stream.
+        s = grpc::Status(grpc::StatusCode::ABORTED,
+                         "the coordinator holds every chunk but has not completed the task yet");
+      } else if (s.ok()) {
         if (attempt > 1) {
           DIPACO_LOG(kInfo) << "lease " << task.lease_id << ": push attempt " << attempt
                             << ", the coordinator holds " << held.size() << " of " << pieces.size()
@@ -452,6 +470,10 @@ struct WorkerClient::Impl {
           if (held.count(piece.sequence) != 0) {
             ++stats.push_chunks_skipped;
             continue;
+          }
+          if (stop->load() >= 2) {  // a hard stop: the lease is handed back instead
+            context.TryCancel();
+            break;
           }
           v1::OuterGradientChunk chunk;
           chunk.set_lease_id(task.lease_id);
@@ -485,22 +507,40 @@ struct WorkerClient::Impl {
                              << ": push refused, dropping the task: " << s.error_message();
         return false;
       }
+      if (stop->load() >= 2) return false;
       if (!retryable(s)) return invalid_argument("push rejected: " + describe(s));
+      const bool unreachable = s.error_code() == grpc::StatusCode::UNAVAILABLE;
+      if (!unreachable) ++attempts_without_progress;
+      if (attempts_without_progress >= kPushAttemptsWithoutProgress) {
+        return unavailable(
+            "push of lease " + task.lease_id + ": " + std::to_string(attempt) +
+            " attempts, the last " + std::to_string(attempts_without_progress) +
+            " without a new chunk held by the coordinator; last error: " + describe(s));
+      }
+      // A stopping worker does not wait for an unreachable coordinator beyond the lease.
       const int64_t deadline_ms = static_cast<int64_t>(lease_deadline_unix_ms.load());
       const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                                  std::chrono::system_clock::now().time_since_epoch())
                                  .count();
-      if (deadline_ms > 0 ? now_ms >= deadline_ms : attempt >= kPushAttemptsWithoutDeadline)
+      const bool stopping = stop->load() >= 1;
+      if (stopping && unreachable &&
+          (deadline_ms > 0 ? now_ms >= deadline_ms : attempt >= kPushAttemptsWithoutProgress)) {
         return unavailable("push of lease " + task.lease_id + " failed " + std::to_string(attempt) +
-                           " times" + (deadline_ms > 0 ? " until the lease's deadline" : "") +
+                           " times while stopping" +
+                           (deadline_ms > 0 ? ", until the lease's deadline" : "") +
                            "; last error: " + describe(s));
+      }
       int64_t wait = call_backoff.next_wait_ms(random);
-      if (deadline_ms > 0) wait = std::min(wait, std::max<int64_t>(1, deadline_ms - now_ms));
-      DIPACO_LOG(kInfo) << "worker " << options.worker_id << ": push of lease " << task.lease_id
-                        << " broke: " << describe(s) << "; retrying in " << wait << " ms"
-                        << (deadline_ms > 0 ? " (until the lease's deadline in " +
-                                                  seconds_text(deadline_ms - now_ms) + ")"
-                                            : std::string());
+      if (stopping && deadline_ms > 0)
+        wait = std::min(wait, std::max<int64_t>(1, deadline_ms - now_ms));
+      const std::string line = "worker " + options.worker_id + ": push of lease " + task.lease_id +
+                               " broke (attempt " + std::to_string(attempt) + "): " + describe(s) +
+                               "; retrying in " + std::to_string(wait) + " ms";
+      if (attempt >= 3) {
+        DIPACO_LOG(kWarning) << line;
+      } else {
+        DIPACO_LOG(kInfo) << line;
+      }
       ++stats.push_retries;
       sleep_unless_hard_stop(wait);
     }
@@ -579,7 +619,8 @@ struct WorkerClient::Impl {
     }
   }
 
-  void release(const std::string& lease_id, const std::string& why) {
+  // Hands the lease back; true when the coordinator took it.
+  bool release(const std::string& lease_id, const std::string& why) {
     v1::ReleaseLeaseRequest request;
     request.set_session_id(session);
     request.set_lease_id(lease_id);
@@ -590,6 +631,7 @@ struct WorkerClient::Impl {
     grpc::Status s = stub->ReleaseLease(&context, request, &response);
     DIPACO_LOG(kInfo) << "lease " << lease_id << " handed back (" << why
                       << "): " << (s.ok() ? response.reason() : describe(s));
+    return s.ok();
   }
 
   // Runs one leased task end to end. Returns an error only for fatal conditions.
@@ -728,10 +770,11 @@ struct WorkerClient::Impl {
                            << " (stall_timeout_s; at inner step " << step << " of "
                            << task.inner_steps() << "): cancelling it and handing the lease back";
         if (!lease_lost) {
-          release(task.lease_id(), "stalled: no progress for " +
-                                       seconds_text(options.stall_timeout_ms) + " at inner step " +
-                                       std::to_string(step));
-          handed_back = true;
+          // Not handed back (coordinator unreachable): the caller tries again after the runner
+          // returns, else the lease times out on the coordinator as the heartbeats stopped.
+          handed_back = release(task.lease_id(), "stalled: no progress for " +
+                                                     seconds_text(options.stall_timeout_ms) +
+                                                     " at inner step " + std::to_string(step));
         }
         std::unique_lock lock(mutex);
         if (!wake.wait_for(lock, stall_timeout, [&] { return done; })) {
@@ -769,6 +812,9 @@ struct WorkerClient::Impl {
       if (pushed.status().code() == StatusCode::kFailedPrecondition) return pushed.status();
       DIPACO_LOG(kWarning) << "lease " << task.lease_id() << ": " << pushed.status().message();
       return TaskOutcome{};
+    }
+    if (!*pushed && stop->load() >= 2 && !lease_lost) {
+      release(task.lease_id(), "worker stopping");  // a hard stop during the push
     }
     if (*pushed) {
       ++stats.tasks_completed;

@@ -97,11 +97,18 @@ grpc::Status register_over(const dipaco::ChannelOptions& channel) {
 // writes that take `write_ms` each (a slow link or disk).
 class FaultyGradientStore : public dipaco::OuterGradientStore {
  public:
-  FaultyGradientStore(std::string dir, uint64_t failing_write, int64_t write_ms = 0)
-      : files_(std::move(dir)), failing_write_(failing_write), write_ms_(write_ms) {}
+  // keep_failing: every write from failing_write on fails (a disk that stays full).
+  FaultyGradientStore(std::string dir, uint64_t failing_write, int64_t write_ms = 0,
+                      bool keep_failing = false)
+      : files_(std::move(dir)),
+        failing_write_(failing_write),
+        write_ms_(write_ms),
+        keep_failing_(keep_failing) {}
   dipaco::Result<std::string> write_chunk(int64_t run_id, int64_t lease_id, uint32_t module_id,
                                           uint64_t sequence, std::string_view bytes) override {
-    if (++calls_ == failing_write_) return dipaco::io_error("injected: disk write failed");
+    const uint64_t call = ++calls_;
+    if (call == failing_write_ || (keep_failing_ && failing_write_ > 0 && call > failing_write_))
+      return dipaco::io_error("injected: disk write failed");
     std::this_thread::sleep_for(std::chrono::milliseconds(write_ms_));
     ++written_;
     return files_.write_chunk(run_id, lease_id, module_id, sequence, bytes);
@@ -116,6 +123,7 @@ class FaultyGradientStore : public dipaco::OuterGradientStore {
   dipaco::OuterGradientFiles files_;
   uint64_t failing_write_;  // 1-based
   int64_t write_ms_;
+  bool keep_failing_;
   std::atomic<uint64_t> calls_{0};
   std::atomic<uint64_t> written_{0};
 };
@@ -323,6 +331,35 @@ class RpcWorkerTest : public QObject {
     QVERIFY2(worker.stats().push_chunks_sent >= 4 + 5 && worker.stats().push_chunks_sent <= 8 + 5,
              std::to_string(worker.stats().push_chunks_sent).c_str());
     QCOMPARE(s.coordinator->run_status(s.run_id)->tasks_done, int64_t{1});
+  }
+
+  // A coordinator that answers but cannot store the push (its disk stays full) does not keep the
+  // worker retrying while the heartbeats keep the lease alive: after 20 attempts in a row
+  // without a new chunk held the push gives up, and the worker goes on to its next lease.
+  void pushGivesUpWhenTheCoordinatorKeepsFailing() {
+    Served s;
+    auto store = std::make_shared<FaultyGradientStore>(s.dir.path().toStdString(),
+                                                       /*failing_write=*/4, /*write_ms=*/0,
+                                                       /*keep_failing=*/true);
+    s.gradient_store = store;
+    QVERIFY(s.start(/*outer_steps=*/2, /*lease_timeout_ms=*/30000));
+    dipaco::FakeTaskRunner runner(0);
+    std::atomic<int> stop{0};
+    dipaco::WorkerClientOptions options = worker_options(s, "disk-full");
+    options.backoff_initial_ms = 1;
+    options.backoff_max_ms = 20;
+    dipaco::WorkerClient worker(options, runner);
+    std::thread thread([&] { QVERIFY(worker.run(stop).is_ok()); });
+    // The same lease comes back to the same worker, which trains it again: a second run means
+    // the first push gave up.
+    const bool gave_up = wait_until([&] { return runner.runs() >= 2; }, 20000);
+    stop = 2;
+    thread.join();
+    QVERIFY2(gave_up, "the push kept retrying against a coordinator that kept failing");
+    QVERIFY(worker.stats().tasks_lost >= 1);
+    QCOMPARE(worker.stats().tasks_completed, uint64_t{0});
+    QVERIFY2(worker.stats().push_retries >= 19,
+             std::to_string(worker.stats().push_retries).c_str());
   }
 
   // A push whose 8 chunks take 300 ms each to store (2.4 s) and a 2 s rpc_timeout_ms: at a
