@@ -5,6 +5,7 @@
 #include <set>
 #include <string_view>
 
+#include "rpc/address.h"
 #include "util/arg_parser.h"
 #include "util/atomic_file.h"
 #include "util/toml_table.h"
@@ -165,10 +166,9 @@ Result<WorkerConfig> parse_worker_config(const std::string& toml_text,
                             "worker does not limit its memory; use the container's or the "
                             "unit's limit, e.g. systemd MemoryMax= or a Kubernetes memory limit)");
   }
-  if (!config.coordinator_address.empty() &&
-      config.coordinator_address.rfind(':') == std::string::npos) {
-    return invalid_argument(source_name + ": [coordinator] address must be host:port, got '" +
-                            config.coordinator_address + "'");
+  if (!config.coordinator_address.empty()) {
+    if (Status s = check_dial_address(config.coordinator_address); !s)
+      return s.with_context(source_name + ": [coordinator] address");
   }
   return config;
 }

@@ -1,7 +1,8 @@
 // WorkerConfig: the worker's TOML config file (/etc/dipaco/worker.toml by default).
 //
 //   [coordinator]
-//   address = "coordinator.example:7443"   # host:port of `dipaco serve`
+//   address = "coordinator.example:7443"   # host:port of `dipaco serve` (or [v6]:port,
+//                                           #   unix:/path: check_dial_address, rpc/address.h)
 //   token_file = "/etc/dipaco/worker.token" # bearer token of the worker role
 //   tls = true                              # false only for loopback
 //   ca_file = ""                            # extra CA bundle for the coordinator's cert

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "fake_task_runner.h"
+#include "rpc/address.h"
 #include "rpc/channel.h"
 #include "util/log.h"
 #include "worker_client.h"
@@ -329,6 +330,11 @@ int run_worker_service(const WorkerConfig& config, const char* program, WorkerCo
   // Config errors exit 2: the systemd unit's RestartPreventExitStatus=2 does not restart them.
   if (config.coordinator_address.empty()) {
     std::fprintf(stderr, "%s: no [coordinator] address in the config\n", program);
+    return 2;
+  }
+  // `dipaco work --address` bypasses the config file's check.
+  if (Status s = check_dial_address(config.coordinator_address); !s) {
+    std::fprintf(stderr, "%s: coordinator address: %s\n", program, s.message().c_str());
     return 2;
   }
   auto credentials = read_worker_credentials(config);

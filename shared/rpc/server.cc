@@ -7,6 +7,7 @@
 #include <charconv>
 #include <optional>
 
+#include "rpc/address.h"
 #include "util/atomic_file.h"
 #include "util/log.h"
 
@@ -15,26 +16,6 @@ namespace {
 
 bool is_unix_address(const std::string& address) {
   return address.rfind("unix:", 0) == 0 || address.rfind("unix-abstract:", 0) == 0;
-}
-
-struct HostPort {
-  std::string host;  // without IPv6 brackets; empty = every interface
-  std::string port;
-};
-
-// "host:port", "[v6]:port" or ":port"; nullopt when the shape is wrong.
-std::optional<HostPort> split_host_port(const std::string& address) {
-  if (!address.empty() && address[0] == '[') {
-    size_t close = address.find(']');
-    if (close == std::string::npos || close + 1 >= address.size() || address[close + 1] != ':')
-      return std::nullopt;
-    return HostPort{address.substr(1, close - 1), address.substr(close + 2)};
-  }
-  size_t colon = address.rfind(':');
-  if (colon == std::string::npos) return std::nullopt;
-  std::string host = address.substr(0, colon);
-  if (host.find(':') != std::string::npos) return std::nullopt;  // IPv6 needs brackets
-  return HostPort{host, address.substr(colon + 1)};
 }
 
 bool is_wildcard_host(const std::string& host) {

@@ -66,8 +66,9 @@ max_memory_gib = 0
             std::string::npos);
     QVERIFY(error_of("[worker]\ndevices = [-1]\n").find("devices must hold CUDA device indices") !=
             std::string::npos);
-    QVERIFY(error_of("[coordinator]\naddress = \"nohost\"\n").find("must be host:port") !=
-            std::string::npos);
+    QVERIFY(error_of("[coordinator]\naddress = \"nohost\"\n")
+                .find("worker.toml: [coordinator] address: 'nohost' is not an address to dial: "
+                      "it has no :port; use host:port") != std::string::npos);
     QVERIFY(error_of("[server]\n").find("unknown key 'server'") != std::string::npos);
   }
 
@@ -132,6 +133,76 @@ max_memory_gib = 0
                 .find("[worker] stop_grace_s must be in [0, 604800] seconds") != std::string::npos);
     QVERIFY(error_of("[worker]\nstall_timeout_s = \"10m\"\n")
                 .find("[worker] stall_timeout_s has the wrong type") != std::string::npos);
+  }
+
+  // Every form gRPC dials is accepted; anything else fails the config check with what is wrong
+  // and what a valid address looks like (it used to pass and be retried forever at run time).
+  void coordinatorAddressForms_data() {
+    QTest::addColumn<QString>("address");
+    QTest::addColumn<QString>("error");  // empty: accepted
+    const QString ok;
+    QTest::newRow("name") << "coordinator.example:7443" << ok;
+    QTest::newRow("ipv4") << "10.0.0.1:7443" << ok;
+    QTest::newRow("lowest port") << "localhost:1" << ok;
+    QTest::newRow("highest port") << "localhost:65535" << ok;
+    QTest::newRow("ipv6") << "[::1]:7443" << ok;
+    QTest::newRow("ipv6 zone") << "[fe80::1%eth0]:7443" << ok;
+    QTest::newRow("dns uri") << "dns:///coordinator.example:7443" << ok;
+    QTest::newRow("unix") << "unix:/run/dipaco/coordinator.sock" << ok;
+    QTest::newRow("unix relative") << "unix:coordinator.sock" << ok;
+    QTest::newRow("unix uri") << "unix:///run/dipaco/coordinator.sock" << ok;
+    QTest::newRow("port not a number") << "coord:abc"
+                                       << "the port 'abc' is not a number in 1..65535";
+    QTest::newRow("no port") << "coord:"
+                             << "the port '' is not a number in 1..65535";
+    QTest::newRow("port 0") << "coord:0"
+                            << "the port '0' is not a number in 1..65535";
+    QTest::newRow("port too big") << "coord:65536"
+                                  << "the port '65536' is not a number";
+    QTest::newRow("signed port") << "coord:+80"
+                                 << "the port '+80' is not a number";
+    QTest::newRow("no host") << ":7443"
+                             << "it has no host before the ':'";
+    QTest::newRow("ipv6 no port") << "[::1]"
+                                  << "an IPv6 address needs ]:port after it";
+    QTest::newRow("ipv6 empty port") << "[::1]:"
+                                     << "the port '' is not a number";
+    QTest::newRow("ipv6 no brackets") << "::1:7443"
+                                      << "an IPv6 address needs brackets";
+    QTest::newRow("not ipv6") << "[coord]:7443"
+                              << "'coord' is not an IPv6 address";
+    QTest::newRow("space in host") << "my host:7443"
+                                   << "'my host' is not a host name";
+    QTest::newRow("url") << "https://coord:7443"
+                         << "needs brackets, or the name has a ':'";
+    QTest::newRow("dns without slashes") << "dns:coord:7443"
+                                         << "dns: must be followed by ///";
+    QTest::newRow("dns no port") << "dns:///coord"
+                                 << "it has no :port";
+    QTest::newRow("unix no path") << "unix:"
+                                  << "a Unix socket needs a path";
+    QTest::newRow("unix authority") << "unix://host/sock"
+                                    << "unix:// must be followed by an";
+  }
+
+  void coordinatorAddressForms() {
+    QFETCH(QString, address);
+    QFETCH(QString, error);
+    const std::string message =
+        error_of("[coordinator]\naddress = \"" + address.toStdString() + "\"\n");
+    if (error.isEmpty()) {
+      QVERIFY2(message.empty(), message.c_str());
+      return;
+    }
+    QVERIFY2(message.find(error.toStdString()) != std::string::npos, message.c_str());
+    QVERIFY2(message.rfind("worker.toml: [coordinator] address: '" + address.toStdString() + "'",
+                           0) == 0,
+             message.c_str());
+    // Every refusal says what a valid address looks like.
+    QVERIFY2(
+        message.find("; use host:port (coordinator.example:7443, 10.0.0.1:7443), "
+                     "[ipv6]:port ([::1]:7443), dns:///host:port, unix:/path") != std::string::npos,
+        message.c_str());
   }
 
   void missingFileIsNotFound() {
