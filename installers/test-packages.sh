@@ -41,6 +41,23 @@ for f in /usr/bin/dipaco /usr/bin/dipaco-worker /etc/dipaco/worker.toml \
 done
 dpkg-deb -e "$worker" "$out/worker-control"
 grep -qx /etc/dipaco/worker.toml "$out/worker-control/conffiles" || fail "worker.toml is not a conffile"
+# The maintainer scripts as shipped, checked as /bin/sh runs them (shellcheck when installed).
+for script in postinst prerm postrm; do
+  [ -f "$out/worker-control/$script" ] || fail "the worker package has no $script"
+  sh -n "$out/worker-control/$script" || fail "$script: sh -n"
+done
+if command -v shellcheck >/dev/null; then
+  shellcheck -s sh -S warning "$out/worker-control/postinst" "$out/worker-control/prerm" \
+    "$out/worker-control/postrm" || fail "shellcheck of the maintainer scripts"
+else
+  echo "shellcheck is not installed: the maintainer scripts got sh -n only"
+fi
+# An upgrade restarts a running worker (the fleet must not keep the old binary); a removal
+# stops and disables it before its binary goes away.
+grep -q 'try-restart dipaco-worker.service' "$out/worker-control/postinst" ||
+  fail "postinst does not restart a running worker on upgrade"
+grep -q 'stop dipaco-worker.service' "$out/worker-control/prerm" || fail "prerm does not stop the worker on remove"
+grep -q 'disable dipaco-worker.service' "$out/worker-control/prerm" || fail "prerm does not disable the worker on remove"
 if [ -n "$studio" ]; then
   dpkg-deb -I "$studio" > "$out/studio-info.txt"
   grep -q "Depends:.*dipaco-worker (= " "$out/studio-info.txt" || fail "studio must depend on worker"
