@@ -5,6 +5,7 @@
 
 #include "run/module_aggregator.h"
 #include "run/module_files.h"
+#include "run_cache_files.h"
 #include "util/log.h"
 #include "worker_service.h"
 
@@ -86,8 +87,7 @@ Result<TaskResult> PathTaskRunner::run(const TaskAssignment& task, TaskProgress&
     spec.modules.push_back(std::move(tm));
     progress.note_activity();
   }
-  const std::filesystem::path state_dir =
-      std::filesystem::path(config_.cache_dir) / "state" / ("run-" + task.run_id);
+  const std::filesystem::path state_dir = run_state_dir(config_.cache_dir, task.run_id);
   std::error_code ec;
   std::filesystem::create_directories(state_dir, ec);
   if (ec) return io_error(state_dir.string() + ": cannot create: " + ec.message());

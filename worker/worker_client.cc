@@ -19,6 +19,7 @@
 #include "rpc/wire.h"
 #include "run/module_delta.h"
 #include "run/module_files.h"
+#include "run_cache_files.h"
 #include "util/log.h"
 #include "util/sha256.h"
 
@@ -90,6 +91,11 @@ struct WorkerClient::Impl {
   // per run; leases name them by hash instead of repeating them. The last few runs only.
   std::map<std::string, std::pair<std::string, std::string>> run_configs;
   static constexpr size_t kHeldRunConfigs = 8;
+  // Runs with files in the cache (run_cache_files.h), named in every LeaseTask; the reply's
+  // ended_run_ids says which of them the coordinator will never lease again.
+  std::set<std::string> cached_runs;
+  static constexpr size_t kMaxCachedRunsAsked = 1000;  // per call; the rest on later calls
+  std::string last_cached_run_asked;                   // where the next call goes on
   const std::atomic<int>* stop = nullptr;
   std::atomic<bool> drained{false};  // set by the heartbeat thread
 
@@ -597,6 +603,40 @@ struct WorkerClient::Impl {
     }
   }
 
+  // Names the cached runs in a LeaseTask request, at most kMaxCachedRunsAsked of them, going
+  // round the set from one call to the next.
+  void name_cached_runs(v1::LeaseTaskRequest& request) {
+    if (cached_runs.size() <= kMaxCachedRunsAsked) {
+      for (const std::string& run_id : cached_runs) request.add_cached_run_ids(run_id);
+      return;
+    }
+    auto next = cached_runs.upper_bound(last_cached_run_asked);
+    for (size_t named = 0; named < kMaxCachedRunsAsked; ++named) {
+      if (next == cached_runs.end()) next = cached_runs.begin();
+      request.add_cached_run_ids(*next);
+      last_cached_run_asked = *next++;
+    }
+  }
+
+  // Deletes the files of the runs the coordinator says are over (finished, or not its runs),
+  // except `leased_run` (the run of the task in this reply). Runs the worker did not name, and
+  // every run when the coordinator says nothing (one that predates ended_run_ids), are kept.
+  void drop_ended_runs(const v1::LeaseTaskResponse& response, const std::string& leased_run) {
+    for (const std::string& run_id : response.ended_run_ids()) {
+      if (run_id == leased_run || cached_runs.erase(run_id) == 0) continue;
+      run_configs.erase(run_id);
+      const RemovedRunFiles removed = remove_run_files(options.cache_dir, run_id);
+      const std::string prefix = "run-" + run_id + ".";
+      std::erase_if(verified, [&](const std::string& path) {
+        return fs::path(path).filename().string().starts_with(prefix);
+      });
+      DIPACO_LOG(kInfo)
+          << "worker " << options.worker_id << ": cache: run " << run_id
+          << " is finished or unknown to the coordinator, which will not lease it again; removed "
+          << removed.files << " files (" << removed.bytes << " bytes)";
+    }
+  }
+
   void report(const TaskAssignment& task, const TaskResult& result) {
     if (result.metrics.empty()) return;
     v1::ReportMetricsRequest request;
@@ -674,6 +714,7 @@ struct WorkerClient::Impl {
       assignment.run_config = held->second.second;
     }
     assignment.deadline_unix_ms = static_cast<int64_t>(task.lease_deadline_unix_ms());
+    cached_runs.insert(task.run_id());  // its modules, shard and state go into the cache
     DIPACO_LOG(kInfo) << "worker " << options.worker_id << ": lease " << task.lease_id() << " run "
                       << task.run_id() << " path " << task.path_id() << " shard " << task.shard_id()
                       << " outer step " << task.outer_step();
@@ -860,6 +901,7 @@ Status WorkerClient::run(const std::atomic<int>& stop) {
   std::error_code ec;
   fs::create_directories(w.options.cache_dir, ec);
   if (ec) return io_error(w.options.cache_dir + ": " + ec.message() + " (check cache_dir)");
+  w.cached_runs = runs_in_cache(w.options.cache_dir);
   DIPACO_ASSIGN_OR_RETURN(w.channel, make_channel(w.options.channel));
   w.stub = v1::Coordinator::NewStub(w.channel);
   while (stop.load() == 0 && !w.drained) {
@@ -877,6 +919,7 @@ Status WorkerClient::run(const std::atomic<int>& stop) {
     request.set_session_id(w.session);
     for (const auto& [run_id, held] : w.run_configs)
       (*request.mutable_run_config_sha256())[run_id] = held.first;
+    w.name_cached_runs(request);
     v1::LeaseTaskResponse response;
     grpc::ClientContext context;
     w.prepare(context);
@@ -891,6 +934,7 @@ Status WorkerClient::run(const std::atomic<int>& stop) {
       continue;
     }
     w.call_backoff.reset();
+    w.drop_ended_runs(response, response.has_task() ? response.task().run_id() : "");
     if (response.has_task()) {
       if (w.options.on_lease) w.options.on_lease(response.task().lease_id());
       Result<TaskOutcome> outcome = w.execute(response.task());

@@ -135,6 +135,18 @@ grpc::Status CoordinatorService::LeaseTask(grpc::ServerContext* context,
   auto reply = coordinator_.lease_task(request->session_id());
   if (!reply.is_ok()) return to_grpc(reply.status());
   response->set_drain(reply->drain);
+  // Which of the worker's cached runs will never lease again: finished (a final state) or not a
+  // run of this coordinator. Ids not spelled as this coordinator spells run ids are left out.
+  if (request->cached_run_ids_size() > 0) {
+    if (auto active = coordinator_.active_runs(); active.is_ok()) {
+      for (const std::string& id : request->cached_run_ids()) {
+        auto run = parse_id(id, "run id");
+        if (!run.is_ok() || std::to_string(*run) != id) continue;
+        if (!std::binary_search(active->begin(), active->end(), *run))
+          response->add_ended_run_ids(id);
+      }
+    }
+  }
   if (!reply->task) {
     response->set_wait_ms(static_cast<uint32_t>(std::clamp<int64_t>(reply->wait_ms, 1, 600000)));
     response->set_reason(reply->reason);

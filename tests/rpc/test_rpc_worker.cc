@@ -142,6 +142,25 @@ std::map<uint32_t, std::vector<uint64_t>> cached_versions(const std::string& mod
   return versions;
 }
 
+// Writes a small file at `path`, creating its directory.
+bool put_file(const std::filesystem::path& path) {
+  std::error_code ec;
+  std::filesystem::create_directories(path.parent_path(), ec);
+  return !ec && dipaco::write_file_atomically(path.string(), "cached").is_ok();
+}
+
+// The names in `dir` that start with `prefix`.
+std::vector<std::string> names_starting(const std::filesystem::path& dir,
+                                        const std::string& prefix) {
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.starts_with(prefix)) names.push_back(name);
+  }
+  return names;
+}
+
 }  // namespace
 
 class RpcWorkerTest : public QObject {
@@ -459,13 +478,16 @@ class RpcWorkerTest : public QObject {
 
   // One worker does all 16 tasks of a 4-step run: after each completed task the older versions
   // of its modules leave the cache, which ends with one version (the last one used) per module
-  // instead of all four.
+  // instead of all four. (The worker stops after its 16th task: a lease after the run's end
+  // would drop the run's files altogether, filesOfEndedRunsLeaveTheCache.)
   void cacheKeepsOneVersionPerModule() {
     Served s;
     QVERIFY(s.start(/*outer_steps=*/4));
     dipaco::FakeTaskRunner runner(0);
     std::atomic<int> stop{0};
-    dipaco::WorkerClient worker(worker_options(s, "solo"), runner);
+    dipaco::WorkerClientOptions options = worker_options(s, "solo");
+    options.max_tasks = 16;
+    dipaco::WorkerClient worker(options, runner);
     std::thread thread([&] { QVERIFY(worker.run(stop).is_ok()); });
     const bool finished = run_to_end(s, 60000);
     stop = 1;
@@ -478,6 +500,73 @@ class RpcWorkerTest : public QObject {
       QCOMPARE(held.size(), size_t{1});
       QCOMPARE(held.front(), uint64_t{3});
     }
+  }
+
+  // Once its run is finished the worker deletes the run's modules, shard and optimizer state,
+  // and those of a run the coordinator does not know; a paused run (it may lease again) and a
+  // folder that is not a run id of this coordinator are kept.
+  void filesOfEndedRunsLeaveTheCache() {
+    Served s;
+    QVERIFY(s.start(/*outer_steps=*/1));
+    auto toml = dipaco::read_file(s.dir.filePath("run.toml").toStdString());
+    QVERIFY(toml.is_ok());
+    auto planned = dipaco::plan_simple_run(*toml, "run.toml", s.dir.path().toStdString());
+    QVERIFY(planned.is_ok());
+    auto paused = s.coordinator->create_run(planned->spec);
+    QVERIFY(paused.is_ok());
+    QVERIFY(s.coordinator->pause(*paused).is_ok());
+    const std::string run = std::to_string(s.run_id), paused_run = std::to_string(*paused);
+
+    const std::filesystem::path cache = s.dir.filePath("cache-tidy").toStdString();
+    const std::string state_file = "path-0-shard-10.safetensors";
+    QVERIFY(put_file(cache / "state" / ("run-" + run) / state_file));
+    QVERIFY(put_file(cache / "state" / ("run-" + paused_run) / state_file));
+    QVERIFY(put_file(cache / "modules" / ("run-" + paused_run + ".module-0.v-0")));
+    QVERIFY(put_file(cache / "state" / "run-999" / state_file));
+    QVERIFY(put_file(cache / "modules" / "run-999.module-0.v-3"));
+    QVERIFY(put_file(cache / "shards" / "run-999.shard-10.part"));
+    QVERIFY(put_file(cache / "state" / "run-elsewhere" / state_file));
+
+    dipaco::FakeTaskRunner runner(0);
+    std::atomic<int> stop{0};
+    dipaco::WorkerClient worker(worker_options(s, "tidy"), runner);
+    std::thread thread([&] { QVERIFY(worker.run(stop).is_ok()); });
+    const bool finished = run_to_end(s, 60000);
+    // The next lease after the end (an idle worker asks at least every max_wait_ms) drops it.
+    const bool dropped = wait_until(
+        [&] { return !std::filesystem::exists(cache / "state" / ("run-" + run)); }, 30000);
+    stop = 1;
+    thread.join();
+    QVERIFY(finished);
+    QVERIFY(dropped);
+    QCOMPARE(worker.stats().tasks_completed, uint64_t{4});
+    QCOMPARE(names_starting(cache / "modules", "run-" + run + "."), std::vector<std::string>{});
+    QCOMPARE(names_starting(cache / "shards", "run-" + run + "."), std::vector<std::string>{});
+    QVERIFY(!std::filesystem::exists(cache / "state" / "run-999"));
+    QCOMPARE(names_starting(cache / "modules", "run-999."), std::vector<std::string>{});
+    QCOMPARE(names_starting(cache / "shards", "run-999."), std::vector<std::string>{});
+    QVERIFY(std::filesystem::exists(cache / "state" / ("run-" + paused_run) / state_file));
+    QCOMPARE(names_starting(cache / "modules", "run-" + paused_run + "."),
+             std::vector<std::string>{"run-" + paused_run + ".module-0.v-0"});
+    QVERIFY(std::filesystem::exists(cache / "state" / "run-elsewhere" / state_file));
+
+    // What the coordinator answers: finished and unknown runs, never a live (here paused) one
+    // nor an id it does not spell that way.
+    v1::RegisterRequest reg;
+    reg.set_worker_id("asker");
+    v1::RegisterResponse registered;
+    QVERIFY(s.stub->Register(context().get(), reg, &registered).ok());
+    v1::LeaseTaskRequest request;
+    request.set_session_id(registered.session_id());
+    for (const std::string& id :
+         {run, paused_run, std::string("999"), std::string("0999"), std::string("elsewhere")})
+      request.add_cached_run_ids(id);
+    v1::LeaseTaskResponse response;
+    QVERIFY(s.stub->LeaseTask(context().get(), request, &response).ok());
+    QVERIFY(!response.has_task());
+    const std::vector<std::string> ended(response.ended_run_ids().begin(),
+                                         response.ended_run_ids().end());
+    QCOMPARE(ended, (std::vector<std::string>{run, "999"}));
   }
 
   void tlsAndMutualTls() {
