@@ -44,8 +44,9 @@ int run_check(const dipaco::WorkerConfig& config, const std::string& config_sour
   // The backends the worker will train on, made as its trainer makes them (one GPU, or the
   // island of its devices with their NCCL all-reduce). backend = "cuda" without a usable GPU
   // fails the check also when fallback_to_cpu lets the worker itself run on the CPU: this check
-  // is what health checks (Docker HEALTHCHECK, systemd ExecStartPre, Slurm) see, and a GPU host
-  // training ~100x slower on its CPU must show up there. "auto" landing on the CPU only warns.
+  // is what health checks (Docker HEALTHCHECK, Slurm, and the service itself at start) see, and a
+  // GPU host training ~100x slower on its CPU must show up there. "auto" landing on the CPU only
+  // warns.
   auto created = dipaco::create_island(dipaco::backend_choice(config));
   if (!created.is_ok()) {
     std::printf("error: %s\n", created.status().message().c_str());
@@ -136,6 +137,11 @@ int main(int argc, char** argv) {
     source = path;
   }
   if (check) return run_check(config, source);
+  // The service makes every check --check makes, with the same exit codes (2: the config, which
+  // the systemd unit does not restart; 1: this host, e.g. its GPU is gone, which it restarts),
+  // before it leases anything: the unit needs no ExecStartPre, whose exit codes systemd's
+  // RestartPreventExitStatus never sees.
+  if (int problems = run_check(config, source); problems != 0) return problems;
   dipaco::install_path_task_runner();
   return dipaco::run_worker_service(config, "dipaco-worker",
                                     [path] { return dipaco::load_worker_config(path); });

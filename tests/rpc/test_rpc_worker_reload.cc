@@ -283,7 +283,7 @@ class RpcWorkerReloadTest : public QObject {
   }
 
   // backend = "cuda" on a host without a usable GPU fails --check (the health check of the
-  // Docker image, the unit's ExecStartPre), also with fallback_to_cpu; "auto" only warns.
+  // Docker image, and the worker's own start), also with fallback_to_cpu; "auto" only warns.
   void checkFailsWhenTheConfiguredGpuIsMissing() {
     QTemporaryDir dir;
     const QString config = dir.filePath("worker.toml");
@@ -309,6 +309,12 @@ class RpcWorkerReloadTest : public QObject {
     check = run_check(config);
     QVERIFY2(check.exit_code == 1, check.output.c_str());
     QVERIFY2(contains(check.output, "check: FAILED"), check.output.c_str());
+    // The service makes the same check at start, and exits 1, which the unit restarts (the GPU
+    // may come back), before it connects to anything.
+    CheckResult started = run_worker({"--config", config});
+    QVERIFY2(started.exit_code == 1, started.output.c_str());
+    QVERIFY2(contains(started.output, "check: FAILED"), started.output.c_str());
+    QVERIFY2(!contains(started.output, "started (pid"), started.output.c_str());
   }
 
   // Every config or usage error exits 2, which the systemd unit's RestartPreventExitStatus=2
@@ -339,6 +345,9 @@ class RpcWorkerReloadTest : public QObject {
     // No token file at all, and a token file that is a directory.
     QVERIFY(write_config(config, "[coordinator]\naddress = \"127.0.0.1:1\"\n" + fake));
     result = run_check(config);
+    QVERIFY2(result.exit_code == 2, result.output.c_str());
+    QVERIFY2(contains(result.output, "error: no [coordinator] token_file"), result.output.c_str());
+    result = run_worker({"--config", config});
     QVERIFY2(result.exit_code == 2, result.output.c_str());
     QVERIFY2(contains(result.output, "error: no [coordinator] token_file"), result.output.c_str());
     QVERIFY(write_config(config, "[coordinator]\naddress = \"127.0.0.1:1\"\ntoken_file = \"" +
