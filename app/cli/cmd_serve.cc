@@ -92,7 +92,9 @@ int cmd_serve(const Args& args) {
   parser.add_option("--payload-dir", "DIR", "pushed outer-gradient chunks, default <db>.payload",
                     &payload_dir);
   parser.add_option("--checkpoint-dir", "DIR",
-                    "module versions written by the aggregator, default <db>.checkpoints",
+                    "module versions written by the copy aggregator (--run files, "
+                    "--aggregator copy), default <db>.checkpoints; grid runs keep theirs in the "
+                    "grid's run.dir (relative paths: from this process's working directory)",
                     &checkpoint_dir);
   parser.add_option("--worker-token-file", "FILE", "bearer token of the worker role",
                     &worker_token_file);
