@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <set>
 #include <string_view>
@@ -91,11 +92,13 @@ struct WorkerClient::Impl {
   // per run; leases name them by hash instead of repeating them. The last few runs only.
   std::map<std::string, std::pair<std::string, std::string>> run_configs;
   static constexpr size_t kHeldRunConfigs = 8;
-  // Runs with files in the cache (run_cache_files.h), named in every LeaseTask; the reply's
-  // ended_run_ids says which of them the coordinator will never lease again.
+  // Runs with files in the cache (run_cache_files.h), named in a LeaseTask every
+  // cached_runs_ask_interval_ms; the reply's ended_run_ids says which of them the coordinator
+  // will never lease again.
   std::set<std::string> cached_runs;
   static constexpr size_t kMaxCachedRunsAsked = 1000;  // per call; the rest on later calls
   std::string last_cached_run_asked;                   // where the next call goes on
+  std::optional<std::chrono::steady_clock::time_point> cached_runs_asked_at;
   const std::atomic<int>* stop = nullptr;
   std::atomic<bool> drained{false};  // set by the heartbeat thread
 
@@ -603,9 +606,15 @@ struct WorkerClient::Impl {
     }
   }
 
-  // Names the cached runs in a LeaseTask request, at most kMaxCachedRunsAsked of them, going
-  // round the set from one call to the next.
+  // Names the cached runs in a LeaseTask request when cached_runs_ask_interval_ms has passed,
+  // at most kMaxCachedRunsAsked of them, going round the set from one call to the next.
   void name_cached_runs(v1::LeaseTaskRequest& request) {
+    const auto now = std::chrono::steady_clock::now();
+    if (cached_runs.empty() || (cached_runs_asked_at &&
+                                now - *cached_runs_asked_at <
+                                    std::chrono::milliseconds(options.cached_runs_ask_interval_ms)))
+      return;
+    cached_runs_asked_at = now;
     if (cached_runs.size() <= kMaxCachedRunsAsked) {
       for (const std::string& run_id : cached_runs) request.add_cached_run_ids(run_id);
       return;

@@ -73,6 +73,10 @@ struct WorkerClientOptions {
   uint64_t push_min_bytes_per_second = 1 << 20;
   uint64_t max_tasks = 0;             // stop after this many completed tasks; 0 = no limit
   int64_t stall_timeout_ms = 600000;  // runner without progress this long: cancel; 0 = never
+  // How often a LeaseTask names the runs with files in the cache, so that the coordinator can
+  // say which are over and the worker deletes their files (the first lease always does). Each
+  // such call costs the coordinator a lookup of its runs; 0 = every lease (tests).
+  int64_t cached_runs_ask_interval_ms = 60000;
   // Called with the lease id when a task starts and with "" when it ends (from run()'s thread),
   // so that the service can name the lease it is waiting for. May be empty.
   std::function<void(const std::string& lease_id)> on_lease;

@@ -529,7 +529,9 @@ class RpcWorkerTest : public QObject {
 
     dipaco::FakeTaskRunner runner(0);
     std::atomic<int> stop{0};
-    dipaco::WorkerClient worker(worker_options(s, "tidy"), runner);
+    dipaco::WorkerClientOptions options = worker_options(s, "tidy");
+    options.cached_runs_ask_interval_ms = 0;  // every lease: the test need not wait a minute
+    dipaco::WorkerClient worker(options, runner);
     std::thread thread([&] { QVERIFY(worker.run(stop).is_ok()); });
     const bool finished = run_to_end(s, 60000);
     // The next lease after the end (an idle worker asks at least every max_wait_ms) drops it.
