@@ -92,6 +92,41 @@ dipaco::WorkerClientOptions refused_worker_options(Served& s, const std::string&
   return options;
 }
 
+// A WorkerClient whose run() goes on a thread of its own.
+class WorkerThread {
+ public:
+  WorkerThread(const dipaco::WorkerClientOptions& options, dipaco::TaskRunner& runner)
+      : client_(options, runner), thread_([this] {
+          run_ok_ = client_.run(stop).is_ok();
+          returned_ = true;
+        }) {}
+  ~WorkerThread() {
+    stop = 2;
+    if (thread_.joinable()) thread_.join();
+  }
+  WorkerThread(const WorkerThread&) = delete;
+  WorkerThread& operator=(const WorkerThread&) = delete;
+
+  bool returned() const { return returned_.load(); }
+  // Waits for run() to return (OK: true); past `timeout_ms` stops it hard (false).
+  bool wait_returned_ok(int timeout_ms) {
+    const bool done = wait_until([&] { return returned_.load(); }, timeout_ms);
+    if (!done) stop = 2;
+    thread_.join();
+    return done && run_ok_;
+  }
+  // After wait_returned_ok.
+  const dipaco::WorkerStats& stats() const { return client_.stats(); }
+
+  std::atomic<int> stop{0};
+
+ private:
+  dipaco::WorkerClient client_;
+  std::atomic<bool> returned_{false};
+  std::atomic<bool> run_ok_{false};
+  std::thread thread_;  // last: starts once the members above exist
+};
+
 // Self-signed certificate for CN=localhost (and IP 127.0.0.1) via the openssl tool.
 bool make_cert(const QString& dir, const QString& name) {
   QProcess openssl;
@@ -495,23 +530,13 @@ class RpcWorkerTest : public QObject {
     QCOMPARE(options.token, std::string("worker-token-next"));
     options.max_tasks = 1;
     dipaco::FakeTaskRunner runner(0);
-    dipaco::WorkerClient worker(options, runner);
-    std::atomic<int> stop{0};
-    std::atomic<bool> returned{false};
-    std::thread thread([&] {
-      QVERIFY(worker.run(stop).is_ok());
-      returned = true;
-    });
-    const bool retried = wait_until([&] { return rereads.load() >= 5; }, 20000);
-    const bool returned_early = returned.load();
+    WorkerThread worker(options, runner);
+    QVERIFY2(wait_until([&] { return rereads.load() >= 5; }, 20000),
+             "the worker did not read its token file again after refusals");
+    QVERIFY2(!worker.returned(), "the worker returned on a refused token");
     // The right token, rotated in place.
     QVERIFY(dipaco::write_file_atomically(token_file, std::string(kWorkerToken) + "\n").is_ok());
-    const bool done = wait_until([&] { return returned.load(); }, 20000);
-    if (!done) stop = 2;
-    thread.join();
-    QVERIFY2(retried, "the worker did not read its token file again after refusals");
-    QVERIFY2(!returned_early, "the worker returned on a refused token");
-    QVERIFY(done);
+    QVERIFY(worker.wait_returned_ok(20000));
     QCOMPARE(worker.stats().tasks_completed, uint64_t{1});
     QCOMPARE(s.coordinator->run_status(s.run_id)->tasks_done, int64_t{1});
   }
@@ -530,24 +555,14 @@ class RpcWorkerTest : public QObject {
     options.max_tasks = 1;
     dipaco::FakeTaskRunner runner(0);
     {
-      dipaco::WorkerClient worker(options, runner);
-      std::atomic<int> stop{0};
-      std::atomic<bool> returned{false};
-      std::thread thread([&] {
-        QVERIFY(worker.run(stop).is_ok());
-        returned = true;
-      });
-      const bool retried = wait_until([&] { return rereads.load() >= 5; }, 20000);
-      const bool returned_early = returned.load();
+      WorkerThread worker(options, runner);
+      QVERIFY(wait_until([&] { return rereads.load() >= 5; }, 20000));
+      QVERIFY2(!worker.returned(), "the worker returned on a refused token");
       dipaco::AuthTokens rotating;
       rotating.worker = {kWorkerToken, next};
       rotating.op = {kOperatorToken};
       QVERIFY(s.server->set_tokens(rotating).is_ok());
-      const bool done = wait_until([&] { return returned.load(); }, 20000);
-      if (!done) stop = 2;
-      thread.join();
-      QVERIFY2(retried && !returned_early, "the worker did not keep retrying a refused token");
-      QVERIFY(done);
+      QVERIFY(worker.wait_returned_ok(20000));
       QCOMPARE(worker.stats().tasks_completed, uint64_t{1});
     }
 
@@ -556,20 +571,10 @@ class RpcWorkerTest : public QObject {
     options.auth_backoff_initial_ms = 60000;
     options.auth_backoff_max_ms = 60000;
     rereads = 0;
-    dipaco::WorkerClient waiting(options, runner);
-    std::atomic<int> stop{0};
-    std::atomic<bool> returned{false};
-    std::thread thread([&] {
-      QVERIFY(waiting.run(stop).is_ok());
-      returned = true;
-    });
-    const bool refused = wait_until([&] { return rereads.load() >= 1; }, 20000);
-    stop = 1;
-    const bool stopped = wait_until([&] { return returned.load(); }, 10000);
-    if (!stopped) stop = 2;
-    thread.join();
-    QVERIFY(refused);
-    QVERIFY2(stopped, "a stop did not end the wait after a refused token");
+    WorkerThread waiting(options, runner);
+    QVERIFY(wait_until([&] { return rereads.load() >= 1; }, 20000));
+    waiting.stop = 1;
+    QVERIFY2(waiting.wait_returned_ok(10000), "a stop did not end the wait after a refused token");
     QCOMPARE(waiting.stats().tasks_completed, uint64_t{0});
   }
 
@@ -585,28 +590,17 @@ class RpcWorkerTest : public QObject {
         refused_worker_options(s, "mid-task", token_file, &rereads);
     options.max_tasks = 1;
     dipaco::FakeTaskRunner runner(100);  // 4 inner steps of 100 ms
-    dipaco::WorkerClient worker(options, runner);
-    std::atomic<int> stop{0};
-    std::atomic<bool> returned{false};
-    std::thread thread([&] {
-      QVERIFY(worker.run(stop).is_ok());
-      returned = true;
-    });
-    const bool fetched = wait_until([&] { return runner.runs() >= 1; }, 20000);
+    WorkerThread worker(options, runner);
+    QVERIFY(wait_until([&] { return runner.runs() >= 1; }, 20000));  // inputs fetched
     dipaco::AuthTokens others;
     others.worker = {"someone-elses-token"};
     others.op = {kOperatorToken};
     QVERIFY(s.server->set_tokens(others).is_ok());
     // Past the lease's deadline (1.5 s after the lease) with room to spare.
     std::this_thread::sleep_for(std::chrono::milliseconds(3000));
-    const bool returned_early = returned.load();
+    QVERIFY2(!worker.returned(), "the worker returned on a refused token");
     QVERIFY(s.server->set_tokens({kWorkerToken, kOperatorToken}).is_ok());
-    const bool done = wait_until([&] { return returned.load(); }, 20000);
-    if (!done) stop = 2;
-    thread.join();
-    QVERIFY(fetched);
-    QVERIFY2(!returned_early, "the worker returned on a refused token");
-    QVERIFY(done);
+    QVERIFY(worker.wait_returned_ok(20000));
     QVERIFY(rereads.load() >= 1);
     QVERIFY2(worker.stats().push_retries >= 1, std::to_string(worker.stats().push_retries).c_str());
     QCOMPARE(worker.stats().tasks_lost, uint64_t{1});
