@@ -3,6 +3,7 @@
 // model), and every malformed input refused with a clear status and no change of state.
 #include <QtTest>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <random>
@@ -60,6 +61,27 @@ grpc::StatusCode resume_with(Served& s, const std::string& token) {
   v1::OperatorResponse response;
   auto c = context(token);
   return s.stub->Resume(c.get(), request, &response).error_code();
+}
+
+// `text` with control characters written as \r, \n, \t, \xNN: a failing case, readable.
+std::string escaped(const std::string& text) {
+  std::string out;
+  for (unsigned char c : text) {
+    if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (c < 0x20) {
+      char hex[8];
+      std::snprintf(hex, sizeof(hex), "\\x%02x", c);
+      out += hex;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
 }
 
 dipaco::AuthTokens token_lists(std::vector<std::string> worker, std::vector<std::string> op) {
@@ -345,7 +367,8 @@ class RpcServiceTest : public QObject {
       const std::vector<std::string> parsed = dipaco::parse_token_list(text);
       QVERIFY2(parsed == expected,
                ("round " + std::to_string(round) + ": " + std::to_string(parsed.size()) +
-                " tokens parsed, " + std::to_string(expected.size()) + " expected")
+                " tokens parsed, " + std::to_string(expected.size()) + " expected, from \"" +
+                escaped(text) + "\"")
                    .c_str());
       if (round % 100 != 0) continue;  // the files, on a sample
       QVERIFY(dipaco::write_file_atomically(file, text).is_ok());
