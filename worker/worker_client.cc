@@ -42,7 +42,9 @@ bool retryable(const grpc::Status& s) {
   }
 }
 
-bool fatal(const grpc::Status& s) {
+// The coordinator does not take this worker's token (rotated on one side before the other):
+// retried after a long wait, never the end of the worker.
+bool token_refused(const grpc::Status& s) {
   return s.error_code() == grpc::StatusCode::UNAUTHENTICATED ||
          s.error_code() == grpc::StatusCode::PERMISSION_DENIED;
 }
@@ -84,10 +86,14 @@ struct WorkerClient::Impl {
   std::string session;
   uint32_t heartbeat_ms = 5000;
   std::mt19937_64 random{std::random_device{}()};
-  RetryBackoff call_backoff;       // failed calls to the coordinator
-  RetryBackoff task_backoff;       // failed tasks (runner, inputs, stall)
-  uint64_t failures_in_a_row = 0;  // tasks, since the last completed one
-  std::set<std::string> verified;  // cached files whose hash was checked in this process
+  RetryBackoff call_backoff;  // failed calls to the coordinator
+  RetryBackoff task_backoff;  // failed tasks (runner, inputs, stall)
+  RetryBackoff auth_backoff;  // calls refused for their token
+  std::mutex token_mutex;
+  std::string token;  // under token_mutex: replaced when the token file is read again
+  bool download_token_refused = false;  // set by download(), read by execute()
+  uint64_t failures_in_a_row = 0;       // tasks, since the last completed one
+  std::set<std::string> verified;       // cached files whose hash was checked in this process
   // Run configs this worker holds (run id -> sha256 hex, text), sent by the coordinator once
   // per run; leases name them by hash instead of repeating them. The last few runs only.
   std::map<std::string, std::pair<std::string, std::string>> run_configs;
@@ -107,10 +113,17 @@ struct WorkerClient::Impl {
         runner(r),
         stats(s),
         call_backoff(options.backoff_initial_ms, options.backoff_max_ms),
-        task_backoff(options.backoff_initial_ms, options.backoff_max_ms) {}
+        task_backoff(options.backoff_initial_ms, options.backoff_max_ms),
+        auth_backoff(options.auth_backoff_initial_ms, options.auth_backoff_max_ms),
+        token(options.token) {}
+
+  std::string current_token() {
+    std::lock_guard lock(token_mutex);
+    return token;
+  }
 
   void prepare(grpc::ClientContext& context) {
-    add_bearer_token(context, options.token);
+    add_bearer_token(context, current_token());
     context.set_deadline(std::chrono::system_clock::now() +
                          std::chrono::milliseconds(options.rpc_timeout_ms));
   }
@@ -147,6 +160,33 @@ struct WorkerClient::Impl {
       DIPACO_LOG(kInfo) << "worker " << options.worker_id << ": " << why << "; retrying in " << wait
                         << " ms";
     }
+    sleep_ms(wait);
+  }
+
+  // After a refused token: reads the token file again (options.reread_token) and says what
+  // came of it, for the ERROR line.
+  std::string reread_token() {
+    if (!options.reread_token) return "no token file to read again";
+    auto fresh = options.reread_token();
+    if (!fresh.is_ok())
+      return "cannot read the token again, keeping it: " + fresh.status().message();
+    std::lock_guard lock(token_mutex);
+    if (*fresh == token) return "the token file still holds the same token";
+    token = std::move(fresh).value();
+    return "the token file holds a new token, using it";
+  }
+
+  std::string refused_line(const std::string& what, const grpc::Status& s) {
+    return "worker " + options.worker_id + ": the coordinator refused this worker's token (" +
+           what + ": " + describe(s) + "); " + reread_token();
+  }
+
+  // A register or lease call refused for its token: ERROR, the token read again, a long wait
+  // (auth_backoff) that a stop cuts short.
+  void wait_after_token_refused(const std::string& what, const grpc::Status& s) {
+    const int64_t wait = auth_backoff.next_wait_ms(random);
+    DIPACO_LOG(kError) << refused_line(what, s) << "; retrying in " << wait << " ms ("
+                       << auth_backoff.failures() << " refusals in a row)";
     sleep_ms(wait);
   }
 
@@ -220,7 +260,12 @@ struct WorkerClient::Impl {
       }
       std::fclose(out);
       grpc::Status s = reader->Finish();
-      if (fatal(s)) return unavailable("download refused: " + describe(s));
+      if (token_refused(s)) {
+        // Its heartbeats are refused as well: the task is dropped, the lease loop waits.
+        DIPACO_LOG(kError) << refused_line("download of " + path, s) << "; dropping the task";
+        download_token_refused = true;
+        return unavailable("download refused: " + describe(s));
+      }
       if (!s.ok() || !ok) {
         if (s.error_code() == grpc::StatusCode::OUT_OF_RANGE || !ok) fs::remove(part, ec);
         if (!s.ok() && !retryable(s) && s.error_code() != grpc::StatusCode::OUT_OF_RANGE)
@@ -469,7 +514,7 @@ struct WorkerClient::Impl {
                             << " chunks; sending " << bytes << " bytes";
         }
         grpc::ClientContext context;
-        add_bearer_token(context, options.token);
+        add_bearer_token(context, current_token());
         context.set_deadline(
             std::chrono::system_clock::now() + std::chrono::milliseconds(options.rpc_timeout_ms) +
             std::chrono::milliseconds(static_cast<int64_t>(bytes * 1000 / min_rate)));
@@ -510,38 +555,51 @@ struct WorkerClient::Impl {
           return response.task_complete();
         }
       }
-      if (fatal(s)) return failed_precondition("push refused: " + describe(s));
+      const bool refused = token_refused(s);
       if (s.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
         DIPACO_LOG(kWarning) << "lease " << task.lease_id
                              << ": push refused, dropping the task: " << s.error_message();
         return false;
       }
       if (stop->load() >= 2) return false;
-      if (!retryable(s)) return invalid_argument("push rejected: " + describe(s));
+      if (!refused && !retryable(s)) return invalid_argument("push rejected: " + describe(s));
       const bool unreachable = s.error_code() == grpc::StatusCode::UNAVAILABLE;
-      if (!unreachable) ++attempts_without_progress;
+      if (!unreachable && !refused) ++attempts_without_progress;
       if (attempts_without_progress >= kPushAttemptsWithoutProgress) {
         return unavailable(
             "push of lease " + task.lease_id + ": " + std::to_string(attempt) +
             " attempts, the last " + std::to_string(attempts_without_progress) +
             " without a new chunk held by the coordinator; last error: " + describe(s));
       }
-      // A stopping worker does not wait for an unreachable coordinator beyond the lease.
+      // A stopping worker does not wait for an unreachable coordinator beyond the lease, nor
+      // does any worker for a token the coordinator refuses (the heartbeats are refused too).
       const int64_t deadline_ms = static_cast<int64_t>(lease_deadline_unix_ms.load());
       const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                                  std::chrono::system_clock::now().time_since_epoch())
                                  .count();
       const bool stopping = stop->load() >= 1;
-      if (stopping && unreachable &&
+      const bool until_deadline = refused || (stopping && unreachable);
+      if (until_deadline &&
           (deadline_ms > 0 ? now_ms >= deadline_ms : attempt >= kPushAttemptsWithoutProgress)) {
         return unavailable("push of lease " + task.lease_id + " failed " + std::to_string(attempt) +
-                           " times while stopping" +
+                           " times " +
+                           (refused ? "with this worker's token refused" : "while stopping") +
                            (deadline_ms > 0 ? ", until the lease's deadline" : "") +
                            "; last error: " + describe(s));
       }
-      int64_t wait = call_backoff.next_wait_ms(random);
-      if (stopping && deadline_ms > 0)
+      int64_t wait =
+          refused ? auth_backoff.next_wait_ms(random) : call_backoff.next_wait_ms(random);
+      if (until_deadline && deadline_ms > 0)
         wait = std::min(wait, std::max<int64_t>(1, deadline_ms - now_ms));
+      if (refused) {
+        DIPACO_LOG(kError) << refused_line("push of lease " + task.lease_id + ", attempt " +
+                                               std::to_string(attempt),
+                                           s)
+                           << "; retrying in " << wait << " ms, until the lease's deadline";
+        ++stats.push_retries;
+        sleep_unless_hard_stop(wait);
+        continue;
+      }
       const std::string line = "worker " + options.worker_id + ": push of lease " + task.lease_id +
                                " broke (attempt " + std::to_string(attempt) + "): " + describe(s) +
                                "; retrying in " + std::to_string(wait) + " ms";
@@ -741,6 +799,7 @@ struct WorkerClient::Impl {
     std::condition_variable wake;
     bool done = false;
     std::thread heartbeat([&] {
+      bool refused_before = false;  // the last heartbeat's token was refused too
       std::unique_lock lock(mutex);
       while (!done) {
         wake.wait_for(lock, std::chrono::milliseconds(heartbeat_ms), [&] { return done; });
@@ -756,6 +815,16 @@ struct WorkerClient::Impl {
         grpc::ClientContext context;
         prepare(context);
         grpc::Status s = stub->Heartbeat(&context, request, &response);
+        if (token_refused(s)) {
+          // One ERROR per run of refusals; the token is read again every time.
+          std::string line = refused_line("heartbeat of lease " + task.lease_id(), s);
+          if (!refused_before) {
+            DIPACO_LOG(kError) << line
+                               << "; the lease ends at its deadline unless a heartbeat "
+                                  "gets through";
+          }
+        }
+        refused_before = token_refused(s);
         if (s.ok() && response.lease_valid() && response.lease_deadline_unix_ms() > 0)
           lease_deadline_unix_ms = response.lease_deadline_unix_ms();
         if (s.ok() && !response.lease_valid() && !stalled) {
@@ -777,9 +846,14 @@ struct WorkerClient::Impl {
       heartbeat.join();
     };
 
+    download_token_refused = false;
     Status fetched = fetch_inputs(task, &assignment);
     if (!fetched.is_ok()) {
       finish();
+      if (download_token_refused) {  // logged; not this worker's failure
+        ++stats.tasks_lost;
+        return TaskOutcome{};
+      }
       const bool stopping = stop->load() >= 2;
       if (!lease_lost)
         release(task.lease_id(), stopping ? std::string("worker stopping")
@@ -859,7 +933,6 @@ struct WorkerClient::Impl {
     watcher.join();
     if (!pushed.is_ok()) {
       ++stats.tasks_lost;
-      if (pushed.status().code() == StatusCode::kFailedPrecondition) return pushed.status();
       DIPACO_LOG(kWarning) << "lease " << task.lease_id() << ": " << pushed.status().message();
       return TaskOutcome{};
     }
@@ -917,12 +990,16 @@ Status WorkerClient::run(const std::atomic<int>& stop) {
     if (w.options.max_tasks != 0 && stats_.tasks_completed >= w.options.max_tasks) break;
     if (w.session.empty()) {
       grpc::Status s = w.register_worker();
-      if (fatal(s)) return unavailable("register refused: " + describe(s));
+      if (token_refused(s)) {
+        w.wait_after_token_refused("register", s);
+        continue;
+      }
       if (!s.ok()) {
         w.back_off("register: " + describe(s));
         continue;
       }
       w.call_backoff.reset();
+      w.auth_backoff.reset();
     }
     v1::LeaseTaskRequest request;
     request.set_session_id(w.session);
@@ -933,7 +1010,10 @@ Status WorkerClient::run(const std::atomic<int>& stop) {
     grpc::ClientContext context;
     w.prepare(context);
     grpc::Status s = w.stub->LeaseTask(&context, request, &response);
-    if (fatal(s)) return unavailable("lease refused: " + describe(s));
+    if (token_refused(s)) {
+      w.wait_after_token_refused("lease", s);
+      continue;
+    }
     if (s.error_code() == grpc::StatusCode::NOT_FOUND) {
       w.session.clear();  // the coordinator lost our registration (new database)
       continue;
@@ -943,6 +1023,7 @@ Status WorkerClient::run(const std::atomic<int>& stop) {
       continue;
     }
     w.call_backoff.reset();
+    w.auth_backoff.reset();
     w.drop_ended_runs(response, response.has_task() ? response.task().run_id() : "");
     if (response.has_task()) {
       if (w.options.on_lease) w.options.on_lease(response.task().lease_id());

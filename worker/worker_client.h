@@ -22,8 +22,14 @@
 //     the modules of runs that ended are kept: the worker does not learn that a run ended.
 //   - Errors: UNAVAILABLE / DEADLINE_EXCEEDED / network errors retry with exponential backoff and
 //     full jitter (backoff_initial_ms doubling up to backoff_max_ms); NOT_FOUND on a worker RPC
-//     means the coordinator forgot the session: register again. UNAUTHENTICATED and
-//     PERMISSION_DENIED end run() with an error (fix the token).
+//     means the coordinator forgot the session: register again.
+//   - Refused token: UNAUTHENTICATED or PERMISSION_DENIED (a token rotated on the coordinator
+//     before it reached this worker, or the other way round) never ends run(). It is logged as
+//     an ERROR, the token is read again (reread_token) and the call retried after a long
+//     backoff (auth_backoff_initial_ms doubling up to auth_backoff_max_ms, with jitter), for as
+//     long as it takes. A refused download drops the task (its heartbeats are refused too); a
+//     refused push is retried until the lease's last known deadline, as for a stopping worker
+//     and an unreachable coordinator, then the task is dropped.
 //   - Failed task: a runner error or inputs that cannot be fetched hand the lease back, log a
 //     WARNING (reason, failures in a row) and wait before the next lease: the same backoff
 //     (backoff_initial_ms doubling up to backoff_max_ms, with jitter), reset by a completed
@@ -59,7 +65,10 @@ namespace dipaco {
 
 struct WorkerClientOptions {
   ChannelOptions channel;
-  std::string token;      // worker bearer token
+  std::string token;  // worker bearer token
+  // Reads the token again after the coordinator refused it (the token file rotated in place);
+  // may be empty (the token stays). Called from run()'s thread and the heartbeat thread.
+  std::function<Result<std::string>()> reread_token;
   std::string worker_id;  // stable across restarts
   std::string host;
   std::string version = DIPACO_VERSION;
@@ -67,6 +76,9 @@ struct WorkerClientOptions {
   uint64_t push_chunk_bytes = 1 << 20;
   int64_t backoff_initial_ms = 100;
   int64_t backoff_max_ms = 5000;
+  // Waits after a refused token: a person has to act, so they start long.
+  int64_t auth_backoff_initial_ms = 5000;
+  int64_t auth_backoff_max_ms = 60000;
   int64_t rpc_timeout_ms = 30000;  // per unary call and download stream; push: see below
   // A push stream's deadline is rpc_timeout_ms plus its bytes at this rate (1 MiB/s: 1 GB in
   // ~17 min); a slower link still gets through, as each retry sends only what is missing.
@@ -97,7 +109,8 @@ class WorkerClient {
  public:
   WorkerClient(WorkerClientOptions options, TaskRunner& runner);
   ~WorkerClient();
-  // Runs until `stop` (see above), max_tasks, or an authorization error.
+  // Runs until `stop` (see above), max_tasks or a drain; errors only for a bad worker id or cache
+  // dir, or a channel that cannot be made.
   Status run(const std::atomic<int>& stop);
   const WorkerStats& stats() const { return stats_; }
 

@@ -110,9 +110,11 @@ std::string seconds_text(double seconds) {
 
 // `tasks_done` counts the tasks this process completed on earlier connections, so that
 // max_tasks bounds the whole process, not one connection. `on_lease` follows the running lease.
+// `reread_token` reads the token file again after the coordinator refused the token.
 WorkerClientOptions client_options(const WorkerConfig& config, const WorkerCredentials& credentials,
                                    uint64_t tasks_done,
-                                   std::function<void(const std::string&)> on_lease) {
+                                   std::function<void(const std::string&)> on_lease,
+                                   std::function<Result<std::string>()> reread_token) {
   WorkerClientOptions options;
   options.channel = channel_options(config);
   options.token = credentials.token;
@@ -121,6 +123,11 @@ WorkerClientOptions client_options(const WorkerConfig& config, const WorkerCrede
   options.cache_dir = config.cache_dir;
   options.backoff_initial_ms = config.backoff_initial_ms;
   options.backoff_max_ms = config.backoff_max_ms;
+  // A refused token waits for a person (or a SIGHUP, which cuts the wait short): from about 5 s
+  // up to backoff_max_ms or 60 s, whichever is longer.
+  options.auth_backoff_initial_ms = 5000;
+  options.auth_backoff_max_ms = std::max<int64_t>(60000, config.backoff_max_ms);
+  options.reread_token = std::move(reread_token);
   options.rpc_timeout_ms = config.rpc_timeout_ms;
   options.max_tasks =
       config.max_tasks == 0 ? 0 : static_cast<uint64_t>(config.max_tasks) - tasks_done;
@@ -164,6 +171,16 @@ class ReloadSupervisor {
   void set_lease(const std::string& lease_id) {
     std::lock_guard lock(mutex_);
     lease_ = lease_id;
+  }
+
+  // The token file of the config the next connection uses, read again (read_worker_credentials,
+  // as a SIGHUP reload does) after the coordinator refused the token; the token read becomes
+  // that connection's, so a later reload does not count it as a change.
+  Result<std::string> reread_token() {
+    std::lock_guard lock(mutex_);
+    DIPACO_ASSIGN_OR_RETURN(WorkerCredentials credentials, read_worker_credentials(wanted_));
+    wanted_credentials_.token = credentials.token;
+    return credentials.token;
   }
 
   // After a WorkerClient returned: true (and the config to connect with) when it returned for a
@@ -358,8 +375,10 @@ int run_worker_service(const WorkerConfig& config, const char* program, WorkerCo
   int exit_code = 0;
   while (true) {
     WorkerClient client(
-        client_options(running, running_credentials, total.tasks_completed,
-                       [&supervisor](const std::string& lease) { supervisor.set_lease(lease); }),
+        client_options(
+            running, running_credentials, total.tasks_completed,
+            [&supervisor](const std::string& lease) { supervisor.set_lease(lease); },
+            [&supervisor] { return supervisor.reread_token(); }),
         *runner);
     Status status = client.run(supervisor.client_stop());
     add_stats(client.stats(), &total);

@@ -15,6 +15,12 @@
 // running task is never interrupted by a reload. Without a loader SIGHUP keeps its default
 // action (the process ends, as a terminal's hangup should end `dipaco work`).
 //
+// Refused token: the coordinator answering UNAUTHENTICATED / PERMISSION_DENIED (a token rotated
+// on one side first) does not end the worker: it logs an ERROR, reads token_file again (as a
+// reload does) and retries after a wait from about 5 s up to backoff_max_ms or 60 s, whichever
+// is longer (worker_client.h), until the token is accepted or the worker is stopped; a SIGHUP
+// after fixing the token file connects again at once.
+//
 // Runners: [worker] runner = "fake" uses FakeTaskRunner (protocol tests, load runs). "train" is
 // the DiPaCo path trainer, registered by the trainer layer with set_train_runner_factory();
 // without it the worker refuses to start (exit 3) with a message saying so.

@@ -1,5 +1,6 @@
 // dipaco serve: a headless coordinator. SQLite state (--db), gRPC on --address with TLS (or
-// --insecure), bearer tokens per role, and an aggregation loop. Runs until SIGTERM/SIGINT.
+// --insecure), bearer tokens per role, and an aggregation loop. Runs until SIGTERM/SIGINT;
+// SIGHUP re-reads the token files (a token rotated without a restart).
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -20,14 +21,38 @@
 #include "run/run_plan.h"
 #include "util/arg_parser.h"
 #include "util/atomic_file.h"
+#include "util/log.h"
 #include "util/sha256.h"
 
 namespace dipaco::cli {
 namespace {
 
+// The handlers only count; the main loop does the work (a handler may touch lock-free atomics
+// only).
 std::atomic<int> g_serve_stop{0};
+std::atomic<int> g_serve_reloads{0};
+static_assert(std::atomic<int>::is_always_lock_free, "signal handlers need a lock-free atomic");
 extern "C" void on_serve_signal(int) {
   g_serve_stop.fetch_add(1);
+}
+extern "C" void on_serve_reload_signal(int) {
+  g_serve_reloads.fetch_add(1);
+}
+
+// SIGHUP: both token files read again and swapped in whole; connections and calls in flight are
+// untouched. A file that cannot be read, holds no token, or a token listed for both roles
+// keeps the running tokens.
+void reload_tokens(RpcServer& server, const std::string& worker_token_file,
+                   const std::string& operator_token_file) {
+  auto tokens = read_auth_tokens(worker_token_file, operator_token_file);
+  Status status = tokens.is_ok() ? server.set_tokens(*tokens) : tokens.status();
+  if (!status.is_ok()) {
+    DIPACO_LOG(kError) << "dipaco serve: SIGHUP: token reload failed, keeping the running tokens: "
+                       << status.message();
+    return;
+  }
+  DIPACO_LOG(kInfo) << "dipaco serve: SIGHUP: tokens reloaded: " << tokens->worker.size()
+                    << " worker token(s), " << tokens->op.size() << " operator token(s)";
 }
 
 int fail(const std::string& message) {
@@ -83,7 +108,13 @@ int cmd_serve(const Args& args) {
   // Three of the workers' longest polls (CoordinatorOptions::max_wait_ms, 5 s): an idle owner
   // asks again well within it.
   int64_t affinity_grace_ms = 15000;
-  ArgParser parser("dipaco serve", "Run a headless coordinator that remote workers connect to.");
+  ArgParser parser("dipaco serve",
+                   "Run a headless coordinator that remote workers connect to. A token file holds "
+                   "one token per line ('#' comments); any listed token is accepted for its "
+                   "role. SIGHUP re-reads both token files without dropping a connection (a "
+                   "file that does not read keeps the running tokens), so a token is rotated by "
+                   "adding the new line, HUP, moving the clients over, removing the old line, "
+                   "HUP.");
   parser.add_option("--address", "HOST:PORT",
                     "listen address (port 0 = any free port; unix:/path for a Unix socket), "
                     "default 127.0.0.1:7443",
@@ -96,9 +127,12 @@ int cmd_serve(const Args& args) {
                     "--aggregator copy), default <db>.checkpoints; grid runs keep theirs in the "
                     "grid's run.dir (relative paths: from this process's working directory)",
                     &checkpoint_dir);
-  parser.add_option("--worker-token-file", "FILE", "bearer token of the worker role",
+  parser.add_option("--worker-token-file", "FILE",
+                    "bearer token(s) of the worker role, one per line; re-read on SIGHUP",
                     &worker_token_file);
-  parser.add_option("--operator-token-file", "FILE", "bearer token of the operator role",
+  parser.add_option("--operator-token-file", "FILE",
+                    "bearer token(s) of the operator role (every RPC), one per line; re-read on "
+                    "SIGHUP",
                     &operator_token_file);
   parser.add_option("--tls-cert", "FILE", "PEM server certificate chain", &tls_cert);
   parser.add_option("--tls-key", "FILE", "PEM server private key", &tls_key);
@@ -191,14 +225,9 @@ int cmd_serve(const Args& args) {
   options.tls_cert_file = tls_cert;
   options.tls_key_file = tls_key;
   options.client_ca_file = client_ca;
-  auto worker_token = read_token_file(worker_token_file);
-  if (!worker_token.is_ok()) return fail(worker_token.status().message());
-  auto operator_token = read_token_file(operator_token_file);
-  if (!operator_token.is_ok()) return fail(operator_token.status().message());
-  if (*worker_token == *operator_token)
-    return fail(worker_token_file + " and " + operator_token_file +
-                " hold the same token; the worker and operator tokens must differ");
-  options.service.tokens = {*worker_token, *operator_token};
+  auto tokens = read_auth_tokens(worker_token_file, operator_token_file);
+  if (!tokens.is_ok()) return fail(tokens.status().message());
+  options.service.tokens = std::move(*tokens);
 
   if (payload_dir.empty()) payload_dir = db + ".payload";
   if (checkpoint_dir.empty()) checkpoint_dir = db + ".checkpoints";
@@ -255,6 +284,10 @@ int cmd_serve(const Args& args) {
   sigemptyset(&action.sa_mask);
   sigaction(SIGTERM, &action, nullptr);
   sigaction(SIGINT, &action, nullptr);
+  struct sigaction reload_action {};
+  reload_action.sa_handler = on_serve_reload_signal;
+  sigemptyset(&reload_action.sa_mask);
+  sigaction(SIGHUP, &reload_action, nullptr);
   auto server = RpcServer::start(**coordinator, options);
   if (!server.is_ok()) return fail(server.status().message());
   created.keep();
@@ -266,7 +299,15 @@ int cmd_serve(const Args& args) {
     Status written = write_file_atomically(port_file, std::to_string((*server)->port()) + "\n");
     if (!written.is_ok()) return fail(written.message());
   }
-  while (g_serve_stop.load() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  int reloads_handled = 0;  // a SIGHUP during the start is handled here
+  while (g_serve_stop.load() == 0) {
+    const int reloads = g_serve_reloads.load();
+    if (reloads != reloads_handled) {
+      reloads_handled = reloads;
+      reload_tokens(**server, worker_token_file, operator_token_file);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
   std::fprintf(stderr, "dipaco serve: stopping\n");
   (*server)->shutdown();
   return kExitOk;

@@ -1,11 +1,13 @@
 #include "rpc/auth.h"
 
-#include <string_view>
+#include <algorithm>
 
 #include "util/atomic_file.h"
 
 namespace dipaco {
 namespace {
+
+constexpr std::string_view kWhitespace = " \t\r\f\v";
 
 bool equal_constant_time(std::string_view a, std::string_view b) {
   unsigned char diff = a.size() == b.size() ? 0 : 1;
@@ -16,6 +18,14 @@ bool equal_constant_time(std::string_view a, std::string_view b) {
     diff |= static_cast<unsigned char>(x ^ y);
   }
   return diff == 0;
+}
+
+// Compares against every entry (no early exit), so the time does not say which one matched.
+bool matches_any_constant_time(std::string_view token, const std::vector<std::string>& listed) {
+  bool matched = false;
+  for (const std::string& candidate : listed)
+    matched |= !candidate.empty() && equal_constant_time(token, candidate);
+  return matched;
 }
 
 }  // namespace
@@ -33,8 +43,8 @@ grpc::Status authorize(const grpc::ServerContext& context, const AuthTokens& tok
     return {grpc::StatusCode::UNAUTHENTICATED,
             "authorization metadata is not of the form 'Bearer <token>'"};
   std::string_view token = value.substr(kPrefix.size());
-  bool is_operator = !tokens.op.empty() && equal_constant_time(token, tokens.op);
-  bool is_worker = !tokens.worker.empty() && equal_constant_time(token, tokens.worker);
+  const bool is_operator = matches_any_constant_time(token, tokens.op);
+  const bool is_worker = matches_any_constant_time(token, tokens.worker);
   if (!is_operator && !is_worker)
     return {grpc::StatusCode::UNAUTHENTICATED,
             "the bearer token is not one this coordinator knows: check the token file against "
@@ -45,20 +55,69 @@ grpc::Status authorize(const grpc::ServerContext& context, const AuthTokens& tok
   return grpc::Status::OK;
 }
 
-Result<std::string> read_token_file(const std::string& path) {
+Status check_auth_tokens(const AuthTokens& tokens) {
+  if (tokens.worker.empty() || tokens.op.empty())
+    return invalid_argument(
+        "both a worker token and an operator token are required (--worker-token-file, "
+        "--operator-token-file)");
+  for (const auto* listed : {&tokens.worker, &tokens.op}) {
+    for (const std::string& token : *listed) {
+      if (token.empty()) return invalid_argument("an empty token cannot be accepted");
+    }
+  }
+  for (const std::string& token : tokens.worker) {
+    if (std::find(tokens.op.begin(), tokens.op.end(), token) != tokens.op.end())
+      return invalid_argument(
+          "a token is listed for both the worker and the operator role; the worker and operator "
+          "tokens must differ");
+  }
+  return Status::ok();
+}
+
+std::vector<std::string> parse_token_list(std::string_view text) {
+  std::vector<std::string> tokens;
+  while (!text.empty()) {
+    size_t end_of_line = text.find('\n');
+    std::string_view line = text.substr(0, end_of_line);
+    text =
+        end_of_line == std::string_view::npos ? std::string_view() : text.substr(end_of_line + 1);
+    size_t begin = line.find_first_not_of(kWhitespace);
+    if (begin == std::string_view::npos || line[begin] == '#') continue;
+    size_t end = line.find_last_not_of(kWhitespace);
+    tokens.emplace_back(line.substr(begin, end - begin + 1));
+  }
+  return tokens;
+}
+
+Result<std::vector<std::string>> read_token_list_file(const std::string& path) {
   // read_file refuses a directory, which a stream would read as an empty file.
   auto contents = read_file(path);
   if (!contents.is_ok()) {
     return Status(contents.status().code(),
                   "cannot read the token file: " + contents.status().message());
   }
-  std::string_view text = *contents;
-  std::string_view line = text.substr(0, text.find('\n'));
-  size_t begin = line.find_first_not_of(" \t\r");
-  size_t end = line.find_last_not_of(" \t\r");
-  if (begin == std::string_view::npos)
-    return invalid_argument(path + ": the token file is empty (its first line is the token)");
-  return std::string(line.substr(begin, end - begin + 1));
+  std::vector<std::string> tokens = parse_token_list(*contents);
+  if (tokens.empty())
+    return invalid_argument(path +
+                            ": the token file is empty (no token: one per line, blank lines and "
+                            "'#' comment lines are skipped)");
+  return tokens;
+}
+
+Result<std::string> read_token_file(const std::string& path) {
+  DIPACO_ASSIGN_OR_RETURN(std::vector<std::string> tokens, read_token_list_file(path));
+  return std::move(tokens.front());
+}
+
+Result<AuthTokens> read_auth_tokens(const std::string& worker_token_file,
+                                    const std::string& operator_token_file) {
+  AuthTokens tokens;
+  DIPACO_ASSIGN_OR_RETURN(tokens.worker, read_token_list_file(worker_token_file));
+  DIPACO_ASSIGN_OR_RETURN(tokens.op, read_token_list_file(operator_token_file));
+  if (Status checked = check_auth_tokens(tokens); !checked.is_ok())
+    return invalid_argument(worker_token_file + " and " + operator_token_file + ": " +
+                            checked.message());
+  return tokens;
 }
 
 void add_bearer_token(grpc::ClientContext& context, const std::string& token) {

@@ -1,16 +1,22 @@
 // Bearer-token authorization of RPCs by role.
 //
 // Every call carries "authorization: Bearer <token>" metadata. Two roles: a worker token may call
-// the worker RPCs (Register ... ReleaseLease); the operator token may call everything (operator
+// the worker RPCs (Register ... ReleaseLease); an operator token may call everything (operator
 // RPCs: CreateRun, Pause, Resume, DrainWorker, PreemptTask, SetInnerSteps, WatchRun). A missing
 // or unknown token is UNAUTHENTICATED; a worker token on an operator RPC is PERMISSION_DENIED.
-// Tokens are compared in constant time. Empty configured tokens are refused at start-up
-// (RpcServer), so there is no "auth off" switch.
+// Empty token lists are refused at start-up (RpcServer), so there is no "auth off" switch.
+//
+// Each role may have several tokens, so that a token can be rotated without a stop: the
+// coordinator's token file lists the old and the new one (one per line) while the clients move
+// over. Tokens are compared in constant time, against every listed token of both roles whatever
+// matched, so neither the time nor the result says which one it was.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
 
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "util/status.h"
 
@@ -18,17 +24,40 @@ namespace dipaco {
 
 enum class Role { kWorker, kOperator };
 
+// The tokens a coordinator accepts: any of `worker` for the worker role, any of `op` for every
+// RPC.
 struct AuthTokens {
-  std::string worker;
-  std::string op;  // operator
+  std::vector<std::string> worker;
+  std::vector<std::string> op;  // operator
+
+  AuthTokens() = default;
+  // One token per role (for several, set the lists).
+  AuthTokens(std::string worker_token, std::string operator_token)
+      : worker{std::move(worker_token)}, op{std::move(operator_token)} {}
 };
 
 // OK, UNAUTHENTICATED or PERMISSION_DENIED; messages say what to check, never echo tokens.
 grpc::Status authorize(const grpc::ServerContext& context, const AuthTokens& tokens, Role needed);
 
-// Reads a token file: the first line, surrounding whitespace removed. Errors name the file; an
-// empty token is an error.
+// What a coordinator can serve with: at least one token per role, none empty, and no token in
+// both roles (a worker would hold operator rights).
+Status check_auth_tokens(const AuthTokens& tokens);
+
+// The tokens of a token file's text: one per line, surrounding whitespace (CR included)
+// trimmed, blank lines and lines starting with '#' skipped, in file order.
+std::vector<std::string> parse_token_list(std::string_view text);
+
+// Reads a token file's list (parse_token_list). Errors name the file; a file without a token is
+// an error.
+Result<std::vector<std::string>> read_token_list_file(const std::string& path);
+
+// A client's token: the first token of the file (read_token_list_file). Errors name the file.
 Result<std::string> read_token_file(const std::string& path);
+
+// A coordinator's tokens from its two token files (dipaco serve --worker-token-file,
+// --operator-token-file), checked with check_auth_tokens; errors name the file.
+Result<AuthTokens> read_auth_tokens(const std::string& worker_token_file,
+                                    const std::string& operator_token_file);
 
 // Adds the bearer token to a client call.
 void add_bearer_token(grpc::ClientContext& context, const std::string& token);

@@ -91,12 +91,7 @@ RpcServer::RpcServer(Coordinator& coordinator, ServerOptions options)
 
 Result<std::unique_ptr<RpcServer>> RpcServer::start(Coordinator& coordinator,
                                                     ServerOptions options) {
-  if (options.service.tokens.worker.empty() || options.service.tokens.op.empty())
-    return invalid_argument(
-        "both a worker token and an operator token are required (--worker-token-file, "
-        "--operator-token-file)");
-  if (options.service.tokens.worker == options.service.tokens.op)
-    return invalid_argument("the worker and operator tokens must differ");
+  DIPACO_RETURN_IF_ERROR(check_auth_tokens(options.service.tokens));
   if (!options.service.hooks.task_config)
     return invalid_argument("RunHooks::task_config is required");
   DIPACO_RETURN_IF_ERROR(check_listen_address(options.address, options.insecure));
@@ -157,6 +152,12 @@ bool RpcServer::listens_on_every_interface() const {
   if (is_unix_address(options_.address)) return false;
   auto parts = split_host_port(options_.address);
   return parts && is_wildcard_host(parts->host);
+}
+
+Status RpcServer::set_tokens(AuthTokens tokens) {
+  DIPACO_RETURN_IF_ERROR(check_auth_tokens(tokens));
+  service_->set_tokens(std::move(tokens));
+  return Status::ok();
 }
 
 void RpcServer::shutdown() {

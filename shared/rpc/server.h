@@ -2,7 +2,8 @@
 //
 // Transport. TLS with a server certificate by default; with client_ca_file, clients must present
 // a certificate signed by it (mTLS). Plaintext only when `insecure` is set explicitly (meant for
-// loopback and Unix sockets, "unix:/path"). Tokens: both roles must be configured.
+// loopback and Unix sockets, "unix:/path"). Tokens: both roles must be configured
+// (check_auth_tokens); set_tokens replaces them while the server runs.
 //
 // Background thread. Every `poll_ms` it calls Coordinator::tick() (lease deadlines, partial
 // aggregation) and, for every unfinished run, hands each pending aggregation decision to the
@@ -63,6 +64,9 @@ class RpcServer {
   std::string listening_address() const;
   // True when the host is a wildcard (empty, 0.0.0.0, [::]): every interface.
   bool listens_on_every_interface() const;
+  // Replaces the accepted tokens (dipaco serve's SIGHUP) without touching a connection; refused
+  // (the old ones stay) when check_auth_tokens refuses them.
+  Status set_tokens(AuthTokens tokens);
   // Stops accepting calls, ends streams, stops the background thread. Idempotent.
   void shutdown();
   // Runs one background pass now (tests).

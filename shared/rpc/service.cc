@@ -51,7 +51,22 @@ grpc::Status to_grpc(const Status& status) {
 }
 
 CoordinatorService::CoordinatorService(Coordinator& coordinator, ServiceOptions options)
-    : coordinator_(coordinator), options_(std::move(options)) {}
+    : coordinator_(coordinator),
+      options_(std::move(options)),
+      tokens_(std::make_shared<const AuthTokens>(std::move(options_.tokens))) {
+  options_.tokens = {};  // tokens() is the only source: a reload replaces it
+}
+
+void CoordinatorService::set_tokens(AuthTokens tokens) {
+  auto replacement = std::make_shared<const AuthTokens>(std::move(tokens));
+  std::lock_guard lock(tokens_mutex_);
+  tokens_.swap(replacement);
+}
+
+std::shared_ptr<const AuthTokens> CoordinatorService::tokens() const {
+  std::lock_guard lock(tokens_mutex_);
+  return tokens_;
+}
 
 Result<std::shared_ptr<const TaskConfig>> CoordinatorService::task_config(int64_t run_id) {
   {
@@ -90,7 +105,7 @@ CoordinatorService::run_config_text(int64_t run_id) {
 grpc::Status CoordinatorService::Register(grpc::ServerContext* context,
                                           const v1::RegisterRequest* request,
                                           v1::RegisterResponse* response) {
-  if (auto s = authorize(*context, options_.tokens, Role::kWorker); !s.ok()) return s;
+  if (auto s = authorize(*context, *tokens(), Role::kWorker); !s.ok()) return s;
   WorkerInfo info;
   info.worker_id = request->worker_id();
   info.host = request->host();
@@ -112,7 +127,7 @@ grpc::Status CoordinatorService::Register(grpc::ServerContext* context,
 grpc::Status CoordinatorService::Heartbeat(grpc::ServerContext* context,
                                            const v1::HeartbeatRequest* request,
                                            v1::HeartbeatResponse* response) {
-  if (auto s = authorize(*context, options_.tokens, Role::kWorker); !s.ok()) return s;
+  if (auto s = authorize(*context, *tokens(), Role::kWorker); !s.ok()) return s;
   int64_t lease_id = 0;
   if (!request->lease_id().empty()) {
     auto parsed = parse_id(request->lease_id(), "lease id");
@@ -131,7 +146,7 @@ grpc::Status CoordinatorService::Heartbeat(grpc::ServerContext* context,
 grpc::Status CoordinatorService::LeaseTask(grpc::ServerContext* context,
                                            const v1::LeaseTaskRequest* request,
                                            v1::LeaseTaskResponse* response) {
-  if (auto s = authorize(*context, options_.tokens, Role::kWorker); !s.ok()) return s;
+  if (auto s = authorize(*context, *tokens(), Role::kWorker); !s.ok()) return s;
   auto reply = coordinator_.lease_task(request->session_id());
   if (!reply.is_ok()) return to_grpc(reply.status());
   response->set_drain(reply->drain);
@@ -277,7 +292,7 @@ grpc::Status CoordinatorService::stream_file(grpc::ServerContext* context, const
 grpc::Status CoordinatorService::FetchModule(grpc::ServerContext* context,
                                              const v1::FetchModuleRequest* request,
                                              grpc::ServerWriter<v1::Chunk>* writer) {
-  if (auto s = authorize(*context, options_.tokens, Role::kWorker); !s.ok()) return s;
+  if (auto s = authorize(*context, *tokens(), Role::kWorker); !s.ok()) return s;
   auto run = parse_id(request->run_id(), "run id");
   if (!run.is_ok()) return to_grpc(run.status());
   auto ref = coordinator_.module_version(*run, request->module_id(), request->version());
@@ -318,7 +333,7 @@ grpc::Status CoordinatorService::FetchModule(grpc::ServerContext* context,
 grpc::Status CoordinatorService::FetchShard(grpc::ServerContext* context,
                                             const v1::FetchShardRequest* request,
                                             grpc::ServerWriter<v1::Chunk>* writer) {
-  if (auto s = authorize(*context, options_.tokens, Role::kWorker); !s.ok()) return s;
+  if (auto s = authorize(*context, *tokens(), Role::kWorker); !s.ok()) return s;
   auto run = parse_id(request->run_id(), "run id");
   if (!run.is_ok()) return to_grpc(run.status());
   if (!options_.hooks.shard_file)
@@ -450,7 +465,7 @@ grpc::Status CoordinatorService::push_one(const v1::OuterGradientChunk& message,
 grpc::Status CoordinatorService::PushOuterGradient(
     grpc::ServerContext* context, grpc::ServerReader<v1::OuterGradientChunk>* reader,
     v1::PushOuterGradientResponse* response) {
-  if (auto s = authorize(*context, options_.tokens, Role::kWorker); !s.ok()) return s;
+  if (auto s = authorize(*context, *tokens(), Role::kWorker); !s.ok()) return s;
   v1::OuterGradientChunk message;
   uint64_t count = 0;
   bool task_complete = false;
@@ -506,7 +521,7 @@ grpc::Status CoordinatorService::PushOuterGradient(
 grpc::Status CoordinatorService::ReportMetrics(grpc::ServerContext* context,
                                                const v1::ReportMetricsRequest* request,
                                                v1::ReportMetricsResponse* /*response*/) {
-  if (auto s = authorize(*context, options_.tokens, Role::kWorker); !s.ok()) return s;
+  if (auto s = authorize(*context, *tokens(), Role::kWorker); !s.ok()) return s;
   std::vector<MetricPoint> points;
   for (const v1::MetricPoint& p : request->points()) {
     auto run = parse_id(p.run_id(), "run id");
@@ -527,7 +542,7 @@ grpc::Status CoordinatorService::ReportMetrics(grpc::ServerContext* context,
 grpc::Status CoordinatorService::PushProgress(grpc::ServerContext* context,
                                               const v1::PushProgressRequest* request,
                                               v1::PushProgressResponse* response) {
-  if (auto s = authorize(*context, options_.tokens, Role::kWorker); !s.ok()) return s;
+  if (auto s = authorize(*context, *tokens(), Role::kWorker); !s.ok()) return s;
   auto lease_id = parse_id(request->lease_id(), "lease id");
   if (!lease_id.is_ok()) return to_grpc(lease_id.status());
   auto lease = coordinator_.lease_summary(*lease_id);
@@ -554,7 +569,7 @@ grpc::Status CoordinatorService::PushProgress(grpc::ServerContext* context,
 grpc::Status CoordinatorService::ReleaseLease(grpc::ServerContext* context,
                                               const v1::ReleaseLeaseRequest* request,
                                               v1::ReleaseLeaseResponse* response) {
-  if (auto s = authorize(*context, options_.tokens, Role::kWorker); !s.ok()) return s;
+  if (auto s = authorize(*context, *tokens(), Role::kWorker); !s.ok()) return s;
   auto lease_id = parse_id(request->lease_id(), "lease id");
   if (!lease_id.is_ok()) return to_grpc(lease_id.status());
   auto reply = coordinator_.release_lease(*lease_id, request->session_id(),
@@ -570,7 +585,7 @@ grpc::Status CoordinatorService::ReleaseLease(grpc::ServerContext* context,
 grpc::Status CoordinatorService::CreateRun(grpc::ServerContext* context,
                                            const v1::CreateRunRequest* request,
                                            v1::CreateRunResponse* response) {
-  if (auto s = authorize(*context, options_.tokens, Role::kOperator); !s.ok()) return s;
+  if (auto s = authorize(*context, *tokens(), Role::kOperator); !s.ok()) return s;
   if (!options_.hooks.plan_run)
     return bad(grpc::StatusCode::UNIMPLEMENTED, "this coordinator cannot plan runs from a grid");
   auto spec = options_.hooks.plan_run(request->grid_toml());
@@ -593,7 +608,7 @@ grpc::Status operator_reply(const Result<OperatorReply>& reply, v1::OperatorResp
 
 grpc::Status CoordinatorService::Pause(grpc::ServerContext* context, const v1::RunRequest* request,
                                        v1::OperatorResponse* response) {
-  if (auto s = authorize(*context, options_.tokens, Role::kOperator); !s.ok()) return s;
+  if (auto s = authorize(*context, *tokens(), Role::kOperator); !s.ok()) return s;
   auto run = parse_id(request->run_id(), "run id");
   if (!run.is_ok()) return to_grpc(run.status());
   return operator_reply(coordinator_.pause(*run), response);
@@ -601,7 +616,7 @@ grpc::Status CoordinatorService::Pause(grpc::ServerContext* context, const v1::R
 
 grpc::Status CoordinatorService::Resume(grpc::ServerContext* context, const v1::RunRequest* request,
                                         v1::OperatorResponse* response) {
-  if (auto s = authorize(*context, options_.tokens, Role::kOperator); !s.ok()) return s;
+  if (auto s = authorize(*context, *tokens(), Role::kOperator); !s.ok()) return s;
   auto run = parse_id(request->run_id(), "run id");
   if (!run.is_ok()) return to_grpc(run.status());
   return operator_reply(coordinator_.resume(*run), response);
@@ -610,14 +625,14 @@ grpc::Status CoordinatorService::Resume(grpc::ServerContext* context, const v1::
 grpc::Status CoordinatorService::DrainWorker(grpc::ServerContext* context,
                                              const v1::DrainWorkerRequest* request,
                                              v1::OperatorResponse* response) {
-  if (auto s = authorize(*context, options_.tokens, Role::kOperator); !s.ok()) return s;
+  if (auto s = authorize(*context, *tokens(), Role::kOperator); !s.ok()) return s;
   return operator_reply(coordinator_.drain(request->worker_id()), response);
 }
 
 grpc::Status CoordinatorService::PreemptTask(grpc::ServerContext* context,
                                              const v1::PreemptTaskRequest* request,
                                              v1::OperatorResponse* response) {
-  if (auto s = authorize(*context, options_.tokens, Role::kOperator); !s.ok()) return s;
+  if (auto s = authorize(*context, *tokens(), Role::kOperator); !s.ok()) return s;
   auto lease = parse_id(request->lease_id(), "lease id");
   if (!lease.is_ok()) return to_grpc(lease.status());
   return operator_reply(coordinator_.preempt(*lease), response);
@@ -626,7 +641,7 @@ grpc::Status CoordinatorService::PreemptTask(grpc::ServerContext* context,
 grpc::Status CoordinatorService::SetInnerSteps(grpc::ServerContext* context,
                                                const v1::SetInnerStepsRequest* request,
                                                v1::OperatorResponse* response) {
-  if (auto s = authorize(*context, options_.tokens, Role::kOperator); !s.ok()) return s;
+  if (auto s = authorize(*context, *tokens(), Role::kOperator); !s.ok()) return s;
   auto run = parse_id(request->run_id(), "run id");
   if (!run.is_ok()) return to_grpc(run.status());
   return operator_reply(coordinator_.set_inner_steps(*run, request->inner_steps()), response);
@@ -635,7 +650,7 @@ grpc::Status CoordinatorService::SetInnerSteps(grpc::ServerContext* context,
 grpc::Status CoordinatorService::WatchRun(grpc::ServerContext* context,
                                           const v1::RunRequest* request,
                                           grpc::ServerWriter<v1::RunEvent>* writer) {
-  if (auto s = authorize(*context, options_.tokens, Role::kOperator); !s.ok()) return s;
+  if (auto s = authorize(*context, *tokens(), Role::kOperator); !s.ok()) return s;
   auto run = parse_id(request->run_id(), "run id");
   if (!run.is_ok()) return to_grpc(run.status());
   auto exists = coordinator_.run_config(*run);

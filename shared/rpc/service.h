@@ -49,7 +49,7 @@
 namespace dipaco {
 
 struct ServiceOptions {
-  AuthTokens tokens;
+  AuthTokens tokens;  // the tokens at start; CoordinatorService::set_tokens replaces them
   RunHooks hooks;
   uint64_t download_chunk_bytes = 1 << 20;  // FetchModule / FetchShard chunk payload
   uint64_t max_push_chunk_bytes = 1 << 20;  // larger push chunks are INVALID_ARGUMENT
@@ -66,6 +66,11 @@ class CoordinatorService final : public dipaco::v1::Coordinator::Service {
 
   // Ends WatchRun streams (call before grpc::Server::Shutdown so that it does not wait).
   void stop_watches() { stopping_ = true; }
+
+  // Replaces the accepted tokens (dipaco serve's SIGHUP), checked by the caller
+  // (check_auth_tokens). Calls already authorized go on; every later call is checked against
+  // the new ones. Connections stay open.
+  void set_tokens(AuthTokens tokens);
 
   grpc::Status Register(grpc::ServerContext* context, const v1::RegisterRequest* request,
                         v1::RegisterResponse* response) override;
@@ -103,6 +108,10 @@ class CoordinatorService final : public dipaco::v1::Coordinator::Service {
                         grpc::ServerWriter<v1::RunEvent>* writer) override;
 
  private:
+  // The tokens now accepted. RPC handlers authorize with `*tokens()`: options_.tokens is
+  // emptied at construction (a handler that used it would refuse every call).
+  std::shared_ptr<const AuthTokens> tokens() const;
+
   // The run's TaskConfig from its stored config, parsed once per run (configs are immutable).
   Result<std::shared_ptr<const TaskConfig>> task_config(int64_t run_id);
   // The run's stored config and its sha256 (hex), read once per run.
@@ -122,6 +131,8 @@ class CoordinatorService final : public dipaco::v1::Coordinator::Service {
 
   Coordinator& coordinator_;
   ServiceOptions options_;
+  mutable std::mutex tokens_mutex_;
+  std::shared_ptr<const AuthTokens> tokens_;  // under tokens_mutex_; swapped whole
   std::atomic<bool> stopping_{false};
   std::array<std::mutex, 64> lease_locks_;
   std::mutex configs_mutex_;

@@ -1,6 +1,7 @@
 // Faults with real processes over loopback: `dipaco serve` and `dipaco work --runner fake`
 // processes killed with SIGKILL at random points, a coordinator killed and restarted on the
-// same database, a worker stopped (SIGSTOP) past its lease deadline. After each run the
+// same database, a worker stopped (SIGSTOP) past its lease deadline, the worker token rotated
+// (serve's SIGHUP) while a worker holds only the new one. After each run the
 // database must show every task done exactly once: one completed lease and one report per
 // module per task, every module at the last version.
 #include <QProcess>
@@ -13,6 +14,7 @@
 
 #include "rpc_fixture.h"
 #include "store/sqlite_db.h"
+#include "util/atomic_file.h"
 
 using namespace rpc_test;
 
@@ -37,13 +39,14 @@ struct Cluster {
   std::unique_ptr<QProcess> serve;
   int port = 0;
   std::map<std::string, std::unique_ptr<QProcess>> workers;
+  std::map<const QProcess*, std::string> output;  // of processes started with MergedChannels
 
   QString file(const char* name) const { return dir.filePath(name); }
 
-  bool start_serve() {
+  bool start_serve(QProcess::ProcessChannelMode mode = QProcess::ForwardedErrorChannel) {
     QFile::remove(file("port"));
     serve = std::make_unique<QProcess>();
-    serve->setProcessChannelMode(QProcess::ForwardedErrorChannel);
+    serve->setProcessChannelMode(mode);
     serve->start(
         DIPACO_CLI_PATH,
         {"serve", "--db", file("coordinator.db"), "--address", QString("127.0.0.1:%1").arg(port),
@@ -58,16 +61,31 @@ struct Cluster {
     return false;
   }
 
-  void start_worker(const std::string& id, int step_ms) {
+  void start_worker(const std::string& id, int step_ms, const char* token_file = "worker.token",
+                    QProcess::ProcessChannelMode mode = QProcess::ForwardedErrorChannel) {
     auto process = std::make_unique<QProcess>();
-    process->setProcessChannelMode(QProcess::ForwardedErrorChannel);
+    process->setProcessChannelMode(mode);
     process->start(DIPACO_CLI_PATH,
                    {"work", "--address", QString("127.0.0.1:%1").arg(port), "--insecure",
-                    "--token-file", file("worker.token"), "--cache-dir",
-                    file(("cache-" + id).c_str()), "--worker-id", QString::fromStdString(id),
-                    "--runner", "fake", "--fake-step-ms", QString::number(step_ms)});
+                    "--token-file", file(token_file), "--cache-dir", file(("cache-" + id).c_str()),
+                    "--worker-id", QString::fromStdString(id), "--runner", "fake", "--fake-step-ms",
+                    QString::number(step_ms)});
     process->waitForStarted(10000);
     workers[id] = std::move(process);
+  }
+
+  // Collects the output of a process started with MergedChannels until it contains `text`
+  // (true), `timeout_ms` passes or the process ends.
+  bool wait_for_output(QProcess& process, const std::string& text, int timeout_ms) {
+    std::string& log = output[&process];
+    auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    while (true) {
+      log += process.readAll().toStdString();
+      if (log.find(text) != std::string::npos) return true;
+      if (std::chrono::steady_clock::now() >= until || process.state() == QProcess::NotRunning)
+        return false;
+      process.waitForReadyRead(50);
+    }
   }
 
   bool finished() const {
@@ -194,6 +212,73 @@ class RpcFaultTest : public QObject {
     QCOMPARE(::kill(stalled, SIGCONT), 0);
     c.stop_all();
     QCOMPARE(c.workers["stalled"]->exitStatus(), QProcess::NormalExit);
+    c.check_counted_once();
+  }
+
+  // A worker token rotated with no stop. The worker already holds the new token, which the
+  // coordinator refuses: the worker keeps retrying (it does not exit). The new token is added
+  // as a second line of serve's worker token file and serve gets SIGHUP: the worker gets
+  // through and the run finishes. A reload from an operator token file without a token is
+  // refused and changes nothing. The old line removed and another SIGHUP: the old token is
+  // refused, the new one accepted, by the same serve process.
+  void workerTokenRotatedWithoutAStop() {
+    Cluster c;
+    write_run(c.dir, kOuterSteps, /*lease_timeout_ms=*/3000, /*inner_steps=*/4);
+    const std::string next = "worker-token-next-9753";
+    const std::string worker_file = c.file("worker.token").toStdString();
+    const std::string operator_file = c.file("operator.token").toStdString();
+    QVERIFY(dipaco::write_file_atomically(c.file("next.token").toStdString(), next + "\n").is_ok());
+    QVERIFY(c.start_serve(QProcess::MergedChannels));
+    QProcess& serve = *c.serve;
+    const pid_t serve_pid = static_cast<pid_t>(serve.processId());
+    c.start_worker("rotated", 1, "next.token", QProcess::MergedChannels);
+    QProcess& worker = *c.workers["rotated"];
+    QVERIFY2(c.wait_for_output(worker, "refused this worker's token", 30000),
+             c.output[&worker].c_str());
+    QCOMPARE(worker.state(), QProcess::Running);
+    QCOMPARE(query(c.dir, "SELECT count(*) FROM tasks WHERE state = 'done'"), int64_t{0});
+
+    QVERIFY(
+        dipaco::write_file_atomically(
+            worker_file, std::string(kWorkerToken) + "\n# rotation: the next token\n" + next + "\n")
+            .is_ok());
+    QCOMPARE(::kill(serve_pid, SIGHUP), 0);
+    QVERIFY2(
+        c.wait_for_output(serve, "tokens reloaded: 2 worker token(s), 1 operator token(s)", 20000),
+        c.output[&serve].c_str());
+
+    QVERIFY(dipaco::write_file_atomically(operator_file, "# no token yet\n").is_ok());
+    QCOMPARE(::kill(serve_pid, SIGHUP), 0);
+    QVERIFY2(c.wait_for_output(serve, "token reload failed, keeping the running tokens", 20000),
+             c.output[&serve].c_str());
+    QVERIFY2(c.wait_for_output(serve, operator_file + ": the token file is empty", 1000),
+             c.output[&serve].c_str());
+    QVERIFY(
+        dipaco::write_file_atomically(operator_file, std::string(kOperatorToken) + "\n").is_ok());
+
+    QVERIFY2(c.wait_finished(90000), "the run did not finish after the token rotation");
+    QCOMPARE(worker.state(), QProcess::Running);
+
+    QVERIFY(dipaco::write_file_atomically(worker_file, next + "\n").is_ok());
+    QCOMPARE(::kill(serve_pid, SIGHUP), 0);
+    QVERIFY2(
+        c.wait_for_output(serve, "tokens reloaded: 1 worker token(s), 1 operator token(s)", 20000),
+        c.output[&serve].c_str());
+    dipaco::ChannelOptions channel;
+    channel.address = "127.0.0.1:" + std::to_string(c.port);
+    channel.insecure = true;
+    auto made = dipaco::make_channel(channel);
+    QVERIFY(made.is_ok());
+    auto stub = dipaco::v1::Coordinator::NewStub(*made);
+    dipaco::v1::RegisterRequest request;
+    request.set_worker_id("after-rotation");
+    dipaco::v1::RegisterResponse response;
+    QCOMPARE(stub->Register(context(kWorkerToken).get(), request, &response).error_code(),
+             grpc::StatusCode::UNAUTHENTICATED);
+    QCOMPARE(stub->Register(context(next).get(), request, &response).error_code(),
+             grpc::StatusCode::OK);
+    QCOMPARE(serve.state(), QProcess::Running);
+    c.stop_all();
     c.check_counted_once();
   }
 };

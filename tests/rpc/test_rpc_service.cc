@@ -1,9 +1,12 @@
 // The gRPC service over loopback against an in-process coordinator: the happy path, auth by
-// role, and every malformed input refused with a clear status and no change of state.
+// role (several tokens per role, tokens swapped while serving, the token-file parser against a
+// model), and every malformed input refused with a clear status and no change of state.
 #include <QtTest>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <map>
+#include <random>
 #include <set>
 #include <thread>
 
@@ -39,6 +42,53 @@ v1::Task lease(Served& s, const std::string& worker,
   if (!status.ok()) qWarning("LeaseTask: %s", status.error_message().c_str());
   if (!response.has_task()) qWarning("LeaseTask: no task: %s", response.reason().c_str());
   return response.task();
+}
+
+// Register as `worker` with `token`: the status code.
+grpc::StatusCode register_with(Served& s, const std::string& token,
+                               const std::string& worker = "w-auth") {
+  v1::RegisterRequest request;
+  request.set_worker_id(worker);
+  v1::RegisterResponse response;
+  auto c = context(token);
+  return s.stub->Register(c.get(), request, &response).error_code();
+}
+
+// An operator RPC (Resume of the running run, which changes nothing) with `token`.
+grpc::StatusCode resume_with(Served& s, const std::string& token) {
+  v1::RunRequest request;
+  request.set_run_id(std::to_string(s.run_id));
+  v1::OperatorResponse response;
+  auto c = context(token);
+  return s.stub->Resume(c.get(), request, &response).error_code();
+}
+
+// `text` with control characters written as \r, \n, \t, \xNN: a failing case, readable.
+std::string escaped(const std::string& text) {
+  std::string out;
+  for (unsigned char c : text) {
+    if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (c < 0x20) {
+      char hex[8];
+      std::snprintf(hex, sizeof(hex), "\\x%02x", c);
+      out += hex;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
+dipaco::AuthTokens token_lists(std::vector<std::string> worker, std::vector<std::string> op) {
+  dipaco::AuthTokens tokens;
+  tokens.worker = std::move(worker);
+  tokens.op = std::move(op);
+  return tokens;
 }
 
 // What must not change when a request is refused.
@@ -180,6 +230,152 @@ class RpcServiceTest : public QObject {
     QVERIFY(!empty.is_ok());
     QVERIFY2(contains(empty.status().message(), "the token file is empty"),
              empty.status().message().c_str());
+  }
+
+  // Several tokens per role: each listed one works for its role; a prefix, an extension, an
+  // empty token and a worker token on an operator RPC do not. A set with a token in both roles
+  // or an empty role is refused and the running tokens stay.
+  void anyListedTokenIsAccepted() {
+    Served s;
+    QVERIFY(s.start());
+    const std::string next_worker = "worker-token-next-abcdef";
+    const std::string next_operator = "operator-token-next-fedcba";
+    QVERIFY(
+        s.server
+            ->set_tokens(token_lists({kWorkerToken, next_worker}, {kOperatorToken, next_operator}))
+            .is_ok());
+    const grpc::StatusCode kOk = grpc::StatusCode::OK;
+    const grpc::StatusCode kUnauthenticated = grpc::StatusCode::UNAUTHENTICATED;
+    QCOMPARE(register_with(s, kWorkerToken), kOk);
+    QCOMPARE(register_with(s, next_worker), kOk);
+    QCOMPARE(register_with(s, next_operator), kOk);  // an operator token may act as a worker
+    QCOMPARE(resume_with(s, kOperatorToken), kOk);
+    QCOMPARE(resume_with(s, next_operator), kOk);
+    QCOMPARE(resume_with(s, next_worker), grpc::StatusCode::PERMISSION_DENIED);
+    QCOMPARE(resume_with(s, kWorkerToken), grpc::StatusCode::PERMISSION_DENIED);
+    for (const std::string& wrong :
+         {next_worker.substr(0, next_worker.size() - 1), next_worker + "x",
+          std::string(kWorkerToken) + next_worker, std::string("x"), std::string(" ")}) {
+      QCOMPARE(register_with(s, wrong), kUnauthenticated);
+      QCOMPARE(resume_with(s, wrong), kUnauthenticated);
+    }
+
+    dipaco::Status refused = s.server->set_tokens(token_lists({next_worker}, {next_worker}));
+    QVERIFY(!refused.is_ok());
+    QVERIFY2(contains(refused.message(), "must differ"), refused.message().c_str());
+    QVERIFY(!s.server->set_tokens(token_lists({}, {kOperatorToken})).is_ok());
+    QVERIFY(!s.server->set_tokens(token_lists({""}, {kOperatorToken})).is_ok());
+    QCOMPARE(register_with(s, kWorkerToken), kOk);
+    QCOMPARE(register_with(s, next_worker), kOk);
+    QCOMPARE(resume_with(s, next_operator), kOk);
+  }
+
+  // dipaco serve's SIGHUP path (read_auth_tokens, then set_tokens) while the server runs, on
+  // the same connection: the new worker token added as a second line works next to the old
+  // one; with the old line removed the old token is refused. A reload from a file without a
+  // token, a missing file or a token in both roles fails naming the file, and the running
+  // tokens stay.
+  void tokenReloadSwapsTokensWhileServing() {
+    Served s;
+    QVERIFY(s.start());
+    const std::string worker_file = s.dir.filePath("worker.token").toStdString();
+    const std::string operator_file = s.dir.filePath("operator.token").toStdString();
+    const std::string next = "worker-token-next-0246";
+    const grpc::StatusCode kOk = grpc::StatusCode::OK;
+    QCOMPARE(register_with(s, next), grpc::StatusCode::UNAUTHENTICATED);
+
+    QVERIFY(
+        dipaco::write_file_atomically(
+            worker_file, std::string(kWorkerToken) + "\n# rotation: the next token\n" + next + "\n")
+            .is_ok());
+    auto both = dipaco::read_auth_tokens(worker_file, operator_file);
+    QVERIFY2(both.is_ok(), both.status().message().c_str());
+    QCOMPARE(both->worker.size(), size_t{2});
+    QVERIFY(s.server->set_tokens(*both).is_ok());
+    QCOMPARE(register_with(s, kWorkerToken), kOk);
+    QCOMPARE(register_with(s, next), kOk);
+
+    QVERIFY(dipaco::write_file_atomically(worker_file, next + "\n").is_ok());
+    auto rotated = dipaco::read_auth_tokens(worker_file, operator_file);
+    QVERIFY2(rotated.is_ok(), rotated.status().message().c_str());
+    QVERIFY(s.server->set_tokens(*rotated).is_ok());
+    QCOMPARE(register_with(s, kWorkerToken), grpc::StatusCode::UNAUTHENTICATED);
+    QCOMPARE(register_with(s, next), kOk);
+    QCOMPARE(resume_with(s, kOperatorToken), kOk);
+
+    QVERIFY(dipaco::write_file_atomically(operator_file, "  \n# no token yet\n").is_ok());
+    auto empty = dipaco::read_auth_tokens(worker_file, operator_file);
+    QVERIFY(!empty.is_ok());
+    QVERIFY2(contains(empty.status().message(), operator_file + ": the token file is empty"),
+             empty.status().message().c_str());
+    const std::string missing_file = s.dir.filePath("missing.token").toStdString();
+    auto missing = dipaco::read_auth_tokens(missing_file, operator_file);
+    QVERIFY(!missing.is_ok());
+    QVERIFY2(contains(missing.status().message(), missing_file),
+             missing.status().message().c_str());
+    QVERIFY(dipaco::write_file_atomically(operator_file, next + "\n").is_ok());
+    auto shared = dipaco::read_auth_tokens(worker_file, operator_file);
+    QVERIFY(!shared.is_ok());
+    QVERIFY2(contains(shared.status().message(), "must differ"), shared.status().message().c_str());
+    QCOMPARE(register_with(s, next), kOk);  // nothing was swapped in
+    QCOMPARE(resume_with(s, kOperatorToken), kOk);
+    QCOMPARE(resume_with(s, next), grpc::StatusCode::PERMISSION_DENIED);
+  }
+
+  // The token-file parser against a model, on random files: tokens (with '#' or spaces inside),
+  // blank and whitespace-only lines, '#' comments (indented too), whitespace around tokens,
+  // LF or CRLF line ends, with or without a final newline. A file reads as its first token, or
+  // fails when it holds none.
+  void tokenListParserMatchesItsModel() {
+    std::mt19937 random(20261126);
+    const std::string token_chars = "abcXYZ0189-_.=+/~#";
+    const std::string inner_chars = token_chars + " \t";
+    const std::string spaces = " \t\r\f\v";
+    auto pick = [&](const std::string& from) { return from[random() % from.size()]; };
+    auto padding = [&] {
+      std::string pad;
+      for (int n = static_cast<int>(random() % 4); n > 0; --n) pad += pick(spaces);
+      return pad;
+    };
+    QTemporaryDir dir;
+    const std::string file = dir.filePath("tokens").toStdString();
+    for (int round = 0; round < 3000; ++round) {
+      std::vector<std::string> expected;
+      std::string text;
+      const int lines = static_cast<int>(random() % 8);
+      for (int i = 0; i < lines; ++i) {
+        std::string line = padding();
+        switch (random() % 4) {
+          case 0: break;  // blank or whitespace only
+          case 1: {       // a comment
+            line += "#";
+            for (int n = static_cast<int>(random() % 12); n > 0; --n) line += pick(inner_chars);
+            break;
+          }
+          default: {  // a token: no whitespace at its ends, not starting with '#'
+            std::string token(1, pick("abcXYZ0189-_.=+/~"));
+            for (int n = static_cast<int>(random() % 24); n > 0; --n) token += pick(inner_chars);
+            while (spaces.find(token.back()) != std::string::npos) token.pop_back();
+            expected.push_back(token);
+            line += token;
+          }
+        }
+        line += padding();
+        text += line;
+        if (i + 1 < lines || random() % 2 == 0) text += random() % 2 == 0 ? "\r\n" : "\n";
+      }
+      const std::vector<std::string> parsed = dipaco::parse_token_list(text);
+      QVERIFY2(parsed == expected,
+               ("round " + std::to_string(round) + ": " + std::to_string(parsed.size()) +
+                " tokens parsed, " + std::to_string(expected.size()) + " expected, from \"" +
+                escaped(text) + "\"")
+                   .c_str());
+      if (round % 100 != 0) continue;  // the files, on a sample
+      QVERIFY(dipaco::write_file_atomically(file, text).is_ok());
+      auto first = dipaco::read_token_file(file);
+      QCOMPARE(first.is_ok(), !expected.empty());
+      if (first.is_ok()) QCOMPARE(*first, expected.front());
+    }
   }
 
   // PushProgress tells a worker whose stream broke which sequences the coordinator holds.

@@ -1,6 +1,7 @@
 // WorkerClient with FakeTaskRunner against an in-process coordinator over loopback: whole runs,
 // the module cache, handing a lease back on a hard stop, backing off after failed tasks, the
-// stall watchdog, and TLS / mTLS transports (certificates made with the openssl tool at test
+// stall watchdog, a refused token retried (never the end of the worker), and TLS / mTLS
+// transports (certificates made with the openssl tool at test
 // time).
 #include <QProcess>
 #include <QStandardPaths>
@@ -15,6 +16,7 @@
 #include "rpc_fixture.h"
 #include "test_support.h"
 #include "worker_client.h"
+#include "worker_reload.h"
 
 using dipaco::test::contains;
 using namespace rpc_test;
@@ -68,6 +70,62 @@ int64_t live_lease_of(Served& s, const std::string& id) {
   }
   return 0;
 }
+
+// A worker whose token the coordinator refuses: it reads `token_file` again the way a SIGHUP
+// reload does (read_worker_credentials) and counts the reads; its waits are short.
+dipaco::WorkerClientOptions refused_worker_options(Served& s, const std::string& id,
+                                                   const std::string& token_file,
+                                                   std::atomic<int>* rereads) {
+  dipaco::WorkerClientOptions options = worker_options(s, id);
+  dipaco::WorkerConfig config;
+  config.token_file = token_file;
+  auto credentials = dipaco::read_worker_credentials(config);
+  options.token = credentials.is_ok() ? credentials->token : "";
+  options.auth_backoff_initial_ms = 10;
+  options.auth_backoff_max_ms = 50;
+  options.reread_token = [config, rereads]() -> dipaco::Result<std::string> {
+    ++*rereads;
+    DIPACO_ASSIGN_OR_RETURN(dipaco::WorkerCredentials read,
+                            dipaco::read_worker_credentials(config));
+    return read.token;
+  };
+  return options;
+}
+
+// A WorkerClient whose run() goes on a thread of its own.
+class WorkerThread {
+ public:
+  WorkerThread(const dipaco::WorkerClientOptions& options, dipaco::TaskRunner& runner)
+      : client_(options, runner), thread_([this] {
+          run_ok_ = client_.run(stop).is_ok();
+          returned_ = true;
+        }) {}
+  ~WorkerThread() {
+    stop = 2;
+    if (thread_.joinable()) thread_.join();
+  }
+  WorkerThread(const WorkerThread&) = delete;
+  WorkerThread& operator=(const WorkerThread&) = delete;
+
+  bool returned() const { return returned_.load(); }
+  // Waits for run() to return (OK: true); past `timeout_ms` stops it hard (false).
+  bool wait_returned_ok(int timeout_ms) {
+    const bool done = wait_until([&] { return returned_.load(); }, timeout_ms);
+    if (!done) stop = 2;
+    thread_.join();
+    return done && run_ok_;
+  }
+  // After wait_returned_ok.
+  const dipaco::WorkerStats& stats() const { return client_.stats(); }
+
+  std::atomic<int> stop{0};
+
+ private:
+  dipaco::WorkerClient client_;
+  std::atomic<bool> returned_{false};
+  std::atomic<bool> run_ok_{false};
+  std::thread thread_;  // last: starts once the members above exist
+};
 
 // Self-signed certificate for CN=localhost (and IP 127.0.0.1) via the openssl tool.
 bool make_cert(const QString& dir, const QString& name) {
@@ -476,6 +534,98 @@ class RpcWorkerTest : public QObject {
     QVERIFY(worker.stats().push_retries >= 1);
   }
 
+  // A token the coordinator does not know (rotated on the worker first): the worker does not
+  // return; it reads its token file again after each refusal and retries, and registers and
+  // completes a task once the file holds a token the coordinator accepts.
+  void refusedTokenIsRetriedUntilTheTokenFileIsFixed() {
+    Served s;
+    QVERIFY(s.start());
+    const std::string token_file = s.dir.filePath("rotated.token").toStdString();
+    QVERIFY(dipaco::write_file_atomically(token_file, "# rotated too early\nworker-token-next\n")
+                .is_ok());
+    std::atomic<int> rereads{0};
+    dipaco::WorkerClientOptions options =
+        refused_worker_options(s, "rotated", token_file, &rereads);
+    QCOMPARE(options.token, std::string("worker-token-next"));
+    options.max_tasks = 1;
+    dipaco::FakeTaskRunner runner(0);
+    WorkerThread worker(options, runner);
+    QVERIFY2(wait_until([&] { return rereads.load() >= 5; }, 20000),
+             "the worker did not read its token file again after refusals");
+    QVERIFY2(!worker.returned(), "the worker returned on a refused token");
+    // The right token, rotated in place.
+    QVERIFY(dipaco::write_file_atomically(token_file, std::string(kWorkerToken) + "\n").is_ok());
+    QVERIFY(worker.wait_returned_ok(20000));
+    QCOMPARE(worker.stats().tasks_completed, uint64_t{1});
+    QCOMPARE(s.coordinator->run_status(s.run_id)->tasks_done, int64_t{1});
+  }
+
+  // The other order: the worker already holds the new token, the coordinator learns it later
+  // (dipaco serve's SIGHUP swaps its tokens): the worker keeps retrying and then gets through.
+  // A stop ends a long wait after a refusal at once.
+  void refusedTokenIsRetriedUntilTheCoordinatorKnowsIt() {
+    Served s;
+    QVERIFY(s.start());
+    const std::string next = "worker-token-next-1357";
+    const std::string token_file = s.dir.filePath("next.token").toStdString();
+    QVERIFY(dipaco::write_file_atomically(token_file, next + "\n").is_ok());
+    std::atomic<int> rereads{0};
+    dipaco::WorkerClientOptions options = refused_worker_options(s, "early", token_file, &rereads);
+    options.max_tasks = 1;
+    dipaco::FakeTaskRunner runner(0);
+    {
+      WorkerThread worker(options, runner);
+      QVERIFY(wait_until([&] { return rereads.load() >= 5; }, 20000));
+      QVERIFY2(!worker.returned(), "the worker returned on a refused token");
+      dipaco::AuthTokens rotating;
+      rotating.worker = {kWorkerToken, next};
+      rotating.op = {kOperatorToken};
+      QVERIFY(s.server->set_tokens(rotating).is_ok());
+      QVERIFY(worker.wait_returned_ok(20000));
+      QCOMPARE(worker.stats().tasks_completed, uint64_t{1});
+    }
+
+    // A refused token with a long wait (a minute): a stop ends it.
+    QVERIFY(s.server->set_tokens({kWorkerToken, kOperatorToken}).is_ok());
+    options.auth_backoff_initial_ms = 60000;
+    options.auth_backoff_max_ms = 60000;
+    rereads = 0;
+    WorkerThread waiting(options, runner);
+    QVERIFY(wait_until([&] { return rereads.load() >= 1; }, 20000));
+    waiting.stop = 1;
+    QVERIFY2(waiting.wait_returned_ok(10000), "a stop did not end the wait after a refused token");
+    QCOMPARE(waiting.stats().tasks_completed, uint64_t{0});
+  }
+
+  // The token is refused while a task runs (its heartbeats and push): the push is retried until
+  // the lease's deadline (no heartbeat moves it), the task dropped, and the worker goes on; once
+  // the token is accepted again it completes another task.
+  void pushWithARefusedTokenWaitsUntilTheLeaseDeadline() {
+    Served s;
+    QVERIFY(s.start(/*outer_steps=*/2, /*lease_timeout_ms=*/1500));
+    const std::string token_file = s.dir.filePath("worker.token").toStdString();
+    std::atomic<int> rereads{0};
+    dipaco::WorkerClientOptions options =
+        refused_worker_options(s, "mid-task", token_file, &rereads);
+    options.max_tasks = 1;
+    dipaco::FakeTaskRunner runner(100);  // 4 inner steps of 100 ms
+    WorkerThread worker(options, runner);
+    QVERIFY(wait_until([&] { return runner.runs() >= 1; }, 20000));  // inputs fetched
+    dipaco::AuthTokens others;
+    others.worker = {"someone-elses-token"};
+    others.op = {kOperatorToken};
+    QVERIFY(s.server->set_tokens(others).is_ok());
+    // Past the lease's deadline (1.5 s after the lease) with room to spare.
+    std::this_thread::sleep_for(std::chrono::milliseconds(3000));
+    QVERIFY2(!worker.returned(), "the worker returned on a refused token");
+    QVERIFY(s.server->set_tokens({kWorkerToken, kOperatorToken}).is_ok());
+    QVERIFY(worker.wait_returned_ok(20000));
+    QVERIFY(rereads.load() >= 1);
+    QVERIFY2(worker.stats().push_retries >= 1, std::to_string(worker.stats().push_retries).c_str());
+    QCOMPARE(worker.stats().tasks_lost, uint64_t{1});
+    QCOMPARE(worker.stats().tasks_completed, uint64_t{1});
+  }
+
   // One worker does all 16 tasks of a 4-step run: after each completed task the older versions
   // of its modules leave the cache, which ends with one version (the last one used) per module
   // instead of all four. (The worker stops after its 16th task: a lease after the run's end
@@ -642,7 +792,7 @@ class RpcWorkerTest : public QObject {
     QVERIFY(!server.is_ok());
     QVERIFY(contains(server.status().message(), "--insecure"));
     options.insecure = true;
-    options.service.tokens.op = "";
+    options.service.tokens.op.clear();
     server = dipaco::RpcServer::start(*s.coordinator, options);
     QVERIFY(!server.is_ok());
     QVERIFY(contains(server.status().message(), "operator token"));

@@ -3,8 +3,9 @@
 // token take effect without a restart; a changed cache_dir is reported as needing a restart and
 // not used; max_tasks lowered while a task runs lets that task finish and push before the worker
 // stops. SIGTERM: the running task may finish within stop_grace_s; past it the lease is handed
-// back and the worker exits 0. --check fails when backend = "cuda" finds no usable GPU; config
-// errors (also a missing address or token file) exit 2.
+// back and the worker exits 0. A token the coordinator refuses does not end the worker: it
+// retries, and a fixed token file with a SIGHUP gets it through. --check fails when backend =
+// "cuda" finds no usable GPU; config errors (also a missing address or token file) exit 2.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -197,6 +198,31 @@ class RpcWorkerReloadTest : public QObject {
     // The running cache dir was kept.
     QVERIFY(QDir(s.dir.filePath("cache-a/modules")).exists());
     QVERIFY(!QDir(s.dir.filePath("cache-b")).exists());
+  }
+
+  // A token rotated in the worker's file before the coordinator knows it: the worker logs that
+  // the token was refused and keeps running; the file fixed in place and a SIGHUP, it connects
+  // again, completes its task and exits 0.
+  void refusedTokenWaitsForAFixedTokenFile() {
+    Served s;
+    QVERIFY(s.start());
+    QString config = s.dir.filePath("worker.toml");
+    const std::string token_file = s.dir.filePath("rotated.token").toStdString();
+    QVERIFY(dipaco::write_file_atomically(token_file, "worker-token-not-yet-known\n"));
+    WorkerToml toml{s.server->target(), token_file, s.dir.filePath("cache").toStdString()};
+    toml.max_tasks = 1;
+    QVERIFY(write_config(config, toml.text()));
+    WorkerProcess worker(config);
+    QVERIFY2(worker.wait_for_log("refused this worker's token", 20000), worker.log().c_str());
+    QVERIFY2(worker.wait_for_log("retrying in", 1000), worker.log().c_str());
+    QVERIFY(worker.running());
+
+    QVERIFY(dipaco::write_file_atomically(token_file, std::string(kWorkerToken) + "\n"));
+    worker.send(SIGHUP);
+    QVERIFY2(worker.wait_for_exit(60000), worker.log().c_str());
+    QVERIFY2(worker.exit_code() == 0, worker.log().c_str());
+    QVERIFY2(contains(worker.log(), "[coordinator] token_file contents"), worker.log().c_str());
+    QCOMPARE(s.coordinator->run_status(s.run_id)->tasks_done, int64_t{1});
   }
 
   void reloadLetsTheRunningTaskFinish() {
