@@ -1,8 +1,13 @@
 #include "run_cache_files.h"
 
+#include <cctype>
+#include <fstream>
+#include <sstream>
 #include <string_view>
 #include <system_error>
 #include <vector>
+
+#include "util/atomic_file.h"
 
 namespace dipaco {
 namespace fs = std::filesystem;
@@ -19,6 +24,13 @@ std::string run_of_cached_file(std::string_view name) {
   const std::string_view rest = name.substr(dot);
   if (!rest.starts_with(".module-") && !rest.starts_with(".shard-")) return {};
   return std::string(name.substr(0, dot));
+}
+
+constexpr std::string_view kConfigRecordSuffix = ".config-sha256";
+
+fs::path config_record(const std::string& cache_dir, const std::string& run_id) {
+  return fs::path(cache_dir) / "runs" /
+         (std::string(kRunPrefix) + run_id + std::string(kConfigRecordSuffix));
 }
 
 }  // namespace
@@ -43,6 +55,17 @@ std::set<std::string> runs_in_cache(const std::string& cache_dir) {
     if (name.size() > kRunPrefix.size() && name.starts_with(kRunPrefix))
       runs.insert(name.substr(kRunPrefix.size()));
   }
+  for (fs::directory_iterator it(fs::path(cache_dir) / "runs", ec), end; !ec && it != end;
+       it.increment(ec)) {
+    const std::string file_name = it->path().filename().string();
+    std::string_view name = file_name;
+    if (name.size() > kRunPrefix.size() + kConfigRecordSuffix.size() &&
+        name.starts_with(kRunPrefix) && name.ends_with(kConfigRecordSuffix)) {
+      name.remove_prefix(kRunPrefix.size());
+      name.remove_suffix(kConfigRecordSuffix.size());
+      runs.insert(std::string(name));
+    }
+  }
   return runs;
 }
 
@@ -57,6 +80,8 @@ RemovedRunFiles remove_run_files(const std::string& cache_dir, const std::string
       if (run_of_cached_file(it->path().filename().string()) == run_id) files.push_back(it->path());
     }
   }
+  if (fs::exists(config_record(cache_dir, run_id), ec))
+    files.push_back(config_record(cache_dir, run_id));
   const fs::path state = run_state_dir(cache_dir, run_id);
   for (fs::recursive_directory_iterator it(state, ec), end; !ec && it != end; it.increment(ec)) {
     if (it->is_regular_file(ec)) files.push_back(it->path());
@@ -70,6 +95,32 @@ RemovedRunFiles remove_run_files(const std::string& cache_dir, const std::string
   }
   fs::remove_all(state, ec);  // the emptied directories
   return removed;
+}
+
+Result<ClaimedRunFiles> claim_run_files(const std::string& cache_dir, const std::string& run_id,
+                                        const std::string& config_sha256) {
+  ClaimedRunFiles claimed;
+  const fs::path record = config_record(cache_dir, run_id);
+  std::error_code ec;
+  if (fs::exists(record, ec)) {
+    std::ifstream in(record);
+    std::stringstream text;
+    text << in.rdbuf();
+    claimed.previous_config_sha256 = text.str();
+    while (!claimed.previous_config_sha256.empty() &&
+           std::isspace(static_cast<unsigned char>(claimed.previous_config_sha256.back())))
+      claimed.previous_config_sha256.pop_back();
+    if (claimed.previous_config_sha256 == config_sha256) return claimed;
+    claimed.replaced = true;
+    claimed.removed = remove_run_files(cache_dir, run_id);
+  }
+  // No record: nothing cached yet, or files an older worker kept before records existed. Those
+  // are adopted as this run's (what that worker assumed), so an upgrade mid-run keeps the
+  // optimizer state.
+  fs::create_directories(record.parent_path(), ec);
+  if (ec) return io_error(record.parent_path().string() + ": cannot create: " + ec.message());
+  DIPACO_RETURN_IF_ERROR(write_file_atomically(record.string(), config_sha256 + "\n"));
+  return claimed;
 }
 
 }  // namespace dipaco

@@ -361,6 +361,9 @@ struct WorkerClient::Impl {
   }
 
   Status fetch_inputs(const v1::Task& task, TaskAssignment* assignment) {
+    DIPACO_RETURN_IF_ERROR(claim_cached_run(task.run_id(), task.run_config_sha256().empty()
+                                                               ? sha256_hex(assignment->run_config)
+                                                               : task.run_config_sha256()));
     fs::create_directories(fs::path(options.cache_dir) / "modules");
     fs::create_directories(fs::path(options.cache_dir) / "shards");
     auto delta_dtype = from_proto_dtype(task.module_delta_dtype());
@@ -688,15 +691,36 @@ struct WorkerClient::Impl {
   // Deletes the files of the runs the coordinator says are over (finished, or not its runs),
   // except `leased_run` (the run of the task in this reply). Runs the worker did not name, and
   // every run when the coordinator says nothing (one that predates ended_run_ids), are kept.
+  // Run ids are one coordinator database's: when the cache holds files of this id under another
+  // run config (the database was replaced), they are another run's shards and optimizer state
+  // and go before this task reads any of them.
+  Status claim_cached_run(const std::string& run_id, const std::string& config_sha256) {
+    auto claimed = claim_run_files(options.cache_dir, run_id, config_sha256);
+    if (!claimed.is_ok()) return claimed.status().with_context("cache");
+    if (!claimed->replaced) return Status::ok();
+    forget_verified_files(run_id);
+    DIPACO_LOG(kWarning) << "worker " << options.worker_id << ": cache: run " << run_id
+                         << " held files of another run config (" << claimed->previous_config_sha256
+                         << ", now " << config_sha256
+                         << "; the coordinator's database was replaced?); removed "
+                         << claimed->removed.files << " files (" << claimed->removed.bytes
+                         << " bytes)";
+    return Status::ok();
+  }
+
+  void forget_verified_files(const std::string& run_id) {
+    const std::string prefix = "run-" + run_id + ".";
+    std::erase_if(verified, [&](const std::string& path) {
+      return fs::path(path).filename().string().starts_with(prefix);
+    });
+  }
+
   void drop_ended_runs(const v1::LeaseTaskResponse& response, const std::string& leased_run) {
     for (const std::string& run_id : response.ended_run_ids()) {
       if (run_id == leased_run || cached_runs.erase(run_id) == 0) continue;
       run_configs.erase(run_id);
       const RemovedRunFiles removed = remove_run_files(options.cache_dir, run_id);
-      const std::string prefix = "run-" + run_id + ".";
-      std::erase_if(verified, [&](const std::string& path) {
-        return fs::path(path).filename().string().starts_with(prefix);
-      });
+      forget_verified_files(run_id);
       DIPACO_LOG(kInfo)
           << "worker " << options.worker_id << ": cache: run " << run_id
           << " is finished or unknown to the coordinator, which will not lease it again; removed "

@@ -721,6 +721,46 @@ class RpcWorkerTest : public QObject {
     QCOMPARE(ended, (std::vector<std::string>{run, "999"}));
   }
 
+  // A run id that names another run (the coordinator's database was replaced under a worker's
+  // cache): the cached shards and optimizer state of the old run must not feed the new one.
+  void cacheOfAnotherRunUnderTheSameIdIsReplaced() {
+    Served s;
+    QVERIFY(s.start());
+    const std::string run = std::to_string(s.run_id);
+    const std::filesystem::path cache = s.dir.filePath("cache-reused").toStdString();
+    const std::filesystem::path state = cache / "state" / ("run-" + run) / "path-0-shard-0.st";
+    QVERIFY(put_file(state));
+    for (int shard = 0; shard < 16; ++shard)
+      QVERIFY(put_file(cache / "shards" / ("run-" + run + ".shard-" + std::to_string(shard))));
+    const std::filesystem::path record = cache / "runs" / ("run-" + run + ".config-sha256");
+    QVERIFY(put_file(record));
+    QVERIFY(dipaco::write_file_atomically(record.string(), "an-older-run-config\n").is_ok());
+    const auto stale = dipaco::read_file(
+        (cache / "shards" / ("run-" + run + ".shard-0")).string());  // what put_file wrote
+    QVERIFY(stale.is_ok());
+
+    dipaco::FakeTaskRunner runner(0);
+    std::atomic<int> stop{0};
+    dipaco::WorkerClientOptions options = worker_options(s, "reused");
+    options.max_tasks = 1;
+    dipaco::WorkerClient worker(options, runner);
+    QVERIFY(worker.run(stop).is_ok());  // returns after its one task
+    QCOMPARE(worker.stats().tasks_completed, uint64_t{1});
+    QVERIFY(!std::filesystem::exists(state));
+    auto claimed = dipaco::read_file(record.string());
+    QVERIFY(claimed.is_ok());
+    QCOMPARE(claimed->size(), size_t{65});  // the run config's sha256 in hex, and a newline
+    // One shard was fetched again from the coordinator; the other stale ones are gone.
+    int shards_left = 0;
+    for (const auto& entry : std::filesystem::directory_iterator(cache / "shards")) {
+      ++shards_left;
+      auto bytes = dipaco::read_file(entry.path().string());
+      QVERIFY(bytes.is_ok());
+      QVERIFY(*bytes != *stale);
+    }
+    QCOMPARE(shards_left, 1);
+  }
+
   void tlsAndMutualTls() {
     if (QStandardPaths::findExecutable("openssl").isEmpty())
       QSKIP(
