@@ -48,9 +48,8 @@ Result<std::unique_ptr<Coordinator>> Coordinator::open(CoordinatorOptions option
     DIPACO_RETURN_IF_ERROR(
         exec_sql(db,
                  "UPDATE leases SET deadline_ms = max(deadline_ms, min(coalesce(hard_deadline_ms, "
-                 "?1 + (SELECT r.lease_timeout_ms FROM tasks t JOIN runs r ON r.id = t.run "
-                 "WHERE t.id = leases.task)), ?1 + (SELECT r.lease_timeout_ms FROM tasks t "
-                 "JOIN runs r ON r.id = t.run WHERE t.id = leases.task))) WHERE state = 'live'",
+                 "9223372036854775807), ?1 + (SELECT r.lease_timeout_ms FROM tasks t JOIN runs r "
+                 "ON r.id = t.run WHERE t.id = leases.task))) WHERE state = 'live'",
                  now));
     DIPACO_RETURN_IF_ERROR(transaction.commit());
   }

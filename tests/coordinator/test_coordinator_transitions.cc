@@ -678,6 +678,33 @@ class CoordinatorTransitionsTest : public QObject {
     QVERIFY2(contains(beat->reason, "no heartbeat"), beat->reason.c_str());
   }
 
+  // A lease kept across a restart gets one lease timeout (1 s) from the restart, never past its
+  // hard deadline (max_lease_ms 2.5 s from its grant) and never earlier than it had.
+  void restartKeepsALeaseNoLaterThanItsHardDeadline() {
+    Env env;
+    QVERIFY(env.open());
+    RunSpec spec = grid_2x2();
+    spec.max_lease_ms = 2500;
+    QVERIFY(env.coordinator->create_run(spec).is_ok());
+    register_workers(*env.coordinator, 1);
+    TaskGrant grant = lease_or_die(*env.coordinator, "w0");
+    const int64_t granted = grant.deadline_ms - 1000;
+    const std::string deadline =
+        "SELECT deadline_ms FROM leases WHERE id = " + std::to_string(grant.lease_id);
+    QVERIFY(env.open(dipaco::RestartPolicy::kKeepLeases));  // at once: keeps granted + 1 s
+    QCOMPARE(db_count(env.db_path(), deadline), granted + 1000);
+    env.clock.advance(1000);
+    QVERIFY(env.open(dipaco::RestartPolicy::kKeepLeases));
+    QCOMPARE(db_count(env.db_path(), deadline), granted + 2000);
+    env.clock.advance(1000);
+    QVERIFY(env.open(dipaco::RestartPolicy::kKeepLeases));
+    QCOMPARE(db_count(env.db_path(), deadline), granted + 2500);  // the hard deadline
+    env.clock.advance(501);
+    auto beat = env.coordinator->heartbeat("w0", grant.lease_id, 1);
+    QVERIFY(!beat->lease_valid);
+    QVERIFY2(contains(beat->reason, "max_lease_ms"), beat->reason.c_str());
+  }
+
   void restartCanExpireEveryLeaseInFlight() {
     Env env;
     QVERIFY(env.open());
