@@ -269,23 +269,29 @@ Result<std::optional<Coordinator::QueuedTask>> Coordinator::next_task_for(int64_
   if (mine) return mine;
   // An owner is waited for while it is present: heard from within two of its longest silences
   // (an idle worker asks at least every max_wait_ms, a busy one heartbeats), not holding
-  // another lease, and not silent since a lease of its expired (stopped or cut off).
+  // another lease, and not silent since a lease of its expired (stopped or cut off). The
+  // coordinator's downtime before open() counts neither as the owner's silence nor as the
+  // task's wait (times before ?4 are moved on by ?5).
   const int64_t present_within = 2 * std::max(options_.max_wait_ms, options_.heartbeat_interval_ms);
   DIPACO_ASSIGN_OR_RETURN(
       Statement next,
-      bound(db_,
-            "SELECT t.id, r.lease_timeout_ms, r.max_lease_ms FROM tasks t "
-            "CROSS JOIN runs r ON r.id = t.run WHERE t.state = 'queued' AND "
-            "r.state = 'running' AND (t.opened_ms <= ?2 OR NOT EXISTS ("
-            "  SELECT 1 FROM tasks prev JOIN leases l ON l.task = prev.id "
-            "  JOIN workers w ON w.id = l.worker "
-            "  WHERE prev.shard = t.shard AND prev.outer_step = t.outer_step - 1 "
-            "  AND l.state = 'completed' AND w.id != ?1 AND w.state = 'active' "
-            "  AND w.last_heartbeat_ms > ?3 AND NOT EXISTS ("
-            "    SELECT 1 FROM leases busy WHERE busy.worker = w.id AND (busy.state = 'live' OR "
-            "    (busy.state = 'expired' AND busy.ended_ms >= w.last_heartbeat_ms))))) "
-            "ORDER BY t.outer_step, t.run, t.path, t.shard LIMIT 1",
-            worker, now - options_.affinity_grace_ms, now - present_within));
+      bound(
+          db_,
+          "SELECT t.id, r.lease_timeout_ms, r.max_lease_ms FROM tasks t "
+          "CROSS JOIN runs r ON r.id = t.run WHERE t.state = 'queued' AND "
+          "r.state = 'running' AND ("
+          "  t.opened_ms + CASE WHEN t.opened_ms < ?4 THEN ?5 ELSE 0 END <= ?2 OR NOT EXISTS ("
+          "  SELECT 1 FROM tasks prev JOIN leases l ON l.task = prev.id "
+          "  JOIN workers w ON w.id = l.worker "
+          "  WHERE prev.shard = t.shard AND prev.outer_step = t.outer_step - 1 "
+          "  AND l.state = 'completed' AND w.id != ?1 AND w.state = 'active' "
+          "  AND w.last_heartbeat_ms + CASE WHEN w.last_heartbeat_ms < ?4 THEN ?5 ELSE 0 END > ?3 "
+          "  AND NOT EXISTS ("
+          "    SELECT 1 FROM leases busy WHERE busy.worker = w.id AND (busy.state = 'live' OR "
+          "    (busy.state = 'expired' AND busy.ended_ms >= w.last_heartbeat_ms))))) "
+          "ORDER BY t.outer_step, t.run, t.path, t.shard LIMIT 1",
+          worker, now - options_.affinity_grace_ms, now - present_within, downtime_.until_ms,
+          downtime_.length_ms));
   return first_row(next);
 }
 

@@ -335,6 +335,45 @@ class CoordinatorTransitionsTest : public QObject {
     }
   }
 
+  // The coordinator is down for 30 s after step 0 (longer than the owners' 10 s of silence and
+  // than the 3 s grace): its downtime counts neither against the owners nor as the tasks' wait,
+  // so after the restart a newcomer still waits, the owners get their own tasks back, and w0's
+  // task goes to the newcomer 10 s (or the 3 s grace) after the restart, not at once.
+  void taskAffinityHoldsAcrossACoordinatorRestart() {
+    for (int64_t grace : {60'000, 3'000}) {
+      Env env;
+      env.affinity_grace_ms = grace;
+      QVERIFY(env.open());
+      auto run = env.coordinator->create_run(grid_2x2());
+      QVERIFY(run.is_ok());
+      register_workers(*env.coordinator, 5);
+      std::map<std::string, uint32_t> shard_of;
+      for (const char* w : {"w0", "w1", "w2", "w3"}) {
+        TaskGrant grant = lease_or_die(*env.coordinator, w);
+        shard_of[w] = grant.shard_id;
+        QVERIFY(push_task(*env.coordinator, grant)->task_complete);
+      }
+      QCOMPARE(*aggregate_all(*env.coordinator, *run), 4);
+      env.clock.advance(30'000);
+      QVERIFY(env.open());
+      auto newcomer = env.coordinator->lease_task("w4");
+      QVERIFY(newcomer.is_ok());
+      QVERIFY2(!newcomer->task, "an owner's task went to a newcomer right after the restart");
+      QVERIFY2(contains(newcomer->reason, "task affinity"), newcomer->reason.c_str());
+      for (const char* w : {"w3", "w2", "w1"}) {
+        TaskGrant grant = lease_or_die(*env.coordinator, w);
+        QCOMPARE(grant.outer_step, uint64_t{1});
+        QCOMPARE(grant.shard_id, shard_of[w]);
+        QVERIFY(push_task(*env.coordinator, grant)->task_complete);
+      }
+      env.clock.advance(grace == 3'000 ? 2'999 : 9'999);
+      QVERIFY(!env.coordinator->lease_task("w4")->task);
+      env.clock.advance(1);
+      TaskGrant taken = lease_or_die(*env.coordinator, "w4");
+      QCOMPARE(taken.shard_id, shard_of["w0"]);
+    }
+  }
+
   void pauseStopsNewLeasesAndResumeRestartsThem() {
     Env env;
     QVERIFY(env.open());
