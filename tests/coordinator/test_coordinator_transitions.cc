@@ -374,6 +374,37 @@ class CoordinatorTransitionsTest : public QObject {
     }
   }
 
+  // A worker told to wait while the queued tasks are held for their owners is told to come back
+  // when the first grace (3 s) ends, not after the longest wait (5 s): then a task is free to it.
+  // A coordinator restart in between does not count its downtime (30 s) against the grace.
+  void waitHintEndsWhenAHeldTaskIsFree() {
+    Env env;
+    env.affinity_grace_ms = 3'000;
+    QVERIFY(env.open());
+    auto run = env.coordinator->create_run(grid_2x2());
+    QVERIFY(run.is_ok());
+    register_workers(*env.coordinator, 5);
+    for (const char* w : {"w0", "w1", "w2", "w3"})
+      QVERIFY(push_task(*env.coordinator, lease_or_die(*env.coordinator, w))->task_complete);
+    QCOMPARE(*aggregate_all(*env.coordinator, *run), 4);
+    auto held = env.coordinator->lease_task("w4");
+    QVERIFY(!held->task);
+    QCOMPARE(held->wait_ms, int64_t{3'000});
+    env.clock.advance(1'000);
+    held = env.coordinator->lease_task("w4");
+    QVERIFY(!held->task);
+    QCOMPARE(held->wait_ms, int64_t{2'000});
+    env.clock.advance(30'000);
+    QVERIFY(env.open());
+    held = env.coordinator->lease_task("w4");
+    QVERIFY(!held->task);
+    QCOMPARE(held->wait_ms, int64_t{2'000});
+    env.clock.advance(1'999);
+    QVERIFY(!env.coordinator->lease_task("w4")->task);
+    env.clock.advance(1);
+    QVERIFY(env.coordinator->lease_task("w4")->task);
+  }
+
   void pauseStopsNewLeasesAndResumeRestartsThem() {
     Env env;
     QVERIFY(env.open());
