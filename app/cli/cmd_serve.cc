@@ -239,7 +239,9 @@ int cmd_serve(const Args& args) {
   }
 
   if (grid) {
-    auto planned = plan_grid_run(*grid, static_cast<int>(threads), stderr);
+    auto run_dir_lock = lock_run_dir(grid->dir, "dipaco serve");
+    if (!run_dir_lock.is_ok()) return fail(run_dir_lock.status().message());
+    auto planned = plan_grid_run(*grid, static_cast<int>(threads), stderr, *run_dir_lock);
     if (!planned.is_ok()) return fail(planned.status().message());
     auto id = (*coordinator)->create_run(planned->spec);
     if (!id.is_ok()) return fail(id.status().message());

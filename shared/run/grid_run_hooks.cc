@@ -43,7 +43,8 @@ RunHooks grid_run_hooks(int threads, FILE* log) {
   RunHooks hooks;
   hooks.plan_run = [threads, log](const std::string& grid_toml) -> Result<RunSpec> {
     DIPACO_ASSIGN_OR_RETURN(GridSpec grid, parse_grid_spec(grid_toml, "CreateRun grid"));
-    DIPACO_ASSIGN_OR_RETURN(PlannedRun planned, plan_grid_run(grid, threads, log));
+    DIPACO_ASSIGN_OR_RETURN(RunDirLock run_dir_lock, lock_run_dir(grid.dir, "dipaco serve"));
+    DIPACO_ASSIGN_OR_RETURN(PlannedRun planned, plan_grid_run(grid, threads, log, run_dir_lock));
     return planned.spec;
   };
   hooks.task_config = [cache](int64_t run_id, const std::string& config) -> Result<TaskConfig> {

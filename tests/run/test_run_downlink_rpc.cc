@@ -48,7 +48,9 @@ class RunDownlinkRpcTest : public QObject {
     QVERIFY(grid);
     QCOMPARE(grid->downlink, WireDtype::kInt8);
     FILE* quiet = std::fopen("/dev/null", "w");
-    auto planned = plan_grid_run(*grid, 1, quiet);
+    auto run_dir_lock = lock_run_dir(grid->dir, "test");
+    QVERIFY2(run_dir_lock, run_dir_lock.status().message().c_str());
+    auto planned = plan_grid_run(*grid, 1, quiet, *run_dir_lock);
     std::fclose(quiet);
     QVERIFY2(planned, planned.status().message().c_str());
     CoordinatorOptions copts;

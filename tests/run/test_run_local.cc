@@ -341,7 +341,7 @@ class RunLocalTest : public QObject {
       auto refused = run_quietly(g);
       QVERIFY(!refused);
       const std::string expected =
-          "run.dir " + g.dir + " is in use by another dipaco run (pid 4242)";
+          "run.dir " + g.dir + " is in use by another dipaco process (pid 4242)";
       QVERIFY2(contains(refused.status().message(), expected), refused.status().message().c_str());
       QCOMPARE(refused.status().code(), StatusCode::kFailedPrecondition);
       QCOMPARE(snapshot(g.dir), before);
@@ -360,8 +360,8 @@ class RunLocalTest : public QObject {
     };
     auto first = run_quietly(g, o);
     QVERIFY2(first, first.status().message().c_str());
-    QVERIFY2(contains(second_error,
-                      "is in use by another dipaco run (pid " + std::to_string(getpid()) + ")"),
+    QVERIFY2(contains(second_error, "is in use by another dipaco process (dipaco run, pid " +
+                                        std::to_string(getpid()) + ")"),
              second_error.c_str());
     QCOMPARE(completed.load(), 4);  // 4 paths × 1 outer step, each trained once
     // Released when run_local returns: the same command resumes.
@@ -382,6 +382,13 @@ class RunLocalTest : public QObject {
     QVERIFY(!std::filesystem::exists(l.grid()));
     QVERIFY(!std::filesystem::exists(l.shards_dir()));
     QVERIFY(!std::filesystem::exists(l.payload_dir()));
+    QVERIFY2(!std::filesystem::exists(g.dir), "the run directory (and its .lock) is left behind");
+    // A directory that existed (empty) is left as it was: empty, no .lock in it.
+    std::filesystem::create_directories(g.dir);
+    failed = run_quietly(typo);
+    QVERIFY(!failed);
+    QVERIFY(std::filesystem::exists(g.dir));
+    QVERIFY2(std::filesystem::is_empty(g.dir), "a failed first start left files behind");
     // The fixed grid starts fresh in the same directory.
     auto fixed = run_quietly(g);
     QVERIFY2(fixed, fixed.status().message().c_str());
