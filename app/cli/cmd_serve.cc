@@ -210,8 +210,10 @@ int cmd_serve(const Args& args) {
   const bool grid_runs = run_file.empty();
   std::string base_dir =
       run_file.empty() ? std::string() : std::filesystem::path(run_file).parent_path().string();
-  options.service.hooks =
-      grid_runs ? grid_run_hooks(static_cast<int>(threads), stderr) : simple_run_hooks(base_dir);
+  // The run directories of the grid runs this process plans, locked until it exits.
+  auto run_dirs = std::make_shared<RunDirLocks>("dipaco serve");
+  options.service.hooks = grid_runs ? grid_run_hooks(static_cast<int>(threads), stderr, run_dirs)
+                                    : simple_run_hooks(base_dir);
   if (aggregator == "copy" || (aggregator == "auto" && !grid_runs))
     options.aggregator = copy_aggregator(checkpoint_dir, options.service.hooks);
   else if (aggregator == "auto")
@@ -239,9 +241,9 @@ int cmd_serve(const Args& args) {
   }
 
   if (grid) {
-    auto run_dir_lock = lock_run_dir(grid->dir, "dipaco serve");
-    if (!run_dir_lock.is_ok()) return fail(run_dir_lock.status().message());
-    auto planned = plan_grid_run(*grid, static_cast<int>(threads), stderr, *run_dir_lock);
+    auto planned = run_dirs->with<PlannedRun>(grid->dir, [&](RunDirLock& run_dir_lock) {
+      return plan_grid_run(*grid, static_cast<int>(threads), stderr, run_dir_lock);
+    });
     if (!planned.is_ok()) return fail(planned.status().message());
     auto id = (*coordinator)->create_run(planned->spec);
     if (!id.is_ok()) return fail(id.status().message());

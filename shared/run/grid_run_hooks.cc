@@ -38,14 +38,15 @@ class GridCache {
 
 }  // namespace
 
-RunHooks grid_run_hooks(int threads, FILE* log) {
+RunHooks grid_run_hooks(int threads, FILE* log, std::shared_ptr<RunDirLocks> run_dirs) {
   auto cache = std::make_shared<GridCache>();
   RunHooks hooks;
-  hooks.plan_run = [threads, log](const std::string& grid_toml) -> Result<RunSpec> {
+  hooks.plan_run = [threads, log, run_dirs](const std::string& grid_toml) -> Result<RunSpec> {
     DIPACO_ASSIGN_OR_RETURN(GridSpec grid, parse_grid_spec(grid_toml, "CreateRun grid"));
-    DIPACO_ASSIGN_OR_RETURN(RunDirLock run_dir_lock, lock_run_dir(grid.dir, "dipaco serve"));
-    DIPACO_ASSIGN_OR_RETURN(PlannedRun planned, plan_grid_run(grid, threads, log, run_dir_lock));
-    return planned.spec;
+    return run_dirs->with<RunSpec>(grid.dir, [&](RunDirLock& run_dir_lock) -> Result<RunSpec> {
+      DIPACO_ASSIGN_OR_RETURN(PlannedRun planned, plan_grid_run(grid, threads, log, run_dir_lock));
+      return planned.spec;
+    });
   };
   hooks.task_config = [cache](int64_t run_id, const std::string& config) -> Result<TaskConfig> {
     DIPACO_ASSIGN_OR_RETURN(std::shared_ptr<const GridSpec> grid, cache->get(run_id, config));

@@ -42,4 +42,14 @@ Result<RunDirLock> lock_run_dir(const std::string& dir, const std::string& progr
                              "); wait for it to finish or stop it, or use another run.dir");
 }
 
+std::shared_ptr<RunDirLocks::Held> RunDirLocks::entry(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::path key = std::filesystem::absolute(dir, ec).lexically_normal();
+  if (!key.has_filename()) key = key.parent_path();  // "runs/a/" is "runs/a"
+  std::lock_guard lock(mutex_);
+  std::shared_ptr<Held>& held = held_[key.string()];
+  if (!held) held = std::make_shared<Held>();
+  return held;
+}
+
 }  // namespace dipaco

@@ -4,7 +4,11 @@
 // <run.dir>/.lock (FileLock: a crash never leaves it stale), whose file names the holder.
 #pragma once
 
+#include <map>
+#include <memory>
+#include <mutex>
 #include <string>
+#include <utility>
 
 #include "util/file_lock.h"
 #include "util/status.h"
@@ -27,5 +31,36 @@ struct RunDirLock {
 // of this one): failed_precondition "run.dir D is in use by another dipaco process (dipaco
 // serve, pid N); ...".
 Result<RunDirLock> lock_run_dir(const std::string& dir, const std::string& program);
+
+// The run directories one process owns for as long as it lives (dipaco serve: every grid run it
+// planned, by --grid or CreateRun/SubmitRun), each locked once. Thread-safe.
+class RunDirLocks {
+ public:
+  explicit RunDirLocks(std::string program) : program_(std::move(program)) {}
+
+  // Calls body(RunDirLock&) holding the lock of `dir`: taken the first time (or again after a
+  // body released it, as a failed first start does), then kept until this object goes. One body
+  // per directory at a time; the same directory however spelled.
+  template <typename T, typename Body>
+  Result<T> with(const std::string& dir, Body body) {
+    std::shared_ptr<Held> held = entry(dir);
+    std::lock_guard lock(held->mutex);
+    if (!held->lock.lock.held()) {
+      DIPACO_ASSIGN_OR_RETURN(held->lock, lock_run_dir(dir, program_));
+    }
+    return body(held->lock);
+  }
+
+ private:
+  struct Held {
+    std::mutex mutex;
+    RunDirLock lock;
+  };
+  std::shared_ptr<Held> entry(const std::string& dir);
+
+  const std::string program_;
+  std::mutex mutex_;
+  std::map<std::string, std::shared_ptr<Held>> held_;  // by absolute, normal path
+};
 
 }  // namespace dipaco

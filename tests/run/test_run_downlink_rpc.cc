@@ -63,7 +63,7 @@ class RunDownlinkRpcTest : public QObject {
     ServerOptions options;
     options.insecure = true;
     options.service.tokens = {kWorkerToken, kOperatorToken};
-    options.service.hooks = grid_run_hooks(1, stderr);
+    options.service.hooks = grid_run_hooks(1, stderr, std::make_shared<RunDirLocks>("test"));
     options.aggregator = grid_aggregator();
     options.poll_ms = 3600000;  // the test aggregates with poll_once()
     auto server = RpcServer::start(**coordinator, std::move(options));
