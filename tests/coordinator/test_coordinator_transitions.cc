@@ -42,6 +42,24 @@ TaskGrant lease_or_die(dipaco::Coordinator& coordinator, const std::string& work
   return *reply->task;
 }
 
+// A 2x2 grid run with workers w0..w4 registered, whose step 0 w0..w3 have trained (one task
+// each) and which is aggregated: step 1 is queued. `shard_of` gets each of w0..w3's shard.
+int64_t run_with_step_zero_trained(dipaco::Coordinator& coordinator,
+                                   std::map<std::string, uint32_t>* shard_of) {
+  auto run = coordinator.create_run(grid_2x2());
+  if (!run.is_ok()) qFatal("%s", run.status().to_string().c_str());
+  register_workers(coordinator, 5);
+  for (const char* w : {"w0", "w1", "w2", "w3"}) {
+    TaskGrant grant = lease_or_die(coordinator, w);
+    (*shard_of)[w] = grant.shard_id;
+    auto pushed = push_task(coordinator, grant);
+    if (!pushed.is_ok() || !pushed->task_complete) qFatal("%s: push did not complete", w);
+  }
+  auto aggregated = aggregate_all(coordinator, *run);
+  if (!aggregated.is_ok() || *aggregated != 4) qFatal("step 0 did not aggregate");
+  return *run;
+}
+
 // Row counts and versions of every table that a call can change.
 std::string state_digest(const std::string& db_path) {
   std::string digest;
@@ -297,16 +315,8 @@ class CoordinatorTransitionsTest : public QObject {
       Env env;
       env.affinity_grace_ms = grace;
       QVERIFY(env.open());
-      auto run = env.coordinator->create_run(grid_2x2());
-      QVERIFY(run.is_ok());
-      register_workers(*env.coordinator, 5);
       std::map<std::string, uint32_t> shard_of;
-      for (const char* w : {"w0", "w1", "w2", "w3"}) {
-        TaskGrant grant = lease_or_die(*env.coordinator, w);
-        shard_of[w] = grant.shard_id;
-        QVERIFY(push_task(*env.coordinator, grant)->task_complete);
-      }
-      QCOMPARE(*aggregate_all(*env.coordinator, *run), 4);
+      run_with_step_zero_trained(*env.coordinator, &shard_of);
       auto newcomer = env.coordinator->lease_task("w4");
       QVERIFY(newcomer.is_ok());
       if (affinity) {
@@ -344,16 +354,8 @@ class CoordinatorTransitionsTest : public QObject {
       Env env;
       env.affinity_grace_ms = grace;
       QVERIFY(env.open());
-      auto run = env.coordinator->create_run(grid_2x2());
-      QVERIFY(run.is_ok());
-      register_workers(*env.coordinator, 5);
       std::map<std::string, uint32_t> shard_of;
-      for (const char* w : {"w0", "w1", "w2", "w3"}) {
-        TaskGrant grant = lease_or_die(*env.coordinator, w);
-        shard_of[w] = grant.shard_id;
-        QVERIFY(push_task(*env.coordinator, grant)->task_complete);
-      }
-      QCOMPARE(*aggregate_all(*env.coordinator, *run), 4);
+      run_with_step_zero_trained(*env.coordinator, &shard_of);
       env.clock.advance(30'000);
       QVERIFY(env.open());
       auto newcomer = env.coordinator->lease_task("w4");
@@ -381,12 +383,8 @@ class CoordinatorTransitionsTest : public QObject {
     Env env;
     env.affinity_grace_ms = 3'000;
     QVERIFY(env.open());
-    auto run = env.coordinator->create_run(grid_2x2());
-    QVERIFY(run.is_ok());
-    register_workers(*env.coordinator, 5);
-    for (const char* w : {"w0", "w1", "w2", "w3"})
-      QVERIFY(push_task(*env.coordinator, lease_or_die(*env.coordinator, w))->task_complete);
-    QCOMPARE(*aggregate_all(*env.coordinator, *run), 4);
+    std::map<std::string, uint32_t> shard_of;
+    run_with_step_zero_trained(*env.coordinator, &shard_of);
     auto held = env.coordinator->lease_task("w4");
     QVERIFY(!held->task);
     QCOMPARE(held->wait_ms, int64_t{3'000});
