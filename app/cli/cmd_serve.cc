@@ -227,6 +227,11 @@ int cmd_serve(const Args& args) {
   coordinator_options.affinity_grace_ms = affinity_grace_ms;
   auto coordinator = Coordinator::open(coordinator_options);
   if (!coordinator.is_ok()) return fail(coordinator.status().message());
+  if (grid_runs) {
+    // The runs this database resumes are this process's from now on.
+    if (Status locked = lock_served_run_dirs(**coordinator, *run_dirs); !locked)
+      return fail(locked.message());
+  }
 
   if (!run_file.empty()) {
     auto text = read_file(run_file);

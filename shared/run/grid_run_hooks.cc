@@ -93,6 +93,18 @@ RunHooks grid_run_hooks(int threads, FILE* log, std::shared_ptr<RunDirLocks> run
   return hooks;
 }
 
+Status lock_served_run_dirs(Coordinator& coordinator, RunDirLocks& run_dirs) {
+  DIPACO_ASSIGN_OR_RETURN(std::vector<int64_t> runs, coordinator.active_runs());
+  for (int64_t run_id : runs) {
+    DIPACO_ASSIGN_OR_RETURN(std::string config, coordinator.run_config(run_id));
+    auto grid = parse_grid_spec(config, "run " + std::to_string(run_id) + " grid");
+    if (!grid.is_ok() || grid->dir.empty()) continue;
+    DIPACO_RETURN_IF_ERROR(
+        run_dirs.with<bool>(grid->dir, [](RunDirLock&) -> Result<bool> { return true; }).status());
+  }
+  return Status::ok();
+}
+
 Aggregator grid_aggregator() {
   auto cache = std::make_shared<GridCache>();
   return [cache](Coordinator& coordinator, const AggregationDecision& decision,

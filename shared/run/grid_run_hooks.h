@@ -26,6 +26,10 @@ namespace dipaco {
 // A grid run is planned into its run.dir under the directory's lock, taken from `run_dirs` and
 // held as long as it lives (so no `dipaco run` plans or trains in a directory being served).
 RunHooks grid_run_hooks(int threads, FILE* log, std::shared_ptr<RunDirLocks> run_dirs);
+// Locks the run.dir of every unfinished grid run in the coordinator's database into `run_dirs`:
+// a restarted dipaco serve owns the directories of the runs it resumes. A directory another
+// process holds is an error naming it; a config that is not a grid is passed over.
+Status lock_served_run_dirs(Coordinator& coordinator, RunDirLocks& run_dirs);
 Aggregator grid_aggregator();
 
 }  // namespace dipaco

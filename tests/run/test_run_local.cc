@@ -379,10 +379,17 @@ class RunLocalTest : public QObject {
     g.outer_steps = 1;
     FILE* sink = std::fopen("/dev/null", "w");
     const std::string pid = std::to_string(getpid());
+    CoordinatorOptions served;
+    served.db_path = dir_.filePath("serve.db").toStdString();
+    served.payload_dir = dir_.filePath("serve.payload").toStdString();
+    std::filesystem::create_directories(served.payload_dir);
     {
       RunHooks hooks = grid_run_hooks(1, sink, std::make_shared<RunDirLocks>("dipaco serve"));
       auto planned = hooks.plan_run(g.to_toml());
       QVERIFY2(planned, planned.status().message().c_str());
+      auto coordinator = Coordinator::open(served);
+      QVERIFY2(coordinator, coordinator.status().message().c_str());
+      QVERIFY((*coordinator)->create_run(*planned));
       auto again = hooks.plan_run(g.to_toml());  // a second CreateRun of the same grid
       QVERIFY2(again, again.status().message().c_str());
       auto refused = run_quietly(g);
@@ -391,6 +398,16 @@ class RunLocalTest : public QObject {
       QVERIFY2(contains(refused.status().message(),
                         "run.dir " + g.dir +
                             " is in use by another dipaco process (dipaco serve, pid " + pid + ")"),
+               refused.status().message().c_str());
+    }
+    // A restarted serve owns the directories of the runs its database resumes.
+    {
+      auto coordinator = Coordinator::open(served);
+      QVERIFY2(coordinator, coordinator.status().message().c_str());
+      RunDirLocks restarted("dipaco serve");
+      QVERIFY(lock_served_run_dirs(**coordinator, restarted));
+      auto refused = run_quietly(g);
+      QVERIFY2(contains(refused.status().message(), "(dipaco serve, pid " + pid + ")"),
                refused.status().message().c_str());
     }
     // Released with the hooks (serve exits): the run resumes there; while it runs, serve's
