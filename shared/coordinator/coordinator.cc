@@ -72,6 +72,7 @@ Result<std::unique_ptr<Coordinator>> Coordinator::open(CoordinatorOptions option
   if (coordinator->options_.restart == RestartPolicy::kExpireLeases) {
     auto expired = coordinator->call<bool>([&](int64_t now) -> Result<bool> {
       DIPACO_RETURN_IF_ERROR(coordinator->expire_leases_at_restart(now));
+      coordinator->downtime_.leases_ended_ms = now;
       return true;
     });
     if (!expired.is_ok()) return expired.status();

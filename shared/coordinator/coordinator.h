@@ -379,6 +379,9 @@ class Coordinator {
   struct Downtime {
     int64_t until_ms = 0;   // open()'s time
     int64_t length_ms = 0;  // >= 0
+    // When open() ended the leases in flight (RestartPolicy::kExpireLeases, or deadlines that
+    // passed while it was down): those ends are not their workers' silence. -1: none.
+    int64_t leases_ended_ms = -1;
   };
   Downtime downtime_;
   int64_t lossy_changes_ = 0;  // rows of the current transaction that need no fsync

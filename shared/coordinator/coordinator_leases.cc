@@ -295,9 +295,9 @@ Result<std::optional<Coordinator::QueuedTask>> Coordinator::next_task_for(int64_
   if (mine) return mine;
   // An owner is waited for while it is present: heard from within two of its longest silences
   // (an idle worker asks at least every max_wait_ms, a busy one heartbeats), not holding
-  // another lease, and not silent since a lease of its expired (stopped or cut off). The
-  // coordinator's downtime before open() counts neither as the owner's silence nor as the
-  // task's wait (times before ?4 are moved on by ?5).
+  // another lease, and not silent since a lease of its expired (stopped or cut off; not the
+  // leases open() ended, at ?6). The coordinator's downtime before open() counts neither as the
+  // owner's silence nor as the task's wait (times before ?4 are moved on by ?5).
   const int64_t present_within = 2 * std::max(options_.max_wait_ms, options_.heartbeat_interval_ms);
   DIPACO_ASSIGN_OR_RETURN(
       Statement next,
@@ -314,10 +314,11 @@ Result<std::optional<Coordinator::QueuedTask>> Coordinator::next_task_for(int64_
           "  AND w.last_heartbeat_ms + CASE WHEN w.last_heartbeat_ms < ?4 THEN ?5 ELSE 0 END > ?3 "
           "  AND NOT EXISTS ("
           "    SELECT 1 FROM leases busy WHERE busy.worker = w.id AND (busy.state = 'live' OR "
-          "    (busy.state = 'expired' AND busy.ended_ms >= w.last_heartbeat_ms))))) "
+          "    (busy.state = 'expired' AND busy.ended_ms >= w.last_heartbeat_ms AND "
+          "     busy.ended_ms != ?6))))) "
           "ORDER BY t.outer_step, t.run, t.path, t.shard LIMIT 1",
           worker, now - options_.affinity_grace_ms, now - present_within, downtime_.until_ms,
-          downtime_.length_ms));
+          downtime_.length_ms, downtime_.leases_ended_ms));
   return first_row(next);
 }
 

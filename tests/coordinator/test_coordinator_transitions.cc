@@ -376,6 +376,28 @@ class CoordinatorTransitionsTest : public QObject {
     }
   }
 
+  // A restart that expires the leases in flight (kExpireLeases) does not make their workers look
+  // gone: each owner's requeued task waits for it, and it gets the task back when it asks.
+  void restartThatExpiresLeasesKeepsTheirTasksForTheirOwners() {
+    Env env;
+    env.affinity_grace_ms = 60'000;
+    QVERIFY(env.open());
+    std::map<std::string, uint32_t> shard_of;
+    run_with_step_zero_trained(*env.coordinator, &shard_of);
+    for (const char* w : {"w0", "w1", "w2", "w3"})
+      QCOMPARE(lease_or_die(*env.coordinator, w).shard_id, shard_of[w]);
+    env.clock.advance(100);
+    QVERIFY(env.open(dipaco::RestartPolicy::kExpireLeases));
+    auto newcomer = env.coordinator->lease_task("w4");
+    QVERIFY(newcomer.is_ok());
+    QVERIFY2(!newcomer->task, "a task whose lease the restart ended went to a newcomer");
+    for (const char* w : {"w3", "w0"}) {
+      TaskGrant again = lease_or_die(*env.coordinator, w);
+      QCOMPARE(again.outer_step, uint64_t{1});
+      QCOMPARE(again.shard_id, shard_of[w]);
+    }
+  }
+
   // A worker told to wait while the queued tasks are held for their owners is told to come back
   // when the first grace (3 s) ends, not after the longest wait (5 s): then a task is free to it.
   // A coordinator restart in between does not count its downtime (30 s) against the grace.
