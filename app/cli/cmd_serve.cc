@@ -241,8 +241,10 @@ int cmd_serve(const Args& args) {
   const bool grid_runs = run_file.empty();
   std::string base_dir =
       run_file.empty() ? std::string() : std::filesystem::path(run_file).parent_path().string();
-  options.service.hooks =
-      grid_runs ? grid_run_hooks(static_cast<int>(threads), stderr) : simple_run_hooks(base_dir);
+  // The run directories of the grid runs this process plans, locked until it exits.
+  auto run_dirs = std::make_shared<RunDirLocks>("dipaco serve");
+  options.service.hooks = grid_runs ? grid_run_hooks(static_cast<int>(threads), stderr, run_dirs)
+                                    : simple_run_hooks(base_dir);
   if (aggregator == "copy" || (aggregator == "auto" && !grid_runs))
     options.aggregator = copy_aggregator(checkpoint_dir, options.service.hooks);
   else if (aggregator == "auto")
@@ -256,6 +258,11 @@ int cmd_serve(const Args& args) {
   coordinator_options.affinity_grace_ms = affinity_grace_ms;
   auto coordinator = Coordinator::open(coordinator_options);
   if (!coordinator.is_ok()) return fail(coordinator.status().message());
+  if (grid_runs) {
+    // The runs this database resumes are this process's from now on.
+    if (Status locked = lock_served_run_dirs(**coordinator, *run_dirs); !locked)
+      return fail(locked.message());
+  }
 
   if (!run_file.empty()) {
     auto text = read_file(run_file);
@@ -270,7 +277,9 @@ int cmd_serve(const Args& args) {
   }
 
   if (grid) {
-    auto planned = plan_grid_run(*grid, static_cast<int>(threads), stderr);
+    auto planned = run_dirs->with<PlannedRun>(grid->dir, [&](RunDirLock& run_dir_lock) {
+      return plan_grid_run(*grid, static_cast<int>(threads), stderr, run_dir_lock);
+    });
     if (!planned.is_ok()) return fail(planned.status().message());
     auto id = (*coordinator)->create_run(planned->spec);
     if (!id.is_ok()) return fail(id.status().message());

@@ -1,6 +1,7 @@
 // Coordinator: opening, the deadline sweep, events, runs and operator actions.
 #include "coordinator/coordinator.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "coordinator/coordinator_internal.h"
@@ -39,6 +40,18 @@ Result<std::unique_ptr<Coordinator>> Coordinator::open(CoordinatorOptions option
     DIPACO_ASSIGN_OR_RETURN(wal_sync, WalGroupSync::open(options.db_path + "-wal"));
     DIPACO_RETURN_IF_ERROR(wal_sync->wait_durable(wal_sync->committed()));
   }
+  Downtime downtime;
+  {
+    downtime.until_ms = options.clock();
+    DIPACO_ASSIGN_OR_RETURN(auto last_heard,
+                            query_int(db, "SELECT max(last_heartbeat_ms) FROM workers"));
+    DIPACO_ASSIGN_OR_RETURN(  // the latest event by rowid: one lookup
+        auto last_event, query_int(db, "SELECT time_ms FROM events ORDER BY id DESC LIMIT 1"));
+    std::optional<int64_t> last_recorded = last_heard;
+    if (last_event) last_recorded = std::max(last_recorded.value_or(*last_event), *last_event);
+    if (last_recorded)
+      downtime.length_ms = std::max<int64_t>(0, downtime.until_ms - *last_recorded);
+  }
   if (options.restart == RestartPolicy::kKeepLeases) {
     // Before any call sweeps overdue leases: the coordinator's own downtime does not count
     // against the leases in flight, which get one lease timeout from now (never past a hard
@@ -48,17 +61,18 @@ Result<std::unique_ptr<Coordinator>> Coordinator::open(CoordinatorOptions option
     DIPACO_RETURN_IF_ERROR(
         exec_sql(db,
                  "UPDATE leases SET deadline_ms = max(deadline_ms, min(coalesce(hard_deadline_ms, "
-                 "?1 + (SELECT r.lease_timeout_ms FROM tasks t JOIN runs r ON r.id = t.run "
-                 "WHERE t.id = leases.task)), ?1 + (SELECT r.lease_timeout_ms FROM tasks t "
-                 "JOIN runs r ON r.id = t.run WHERE t.id = leases.task))) WHERE state = 'live'",
+                 "9223372036854775807), ?1 + (SELECT r.lease_timeout_ms FROM tasks t JOIN runs r "
+                 "ON r.id = t.run WHERE t.id = leases.task))) WHERE state = 'live'",
                  now));
     DIPACO_RETURN_IF_ERROR(transaction.commit());
   }
   std::unique_ptr<Coordinator> coordinator(new Coordinator(std::move(options), std::move(db)));
   coordinator->wal_sync_ = std::move(wal_sync);
+  coordinator->downtime_ = downtime;
   if (coordinator->options_.restart == RestartPolicy::kExpireLeases) {
     auto expired = coordinator->call<bool>([&](int64_t now) -> Result<bool> {
       DIPACO_RETURN_IF_ERROR(coordinator->expire_leases_at_restart(now));
+      coordinator->downtime_.leases_ended_ms = now;
       return true;
     });
     if (!expired.is_ok()) return expired.status();

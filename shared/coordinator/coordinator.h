@@ -76,7 +76,8 @@ struct CoordinatorOptions {
   // disk, and would otherwise start fresh on another worker. Another worker takes such a task
   // only when its owner cannot: it is draining, holds another lease, let a lease expire, has not
   // been heard from for two of max(max_wait_ms, heartbeat_interval_ms), or the task has waited
-  // affinity_grace_ms (delay scheduling).
+  // affinity_grace_ms (delay scheduling). The coordinator's own downtime counts neither as an
+  // owner's silence nor as a task's wait: affinity holds across a coordinator restart.
   int64_t affinity_grace_ms = 0;
   // Test hook: runs inside every transaction just before COMMIT (tests _exit() there to
   // simulate a crash mid-transaction).
@@ -371,6 +372,18 @@ class Coordinator {
   std::function<void(const RunEvent&)> sink_;
   // Group commit of the WAL; null unless options.sqlite.synchronous is kFull on a file database.
   std::unique_ptr<WalGroupSync> wal_sync_;
+  // The coordinator's own downtime before open(): from the latest time the database recorded
+  // (a worker heard from, an event) to open(). Task affinity reads the times recorded before
+  // open() (workers last heard, tasks opened) as if it had not passed, so that owners present
+  // when the coordinator stopped are still present, and held tasks still held, after a restart.
+  struct Downtime {
+    int64_t until_ms = 0;   // open()'s time
+    int64_t length_ms = 0;  // >= 0
+    // When open() ended the leases in flight (RestartPolicy::kExpireLeases, or deadlines that
+    // passed while it was down): those ends are not their workers' silence. -1: none.
+    int64_t leases_ended_ms = -1;
+  };
+  Downtime downtime_;
   int64_t lossy_changes_ = 0;  // rows of the current transaction that need no fsync
   uint64_t commit_ticket_ = 0;
   std::vector<std::string> committed_removals_;

@@ -1,5 +1,6 @@
 // Coordinator: workers, heartbeats, leasing tasks and ending leases.
 #include <algorithm>
+#include <limits>
 
 #include "coordinator/coordinator.h"
 #include "coordinator/coordinator_internal.h"
@@ -108,7 +109,8 @@ Result<TaskGrant> Coordinator::grant_of(const LeaseRow& lease) {
 }
 
 Result<int64_t> Coordinator::wait_hint(int64_t now) {
-  // Two index lookups (leases_by_state, leases_by_hard_deadline), not a pass over live leases.
+  // Index lookups (leases_by_state, leases_by_hard_deadline, tasks_by_opening), not a pass over
+  // live leases or the queue.
   DIPACO_ASSIGN_OR_RETURN(
       auto next_deadline,
       query_int(db_, "SELECT min(deadline_ms) FROM leases WHERE state = 'live'"));
@@ -122,6 +124,30 @@ Result<int64_t> Coordinator::wait_hint(int64_t now) {
                 "JOIN modules m ON m.id = a.module JOIN runs r ON r.id = m.run "
                 "WHERE a.state = 'collecting' AND r.partial_after_ms > 0"));
   int64_t wait = options_.max_wait_ms;
+  if (options_.affinity_grace_ms > 0) {
+    // The earliest end of a queued task's grace still to come (a task held for its owner is free
+    // to all then), by tasks_by_opening: one seek for the tasks opened since open() and one for
+    // those opened before it, whose wait the coordinator's downtime does not count (see
+    // next_task_for). Each stops at its first task of a running run.
+    const int64_t grace = options_.affinity_grace_ms;
+    auto first_opened = [&](int64_t from, int64_t before) -> Result<std::optional<int64_t>> {
+      return query_int(db_,
+                       "SELECT t.opened_ms FROM tasks t CROSS JOIN runs r ON r.id = t.run "
+                       "WHERE t.state = 'queued' AND t.opened_ms >= ?1 AND t.opened_ms < ?2 AND "
+                       "r.state = 'running' ORDER BY t.opened_ms LIMIT 1",
+                       from, before);
+    };
+    DIPACO_ASSIGN_OR_RETURN(auto opened_since,
+                            first_opened(std::max(now - grace + 1, downtime_.until_ms),
+                                         std::numeric_limits<int64_t>::max()));
+    if (opened_since) wait = std::min(wait, *opened_since + grace - now);
+    if (downtime_.length_ms > 0) {
+      DIPACO_ASSIGN_OR_RETURN(
+          auto opened_before,
+          first_opened(now - grace - downtime_.length_ms + 1, downtime_.until_ms));
+      if (opened_before) wait = std::min(wait, *opened_before + downtime_.length_ms + grace - now);
+    }
+  }
   if (next_deadline) wait = std::min(wait, *next_deadline - now);
   if (next_hard_deadline) wait = std::min(wait, *next_hard_deadline - now);
   if (next_partial) wait = std::min(wait, *next_partial - now);
@@ -269,23 +295,30 @@ Result<std::optional<Coordinator::QueuedTask>> Coordinator::next_task_for(int64_
   if (mine) return mine;
   // An owner is waited for while it is present: heard from within two of its longest silences
   // (an idle worker asks at least every max_wait_ms, a busy one heartbeats), not holding
-  // another lease, and not silent since a lease of its expired (stopped or cut off).
+  // another lease, and not silent since a lease of its expired (stopped or cut off; not the
+  // leases open() ended, at ?6). The coordinator's downtime before open() counts neither as the
+  // owner's silence nor as the task's wait (times before ?4 are moved on by ?5).
   const int64_t present_within = 2 * std::max(options_.max_wait_ms, options_.heartbeat_interval_ms);
   DIPACO_ASSIGN_OR_RETURN(
       Statement next,
-      bound(db_,
-            "SELECT t.id, r.lease_timeout_ms, r.max_lease_ms FROM tasks t "
-            "CROSS JOIN runs r ON r.id = t.run WHERE t.state = 'queued' AND "
-            "r.state = 'running' AND (t.opened_ms <= ?2 OR NOT EXISTS ("
-            "  SELECT 1 FROM tasks prev JOIN leases l ON l.task = prev.id "
-            "  JOIN workers w ON w.id = l.worker "
-            "  WHERE prev.shard = t.shard AND prev.outer_step = t.outer_step - 1 "
-            "  AND l.state = 'completed' AND w.id != ?1 AND w.state = 'active' "
-            "  AND w.last_heartbeat_ms > ?3 AND NOT EXISTS ("
-            "    SELECT 1 FROM leases busy WHERE busy.worker = w.id AND (busy.state = 'live' OR "
-            "    (busy.state = 'expired' AND busy.ended_ms >= w.last_heartbeat_ms))))) "
-            "ORDER BY t.outer_step, t.run, t.path, t.shard LIMIT 1",
-            worker, now - options_.affinity_grace_ms, now - present_within));
+      bound(
+          db_,
+          "SELECT t.id, r.lease_timeout_ms, r.max_lease_ms FROM tasks t "
+          "CROSS JOIN runs r ON r.id = t.run WHERE t.state = 'queued' AND "
+          "r.state = 'running' AND ("
+          "  t.opened_ms + CASE WHEN t.opened_ms < ?4 THEN ?5 ELSE 0 END <= ?2 OR NOT EXISTS ("
+          "  SELECT 1 FROM tasks prev JOIN leases l ON l.task = prev.id "
+          "  JOIN workers w ON w.id = l.worker "
+          "  WHERE prev.shard = t.shard AND prev.outer_step = t.outer_step - 1 "
+          "  AND l.state = 'completed' AND w.id != ?1 AND w.state = 'active' "
+          "  AND w.last_heartbeat_ms + CASE WHEN w.last_heartbeat_ms < ?4 THEN ?5 ELSE 0 END > ?3 "
+          "  AND NOT EXISTS ("
+          "    SELECT 1 FROM leases busy WHERE busy.worker = w.id AND (busy.state = 'live' OR "
+          "    (busy.state = 'expired' AND busy.ended_ms >= w.last_heartbeat_ms AND "
+          "     busy.ended_ms != ?6))))) "
+          "ORDER BY t.outer_step, t.run, t.path, t.shard LIMIT 1",
+          worker, now - options_.affinity_grace_ms, now - present_within, downtime_.until_ms,
+          downtime_.length_ms, downtime_.leases_ended_ms));
   return first_row(next);
 }
 

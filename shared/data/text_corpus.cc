@@ -1,6 +1,7 @@
 #include "data/text_corpus.h"
 
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <optional>
 #include <system_error>
@@ -15,9 +16,15 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// Extensions match in any case: "NOTES.TXT", "c4.JSONL.GZ" (lowercase `suffix`).
 bool ends_with(const std::string& s, std::string_view suffix) {
-  return s.size() >= suffix.size() &&
-         s.compare(s.size() - suffix.size(), suffix.size(), suffix.data(), suffix.size()) == 0;
+  if (s.size() < suffix.size()) return false;
+  const size_t from = s.size() - suffix.size();
+  for (size_t i = 0; i < suffix.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(s[from + i]);
+    if (std::tolower(c) != static_cast<unsigned char>(suffix[i])) return false;
+  }
+  return true;
 }
 
 bool is_blank(std::string_view s) {
@@ -33,6 +40,9 @@ std::string trim(std::string_view s) {
 
 }  // namespace
 
+// Not ".json": documents_from_jsonl reads one object per line, and a .json file is most often one
+// JSON document (an array, pretty-printed over many lines) that it would refuse line by line.
+// ".json.gz" stays: C4 ships JSON lines under that name.
 bool is_corpus_file(const std::string& path) {
   return ends_with(path, ".txt") || ends_with(path, ".jsonl") || ends_with(path, ".jsonl.gz") ||
          ends_with(path, ".json.gz");
@@ -43,6 +53,12 @@ Result<std::vector<std::string>> corpus_files(const std::string& path) {
   fs::file_status status = fs::status(path, ec);
   if (ec || !fs::exists(status)) return not_found(path + ": no such file or directory");
   if (!fs::is_directory(status)) {
+    if (ends_with(path, ".json")) {
+      return invalid_argument(path +
+                              ": a .json file is not read (one JSON document, not one per "
+                              "line); write one object per line with a \"text\" field, as "
+                              ".jsonl");
+    }
     if (!is_corpus_file(path)) {
       return invalid_argument(path +
                               ": unsupported corpus file type (expected .txt, .jsonl, "

@@ -5,6 +5,8 @@
 //   .jsonl / .jsonl.gz   one JSON object per line with a string "text" field (C4 layout);
 //   .json.gz             optional "id" and "category" strings are kept, other fields ignored
 //   a directory          every such file below it, in sorted path order
+// Extensions match in any case (.TXT, .JSONL). A plain .json file is not read: it is most often
+// one JSON document (an array), which the line reader would refuse.
 //
 // Errors name the file and line: "corpus.jsonl:17: no \"text\" field".
 #pragma once

@@ -38,13 +38,15 @@ class GridCache {
 
 }  // namespace
 
-RunHooks grid_run_hooks(int threads, FILE* log) {
+RunHooks grid_run_hooks(int threads, FILE* log, std::shared_ptr<RunDirLocks> run_dirs) {
   auto cache = std::make_shared<GridCache>();
   RunHooks hooks;
-  hooks.plan_run = [threads, log](const std::string& grid_toml) -> Result<RunSpec> {
+  hooks.plan_run = [threads, log, run_dirs](const std::string& grid_toml) -> Result<RunSpec> {
     DIPACO_ASSIGN_OR_RETURN(GridSpec grid, parse_grid_spec(grid_toml, "CreateRun grid"));
-    DIPACO_ASSIGN_OR_RETURN(PlannedRun planned, plan_grid_run(grid, threads, log));
-    return planned.spec;
+    return run_dirs->with<RunSpec>(grid.dir, [&](RunDirLock& run_dir_lock) -> Result<RunSpec> {
+      DIPACO_ASSIGN_OR_RETURN(PlannedRun planned, plan_grid_run(grid, threads, log, run_dir_lock));
+      return planned.spec;
+    });
   };
   hooks.task_config = [cache](int64_t run_id, const std::string& config) -> Result<TaskConfig> {
     DIPACO_ASSIGN_OR_RETURN(std::shared_ptr<const GridSpec> grid, cache->get(run_id, config));
@@ -89,6 +91,18 @@ RunHooks grid_run_hooks(int threads, FILE* log) {
     return RunLayout{grid->dir}.module_delta(module_id, version);
   };
   return hooks;
+}
+
+Status lock_served_run_dirs(Coordinator& coordinator, RunDirLocks& run_dirs) {
+  DIPACO_ASSIGN_OR_RETURN(std::vector<int64_t> runs, coordinator.active_runs());
+  for (int64_t run_id : runs) {
+    DIPACO_ASSIGN_OR_RETURN(std::string config, coordinator.run_config(run_id));
+    auto grid = parse_grid_spec(config, "run " + std::to_string(run_id) + " grid");
+    if (!grid.is_ok() || grid->dir.empty()) continue;
+    DIPACO_RETURN_IF_ERROR(
+        run_dirs.with<bool>(grid->dir, [](RunDirLock&) -> Result<bool> { return true; }).status());
+  }
+  return Status::ok();
 }
 
 Aggregator grid_aggregator() {

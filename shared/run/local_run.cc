@@ -29,7 +29,6 @@
 #include "run/run_results.h"
 #include "run/shard_routing.h"
 #include "util/atomic_file.h"
-#include "util/file_lock.h"
 #include "util/human_units.h"
 #include "util/sha256.h"
 
@@ -219,21 +218,6 @@ void worker_main(RunShared* shared, int index) {
   }
 }
 
-// One process per run directory: a second one would expire the first one's leases (they look
-// like those of a dead process) and both would train every task. Held until run_local returns.
-Result<FileLock> lock_run_dir(const std::string& dir) {
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) return io_error(dir + ": cannot create the run directory: " + ec.message());
-  auto lock = FileLock::try_lock(RunLayout{dir}.lock(), "pid " + std::to_string(getpid()) + "\n");
-  if (lock.is_ok() || lock.status().code() != StatusCode::kUnavailable) return lock;
-  std::string holder = lock.status().message();
-  while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
-  return failed_precondition("run.dir " + dir + " is in use by another dipaco run (" +
-                             (holder.empty() ? std::string("pid unknown") : holder) +
-                             "); wait for it to finish or stop it, or use another run.dir");
-}
-
 }  // namespace
 
 Status check_local_run_gpus(const BackendChoice& choice, int workers, int gpus_per_worker,
@@ -279,8 +263,9 @@ Result<LocalRunResult> run_local(const GridSpec& input, const LocalRunOptions& o
       check_local_run_gpus(options.backend, input.workers, options.gpus_per_worker, cuda));
   // A missing data.train is refused before the run directory is created.
   DIPACO_RETURN_IF_ERROR(resolve_grid_vocabulary(input).status());
-  DIPACO_ASSIGN_OR_RETURN(FileLock run_dir_lock, lock_run_dir(input.dir));
-  DIPACO_ASSIGN_OR_RETURN(PlannedRun planned, plan_grid_run(input, threads, out));
+  // Held until run_local returns: see run_dir_lock.h.
+  DIPACO_ASSIGN_OR_RETURN(RunDirLock run_dir_lock, lock_run_dir(input.dir, "dipaco run"));
+  DIPACO_ASSIGN_OR_RETURN(PlannedRun planned, plan_grid_run(input, threads, out, run_dir_lock));
   const GridSpec& grid = planned.grid;
   const RunLayout& layout = planned.layout;
   const ShardPlan& plan = planned.shards;

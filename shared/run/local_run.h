@@ -13,8 +13,9 @@
 // expired and requeued), module versions, outer-optimizer states and each (path, shard)'s inner
 // state are files written atomically. A different grid in the same directory is refused (the
 // error names the keys that differ). One process at a time: run_local holds an flock() on
-// <run.dir>/.lock while it runs; a second run_local on the directory (another `dipaco run`, the
-// studio) fails at once, naming the holder's pid, before it writes anything.
+// <run.dir>/.lock while it runs (run_dir_lock.h); a second owner of the directory (another
+// `dipaco run`, the studio, `dipaco serve` planning or serving it) fails at once, naming the
+// holder and its pid, before it writes anything.
 #pragma once
 
 #include <atomic>

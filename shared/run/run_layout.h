@@ -1,7 +1,7 @@
 // Where everything of one run lives inside its directory (GridSpec::dir):
 //
-//   .lock                       flock()ed by the process running the run (dipaco run, the
-//                               studio); holds "pid N" of that process
+//   .lock                       flock()ed by the process that owns the run (dipaco run, the
+//                               studio, dipaco serve); holds "dipaco run, pid N" (run_dir_lock.h)
 //   grid.toml                   the effective grid (written at the start; a rerun must match)
 //   coordinator.db              the coordinator's SQLite state (tasks, leases, versions, metrics)
 //   payload/                    outer-gradient chunks in flight (coordinator)

@@ -80,7 +80,7 @@ std::vector<std::pair<std::string, std::string>> identity_entries(const GridSpec
 
 // Everything but the run identity of a fresh start goes if its planning fails, so that the
 // directory is not claimed by a grid that never ran (the next start may use another grid).
-void remove_failed_start(const RunLayout& layout, bool dir_existed) {
+void remove_failed_start(const RunLayout& layout, RunDirLock& run_dir_lock) {
   std::error_code ignored;
   for (const std::string& file :
        {layout.grid(), layout.base_model(), layout.router(), layout.routing_json()}) {
@@ -91,7 +91,7 @@ void remove_failed_start(const RunLayout& layout, bool dir_existed) {
   for (const std::string& empty : {layout.payload_dir(), layout.state_dir(), layout.paths_dir()}) {
     std::filesystem::remove(empty, ignored);  // only when empty
   }
-  if (!dir_existed) std::filesystem::remove(layout.dir, ignored);  // only when empty
+  run_dir_lock.release_leaving_nothing();
 }
 
 Result<PlannedRun> plan_claimed_run(PlannedRun planned, int threads, FILE* out);
@@ -154,9 +154,18 @@ std::string describe_grid_differences(const GridSpec& in_run, const GridSpec& no
   return differences;
 }
 
-Result<PlannedRun> plan_grid_run(const GridSpec& input, int threads, FILE* out) {
+Result<PlannedRun> plan_grid_run(const GridSpec& input, int threads, FILE* out,
+                                 RunDirLock& run_dir_lock) {
+  if (!run_dir_lock.lock.held())
+    return internal_error("planning into run.dir " + input.dir + " without holding its lock");
   PlannedRun planned;
-  DIPACO_ASSIGN_OR_RETURN(planned.grid, resolve_grid_vocabulary(input));
+  auto resolved = resolve_grid_vocabulary(input);
+  if (!resolved.is_ok()) {
+    if (!std::filesystem::exists(RunLayout{input.dir}.grid()))
+      run_dir_lock.release_leaving_nothing();
+    return resolved.status();
+  }
+  planned.grid = std::move(resolved).value();
   const GridSpec& grid = planned.grid;
   planned.layout = RunLayout{grid.dir};
   const RunLayout& layout = planned.layout;
@@ -180,9 +189,8 @@ Result<PlannedRun> plan_grid_run(const GridSpec& input, int threads, FILE* out) 
     planned.resumed = true;
     return plan_claimed_run(std::move(planned), threads, out);
   }
-  const bool dir_existed = std::filesystem::exists(layout.dir);
   auto fresh = plan_claimed_run(std::move(planned), threads, out);
-  if (!fresh.is_ok()) remove_failed_start(RunLayout{input.dir}, dir_existed);
+  if (!fresh.is_ok()) remove_failed_start(RunLayout{input.dir}, run_dir_lock);
   return fresh;
 }
 

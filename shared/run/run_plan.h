@@ -5,7 +5,8 @@
 //   2. the run directory is created; its grid.toml must describe the same run as the grid given
 //      (worker and thread counts may differ), else the directory is refused with the keys that
 //      differ; a fresh start writes grid.toml, and if its planning fails it removes what it
-//      wrote, so that a failed start (a bad routing.base_checkpoint) does not claim the directory;
+//      wrote (the run directory and its lock file too, when it created them), so that a failed
+//      start (a bad routing.base_checkpoint) does not claim the directory;
 //   3. routing writes the shards (shard_routing.h);
 //   4. version 0 of every module is written (warm start from the base model, or random init);
 //   5. the RunSpec: modules with their version-0 files and sha256, paths with their shards
@@ -18,6 +19,7 @@
 
 #include "algo/grid_spec.h"
 #include "coordinator/run_spec.h"
+#include "run/run_dir_lock.h"
 #include "run/run_layout.h"
 #include "run/shard_routing.h"
 #include "util/status.h"
@@ -33,7 +35,11 @@ struct PlannedRun {
 };
 
 // `threads`: CPU threads for the base model and routing features. Progress goes to `out`.
-Result<PlannedRun> plan_grid_run(const GridSpec& grid, int threads, FILE* out);
+// The caller holds the lock of grid.dir (lock_run_dir) for as long as it owns the directory; a
+// first start whose planning fails releases it, leaving nothing it created (the lock file and
+// the directory included).
+Result<PlannedRun> plan_grid_run(const GridSpec& grid, int threads, FILE* out,
+                                 RunDirLock& run_dir_lock);
 
 // The vocabulary from data.train (and a check of data.val); errors point at `dipaco data`.
 Result<GridSpec> resolve_grid_vocabulary(const GridSpec& grid);

@@ -28,8 +28,14 @@ class FileLock {
 
   bool held() const { return fd_ >= 0; }
 
+  // Removes the lock file, then releases the lock (for a holder that leaves nothing behind, such
+  // as a failed first start). Safe against a concurrent try_lock: one that opened the file just
+  // before it went finds it gone once it holds the lock, and takes the lock on a new file.
+  void remove_and_unlock();
+
  private:
   int fd_ = -1;
+  std::string path_;
 };
 
 }  // namespace dipaco

@@ -42,6 +42,24 @@ TaskGrant lease_or_die(dipaco::Coordinator& coordinator, const std::string& work
   return *reply->task;
 }
 
+// A 2x2 grid run with workers w0..w4 registered, whose step 0 w0..w3 have trained (one task
+// each) and which is aggregated: step 1 is queued. `shard_of` gets each of w0..w3's shard.
+int64_t run_with_step_zero_trained(dipaco::Coordinator& coordinator,
+                                   std::map<std::string, uint32_t>* shard_of) {
+  auto run = coordinator.create_run(grid_2x2());
+  if (!run.is_ok()) qFatal("%s", run.status().to_string().c_str());
+  register_workers(coordinator, 5);
+  for (const char* w : {"w0", "w1", "w2", "w3"}) {
+    TaskGrant grant = lease_or_die(coordinator, w);
+    (*shard_of)[w] = grant.shard_id;
+    auto pushed = push_task(coordinator, grant);
+    if (!pushed.is_ok() || !pushed->task_complete) qFatal("%s: push did not complete", w);
+  }
+  auto aggregated = aggregate_all(coordinator, *run);
+  if (!aggregated.is_ok() || *aggregated != 4) qFatal("step 0 did not aggregate");
+  return *run;
+}
+
 // Row counts and versions of every table that a call can change.
 std::string state_digest(const std::string& db_path) {
   std::string digest;
@@ -297,16 +315,8 @@ class CoordinatorTransitionsTest : public QObject {
       Env env;
       env.affinity_grace_ms = grace;
       QVERIFY(env.open());
-      auto run = env.coordinator->create_run(grid_2x2());
-      QVERIFY(run.is_ok());
-      register_workers(*env.coordinator, 5);
       std::map<std::string, uint32_t> shard_of;
-      for (const char* w : {"w0", "w1", "w2", "w3"}) {
-        TaskGrant grant = lease_or_die(*env.coordinator, w);
-        shard_of[w] = grant.shard_id;
-        QVERIFY(push_task(*env.coordinator, grant)->task_complete);
-      }
-      QCOMPARE(*aggregate_all(*env.coordinator, *run), 4);
+      run_with_step_zero_trained(*env.coordinator, &shard_of);
       auto newcomer = env.coordinator->lease_task("w4");
       QVERIFY(newcomer.is_ok());
       if (affinity) {
@@ -333,6 +343,86 @@ class CoordinatorTransitionsTest : public QObject {
         QCOMPARE(taken.shard_id, shard_of["w0"]);
       }
     }
+  }
+
+  // The coordinator is down for 30 s after step 0 (longer than the owners' 10 s of silence and
+  // than the 3 s grace): its downtime counts neither against the owners nor as the tasks' wait,
+  // so after the restart a newcomer still waits, the owners get their own tasks back, and w0's
+  // task goes to the newcomer 10 s (or the 3 s grace) after the restart, not at once.
+  void taskAffinityHoldsAcrossACoordinatorRestart() {
+    for (int64_t grace : {60'000, 3'000}) {
+      Env env;
+      env.affinity_grace_ms = grace;
+      QVERIFY(env.open());
+      std::map<std::string, uint32_t> shard_of;
+      run_with_step_zero_trained(*env.coordinator, &shard_of);
+      env.clock.advance(30'000);
+      QVERIFY(env.open());
+      auto newcomer = env.coordinator->lease_task("w4");
+      QVERIFY(newcomer.is_ok());
+      QVERIFY2(!newcomer->task, "an owner's task went to a newcomer right after the restart");
+      QVERIFY2(contains(newcomer->reason, "task affinity"), newcomer->reason.c_str());
+      for (const char* w : {"w3", "w2", "w1"}) {
+        TaskGrant grant = lease_or_die(*env.coordinator, w);
+        QCOMPARE(grant.outer_step, uint64_t{1});
+        QCOMPARE(grant.shard_id, shard_of[w]);
+        QVERIFY(push_task(*env.coordinator, grant)->task_complete);
+      }
+      env.clock.advance(grace == 3'000 ? 2'999 : 9'999);
+      QVERIFY(!env.coordinator->lease_task("w4")->task);
+      env.clock.advance(1);
+      TaskGrant taken = lease_or_die(*env.coordinator, "w4");
+      QCOMPARE(taken.shard_id, shard_of["w0"]);
+    }
+  }
+
+  // A restart that expires the leases in flight (kExpireLeases) does not make their workers look
+  // gone: each owner's requeued task waits for it, and it gets the task back when it asks.
+  void restartThatExpiresLeasesKeepsTheirTasksForTheirOwners() {
+    Env env;
+    env.affinity_grace_ms = 60'000;
+    QVERIFY(env.open());
+    std::map<std::string, uint32_t> shard_of;
+    run_with_step_zero_trained(*env.coordinator, &shard_of);
+    for (const char* w : {"w0", "w1", "w2", "w3"})
+      QCOMPARE(lease_or_die(*env.coordinator, w).shard_id, shard_of[w]);
+    env.clock.advance(100);
+    QVERIFY(env.open(dipaco::RestartPolicy::kExpireLeases));
+    auto newcomer = env.coordinator->lease_task("w4");
+    QVERIFY(newcomer.is_ok());
+    QVERIFY2(!newcomer->task, "a task whose lease the restart ended went to a newcomer");
+    for (const char* w : {"w3", "w0"}) {
+      TaskGrant again = lease_or_die(*env.coordinator, w);
+      QCOMPARE(again.outer_step, uint64_t{1});
+      QCOMPARE(again.shard_id, shard_of[w]);
+    }
+  }
+
+  // A worker told to wait while the queued tasks are held for their owners is told to come back
+  // when the first grace (3 s) ends, not after the longest wait (5 s): then a task is free to it.
+  // A coordinator restart in between does not count its downtime (30 s) against the grace.
+  void waitHintEndsWhenAHeldTaskIsFree() {
+    Env env;
+    env.affinity_grace_ms = 3'000;
+    QVERIFY(env.open());
+    std::map<std::string, uint32_t> shard_of;
+    run_with_step_zero_trained(*env.coordinator, &shard_of);
+    auto held = env.coordinator->lease_task("w4");
+    QVERIFY(!held->task);
+    QCOMPARE(held->wait_ms, int64_t{3'000});
+    env.clock.advance(1'000);
+    held = env.coordinator->lease_task("w4");
+    QVERIFY(!held->task);
+    QCOMPARE(held->wait_ms, int64_t{2'000});
+    env.clock.advance(30'000);
+    QVERIFY(env.open());
+    held = env.coordinator->lease_task("w4");
+    QVERIFY(!held->task);
+    QCOMPARE(held->wait_ms, int64_t{2'000});
+    env.clock.advance(1'999);
+    QVERIFY(!env.coordinator->lease_task("w4")->task);
+    env.clock.advance(1);
+    QVERIFY(env.coordinator->lease_task("w4")->task);
   }
 
   void pauseStopsNewLeasesAndResumeRestartsThem() {
@@ -676,6 +766,33 @@ class CoordinatorTransitionsTest : public QObject {
     auto beat = env.coordinator->heartbeat("w1", lost.lease_id, 1);
     QVERIFY(!beat->lease_valid);
     QVERIFY2(contains(beat->reason, "no heartbeat"), beat->reason.c_str());
+  }
+
+  // A lease kept across a restart gets one lease timeout (1 s) from the restart, never past its
+  // hard deadline (max_lease_ms 2.5 s from its grant) and never earlier than it had.
+  void restartKeepsALeaseNoLaterThanItsHardDeadline() {
+    Env env;
+    QVERIFY(env.open());
+    RunSpec spec = grid_2x2();
+    spec.max_lease_ms = 2500;
+    QVERIFY(env.coordinator->create_run(spec).is_ok());
+    register_workers(*env.coordinator, 1);
+    TaskGrant grant = lease_or_die(*env.coordinator, "w0");
+    const int64_t granted = grant.deadline_ms - 1000;
+    const std::string deadline =
+        "SELECT deadline_ms FROM leases WHERE id = " + std::to_string(grant.lease_id);
+    QVERIFY(env.open(dipaco::RestartPolicy::kKeepLeases));  // at once: keeps granted + 1 s
+    QCOMPARE(db_count(env.db_path(), deadline), granted + 1000);
+    env.clock.advance(1000);
+    QVERIFY(env.open(dipaco::RestartPolicy::kKeepLeases));
+    QCOMPARE(db_count(env.db_path(), deadline), granted + 2000);
+    env.clock.advance(1000);
+    QVERIFY(env.open(dipaco::RestartPolicy::kKeepLeases));
+    QCOMPARE(db_count(env.db_path(), deadline), granted + 2500);  // the hard deadline
+    env.clock.advance(501);
+    auto beat = env.coordinator->heartbeat("w0", grant.lease_id, 1);
+    QVERIFY(!beat->lease_valid);
+    QVERIFY2(contains(beat->reason, "max_lease_ms"), beat->reason.c_str());
   }
 
   void restartCanExpireEveryLeaseInFlight() {

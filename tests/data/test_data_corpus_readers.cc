@@ -212,6 +212,32 @@ class CorpusReadersTest : public QObject {
              wrong_type.status().message().c_str());
   }
 
+  // Extensions in any case are corpus files, and read by their kind (.TXT as text blocks, not
+  // as JSON lines); a plain .json (one JSON document, usually an array) is not, and named alone
+  // it is refused with what to write instead.
+  void extensionsMatchInAnyCaseAndJsonIsNotRead() {
+    QTemporaryDir dir;
+    fixtures::write(dir.filePath("a.TXT"), "upper block\n\nsecond\n");
+    fixtures::write(dir.filePath("b.JsonL"), "{\"text\": \"upper jsonl\"}\n");
+    fixtures::write(dir.filePath("c.JSONL.GZ"), fixtures::gzip("{\"text\": \"upper gz\"}\n"));
+    fixtures::write(dir.filePath("d.json"), "[\n  {\"text\": \"an array\"}\n]\n");
+    QVERIFY(dipaco::is_corpus_file("NOTES.TXT"));
+    QVERIFY(!dipaco::is_corpus_file("data.json"));
+    auto files = dipaco::corpus_files(dir.path().toStdString());
+    QVERIFY2(files.is_ok(), files.status().message().c_str());
+    QCOMPARE(files->size(), size_t{3});
+    auto docs = dipaco::read_corpus({dir.path().toStdString()}, quiet());
+    QVERIFY2(docs.is_ok(), docs.status().message().c_str());
+    QCOMPARE(docs->size(), size_t{4});
+    QCOMPARE((*docs)[0].text, std::string("upper block"));
+    QCOMPARE((*docs)[1].text, std::string("second"));
+    QCOMPARE((*docs)[2].text, std::string("upper jsonl"));
+    QCOMPARE((*docs)[3].text, std::string("upper gz"));
+    auto json = dipaco::read_corpus({dir.filePath("d.json").toStdString()}, quiet());
+    QCOMPARE(json.status().code(), dipaco::StatusCode::kInvalidArgument);
+    QVERIFY2(contains(json.status().message(), "as .jsonl"), json.status().message().c_str());
+  }
+
   void documentsFileRoundTrip() {
     QTemporaryDir dir;
     std::vector<Document> docs = {{"ca01", "news", "Line \"one\"\n\nTab\there \\ done."},

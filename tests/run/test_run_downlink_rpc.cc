@@ -48,7 +48,9 @@ class RunDownlinkRpcTest : public QObject {
     QVERIFY(grid);
     QCOMPARE(grid->downlink, WireDtype::kInt8);
     FILE* quiet = std::fopen("/dev/null", "w");
-    auto planned = plan_grid_run(*grid, 1, quiet);
+    auto run_dir_lock = lock_run_dir(grid->dir, "test");
+    QVERIFY2(run_dir_lock, run_dir_lock.status().message().c_str());
+    auto planned = plan_grid_run(*grid, 1, quiet, *run_dir_lock);
     std::fclose(quiet);
     QVERIFY2(planned, planned.status().message().c_str());
     CoordinatorOptions copts;
@@ -61,7 +63,7 @@ class RunDownlinkRpcTest : public QObject {
     ServerOptions options;
     options.insecure = true;
     options.service.tokens = {kWorkerToken, kOperatorToken};
-    options.service.hooks = grid_run_hooks(1, stderr);
+    options.service.hooks = grid_run_hooks(1, stderr, std::make_shared<RunDirLocks>("test"));
     options.aggregator = grid_aggregator();
     options.poll_ms = 3600000;  // the test aggregates with poll_once()
     auto server = RpcServer::start(**coordinator, std::move(options));

@@ -2,8 +2,8 @@
 // routing and writes what export reads; reruns resume; an interrupted run resumes to the same
 // modules as an uninterrupted one; DiLoCo, path-specific levels, int4 with top-2 overlap and a
 // discriminative router run; bad inputs are refused with errors that say what to change; a
-// second run on a directory in use is refused at once; a different grid is refused with the keys
-// that differ; a failed first start leaves the directory free for the fixed grid.
+// second run on a directory in use (by a run or by dipaco serve) is refused at once; a different
+// grid is refused with the keys that differ; a failed first start leaves nothing behind.
 #include <unistd.h>
 
 #include <QTemporaryDir>
@@ -15,6 +15,7 @@
 #include <map>
 #include <string>
 
+#include "run/grid_run_hooks.h"
 #include "run/local_run.h"
 #include "run/module_delta.h"
 #include "run/module_files.h"
@@ -341,7 +342,7 @@ class RunLocalTest : public QObject {
       auto refused = run_quietly(g);
       QVERIFY(!refused);
       const std::string expected =
-          "run.dir " + g.dir + " is in use by another dipaco run (pid 4242)";
+          "run.dir " + g.dir + " is in use by another dipaco process (pid 4242)";
       QVERIFY2(contains(refused.status().message(), expected), refused.status().message().c_str());
       QCOMPARE(refused.status().code(), StatusCode::kFailedPrecondition);
       QCOMPARE(snapshot(g.dir), before);
@@ -360,12 +361,70 @@ class RunLocalTest : public QObject {
     };
     auto first = run_quietly(g, o);
     QVERIFY2(first, first.status().message().c_str());
-    QVERIFY2(contains(second_error,
-                      "is in use by another dipaco run (pid " + std::to_string(getpid()) + ")"),
+    QVERIFY2(contains(second_error, "is in use by another dipaco process (dipaco run, pid " +
+                                        std::to_string(getpid()) + ")"),
              second_error.c_str());
     QCOMPARE(completed.load(), 4);  // 4 paths × 1 outer step, each trained once
     // Released when run_local returns: the same command resumes.
     QVERIFY2(run_quietly(g), "rerun after the first finished");
+  }
+
+  // dipaco serve plans a grid run into its run.dir under the same lock as dipaco run, and holds
+  // it while it serves the run: a run on that directory is refused naming serve (planning the
+  // same grid again inside serve is fine), and serve planning into a directory a run holds is
+  // refused naming the run.
+  void serveAndRunNeverOwnTheSameDirectory() {
+    GridSpec g = grid_of(tiny_grid(dir_.path(), kTwoByTwo, kFastRouting));
+    g.dir = dir_.filePath("served").toStdString();
+    g.outer_steps = 1;
+    FILE* sink = std::fopen("/dev/null", "w");
+    const std::string pid = std::to_string(getpid());
+    CoordinatorOptions served;
+    served.db_path = dir_.filePath("serve.db").toStdString();
+    served.payload_dir = dir_.filePath("serve.payload").toStdString();
+    std::filesystem::create_directories(served.payload_dir);
+    {
+      RunHooks hooks = grid_run_hooks(1, sink, std::make_shared<RunDirLocks>("dipaco serve"));
+      auto planned = hooks.plan_run(g.to_toml());
+      QVERIFY2(planned, planned.status().message().c_str());
+      auto coordinator = Coordinator::open(served);
+      QVERIFY2(coordinator, coordinator.status().message().c_str());
+      QVERIFY((*coordinator)->create_run(*planned));
+      auto again = hooks.plan_run(g.to_toml());  // a second CreateRun of the same grid
+      QVERIFY2(again, again.status().message().c_str());
+      auto refused = run_quietly(g);
+      QVERIFY(!refused);
+      QCOMPARE(refused.status().code(), StatusCode::kFailedPrecondition);
+      QVERIFY2(contains(refused.status().message(),
+                        "run.dir " + g.dir +
+                            " is in use by another dipaco process (dipaco serve, pid " + pid + ")"),
+               refused.status().message().c_str());
+    }
+    // A restarted serve owns the directories of the runs its database resumes.
+    {
+      auto coordinator = Coordinator::open(served);
+      QVERIFY2(coordinator, coordinator.status().message().c_str());
+      RunDirLocks restarted("dipaco serve");
+      QVERIFY(lock_served_run_dirs(**coordinator, restarted));
+      auto refused = run_quietly(g);
+      QVERIFY2(contains(refused.status().message(), "(dipaco serve, pid " + pid + ")"),
+               refused.status().message().c_str());
+    }
+    // Released with the hooks (serve exits): the run resumes there; while it runs, serve's
+    // planning into the directory is refused.
+    std::string serve_error;
+    LocalRunOptions o;
+    o.on_started = [&](Coordinator*, int64_t) {
+      RunHooks hooks = grid_run_hooks(1, sink, std::make_shared<RunDirLocks>("dipaco serve"));
+      auto planned = hooks.plan_run(g.to_toml());
+      serve_error = planned ? "planned" : planned.status().message();
+    };
+    auto ran = run_quietly(g, o);
+    std::fclose(sink);
+    QVERIFY2(ran, ran.status().message().c_str());
+    QVERIFY2(
+        contains(serve_error, "is in use by another dipaco process (dipaco run, pid " + pid + ")"),
+        serve_error.c_str());
   }
 
   void aFailedFirstStartDoesNotClaimTheDirectory() {
@@ -382,6 +441,13 @@ class RunLocalTest : public QObject {
     QVERIFY(!std::filesystem::exists(l.grid()));
     QVERIFY(!std::filesystem::exists(l.shards_dir()));
     QVERIFY(!std::filesystem::exists(l.payload_dir()));
+    QVERIFY2(!std::filesystem::exists(g.dir), "the run directory (and its .lock) is left behind");
+    // A directory that existed (empty) is left as it was: empty, no .lock in it.
+    std::filesystem::create_directories(g.dir);
+    failed = run_quietly(typo);
+    QVERIFY(!failed);
+    QVERIFY(std::filesystem::exists(g.dir));
+    QVERIFY2(std::filesystem::is_empty(g.dir), "a failed first start left files behind");
     // The fixed grid starts fresh in the same directory.
     auto fixed = run_quietly(g);
     QVERIFY2(fixed, fixed.status().message().c_str());
