@@ -92,6 +92,8 @@ struct WorkerClient::Impl {
   static constexpr size_t kHeldRunConfigs = 8;
   const std::atomic<int>* stop = nullptr;
   std::atomic<bool> drained{false};  // set by the heartbeat thread
+  // Registered while drained by the operator: idle (no leases, no exit) until undrained.
+  bool idle_while_drained = false;
 
   Impl(WorkerClientOptions o, TaskRunner& r, WorkerStats& s)
       : options(std::move(o)),
@@ -146,6 +148,8 @@ struct WorkerClient::Impl {
     request.set_worker_id(options.worker_id);
     request.set_host(options.host);
     request.set_version(options.version);
+    request.set_instance_id(options.instance_id.empty() ? process_instance_id()
+                                                        : options.instance_id);
     v1::Device* cpu = request.add_devices();
     cpu->set_name("cpu");
     cpu->set_backend(v1::BACKEND_CPU);
@@ -158,6 +162,13 @@ struct WorkerClient::Impl {
       heartbeat_ms = std::max<uint32_t>(10, response.heartbeat_interval_ms());
       DIPACO_LOG(kInfo) << "worker " << options.worker_id << ": registered, heartbeat every "
                         << heartbeat_ms << " ms";
+      idle_while_drained = response.drain();
+      if (idle_while_drained) {
+        DIPACO_LOG(kWarning) << "worker " << options.worker_id
+                             << ": drained by the operator; waiting for undrain (dipaco ctl "
+                                "undrain "
+                             << options.worker_id << ")";
+      }
     }
     return s;
   }
@@ -847,6 +858,20 @@ struct WorkerClient::Impl {
   }
 };
 
+const std::string& process_instance_id() {
+  static const std::string id = [] {
+    std::random_device device;
+    std::string hex;
+    char digits[9];
+    for (int i = 0; i < 4; ++i) {
+      std::snprintf(digits, sizeof(digits), "%08x", static_cast<unsigned>(device()));
+      hex += digits;
+    }
+    return hex;
+  }();
+  return id;
+}
+
 WorkerClient::WorkerClient(WorkerClientOptions options, TaskRunner& runner)
     : impl_(std::make_unique<Impl>(std::move(options), runner, stats_)) {}
 
@@ -867,6 +892,16 @@ Status WorkerClient::run(const std::atomic<int>& stop) {
     if (w.session.empty()) {
       grpc::Status s = w.register_worker();
       if (fatal(s)) return unavailable("register refused: " + describe(s));
+      if (s.error_code() == grpc::StatusCode::ALREADY_EXISTS) {
+        // Another process holds the id. A crashed predecessor stops being present within
+        // seconds; a live one is a misconfiguration the operator must see.
+        const int64_t wait = w.call_backoff.next_wait_ms(w.random);
+        DIPACO_LOG(kError) << "worker " << w.options.worker_id
+                           << ": the coordinator refused to register this process: "
+                           << s.error_message() << "; retrying in " << wait << " ms";
+        w.sleep_ms(wait);
+        continue;
+      }
       if (!s.ok()) {
         w.back_off("register: " + describe(s));
         continue;
@@ -891,6 +926,11 @@ Status WorkerClient::run(const std::atomic<int>& stop) {
       continue;
     }
     w.call_backoff.reset();
+    if (!response.drain() && w.idle_while_drained) {
+      DIPACO_LOG(kInfo) << "worker " << w.options.worker_id
+                        << ": undrained by the operator; taking tasks again";
+      w.idle_while_drained = false;
+    }
     if (response.has_task()) {
       if (w.options.on_lease) w.options.on_lease(response.task().lease_id());
       Result<TaskOutcome> outcome = w.execute(response.task());
@@ -899,7 +939,7 @@ Status WorkerClient::run(const std::atomic<int>& stop) {
       w.after_task(*outcome);
       continue;
     }
-    if (response.drain()) {
+    if (response.drain() && !w.idle_while_drained) {
       DIPACO_LOG(kInfo) << "worker " << w.options.worker_id << ": drained by the operator";
       break;
     }

@@ -13,7 +13,8 @@
 //   rpc_timeout_ms = 30000                  # deadline of each call and download stream;
 //                                           #   a push stream gets this plus 1 s per MiB
 //   [worker]
-//   id = ""                                 # stable worker id; default: hostname
+//   id = ""                                 # stable worker id; default: hostname, or
+//                                           #   "hostname-gpu0-1" with explicit devices
 //   cache_dir = "/var/cache/dipaco"     # module and shard cache
 //   backend = "auto"                        # auto | cpu | cuda
 //   devices = []                            # CUDA device indices; empty = all usable. Several GPUs

@@ -171,11 +171,13 @@ constexpr const char* kSchemaV4 =
     "ALTER TABLE events ADD COLUMN outer_step INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE events ADD COLUMN version INTEGER NOT NULL DEFAULT 0;";
 
+// v5: the worker process that registered a worker id last (RegisterRequest.instance_id), so
+// that a second process given the same id is refused while the first is still heard from.
+constexpr const char* kSchemaV5 =
+    "ALTER TABLE workers ADD COLUMN instance TEXT NOT NULL DEFAULT '';";
+
 constexpr Migration kMigrations[] = {
-    {1, kSchemaV1},
-    {2, kSchemaV2},
-    {3, kSchemaV3},
-    {4, kSchemaV4},
+    {1, kSchemaV1}, {2, kSchemaV2}, {3, kSchemaV3}, {4, kSchemaV4}, {5, kSchemaV5},
 };
 
 }  // namespace
