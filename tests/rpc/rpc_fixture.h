@@ -7,6 +7,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "compress/codec.h"
@@ -140,6 +141,17 @@ struct Served {
     return dipaco::Status::ok();
   }
 };
+
+// Waits until `done()` holds (true) or `timeout_ms` passes (false).
+template <typename Predicate>
+bool wait_until(Predicate done, int timeout_ms) {
+  auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (!done()) {
+    if (std::chrono::steady_clock::now() >= until) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
+}
 
 // A call context with a token (empty = none) and a 10 s deadline.
 inline std::unique_ptr<grpc::ClientContext> context(const std::string& token = kWorkerToken) {

@@ -56,16 +56,6 @@ dipaco::WorkerStatus worker_row(Served& s, const std::string& id) {
   return {};
 }
 
-template <typename Predicate>
-bool wait_until(Predicate done, int timeout_ms) {
-  auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  while (!done()) {
-    if (std::chrono::steady_clock::now() >= until) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return true;
-}
-
 }  // namespace
 
 class RpcWorkerIdentityTest : public QObject {
