@@ -895,10 +895,19 @@ Status WorkerClient::run(const std::atomic<int>& stop) {
       if (s.error_code() == grpc::StatusCode::ALREADY_EXISTS) {
         // Another process holds the id. A crashed predecessor stops being present within
         // seconds; a live one is a misconfiguration the operator must see.
+        // A restart right after a clean exit sees this until the old process counts as gone:
+        // an ERROR on the first refusal and every tenth, INFO in between.
         const int64_t wait = w.call_backoff.next_wait_ms(w.random);
-        DIPACO_LOG(kError) << "worker " << w.options.worker_id
-                           << ": the coordinator refused to register this process: "
-                           << s.error_message() << "; retrying in " << wait << " ms";
+        const int64_t refusals = w.call_backoff.failures();
+        const std::string line =
+            "the coordinator refused to register this process: " + s.error_message() +
+            "; retrying in " + std::to_string(wait) + " ms (" + std::to_string(refusals) +
+            " refusals in a row)";
+        if (refusals % 10 == 1) {
+          DIPACO_LOG(kError) << "worker " << w.options.worker_id << ": " << line;
+        } else {
+          DIPACO_LOG(kInfo) << "worker " << w.options.worker_id << ": " << line;
+        }
         w.sleep_ms(wait);
         continue;
       }
