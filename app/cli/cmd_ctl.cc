@@ -5,6 +5,7 @@
 // watch_event); errors say what to check (no server, the token, TLS, an unknown id).
 #include <algorithm>
 #include <atomic>
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -107,13 +108,8 @@ const CtlCommand* find_command(const Args& args, size_t* at) {
 
 Result<int64_t> parse_positive(const std::string& text, const char* what) {
   int64_t value = 0;
-  size_t used = 0;
-  try {
-    value = std::stoll(text, &used);
-  } catch (...) {
-    used = 0;
-  }
-  if (used == 0 || used != text.size() || value <= 0)
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || error != std::errc() || end != text.data() + text.size() || value <= 0)
     return invalid_argument(std::string(what) + " '" + text + "' is not a positive number");
   return value;
 }
