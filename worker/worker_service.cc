@@ -100,17 +100,6 @@ std::string host_name() {
   return host;
 }
 
-// [worker] id, else the host name, suffixed with the GPUs when [worker] devices names them
-// ("gpu7-gpu0-1"): one worker process per GPU on a host then gets distinct ids.
-std::string default_worker_id(const WorkerConfig& config, const std::string& host) {
-  if (!config.worker_id.empty()) return config.worker_id;
-  if (config.devices.empty()) return host;
-  std::string id = host + "-gpu";
-  for (size_t i = 0; i < config.devices.size(); ++i)
-    id += (i == 0 ? "" : "-") + std::to_string(config.devices[i]);
-  return id;
-}
-
 // "90 s", "0.5 s".
 std::string seconds_text(double seconds) {
   std::ostringstream text;
@@ -127,7 +116,7 @@ WorkerClientOptions client_options(const WorkerConfig& config, const WorkerCrede
   options.channel = channel_options(config);
   options.token = credentials.token;
   options.host = host_name();
-  options.worker_id = default_worker_id(config, options.host);
+  options.worker_id = worker_id_or_default(config, options.host);
   options.cache_dir = config.cache_dir;
   options.backoff_initial_ms = config.backoff_initial_ms;
   options.backoff_max_ms = config.backoff_max_ms;
