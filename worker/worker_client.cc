@@ -107,6 +107,8 @@ struct WorkerClient::Impl {
   std::optional<std::chrono::steady_clock::time_point> cached_runs_asked_at;
   const std::atomic<int>* stop = nullptr;
   std::atomic<bool> drained{false};  // set by the heartbeat thread
+  // Registered while drained by the operator: idle (no leases, no exit) until undrained.
+  bool idle_while_drained = false;
 
   Impl(WorkerClientOptions o, TaskRunner& r, WorkerStats& s)
       : options(std::move(o)),
@@ -195,6 +197,8 @@ struct WorkerClient::Impl {
     request.set_worker_id(options.worker_id);
     request.set_host(options.host);
     request.set_version(options.version);
+    request.set_instance_id(options.instance_id.empty() ? process_instance_id()
+                                                        : options.instance_id);
     v1::Device* cpu = request.add_devices();
     cpu->set_name("cpu");
     cpu->set_backend(v1::BACKEND_CPU);
@@ -207,6 +211,13 @@ struct WorkerClient::Impl {
       heartbeat_ms = std::max<uint32_t>(10, response.heartbeat_interval_ms());
       DIPACO_LOG(kInfo) << "worker " << options.worker_id << ": registered, heartbeat every "
                         << heartbeat_ms << " ms";
+      idle_while_drained = response.drain();
+      if (idle_while_drained) {
+        DIPACO_LOG(kWarning) << "worker " << options.worker_id
+                             << ": drained by the operator; waiting for undrain (dipaco ctl "
+                                "undrain "
+                             << options.worker_id << ")";
+      }
     }
     return s;
   }
@@ -994,6 +1005,20 @@ struct WorkerClient::Impl {
   }
 };
 
+const std::string& process_instance_id() {
+  static const std::string id = [] {
+    std::random_device device;
+    std::string hex;
+    char digits[9];
+    for (int i = 0; i < 4; ++i) {
+      std::snprintf(digits, sizeof(digits), "%08x", static_cast<unsigned>(device()));
+      hex += digits;
+    }
+    return hex;
+  }();
+  return id;
+}
+
 WorkerClient::WorkerClient(WorkerClientOptions options, TaskRunner& runner)
     : impl_(std::make_unique<Impl>(std::move(options), runner, stats_)) {}
 
@@ -1016,6 +1041,25 @@ Status WorkerClient::run(const std::atomic<int>& stop) {
       grpc::Status s = w.register_worker();
       if (token_refused(s)) {
         w.wait_after_token_refused("register", s);
+        continue;
+      }
+      if (s.error_code() == grpc::StatusCode::ALREADY_EXISTS) {
+        // Another process holds the id. A crashed predecessor stops being present within
+        // seconds; a live one is a misconfiguration the operator must see.
+        // A restart right after a clean exit sees this until the old process counts as gone:
+        // an ERROR on the first refusal and every tenth, INFO in between.
+        const int64_t wait = w.call_backoff.next_wait_ms(w.random);
+        const int64_t refusals = w.call_backoff.failures();
+        const std::string line =
+            "the coordinator refused to register this process: " + s.error_message() +
+            "; retrying in " + std::to_string(wait) + " ms (" + std::to_string(refusals) +
+            " refusals in a row)";
+        if (refusals % 10 == 1) {
+          DIPACO_LOG(kError) << "worker " << w.options.worker_id << ": " << line;
+        } else {
+          DIPACO_LOG(kInfo) << "worker " << w.options.worker_id << ": " << line;
+        }
+        w.sleep_ms(wait);
         continue;
       }
       if (!s.ok()) {
@@ -1049,6 +1093,11 @@ Status WorkerClient::run(const std::atomic<int>& stop) {
     w.call_backoff.reset();
     w.auth_backoff.reset();
     w.drop_ended_runs(response, response.has_task() ? response.task().run_id() : "");
+    if (!response.drain() && w.idle_while_drained) {
+      DIPACO_LOG(kInfo) << "worker " << w.options.worker_id
+                        << ": undrained by the operator; taking tasks again";
+      w.idle_while_drained = false;
+    }
     if (response.has_task()) {
       if (w.options.on_lease) w.options.on_lease(response.task().lease_id());
       Result<TaskOutcome> outcome = w.execute(response.task());
@@ -1057,7 +1106,7 @@ Status WorkerClient::run(const std::atomic<int>& stop) {
       w.after_task(*outcome);
       continue;
     }
-    if (response.drain()) {
+    if (response.drain() && !w.idle_while_drained) {
       DIPACO_LOG(kInfo) << "worker " << w.options.worker_id << ": drained by the operator";
       break;
     }

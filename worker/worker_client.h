@@ -45,7 +45,13 @@
 //     dropped.
 //   - Stop: when `stop` becomes 1 the worker finishes its current task (push included) and
 //     returns; at 2 it cancels the runner, hands the lease back (ReleaseLease) and returns.
-//     An operator drain (heartbeat or lease reply) is treated like stop = 1. How long a stop
+//     An operator drain (heartbeat or lease reply) is treated like stop = 1.
+//   - Drained at Register (the operator's drain lasts across restarts): the worker logs it once,
+//     stays registered and asks for work at the coordinator's wait interval without taking any,
+//     until `dipaco ctl undrain <id>`; then it works again. Only `stop` ends it.
+//   - Worker id in use (ALREADY_EXISTS at Register: another process with the same id is still
+//     heard from): logged as an ERROR and retried with backoff, so that a restarted worker
+//     registers once its crashed predecessor has gone silent. Only `stop` ends it. How long a stop
 //     at 1 may take is the caller's to bound (worker_service.h raises it to 2 after
 //     stop_grace_s).
 // Logs go to stderr (util/log.h).
@@ -70,6 +76,9 @@ struct WorkerClientOptions {
   // may be empty (the token stays). Called from run()'s thread and the heartbeat thread.
   std::function<Result<std::string>()> reread_token;
   std::string worker_id;  // stable across restarts
+  // This worker process, told apart from another process given the same worker_id (the
+  // coordinator refuses the second while the first is present). Empty: process_instance_id().
+  std::string instance_id;
   std::string host;
   std::string version = DIPACO_VERSION;
   std::string cache_dir;  // must be writable; created if missing
@@ -104,6 +113,9 @@ struct WorkerStats {
   uint64_t push_chunks_skipped = 0;  // not sent again on a retry: the coordinator held them
   uint64_t push_retries = 0;         // broken push attempts that were tried again
 };
+
+// Random 128-bit hex, the same for the life of this process (WorkerClientOptions::instance_id).
+const std::string& process_instance_id();
 
 class WorkerClient {
  public:

@@ -14,7 +14,8 @@
 //   rpc_timeout_ms = 30000                  # deadline of each call and download stream;
 //                                           #   a push stream gets this plus 1 s per MiB
 //   [worker]
-//   id = ""                                 # stable worker id; default: hostname
+//   id = ""                                 # stable worker id; default: hostname, or
+//                                           #   "hostname-gpu0-1" with explicit devices
 //   cache_dir = "/var/cache/dipaco"     # module and shard cache
 //   backend = "auto"                        # auto | cpu | cuda
 //   devices = []                            # CUDA device indices; empty = all usable. Several GPUs
@@ -97,6 +98,11 @@ BackendChoice backend_choice(const WorkerConfig& config);
 // tests and demos of islands without GPUs: a worker that trains on the CPU (asked for or fallen
 // back to) trains each path on this many CPU replicas in one island. Not in the config file: an
 // island of CPU replicas is only useful to watch the island code run.
+
+// The id this worker registers with: [worker] id, else `host`, suffixed with the GPUs when
+// [worker] devices names them ("gpu7-gpu0-1" for [0, 1]), so that one worker process per GPU on
+// a host gets distinct ids without configuration.
+std::string worker_id_or_default(const WorkerConfig& config, const std::string& host);
 
 // The level a [worker] log_level names; nullopt for "" (not set) and for unknown names.
 std::optional<LogLevel> worker_log_level(const std::string& name);

@@ -119,7 +119,7 @@ WorkerClientOptions client_options(const WorkerConfig& config, const WorkerCrede
   options.channel = channel_options(config);
   options.token = credentials.token;
   options.host = host_name();
-  options.worker_id = config.worker_id.empty() ? options.host : config.worker_id;
+  options.worker_id = worker_id_or_default(config, options.host);
   options.cache_dir = config.cache_dir;
   options.backoff_initial_ms = config.backoff_initial_ms;
   options.backoff_max_ms = config.backoff_max_ms;

@@ -14,6 +14,7 @@ constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
 // A subcommand of the design that this build does not have yet.
 
+int cmd_ctl(const Args& args);
 int cmd_data(const Args& args);
 int cmd_doctor(const Args& args);
 int cmd_eval(const Args& args);

@@ -22,6 +22,8 @@ constexpr Subcommand kSubcommands[] = {
      dipaco::cli::cmd_run},
     {"serve", "run a headless coordinator that remote workers connect to", dipaco::cli::cmd_serve},
     {"work", "run a worker in the foreground against a coordinator", dipaco::cli::cmd_work},
+    {"ctl", "operator actions on a dipaco serve: workers, drain, pause, watch, ...",
+     dipaco::cli::cmd_ctl},
     {"train", "train one dense model (the baseline paths are compared against)",
      dipaco::cli::cmd_train},
     {"export", "export trained paths (HF Llama safetensors, GGUF) and the router",

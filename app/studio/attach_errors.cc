@@ -28,6 +28,7 @@ std::string explain_attach_failure(const grpc::Status& status, const AttachSetti
       return "the coordinator at " + at +
              " refused the token: use the operator token, the file given to dipaco serve "
              "--operator-token-file" +
+             (settings.command_line ? std::string(" (pass it with --token-file)") : std::string()) +
              said;
     case grpc::StatusCode::PERMISSION_DENIED:
       return "the coordinator at " + at +
@@ -53,14 +54,18 @@ std::string explain_attach_failure(const grpc::Status& status, const AttachSetti
                          "), that the certificate names this host, and that the server "
                          "uses TLS (not serve --insecure)" +
                          said
-                   : "the coordinator at " + at + " speaks TLS: tick TLS and give its CA file" +
+                   : "the coordinator at " + at + " speaks TLS: " +
+                         (settings.command_line ? "drop --insecure and give --ca-file"
+                                                : "tick TLS and give its CA file") +
                          said;
       }
       return "no coordinator at " + at +
              ": is dipaco serve running, is the port open (firewall), is the address right" +
-             (settings.tls
-                  ? std::string(", does the server use TLS (untick TLS for serve --insecure)")
-                  : std::string(", does the server expect TLS (tick TLS)")) +
+             (settings.tls ? std::string(", does the server use TLS (") +
+                                 (settings.command_line ? "pass --insecure" : "untick TLS") +
+                                 " for serve --insecure)"
+                           : std::string(", does the server expect TLS (") +
+                                 (settings.command_line ? "drop --insecure" : "tick TLS") + ")") +
              said;
     default:
       return "the coordinator at " + at + " failed: " + status.error_message() + " (gRPC code " +

@@ -13,6 +13,9 @@ struct AttachSettings {
   std::string ca_file;  // PEM roots that signed the server's certificate; empty = system roots
   std::string token;    // the operator token (serve --operator-token-file)
   int64_t run_id = 1;   // as `dipaco serve` prints it ("run N from ...")
+  // Errors name the flags of `dipaco ctl` (--insecure, --ca-file, --token-file) instead of the
+  // studio's Launch tab controls.
+  bool command_line = false;
 };
 
 }  // namespace dipaco::studio

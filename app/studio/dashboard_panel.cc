@@ -119,6 +119,9 @@ DashboardPanel::DashboardPanel(QWidget* parent) : QWidget(parent) {
       button(tr("Preempt task"), tr("End the selected worker's lease; its task is requeued"));
   QPushButton* drain =
       button(tr("Drain worker"), tr("The selected worker finishes its task and gets no more"));
+  QPushButton* undrain = button(tr("Undrain worker"),
+                                tr("The selected drained worker takes tasks again (a drain lasts "
+                                   "across the worker's restarts until undone)"));
   status_ = new QLabel(
       tr("No run attached: start or attach one in the Launch tab, or open a past run in Runs."),
       this);
@@ -149,6 +152,14 @@ DashboardPanel::DashboardPanel(QWidget* parent) : QWidget(parent) {
       return;
     }
     operator_action(tr("drain"), [w](RunControl* c) { return c->drain(w); });
+  });
+  connect(undrain, &QPushButton::clicked, this, [this] {
+    const std::string w = selected_worker().toStdString();
+    if (w.empty()) {
+      report(tr("undrain"), false, tr("select a worker"));
+      return;
+    }
+    operator_action(tr("undrain"), [w](RunControl* c) { return c->undrain(w); });
   });
 
   // Plots.
@@ -518,6 +529,9 @@ void DashboardPanel::apply(const RunEvent& e) {
     case EventKind::kWorkerDraining:
       if (!e.worker_id.empty()) worker().state = tr("draining");
       break;
+    case EventKind::kWorkerUndrained:
+      if (!e.worker_id.empty()) worker().state = tr("idle");
+      break;
     case EventKind::kInnerStepsChanged:
       if (e.version > 0) inner_steps_->setValue(static_cast<int>(e.version));
       break;
@@ -693,7 +707,10 @@ void DashboardPanel::poll_workers() {
         w.host = QString::fromStdString(s.host);
         w.device = QString::fromStdString(s.devices);
         w.last_seen_ms = std::max(w.last_seen_ms, s.last_heartbeat_ms);
-        if (s.state == "draining") w.state = tr("draining");
+        if (s.state == "draining")
+          w.state = tr("draining");
+        else if (w.state == tr("draining"))
+          w.state = s.live_lease_id != 0 ? tr("training") : tr("idle");
         if (s.live_lease_id != 0) w.lease_id = s.live_lease_id;
       }
       workers_dirty_ = true;

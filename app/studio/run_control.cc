@@ -56,6 +56,12 @@ Result<OperatorReply> LocalRunControl::drain(const std::string& worker_id) {
   return coordinator_->drain(worker_id);
 }
 
+Result<OperatorReply> LocalRunControl::undrain(const std::string& worker_id) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (live() == nullptr) return not_attached();
+  return coordinator_->undrain(worker_id);
+}
+
 Result<std::vector<WorkerStatus>> LocalRunControl::workers() {
   std::lock_guard<std::mutex> lock(mutex_);
   if (live() == nullptr) return not_attached();

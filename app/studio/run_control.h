@@ -27,6 +27,8 @@ class RunControl {
   virtual Result<OperatorReply> set_inner_steps(uint32_t inner_steps) = 0;
   virtual Result<OperatorReply> preempt(int64_t lease_id) = 0;
   virtual Result<OperatorReply> drain(const std::string& worker_id) = 0;
+  // Lets a drained worker take tasks again (a drain lasts across the worker's restarts).
+  virtual Result<OperatorReply> undrain(const std::string& worker_id) = 0;
   virtual Result<std::vector<WorkerStatus>> workers() = 0;
   // False when workers() can never answer (the dashboard then does not poll it).
   virtual bool lists_workers() const { return true; }
@@ -51,6 +53,7 @@ class LocalRunControl : public RunControl {
   Result<OperatorReply> set_inner_steps(uint32_t inner_steps) override;
   Result<OperatorReply> preempt(int64_t lease_id) override;
   Result<OperatorReply> drain(const std::string& worker_id) override;
+  Result<OperatorReply> undrain(const std::string& worker_id) override;
   Result<std::vector<WorkerStatus>> workers() override;
 
  private:

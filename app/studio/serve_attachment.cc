@@ -2,7 +2,7 @@
 
 #include <QThread>
 
-#include "rpc/channel.h"
+#include "attach_channel.h"
 #include "run_watcher.h"
 
 namespace dipaco::studio {
@@ -35,11 +35,7 @@ bool ServeAttachment::attach(const AttachSettings& settings, std::shared_ptr<Run
            "--operator-token-file)");
     return false;
   }
-  ChannelOptions options;
-  options.address = settings.address;
-  options.insecure = !settings.tls;
-  options.ca_file = settings.ca_file;
-  auto channel = make_channel(options);
+  auto channel = attach_channel(settings);
   if (!channel.is_ok()) {
     *error = tr("cannot reach %1: %2")
                  .arg(QString::fromStdString(settings.address),

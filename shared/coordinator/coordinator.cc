@@ -356,6 +356,22 @@ Result<OperatorReply> Coordinator::drain(const std::string& worker_id) {
   });
 }
 
+Result<OperatorReply> Coordinator::undrain(const std::string& worker_id) {
+  return call<OperatorReply>([&](int64_t now) -> Result<OperatorReply> {
+    DIPACO_ASSIGN_OR_RETURN(int64_t worker, worker_row(worker_id));
+    DIPACO_RETURN_IF_ERROR(exec_sql(
+        db_, "UPDATE workers SET state = 'active' WHERE id = ?1 AND state = 'draining'", worker));
+    if (db_.changes() == 0) return OperatorReply{false, "worker " + worker_id + " is not draining"};
+    RunEvent event;
+    event.time_ms = now;
+    event.kind = EventKind::kWorkerUndrained;
+    event.worker_id = worker_id;
+    event.detail = "worker " + worker_id + " undrained: it takes tasks again";
+    DIPACO_RETURN_IF_ERROR(publish(event));
+    return OperatorReply{true, event.detail};
+  });
+}
+
 Status Coordinator::report_metrics(const std::vector<MetricPoint>& points) {
   return call<bool>([&](int64_t now) -> Result<bool> {
            for (const MetricPoint& point : points) {

@@ -31,6 +31,7 @@
 // Time comes only from the injected clock; nothing sleeps or spawns threads.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -89,12 +90,21 @@ struct WorkerInfo {
   std::string host;
   std::string devices;  // human description, e.g. "cuda:0 H100 80GB; cuda:1 H100 80GB"
   std::string version;
+  // The worker process (random, made once per process). A different non-empty instance of a
+  // worker id that is still present is refused (Registration::refusal). Empty: not checked.
+  std::string instance_id;
 };
 
 struct Registration {
   // How often to heartbeat: the configured interval, shortened to a third of the shortest
   // lease timeout among unfinished runs so that one lost heartbeat does not kill a lease.
   int64_t heartbeat_interval_ms = 0;
+  // Non-empty: the registration was refused, nothing changed, and this says why (another
+  // process holds the worker id: which host, how long ago it was heard, and the fix).
+  std::string refusal;
+  // The operator drained this worker (drain() survives re-registering): it gets no task until
+  // undrain(); it should stay connected and idle rather than exit.
+  bool drain = false;
 };
 
 struct WorkerStatus {
@@ -249,10 +259,15 @@ class Coordinator {
   Result<OperatorReply> set_inner_steps(int64_t run_id, uint32_t inner_steps);
   // Ends a live lease and requeues its task.
   Result<OperatorReply> preempt(int64_t lease_id);
-  // The worker gets no new task; its current lease may finish. Registering again undoes it.
+  // The worker gets no new task; its current lease may finish. Lasts across the worker's
+  // restarts (register_worker keeps it) until undrain().
   Result<OperatorReply> drain(const std::string& worker_id);
+  // Lets a drained worker take tasks again.
+  Result<OperatorReply> undrain(const std::string& worker_id);
 
   // ---- workers ----------------------------------------------------------------------------
+  // Adds or updates the worker. Refused (Registration::refusal) when another instance of the
+  // same worker id is present (heard from within presence_window_ms()).
   Result<Registration> register_worker(const WorkerInfo& info);
   // Keeps the worker (and its lease, if given and live) alive. lease_id 0 = idle.
   Result<HeartbeatReply> heartbeat(const std::string& worker_id, int64_t lease_id,
@@ -354,6 +369,11 @@ class Coordinator {
   };
   Result<std::optional<QueuedTask>> next_task_for(int64_t worker, int64_t now);
   Result<int64_t> wait_hint(int64_t now);
+  // A worker heard from within this long is present: two of its longest silences (an idle
+  // worker asks at least every max_wait_ms, a busy one heartbeats).
+  int64_t presence_window_ms() const {
+    return 2 * std::max(options_.max_wait_ms, options_.heartbeat_interval_ms);
+  }
   Result<PushReply> check_push(int64_t lease_id, uint32_t module_id, uint64_t sequence,
                                const PushChunk* chunk, int64_t now, bool record);
   Status complete_task(const LeaseRow& lease, int64_t now);

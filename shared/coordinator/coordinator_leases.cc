@@ -4,6 +4,8 @@
 
 #include "coordinator/coordinator.h"
 #include "coordinator/coordinator_internal.h"
+#include "util/human_units.h"
+#include "util/log.h"
 
 namespace dipaco {
 
@@ -157,20 +159,52 @@ Result<int64_t> Coordinator::wait_hint(int64_t now) {
 Result<Registration> Coordinator::register_worker(const WorkerInfo& info) {
   if (info.worker_id.empty()) return invalid_argument("worker_id: empty");
   return call<Registration>([&](int64_t now) -> Result<Registration> {
+    DIPACO_ASSIGN_OR_RETURN(
+        Statement holder,
+        bound(db_, "SELECT host, instance, last_heartbeat_ms FROM workers WHERE name = ?1",
+              info.worker_id));
+    DIPACO_ASSIGN_OR_RETURN(bool known, holder.step());
+    if (known && !info.instance_id.empty()) {
+      const std::string host = holder.column_text(0), instance = holder.column_text(1);
+      const int64_t silent_ms = now - holder.column_int64(2);
+      if (!instance.empty() && instance != info.instance_id && silent_ms < presence_window_ms()) {
+        Registration refused;
+        refused.refusal =
+            "worker id \"" + info.worker_id + "\" is in use by another worker process on host " +
+            host + " (heard from " + format_double("%.1f", silent_ms / 1000.0) +
+            " s ago); give each worker process its own [worker] id (this one is on host " +
+            info.host + "); registering is retried and succeeds once the other has been silent " +
+            "for " + format_double("%.0f", presence_window_ms() / 1000.0) + " s";
+        DIPACO_LOG(kWarning) << "coordinator: refused to register a second process as "
+                             << refused.refusal;
+        return refused;
+      }
+    }
+    holder.reset();
+    // An operator's drain outlives the worker's restarts: only undrain() clears it.
     DIPACO_RETURN_IF_ERROR(exec_sql(
         db_,
         "INSERT INTO workers(name, host, devices, version, registered_ms, last_heartbeat_ms, "
-        "state) VALUES (?1, ?2, ?3, ?4, ?5, ?5, 'active') ON CONFLICT(name) DO UPDATE SET "
-        "host = excluded.host, devices = excluded.devices, version = excluded.version, "
-        "registered_ms = excluded.registered_ms, last_heartbeat_ms = excluded.last_heartbeat_ms, "
-        "state = 'active'",
-        info.worker_id, info.host, info.devices, info.version, now));
+        "state, instance) VALUES (?1, ?2, ?3, ?4, ?5, ?5, 'active', ?6) ON CONFLICT(name) DO "
+        "UPDATE SET host = excluded.host, devices = excluded.devices, version = "
+        "excluded.version, registered_ms = excluded.registered_ms, last_heartbeat_ms = "
+        "excluded.last_heartbeat_ms, instance = excluded.instance",
+        info.worker_id, info.host, info.devices, info.version, now, info.instance_id));
     DIPACO_ASSIGN_OR_RETURN(
         auto shortest,
         query_int(db_, "SELECT min(lease_timeout_ms) FROM runs WHERE state != 'finished'"));
-    int64_t interval = options_.heartbeat_interval_ms;
-    if (shortest) interval = std::min(interval, std::max<int64_t>(1, *shortest / 3));
-    return Registration{interval};
+    DIPACO_ASSIGN_OR_RETURN(auto draining,
+                            query_int(db_,
+                                      "SELECT 1 FROM workers WHERE name = ?1 AND state = "
+                                      "'draining'",
+                                      info.worker_id));
+    Registration registration;
+    registration.heartbeat_interval_ms = options_.heartbeat_interval_ms;
+    if (shortest)
+      registration.heartbeat_interval_ms =
+          std::min(registration.heartbeat_interval_ms, std::max<int64_t>(1, *shortest / 3));
+    registration.drain = draining.has_value();
+    return registration;
   });
 }
 
@@ -293,12 +327,11 @@ Result<std::optional<Coordinator::QueuedTask>> Coordinator::next_task_for(int64_
             worker, kAffinityLeasesLooked));
   DIPACO_ASSIGN_OR_RETURN(std::optional<QueuedTask> mine, first_row(own));
   if (mine) return mine;
-  // An owner is waited for while it is present: heard from within two of its longest silences
-  // (an idle worker asks at least every max_wait_ms, a busy one heartbeats), not holding
-  // another lease, and not silent since a lease of its expired (stopped or cut off; not the
-  // leases open() ended, at ?6). The coordinator's downtime before open() counts neither as the
-  // owner's silence nor as the task's wait (times before ?4 are moved on by ?5).
-  const int64_t present_within = 2 * std::max(options_.max_wait_ms, options_.heartbeat_interval_ms);
+  // An owner is waited for while it is present (heard from within presence_window_ms()), not
+  // holding another lease, and not silent since a lease of its expired (stopped or cut off; not
+  // the leases open() ended, at ?6). The coordinator's downtime before open() counts neither as
+  // the owner's silence nor as the task's wait (times before ?4 are moved on by ?5).
+  const int64_t present_within = presence_window_ms();
   DIPACO_ASSIGN_OR_RETURN(
       Statement next,
       bound(

@@ -24,6 +24,7 @@ const char* event_kind_name(EventKind kind) {
     case EventKind::kRunFinished: return "run_finished";
     case EventKind::kInnerStepsChanged: return "inner_steps_changed";
     case EventKind::kWorkerDraining: return "worker_draining";
+    case EventKind::kWorkerUndrained: return "worker_undrained";
     case EventKind::kMetric: return "metric";
   }
   return "unknown";

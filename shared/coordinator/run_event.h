@@ -22,6 +22,7 @@ enum class EventKind {
   kRunFinished,
   kInnerStepsChanged,
   kWorkerDraining,
+  kWorkerUndrained,  // an operator let a drained worker take tasks again
   kMetric,
 };
 

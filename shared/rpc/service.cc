@@ -110,6 +110,7 @@ grpc::Status CoordinatorService::Register(grpc::ServerContext* context,
   info.worker_id = request->worker_id();
   info.host = request->host();
   info.version = request->version();
+  info.instance_id = request->instance_id().substr(0, 64);
   for (const v1::Device& device : request->devices()) {
     if (!info.devices.empty()) info.devices += "; ";
     info.devices += device.name();
@@ -118,7 +119,10 @@ grpc::Status CoordinatorService::Register(grpc::ServerContext* context,
   }
   auto registered = coordinator_.register_worker(info);
   if (!registered.is_ok()) return to_grpc(registered.status());
+  if (!registered->refusal.empty())
+    return bad(grpc::StatusCode::ALREADY_EXISTS, registered->refusal);
   response->set_session_id(info.worker_id);
+  response->set_drain(registered->drain);
   response->set_heartbeat_interval_ms(
       static_cast<uint32_t>(std::clamp<int64_t>(registered->heartbeat_interval_ms, 1, 3600000)));
   return grpc::Status::OK;
@@ -627,6 +631,33 @@ grpc::Status CoordinatorService::DrainWorker(grpc::ServerContext* context,
                                              v1::OperatorResponse* response) {
   if (auto s = authorize(*context, *tokens(), Role::kOperator); !s.ok()) return s;
   return operator_reply(coordinator_.drain(request->worker_id()), response);
+}
+
+grpc::Status CoordinatorService::UndrainWorker(grpc::ServerContext* context,
+                                               const v1::DrainWorkerRequest* request,
+                                               v1::OperatorResponse* response) {
+  if (auto s = authorize(*context, options_.tokens, Role::kOperator); !s.ok()) return s;
+  return operator_reply(coordinator_.undrain(request->worker_id()), response);
+}
+
+grpc::Status CoordinatorService::ListWorkers(grpc::ServerContext* context,
+                                             const v1::ListWorkersRequest* /*request*/,
+                                             v1::ListWorkersResponse* response) {
+  if (auto s = authorize(*context, options_.tokens, Role::kOperator); !s.ok()) return s;
+  auto workers = coordinator_.workers();
+  if (!workers.is_ok()) return to_grpc(workers.status());
+  for (const WorkerStatus& worker : *workers) {
+    v1::WorkerSummary* out = response->add_workers();
+    out->set_worker_id(worker.worker_id);
+    out->set_host(worker.host);
+    out->set_devices(worker.devices);
+    out->set_version(worker.version);
+    out->set_state(worker.state);
+    out->set_last_heard_unix_ms(
+        static_cast<uint64_t>(std::max<int64_t>(0, worker.last_heartbeat_ms)));
+    if (worker.live_lease_id != 0) out->set_live_lease_id(std::to_string(worker.live_lease_id));
+  }
+  return grpc::Status::OK;
 }
 
 grpc::Status CoordinatorService::PreemptTask(grpc::ServerContext* context,

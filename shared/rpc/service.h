@@ -100,6 +100,10 @@ class CoordinatorService final : public dipaco::v1::Coordinator::Service {
                       v1::OperatorResponse* response) override;
   grpc::Status DrainWorker(grpc::ServerContext* context, const v1::DrainWorkerRequest* request,
                            v1::OperatorResponse* response) override;
+  grpc::Status UndrainWorker(grpc::ServerContext* context, const v1::DrainWorkerRequest* request,
+                             v1::OperatorResponse* response) override;
+  grpc::Status ListWorkers(grpc::ServerContext* context, const v1::ListWorkersRequest* request,
+                           v1::ListWorkersResponse* response) override;
   grpc::Status PreemptTask(grpc::ServerContext* context, const v1::PreemptTaskRequest* request,
                            v1::OperatorResponse* response) override;
   grpc::Status SetInnerSteps(grpc::ServerContext* context, const v1::SetInnerStepsRequest* request,

@@ -123,6 +123,12 @@ void worker_main(RunShared* shared, int index) {
   ModuleCache modules(shared->layout, grid.downlink);
   auto reg = c.register_worker({worker_id, hostname(), created->name(), DIPACO_VERSION});
   if (!reg.is_ok()) return shared->fail(reg.status());
+  // A drain outlives a worker's restarts, but local workers live and die with this run: one
+  // drained in an earlier session of the run (the studio's dashboard) works again when resumed.
+  if (reg->drain) {
+    auto undrained = c.undrain(worker_id);
+    if (!undrained.is_ok()) return shared->fail(undrained.status());
+  }
 
   while (!shared->should_stop()) {
     auto reply = c.lease_task(worker_id);

@@ -175,8 +175,13 @@ constexpr const char* kSchemaV4 =
 // held task's affinity grace with one index seek, not a pass over the queue.
 constexpr const char* kSchemaV5 = "CREATE INDEX tasks_by_opening ON tasks(state, opened_ms);";
 
+// v6: the worker process that registered a worker id last (RegisterRequest.instance_id), so
+// that a second process given the same id is refused while the first is still heard from.
+constexpr const char* kSchemaV6 =
+    "ALTER TABLE workers ADD COLUMN instance TEXT NOT NULL DEFAULT '';";
+
 constexpr Migration kMigrations[] = {
-    {1, kSchemaV1}, {2, kSchemaV2}, {3, kSchemaV3}, {4, kSchemaV4}, {5, kSchemaV5},
+    {1, kSchemaV1}, {2, kSchemaV2}, {3, kSchemaV3}, {4, kSchemaV4}, {5, kSchemaV5}, {6, kSchemaV6},
 };
 
 }  // namespace

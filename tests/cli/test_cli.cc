@@ -21,7 +21,7 @@ class CliTest : public QObject {
     CliResult r = run_cli({"--help"});
     QCOMPARE(r.exit_code, 0);
     for (const char* name :
-         {"run", "serve", "work", "train", "export", "generate", "eval", "doctor", "data"}) {
+         {"run", "serve", "work", "ctl", "train", "export", "generate", "eval", "doctor", "data"}) {
       QVERIFY2(r.out.contains(QStringLiteral("  %1 ").arg(QLatin1String(name))), name);
     }
   }

@@ -260,9 +260,11 @@ class Sequence {
   }
 
   std::string drain_or_register(int w) {
-    last_operation_ = "drain/register " + worker(w);
-    if (uniform(2) == 0)
-      return env_.coordinator->drain(worker(w)).status().to_string().substr(0, 0);
+    last_operation_ = "drain/undrain/register " + worker(w);
+    const int choice = uniform(3);
+    if (choice == 0) return env_.coordinator->drain(worker(w)).status().to_string().substr(0, 0);
+    if (choice == 1)
+      return env_.coordinator->undrain(worker(w)).status().to_string().substr(0, 0);
     auto registered = env_.coordinator->register_worker({worker(w), "h", "cpu", "0"});
     return registered.is_ok() ? std::string() : registered.status().to_string();
   }
@@ -368,6 +370,10 @@ class Sequence {
       drop(w);
       auto registered = env_.coordinator->register_worker({worker(w), "h", "cpu", "0"});
       if (!registered.is_ok()) return registered.status().to_string();
+      // A drain outlives registering again: the operator lets the drained ones back.
+      auto undrained = env_.coordinator->undrain(worker(w));
+      if (!undrained.is_ok()) return undrained.status().to_string();
+      if (undrained->changed != registered->drain) return "register and undrain disagree";
     }
     for (int round = 0; round < 100; ++round) {
       for (int w = 0; w < kWorkers; ++w) {

@@ -301,8 +301,11 @@ class CoordinatorTransitionsTest : public QObject {
     QVERIFY(next.is_ok());
     QVERIFY(!next->task && next->drain);
     QVERIFY2(contains(next->reason, "draining"), next->reason.c_str());
-    QVERIFY(env.coordinator->register_worker({"w0", "host", "cpu", "0.1.0"}).is_ok());
-    QVERIFY(env.coordinator->lease_task("w0")->task);  // registering again undoes the drain
+    auto again = env.coordinator->register_worker({"w0", "host", "cpu", "0.1.0"});
+    QVERIFY(again.is_ok() && again->drain);  // a restart does not undo the drain ...
+    QVERIFY(!env.coordinator->lease_task("w0")->task);
+    QVERIFY(env.coordinator->undrain("w0")->changed);  // ... the operator does
+    QVERIFY(env.coordinator->lease_task("w0")->task);
   }
 
   // With task affinity each worker gets back the (path, shard) it trained at the previous outer

@@ -3,9 +3,11 @@
 #pragma once
 
 #include <QTemporaryDir>
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "compress/codec.h"
@@ -83,6 +85,10 @@ struct Served {
   // Where the coordinator keeps pushed chunks; set before start() (null = files in dir).
   std::shared_ptr<dipaco::OuterGradientStore> gradient_store;
   uint64_t max_push_chunk_bytes = 1 << 20;  // set by start()
+  // CoordinatorOptions' wait hint bound and heartbeat interval (0 = their defaults); together
+  // they set how long a silent worker still counts as present. Set before start().
+  int64_t max_wait_ms = 0;
+  int64_t heartbeat_interval_ms = 0;
 
   dipaco::Status start(uint64_t outer_steps = 2, int64_t lease_timeout_ms = 5000,
                        uint64_t push_chunk_limit = 1 << 20) {
@@ -93,6 +99,11 @@ struct Served {
     options.payload_dir = dir.path().toStdString();
     options.gradient_store = gradient_store;
     options.sqlite.synchronous = dipaco::Synchronous::kOff;
+    if (max_wait_ms > 0) {
+      options.max_wait_ms = max_wait_ms;
+      options.min_wait_ms = std::min(options.min_wait_ms, max_wait_ms);
+    }
+    if (heartbeat_interval_ms > 0) options.heartbeat_interval_ms = heartbeat_interval_ms;
     auto opened = dipaco::Coordinator::open(options);
     if (!opened.is_ok()) return opened.status();
     coordinator = std::move(opened).value();
@@ -130,6 +141,17 @@ struct Served {
     return dipaco::Status::ok();
   }
 };
+
+// Waits until `done()` holds (true) or `timeout_ms` passes (false).
+template <typename Predicate>
+bool wait_until(Predicate done, int timeout_ms) {
+  auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (!done()) {
+    if (std::chrono::steady_clock::now() >= until) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
+}
 
 // A call context with a token (empty = none) and a 10 s deadline.
 inline std::unique_ptr<grpc::ClientContext> context(const std::string& token = kWorkerToken) {

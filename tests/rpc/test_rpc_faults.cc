@@ -158,8 +158,10 @@ class RpcFaultTest : public QObject {
       c.workers[id]->kill();  // SIGKILL
       c.workers[id]->waitForFinished(5000);
       ++kills;
-      // Half come back under the same id (they resume their live lease), half as new workers
-      // (their old lease expires at its deadline and the task is requeued).
+      // Half come back under the same id, half as new workers (their old lease expires at its
+      // deadline and the task is requeued). One under the same id is refused (ALREADY_EXISTS)
+      // until the killed process has been silent for the presence window (10 s here, longer
+      // than this lease timeout): its live lease has usually expired by then.
       std::string next = round % 2 == 0 ? id : id + "-r" + std::to_string(round);
       c.start_worker(next, 20);
       if (next != id) c.workers.erase(id);

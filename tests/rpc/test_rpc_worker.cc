@@ -50,17 +50,6 @@ bool run_to_end(Served& s, int timeout_ms) {
   return false;
 }
 
-// Waits until `done()` holds (true) or `timeout_ms` passes (false).
-template <typename Predicate>
-bool wait_until(Predicate done, int timeout_ms) {
-  auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  while (!done()) {
-    if (std::chrono::steady_clock::now() >= until) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return true;
-}
-
 // The live lease of worker `id` on the coordinator (0 = none).
 int64_t live_lease_of(Served& s, const std::string& id) {
   auto workers = s.coordinator->workers();

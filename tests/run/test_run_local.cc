@@ -21,6 +21,7 @@
 #include "run/module_files.h"
 #include "run/run_layout.h"
 #include "run_test_data.h"
+#include "store/sqlite_db.h"
 #include "test_support.h"
 #include "util/atomic_file.h"
 #include "util/file_lock.h"
@@ -196,6 +197,13 @@ class RunLocalTest : public QObject {
     auto first = run_quietly(b, o);
     QVERIFY2(first, first.status().message().c_str());
     QVERIFY(first->interrupted);
+    {
+      // The operator drained every local worker before the stop (the studio's dashboard): the
+      // resumed run's workers are new and take tasks again.
+      auto db = dipaco::SqliteDb::open(dipaco::RunLayout{b.dir}.database());
+      QVERIFY(db.is_ok());
+      QVERIFY(db->exec("UPDATE workers SET state = 'draining'").is_ok());
+    }
     auto rest = run_quietly(b);
     QVERIFY2(rest, rest.status().message().c_str());
     QVERIFY(!rest->interrupted);

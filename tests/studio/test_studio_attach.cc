@@ -118,12 +118,22 @@ class StudioAttachTest : public QObject {
     auto drained = attachment.control()->drain("w1");
     QVERIFY(drained.is_ok());
     QVERIFY(drained->changed);
+    // The worker table comes from ListWorkers.
+    QVERIFY(attachment.control()->lists_workers());
+    auto workers = attachment.control()->workers();
+    QVERIFY2(workers.is_ok(), workers.is_ok() ? "" : workers.status().message().c_str());
+    QCOMPARE(workers->size(), size_t{1});
+    QCOMPARE((*workers)[0].worker_id, std::string("w1"));
+    QCOMPARE((*workers)[0].state, std::string("draining"));
+    QVERIFY((*workers)[0].live_lease_id > 0);
+    auto undrained = attachment.control()->undrain("w1");
+    QVERIFY(undrained.is_ok());
+    QVERIFY(undrained->changed);
+    QCOMPARE((*attachment.control()->workers())[0].state, std::string("active"));
     // An unknown lease is refused by the server, with its words.
     auto preempt = attachment.control()->preempt(987654);
     QVERIFY(!preempt.is_ok());
     QVERIFY(dipaco::test::contains(preempt.status().message(), "987654"));
-    QVERIFY(!attachment.control()->workers().is_ok());  // no such RPC: the table uses events
-    QVERIFY(!attachment.control()->lists_workers());    // so the dashboard does not poll
 
     QSignalSpy ended(&attachment, &ServeAttachment::ended);
     attachment.detach();

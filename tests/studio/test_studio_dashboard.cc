@@ -97,6 +97,10 @@ class FakeControl : public dipaco::studio::RunControl {
     last_drained = worker;
     return reply("worker draining", &drains);
   }
+  dipaco::Result<dipaco::OperatorReply> undrain(const std::string& worker) override {
+    last_undrained = worker;
+    return reply("worker undrained", &undrains);
+  }
   dipaco::Result<std::vector<dipaco::WorkerStatus>> workers() override {
     dipaco::WorkerStatus s;
     s.worker_id = "local-0";
@@ -106,11 +110,12 @@ class FakeControl : public dipaco::studio::RunControl {
   }
 
   // Written on the dashboard's control thread, read by the test after the reply arrived.
-  std::atomic<int> pauses{0}, resumes{0}, h_changes{0}, preempts{0}, drains{0};
+  std::atomic<int> pauses{0}, resumes{0}, h_changes{0}, preempts{0}, drains{0}, undrains{0};
   std::atomic<bool> hold{false};
   std::atomic<uint32_t> last_h{0};
   std::atomic<int64_t> last_preempted{0};
   std::string last_drained;
+  std::string last_undrained;
 
  private:
   static dipaco::Result<dipaco::OperatorReply> reply(const char* message,
@@ -220,6 +225,8 @@ class StudioDashboardTest : public QObject {
     QCOMPARE(control.last_preempted.load(), int64_t{42});
     click("Drain worker", "worker draining");
     QCOMPARE(control.last_drained, std::string("local-0"));
+    click("Undrain worker", "worker undrained");
+    QCOMPARE(control.last_undrained, std::string("local-0"));
     panel.set_control(nullptr);
   }
 

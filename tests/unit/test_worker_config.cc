@@ -205,6 +205,17 @@ max_memory_gib = 0
         message.c_str());
   }
 
+  void theDefaultIdNamesTheHostAndItsGpus() {
+    dipaco::WorkerConfig config;
+    QCOMPARE(dipaco::worker_id_or_default(config, "gpu7"), std::string("gpu7"));
+    config.devices = {0, 1};
+    QCOMPARE(dipaco::worker_id_or_default(config, "gpu7"), std::string("gpu7-gpu0-1"));
+    config.devices = {3};
+    QCOMPARE(dipaco::worker_id_or_default(config, "gpu7"), std::string("gpu7-gpu3"));
+    config.worker_id = "mine";
+    QCOMPARE(dipaco::worker_id_or_default(config, "gpu7"), std::string("mine"));
+  }
+
   void missingFileIsNotFound() {
     auto config = dipaco::load_worker_config("/nonexistent/worker.toml");
     QVERIFY(!config.is_ok());

@@ -1,0 +1,155 @@
+// dipaco ctl against a spawned `dipaco serve` on 127.0.0.1 (plaintext): the worker table, drain
+// and undrain, pause and resume, watch --for, and the errors and exit codes for a bad token, an
+// unknown worker, no server, and bad usage.
+#include <QProcess>
+#include <QtTest>
+#include <fstream>
+#include <memory>
+#include <thread>
+
+#include "cli_runner.h"
+#include "rpc/rpc_fixture.h"
+
+namespace v1 = dipaco::v1;
+
+class CliCtlTest : public QObject {
+  Q_OBJECT
+
+ private slots:
+  void initTestCase() {
+    QVERIFY(dir_.isValid());
+    rpc_test::write_run(dir_);
+    QFile bad(file("wrong.token"));
+    QVERIFY(bad.open(QIODevice::WriteOnly));
+    bad.write("not-the-operator-token\n");
+    bad.close();
+    serve_.setProcessChannelMode(QProcess::ForwardedErrorChannel);
+    serve_.start(DIPACO_CLI_PATH,
+                 {"serve", "--db", file("coordinator.db"), "--address", "127.0.0.1:0", "--insecure",
+                  "--worker-token-file", file("worker.token"), "--operator-token-file",
+                  file("operator.token"), "--run", file("run.toml"), "--port-file", file("port")});
+    QVERIFY(serve_.waitForStarted(10000));
+    for (int i = 0; i < 1500 && port_ <= 0; ++i) {
+      std::ifstream in(file("port").toStdString());
+      if (!(in >> port_)) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    QVERIFY2(port_ > 0, "dipaco serve did not write its port");
+    // A worker registers (as dipaco-worker would), so that the table has a row.
+    dipaco::ChannelOptions channel;
+    channel.address = address().toStdString();
+    channel.insecure = true;
+    auto made = dipaco::make_channel(channel);
+    QVERIFY(made.is_ok());
+    auto stub = v1::Coordinator::NewStub(*made);
+    v1::RegisterRequest request;
+    request.set_worker_id("gpu-a-gpu0");
+    request.set_host("gpu-a");
+    request.set_version("9.9.9");
+    v1::RegisterResponse response;
+    auto context = rpc_test::context();
+    QVERIFY(stub->Register(context.get(), request, &response).ok());
+  }
+
+  void cleanupTestCase() {
+    serve_.terminate();
+    serve_.waitForFinished(30000);
+  }
+
+  void workersPrintsATable() {
+    CliResult r = ctl({"workers"});
+    QVERIFY2(r.exit_code == 0, qPrintable(r.err));
+    QVERIFY2(r.out.contains("ID") && r.out.contains("HOST") && r.out.contains("LAST HEARD"),
+             qPrintable(r.out));
+    QVERIFY2(r.out.contains("gpu-a-gpu0") && r.out.contains("gpu-a") && r.out.contains("active") &&
+                 r.out.contains("9.9.9"),
+             qPrintable(r.out));
+  }
+
+  void drainAndUndrain() {
+    CliResult r = ctl({"drain", "gpu-a-gpu0"});
+    QVERIFY2(r.exit_code == 0, qPrintable(r.err));
+    QVERIFY2(r.out.contains("draining"), qPrintable(r.out));
+    r = ctl({"workers"});
+    QVERIFY2(r.out.contains("draining"), qPrintable(r.out));
+    r = ctl({"undrain", "gpu-a-gpu0"});
+    QVERIFY2(r.exit_code == 0, qPrintable(r.err));
+    QVERIFY2(r.out.contains("takes tasks again"), qPrintable(r.out));
+    r = ctl({"undrain", "gpu-a-gpu0"});  // nothing to undo: still a success, said so
+    QCOMPARE(r.exit_code, 0);
+    QVERIFY2(r.out.contains("nothing changed"), qPrintable(r.out));
+    r = ctl({"drain", "ghost"});
+    QCOMPARE(r.exit_code, 1);
+    QVERIFY2(r.err.contains("ghost") && r.err.contains("not registered"), qPrintable(r.err));
+  }
+
+  void pauseResumeAndWatch() {
+    CliResult r = ctl({"pause", "1"});
+    QVERIFY2(r.exit_code == 0, qPrintable(r.err));
+    QVERIFY2(r.out.contains("paused"), qPrintable(r.out));
+    r = ctl({"resume", "1"});
+    QVERIFY2(r.exit_code == 0, qPrintable(r.err));
+    r = ctl({"inner-steps", "1", "7"});
+    QVERIFY2(r.exit_code == 0, qPrintable(r.err));
+    r = ctl({"watch", "1", "--for", "1"});
+    QVERIFY2(r.exit_code == 0, qPrintable(r.err));
+    QVERIFY2(r.out.contains("run_created"), qPrintable(r.out));
+    QVERIFY2(r.out.contains("run_paused") && r.out.contains("run_resumed"), qPrintable(r.out));
+    r = ctl({"pause", "99"});
+    QCOMPARE(r.exit_code, 1);
+    QVERIFY2(r.err.contains("99"), qPrintable(r.err));
+  }
+
+  void aBadTokenOrNoServerIsAClearFailure() {
+    CliResult r = run_cli({"ctl", "--address", address(), "--insecure", "--token-file",
+                           file("wrong.token"), "workers"});
+    QCOMPARE(r.exit_code, 1);
+    QVERIFY2(r.err.contains("refused the token") && r.err.contains("--token-file"),
+             qPrintable(r.err));
+    r = run_cli({"ctl", "--address", address(), "--insecure", "--token-file", file("worker.token"),
+                 "workers"});
+    QCOMPARE(r.exit_code, 1);
+    QVERIFY2(r.err.contains("operator token"), qPrintable(r.err));
+    r = run_cli({"ctl", "--address", "127.0.0.1:1", "--insecure", "--token-file",
+                 file("operator.token"), "workers"});
+    QCOMPARE(r.exit_code, 1);
+    QVERIFY2(r.err.contains("no coordinator at 127.0.0.1:1"), qPrintable(r.err));
+  }
+
+  void usageErrorsExitTwo() {
+    QCOMPARE(run_cli({"ctl"}).exit_code, 2);
+    CliResult r = run_cli({"ctl", "frobnicate"});
+    QCOMPARE(r.exit_code, 2);
+    QVERIFY2(r.err.contains("unknown command 'frobnicate'"), qPrintable(r.err));
+    QCOMPARE(ctl({"drain"}).exit_code, 2);
+    QCOMPARE(ctl({"pause", "one"}).exit_code, 2);
+    QCOMPARE(ctl({"inner-steps", "1"}).exit_code, 2);
+    r = run_cli({"ctl", "--address", address(), "--insecure", "workers"});
+    QCOMPARE(r.exit_code, 2);
+    QVERIFY2(r.err.contains("--token-file is required"), qPrintable(r.err));
+    r = run_cli({"ctl", "--insecure", "--ca-file", "x.pem", "--token-file", "t", "workers"});
+    QCOMPARE(r.exit_code, 2);
+    r = run_cli({"ctl", "--help"});
+    QCOMPARE(r.exit_code, 0);
+    QVERIFY(r.out.contains("undrain ID") && r.out.contains("watch RUN"));
+    r = run_cli({"ctl", "drain", "--help"});
+    QCOMPARE(r.exit_code, 0);
+    QVERIFY2(r.out.contains("usage: dipaco ctl drain"), qPrintable(r.out));
+  }
+
+ private:
+  QString file(const char* name) const { return dir_.filePath(name); }
+  QString address() const { return QString("127.0.0.1:%1").arg(port_); }
+  CliResult ctl(QStringList args) {
+    return run_cli(QStringList{"ctl", "--address", address(), "--insecure", "--token-file",
+                               file("operator.token")} +
+                       args,
+                   QString(), 60000);
+  }
+
+  QTemporaryDir dir_;
+  QProcess serve_;
+  int port_ = 0;
+};
+
+QTEST_GUILESS_MAIN(CliCtlTest)
+#include "test_cli_ctl.moc"

@@ -1,0 +1,133 @@
+// Worker identities and drains in the coordinator: a second process with a worker id that is
+// still present is refused, an older worker (no instance) is not checked, and an operator's
+// drain survives the worker registering again until undrain().
+#include <QtTest>
+#include <string>
+
+#include "coordinator/coordinator.h"
+#include "coordinator_fixture.h"
+#include "test_support.h"
+
+using coordinator_test::Env;
+using coordinator_test::grid_2x2;
+using dipaco::EventKind;
+using dipaco::WorkerInfo;
+using dipaco::test::contains;
+
+namespace {
+
+WorkerInfo worker(const std::string& id, const std::string& host, const std::string& instance) {
+  WorkerInfo info{id, host, "cpu", "0.1.0"};
+  info.instance_id = instance;
+  return info;
+}
+
+// How long a silent worker still counts as present with the fixture's options.
+int64_t presence_window_ms(Env& env) {
+  auto options = env.options();
+  return 2 * std::max(options.max_wait_ms, options.heartbeat_interval_ms);
+}
+
+}  // namespace
+
+class CoordinatorWorkersTest : public QObject {
+  Q_OBJECT
+
+ private slots:
+  void aSecondInstanceOfAPresentWorkerIsRefused() {
+    Env env;
+    QVERIFY(env.open());
+    auto first = env.coordinator->register_worker(worker("gpu-host", "host-a", "aaaa"));
+    QVERIFY(first.is_ok());
+    QVERIFY(first->refusal.empty());
+    env.clock.advance(1500);
+    auto second = env.coordinator->register_worker(worker("gpu-host", "host-b", "bbbb"));
+    QVERIFY(second.is_ok());
+    QVERIFY2(contains(second->refusal, "worker id \"gpu-host\""), second->refusal.c_str());
+    QVERIFY2(contains(second->refusal, "host host-a"), second->refusal.c_str());
+    QVERIFY2(contains(second->refusal, "heard from 1.5 s ago"), second->refusal.c_str());
+    QVERIFY2(contains(second->refusal, "give each worker process its own [worker] id"),
+             second->refusal.c_str());
+    // Nothing changed: the table still names the first process's host.
+    auto workers = env.coordinator->workers();
+    QVERIFY(workers.is_ok());
+    QCOMPARE(workers->size(), size_t{1});
+    QCOMPARE((*workers)[0].host, std::string("host-a"));
+    // The same process registering again (a lost reply, a new connection) is fine.
+    auto again = env.coordinator->register_worker(worker("gpu-host", "host-a", "aaaa"));
+    QVERIFY(again.is_ok());
+    QVERIFY(again->refusal.empty());
+  }
+
+  void aSilentPredecessorIsReplaced() {
+    Env env;
+    QVERIFY(env.open());
+    QVERIFY(env.coordinator->register_worker(worker("w", "host-a", "aaaa"))->refusal.empty());
+    env.clock.advance(presence_window_ms(env) - 1);
+    QVERIFY(!env.coordinator->register_worker(worker("w", "host-b", "bbbb"))->refusal.empty());
+    env.clock.advance(1);  // silent for the whole window: no longer present
+    auto replaced = env.coordinator->register_worker(worker("w", "host-b", "bbbb"));
+    QVERIFY(replaced.is_ok());
+    QVERIFY2(replaced->refusal.empty(), replaced->refusal.c_str());
+    // Now the old process is the stranger.
+    QVERIFY(!env.coordinator->register_worker(worker("w", "host-a", "aaaa"))->refusal.empty());
+  }
+
+  void heartbeatsAndLeaseCallsKeepAWorkerPresent() {
+    Env env;
+    QVERIFY(env.open());
+    QVERIFY(env.coordinator->register_worker(worker("w", "host-a", "aaaa"))->refusal.empty());
+    for (int i = 0; i < 4; ++i) {
+      env.clock.advance(presence_window_ms(env) / 2);
+      QVERIFY(env.coordinator->lease_task("w").is_ok());  // no run: a wait, but it was heard
+    }
+    QVERIFY(!env.coordinator->register_worker(worker("w", "host-b", "bbbb"))->refusal.empty());
+  }
+
+  void anEmptyInstanceKeepsTodaysBehaviour() {
+    Env env;
+    QVERIFY(env.open());
+    // An older worker (no instance) takes over a present id, and is taken over in turn.
+    QVERIFY(env.coordinator->register_worker(worker("w", "host-a", "aaaa"))->refusal.empty());
+    QVERIFY(env.coordinator->register_worker(worker("w", "host-old", ""))->refusal.empty());
+    QVERIFY(env.coordinator->register_worker(worker("w", "host-b", "bbbb"))->refusal.empty());
+    QVERIFY(env.coordinator->register_worker(worker("w", "host-old", ""))->refusal.empty());
+  }
+
+  void aDrainSurvivesRegisteringAgainUntilUndrain() {
+    Env env;
+    QVERIFY(env.open());
+    QVERIFY(env.coordinator->create_run(grid_2x2()).is_ok());
+    auto first = env.coordinator->register_worker(worker("w", "host-a", "aaaa"));
+    QVERIFY(first.is_ok());
+    QVERIFY(!first->drain);
+    QVERIFY(env.coordinator->drain("w")->changed);
+    // The worker finished and its process was restarted (kubelet, systemd): still drained.
+    env.clock.advance(presence_window_ms(env));
+    auto restarted = env.coordinator->register_worker(worker("w", "host-a", "cccc"));
+    QVERIFY(restarted.is_ok());
+    QVERIFY2(restarted->refusal.empty(), restarted->refusal.c_str());
+    QVERIFY(restarted->drain);
+    auto lease = env.coordinator->lease_task("w");
+    QVERIFY(lease.is_ok());
+    QVERIFY(!lease->task);
+    QVERIFY(lease->drain);
+    QCOMPARE((*env.coordinator->workers())[0].state, std::string("draining"));
+
+    auto undrained = env.coordinator->undrain("w");
+    QVERIFY(undrained.is_ok());
+    QVERIFY(undrained->changed);
+    QVERIFY2(contains(undrained->message, "takes tasks again"), undrained->message.c_str());
+    QVERIFY(env.count_seen(EventKind::kWorkerUndrained) == 1);
+    QVERIFY(!env.coordinator->undrain("w")->changed);  // not draining any more
+    QCOMPARE(env.coordinator->undrain("ghost").status().code(), dipaco::StatusCode::kNotFound);
+    lease = env.coordinator->lease_task("w");
+    QVERIFY(lease.is_ok());
+    QVERIFY(lease->task.has_value());
+    QVERIFY(!lease->drain);
+    QVERIFY(!env.coordinator->register_worker(worker("w", "host-a", "cccc"))->drain);
+  }
+};
+
+QTEST_GUILESS_MAIN(CoordinatorWorkersTest)
+#include "test_coordinator_workers.moc"

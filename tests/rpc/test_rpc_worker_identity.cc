@@ -1,0 +1,186 @@
+// Worker identities and sticky drains over loopback: a second worker process with an id that is
+// still present is refused (ALREADY_EXISTS) and keeps retrying until the first goes silent; a
+// worker that registers while drained idles instead of exiting and works after UndrainWorker;
+// ListWorkers needs the operator token.
+#include <QtTest>
+#include <atomic>
+#include <thread>
+
+#include "fake_task_runner.h"
+#include "rpc_fixture.h"
+#include "test_support.h"
+#include "worker_client.h"
+
+using dipaco::test::contains;
+using namespace rpc_test;
+namespace v1 = dipaco::v1;
+
+namespace {
+
+// Presence window of these tests: 2 * max(max_wait_ms, heartbeat_interval_ms) = 300 ms.
+constexpr int64_t kMaxWaitMs = 150;
+
+dipaco::WorkerClientOptions worker_options(Served& s, const std::string& id,
+                                           const std::string& instance) {
+  dipaco::WorkerClientOptions options;
+  options.channel.address = s.server->target();
+  options.channel.insecure = true;
+  options.token = kWorkerToken;
+  options.worker_id = id;
+  options.instance_id = instance;
+  options.host = "second-host";
+  options.cache_dir = s.dir.filePath(QString::fromStdString("cache-" + instance)).toStdString();
+  options.backoff_initial_ms = 10;
+  options.backoff_max_ms = 50;
+  options.max_tasks = 1;
+  return options;
+}
+
+grpc::Status register_as(Served& s, const std::string& id, const std::string& host,
+                         const std::string& instance, v1::RegisterResponse* response) {
+  v1::RegisterRequest request;
+  request.set_worker_id(id);
+  request.set_host(host);
+  request.set_instance_id(instance);
+  return s.stub->Register(context().get(), request, response);
+}
+
+// The coordinator's row for worker `id` (empty id when there is none).
+dipaco::WorkerStatus worker_row(Served& s, const std::string& id) {
+  auto workers = s.coordinator->workers();
+  if (workers.is_ok()) {
+    for (const auto& w : *workers) {
+      if (w.worker_id == id) return w;
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
+class RpcWorkerIdentityTest : public QObject {
+  Q_OBJECT
+
+ private slots:
+  void aSecondProcessWithTheSameIdWaitsForTheFirstToGo() {
+    Served s;
+    s.max_wait_ms = s.heartbeat_interval_ms = kMaxWaitMs;
+    QVERIFY(s.start());
+    v1::RegisterResponse registered;
+    QVERIFY(register_as(s, "gpu-host", "first-host", "aaaa", &registered).ok());
+
+    // A plain second Register is refused with the id, the other host and the fix.
+    grpc::Status refused = register_as(s, "gpu-host", "second-host", "bbbb", &registered);
+    QCOMPARE(refused.error_code(), grpc::StatusCode::ALREADY_EXISTS);
+    QVERIFY2(contains(refused.error_message(), "\"gpu-host\""), refused.error_message().c_str());
+    QVERIFY2(contains(refused.error_message(), "host first-host"), refused.error_message().c_str());
+    QVERIFY2(contains(refused.error_message(), "its own [worker] id"),
+             refused.error_message().c_str());
+
+    // The second process keeps retrying while the first heartbeats ...
+    dipaco::FakeTaskRunner runner(0);
+    std::atomic<int> stop{0};
+    dipaco::WorkerClient second(worker_options(s, "gpu-host", "bbbb"), runner);
+    std::atomic<bool> returned{false};
+    dipaco::Status result;
+    std::thread thread([&] {
+      result = second.run(stop);
+      returned = true;
+    });
+    for (int i = 0; i < 12; ++i) {  // 12 x 50 ms: two whole presence windows
+      v1::HeartbeatRequest beat;
+      beat.set_session_id("gpu-host");
+      v1::HeartbeatResponse reply;
+      QVERIFY(s.stub->Heartbeat(context().get(), beat, &reply).ok());
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      QCOMPARE(worker_row(s, "gpu-host").host, std::string("first-host"));
+      QVERIFY(!returned.load());
+    }
+    QCOMPARE(worker_row(s, "gpu-host").live_lease_id, int64_t{0});
+
+    // ... and registers and works once the first has gone silent.
+    QVERIFY(wait_until([&] { return returned.load(); }, 20000));
+    thread.join();
+    QVERIFY2(result.is_ok(), result.to_string().c_str());
+    QCOMPARE(second.stats().tasks_completed, uint64_t{1});
+    QCOMPARE(worker_row(s, "gpu-host").host, std::string("second-host"));
+  }
+
+  void aStopEndsTheRetries() {
+    Served s;
+    s.max_wait_ms = s.heartbeat_interval_ms = 60000;  // the first stays present
+    QVERIFY(s.start());
+    v1::RegisterResponse registered;
+    QVERIFY(register_as(s, "busy", "first-host", "aaaa", &registered).ok());
+    dipaco::FakeTaskRunner runner(0);
+    std::atomic<int> stop{0};
+    dipaco::WorkerClient second(worker_options(s, "busy", "bbbb"), runner);
+    std::atomic<bool> returned{false};
+    std::thread thread([&] {
+      QVERIFY(second.run(stop).is_ok());
+      returned = true;
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    QVERIFY(!returned.load());
+    stop = 1;  // SIGTERM
+    QVERIFY(wait_until([&] { return returned.load(); }, 5000));
+    thread.join();
+    QCOMPARE(second.stats().tasks_completed, uint64_t{0});
+  }
+
+  void aDrainedWorkerIdlesUntilUndrained() {
+    Served s;
+    s.max_wait_ms = s.heartbeat_interval_ms = kMaxWaitMs;
+    QVERIFY(s.start());
+    v1::RegisterResponse registered;
+    QVERIFY(register_as(s, "flaky-gpu", "h", "aaaa", &registered).ok());
+    QVERIFY(!registered.drain());
+    v1::DrainWorkerRequest drain;
+    drain.set_worker_id("flaky-gpu");
+    v1::OperatorResponse drained;
+    QVERIFY(s.stub->DrainWorker(context(kOperatorToken).get(), drain, &drained).ok());
+    QVERIFY(drained.changed());
+
+    // The restarted process (same id, silent predecessor) registers drained and idles.
+    std::this_thread::sleep_for(std::chrono::milliseconds(2 * 2 * kMaxWaitMs));
+    dipaco::FakeTaskRunner runner(0);
+    std::atomic<int> stop{0};
+    dipaco::WorkerClient restarted(worker_options(s, "flaky-gpu", "cccc"), runner);
+    std::atomic<bool> returned{false};
+    dipaco::Status result;
+    std::thread thread([&] {
+      result = restarted.run(stop);
+      returned = true;
+    });
+    QVERIFY(wait_until([&] { return worker_row(s, "flaky-gpu").host == "second-host"; }, 5000));
+    std::this_thread::sleep_for(std::chrono::milliseconds(4 * kMaxWaitMs));  // a few polls
+    QVERIFY2(!returned.load(), "a worker registered while drained exited instead of idling");
+    QCOMPARE(worker_row(s, "flaky-gpu").live_lease_id, int64_t{0});
+    QCOMPARE(worker_row(s, "flaky-gpu").state, std::string("draining"));
+
+    // ListWorkers shows it (operator role only).
+    v1::ListWorkersResponse listed;
+    QCOMPARE(s.stub->ListWorkers(context().get(), v1::ListWorkersRequest(), &listed).error_code(),
+             grpc::StatusCode::PERMISSION_DENIED);
+    QVERIFY(
+        s.stub->ListWorkers(context(kOperatorToken).get(), v1::ListWorkersRequest(), &listed).ok());
+    QCOMPARE(listed.workers_size(), 1);
+    QCOMPARE(listed.workers(0).worker_id(), std::string("flaky-gpu"));
+    QCOMPARE(listed.workers(0).host(), std::string("second-host"));
+    QCOMPARE(listed.workers(0).state(), std::string("draining"));
+    QVERIFY(listed.workers(0).last_heard_unix_ms() > 0);
+    QVERIFY(listed.workers(0).live_lease_id().empty());
+
+    v1::OperatorResponse undrained;
+    QVERIFY(s.stub->UndrainWorker(context(kOperatorToken).get(), drain, &undrained).ok());
+    QVERIFY(undrained.changed());
+    QVERIFY(wait_until([&] { return returned.load(); }, 20000));  // max_tasks = 1
+    thread.join();
+    QVERIFY2(result.is_ok(), result.to_string().c_str());
+    QCOMPARE(restarted.stats().tasks_completed, uint64_t{1});
+    QCOMPARE(worker_row(s, "flaky-gpu").state, std::string("active"));
+  }
+};
+
+QTEST_GUILESS_MAIN(RpcWorkerIdentityTest)
+#include "test_rpc_worker_identity.moc"
