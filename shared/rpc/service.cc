@@ -636,14 +636,14 @@ grpc::Status CoordinatorService::DrainWorker(grpc::ServerContext* context,
 grpc::Status CoordinatorService::UndrainWorker(grpc::ServerContext* context,
                                                const v1::DrainWorkerRequest* request,
                                                v1::OperatorResponse* response) {
-  if (auto s = authorize(*context, options_.tokens, Role::kOperator); !s.ok()) return s;
+  if (auto s = authorize(*context, *tokens(), Role::kOperator); !s.ok()) return s;
   return operator_reply(coordinator_.undrain(request->worker_id()), response);
 }
 
 grpc::Status CoordinatorService::ListWorkers(grpc::ServerContext* context,
                                              const v1::ListWorkersRequest* /*request*/,
                                              v1::ListWorkersResponse* response) {
-  if (auto s = authorize(*context, options_.tokens, Role::kOperator); !s.ok()) return s;
+  if (auto s = authorize(*context, *tokens(), Role::kOperator); !s.ok()) return s;
   auto workers = coordinator_.workers();
   if (!workers.is_ok()) return to_grpc(workers.status());
   for (const WorkerStatus& worker : *workers) {
