@@ -24,7 +24,10 @@ int cmd_work(const Args& args) {
   parser.add_option("--ca-file", "FILE", "CA of the coordinator's certificate", &ca_file);
   parser.add_flag("--insecure", "plaintext (coordinator started with --insecure)", &insecure);
   parser.add_option("--cache-dir", "DIR", "module and shard cache", &cache_dir);
-  parser.add_option("--worker-id", "ID", "stable worker id (default: hostname; hostname-gpu0-1 with [worker] devices = [0, 1])", &worker_id);
+  parser.add_option(
+      "--worker-id", "ID",
+      "stable worker id (default: hostname; hostname-gpu0-1 with [worker] devices = [0, 1])",
+      &worker_id);
   parser.add_choice("--runner", {"train", "fake"}, "train, or fake (protocol tests)", &runner);
   parser.add_option("--fake-step-ms", "MS", "fake runner: sleep per inner step", &fake_step_ms, 0,
                     3600000);

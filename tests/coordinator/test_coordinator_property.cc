@@ -263,8 +263,7 @@ class Sequence {
     last_operation_ = "drain/undrain/register " + worker(w);
     const int choice = uniform(3);
     if (choice == 0) return env_.coordinator->drain(worker(w)).status().to_string().substr(0, 0);
-    if (choice == 1)
-      return env_.coordinator->undrain(worker(w)).status().to_string().substr(0, 0);
+    if (choice == 1) return env_.coordinator->undrain(worker(w)).status().to_string().substr(0, 0);
     auto registered = env_.coordinator->register_worker({worker(w), "h", "cpu", "0"});
     return registered.is_ok() ? std::string() : registered.status().to_string();
   }
