@@ -1,6 +1,8 @@
 // dipaco serve: a headless coordinator. SQLite state (--db), gRPC on --address with TLS (or
 // --insecure), bearer tokens per role, and an aggregation loop. Runs until SIGTERM/SIGINT;
 // SIGHUP re-reads the token files (a token rotated without a restart).
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -21,6 +23,7 @@
 #include "run/run_plan.h"
 #include "util/arg_parser.h"
 #include "util/atomic_file.h"
+#include "util/file_lock.h"
 #include "util/log.h"
 #include "util/sha256.h"
 
@@ -67,7 +70,7 @@ int fail(const std::string& message) {
 class CreatedOnStart {
  public:
   CreatedOnStart(const std::string& db, const std::vector<std::string>& dirs) {
-    for (const std::string& path : {db, db + "-wal", db + "-shm", db + "-journal"})
+    for (const std::string& path : {db, db + "-wal", db + "-shm", db + "-journal", db + ".lock"})
       add_if_missing(path);
     for (const std::string& dir : dirs) add_if_missing(dir);
   }
@@ -232,6 +235,17 @@ int cmd_serve(const Args& args) {
   if (payload_dir.empty()) payload_dir = db + ".payload";
   if (checkpoint_dir.empty()) checkpoint_dir = db + ".checkpoints";
   CreatedOnStart created(db, {payload_dir, checkpoint_dir});
+  // One coordinator per database: a second one would hand out the same tasks and aggregate
+  // against the same state. Held until this process exits.
+  auto db_lock = FileLock::try_lock(db + ".lock", "dipaco serve, pid " + std::to_string(getpid()));
+  if (!db_lock.is_ok()) {
+    if (db_lock.status().code() != StatusCode::kUnavailable)
+      return fail(db_lock.status().message());
+    const std::string holder = db_lock.status().message();
+    return fail("--db " + db + " is in use by another coordinator (" +
+                (holder.empty() ? std::string("starting") : holder) +
+                "); stop it, or give this one another --db");
+  }
   std::error_code ec;
   std::filesystem::create_directories(payload_dir, ec);
   std::filesystem::create_directories(checkpoint_dir, ec);

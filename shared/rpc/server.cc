@@ -118,6 +118,9 @@ Result<std::unique_ptr<RpcServer>> RpcServer::start(Coordinator& coordinator,
   std::unique_ptr<RpcServer> server(new RpcServer(coordinator, std::move(options)));
   server->service_ = std::make_unique<CoordinatorService>(coordinator, server->options_.service);
   grpc::ServerBuilder builder;
+  // gRPC sets SO_REUSEPORT by default: a second coordinator on the same port would then start,
+  // and the kernel would split the fleet's connections between the two. One port, one server.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddListeningPort(server->options_.address, credentials, &server->port_);
   builder.RegisterService(server->service_.get());
   builder.SetMaxReceiveMessageSize(server->options_.max_message_bytes);

@@ -115,6 +115,29 @@ class CliCtlTest : public QObject {
     QVERIFY2(r.err.contains("no coordinator at 127.0.0.1:1"), qPrintable(r.err));
   }
 
+  // One coordinator per database and per port: a second serve is refused, naming the first.
+  void aSecondServeOnTheSameDatabaseOrPortIsRefused() {
+    CliResult r =
+        run_cli({"serve", "--db", file("coordinator.db"), "--address", "127.0.0.1:0", "--insecure",
+                 "--worker-token-file", file("worker.token"), "--operator-token-file",
+                 file("operator.token"), "--run", file("run.toml")},
+                QString(), 60000);
+    QCOMPARE(r.exit_code, 1);
+    QVERIFY2(r.err.contains("is in use by another coordinator (dipaco serve, pid " +
+                            QString::number(serve_.processId()) + ")"),
+             qPrintable(r.err));
+    r = run_cli({"serve", "--db", file("second.db"), "--address", address(), "--insecure",
+                 "--worker-token-file", file("worker.token"), "--operator-token-file",
+                 file("operator.token"), "--run", file("run.toml")},
+                QString(), 60000);
+    QCOMPARE(r.exit_code, 1);
+    QVERIFY2(r.err.contains("cannot listen on " + address()), qPrintable(r.err));
+    // Neither left anything behind: the second database was never created.
+    QVERIFY(!QFile::exists(file("second.db")));
+    QVERIFY(!QFile::exists(file("second.db.lock")));
+    QVERIFY(QFile::exists(file("coordinator.db.lock")));  // the first one's, still held
+  }
+
   void usageErrorsExitTwo() {
     QCOMPARE(run_cli({"ctl"}).exit_code, 2);
     CliResult r = run_cli({"ctl", "frobnicate"});
