@@ -29,6 +29,15 @@ int64_t presence_window_ms(Env& env) {
   return 2 * std::max(options.max_wait_ms, options.heartbeat_interval_ms);
 }
 
+// Opens a 2x2 run with worker "w" (instance "aaaa", host-a) holding a lease: its id, 0 on error.
+int64_t open_with_a_leasing_worker(Env& env) {
+  if (!env.open().is_ok() || !env.coordinator->create_run(grid_2x2()).is_ok()) return 0;
+  auto registered = env.coordinator->register_worker(worker("w", "host-a", "aaaa"));
+  if (!registered.is_ok() || !registered->refusal.empty()) return 0;
+  auto lease = env.coordinator->lease_task("w", "aaaa");
+  return lease.is_ok() && lease->task ? lease->task->lease_id : 0;
+}
+
 }  // namespace
 
 class CoordinatorWorkersTest : public QObject {
@@ -89,12 +98,8 @@ class CoordinatorWorkersTest : public QObject {
 
   void aCleanStopGivesTheIdBackAtOnce() {
     Env env;
-    QVERIFY(env.open());
-    QVERIFY(env.coordinator->create_run(grid_2x2()).is_ok());
-    QVERIFY(env.coordinator->register_worker(worker("w", "host-a", "aaaa"))->refusal.empty());
-    auto lease = env.coordinator->lease_task("w", "aaaa");
-    QVERIFY(lease.is_ok());
-    QVERIFY(lease->task.has_value());
+    const int64_t lease_id = open_with_a_leasing_worker(env);
+    QVERIFY(lease_id > 0);
     QVERIFY(env.coordinator->drain("w")->changed);
     // Another instance cannot give the id back, nor can an unknown worker.
     QVERIFY(!*env.coordinator->unregister_worker("w", "bbbb"));
@@ -107,18 +112,13 @@ class CoordinatorWorkersTest : public QObject {
     QVERIFY(next.is_ok());
     QVERIFY2(next->refusal.empty(), next->refusal.c_str());
     QVERIFY(next->drain);
-    QCOMPARE((*env.coordinator->workers())[0].live_lease_id, lease->task->lease_id);
+    QCOMPARE((*env.coordinator->workers())[0].live_lease_id, lease_id);
   }
 
   void aReplacedProcessIsRefusedOnEveryCall() {
     Env env;
-    QVERIFY(env.open());
-    QVERIFY(env.coordinator->create_run(grid_2x2()).is_ok());
-    QVERIFY(env.coordinator->register_worker(worker("w", "host-a", "aaaa"))->refusal.empty());
-    auto lease = env.coordinator->lease_task("w", "aaaa");
-    QVERIFY(lease.is_ok());
-    QVERIFY(lease->task.has_value());
-    const int64_t lease_id = lease->task->lease_id;
+    const int64_t lease_id = open_with_a_leasing_worker(env);
+    QVERIFY(lease_id > 0);
     // A was paused for longer than the presence window; B takes the id over.
     env.clock.advance(presence_window_ms(env));
     QVERIFY(env.coordinator->register_worker(worker("w", "host-b", "bbbb"))->refusal.empty());

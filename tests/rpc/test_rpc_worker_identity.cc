@@ -64,6 +64,37 @@ dipaco::WorkerStatus worker_row(Served& s, const std::string& id) {
   return {};
 }
 
+// Runs a worker's run(stop) on its own thread; the test thread checks what it returned (QTest
+// macros belong on the test thread). A test that fails early stops the worker on the way out.
+class WorkerThread {
+ public:
+  WorkerThread(dipaco::WorkerClient& client, std::atomic<int>& stop)
+      : stop_(stop), thread_([this, &client] {
+          result_ = client.run(stop_);
+          returned_ = true;
+        }) {}
+  ~WorkerThread() {
+    if (!thread_.joinable()) return;
+    stop_ = 2;
+    thread_.join();
+  }
+  bool returned() const { return returned_.load(); }
+  // run()'s result once it returned within timeout_ms, else an error that says so.
+  dipaco::Status join(int timeout_ms) {
+    if (!wait_until([&] { return returned(); }, timeout_ms))
+      return dipaco::internal_error("run() did not return within " + std::to_string(timeout_ms) +
+                                    " ms");
+    thread_.join();
+    return result_;
+  }
+
+ private:
+  std::atomic<int>& stop_;
+  std::atomic<bool> returned_{false};
+  dipaco::Status result_;
+  std::thread thread_;  // last: starts once the members it uses exist
+};
+
 }  // namespace
 
 class RpcWorkerIdentityTest : public QObject {
@@ -91,12 +122,7 @@ class RpcWorkerIdentityTest : public QObject {
     dipaco::FakeTaskRunner runner(0);
     std::atomic<int> stop{0};
     dipaco::WorkerClient second(worker_options(s, "gpu-host", "bbbb"), runner);
-    std::atomic<bool> returned{false};
-    dipaco::Status result;
-    std::thread thread([&] {
-      result = second.run(stop);
-      returned = true;
-    });
+    WorkerThread worker(second, stop);
     for (int i = 0; i < 12; ++i) {  // 12 x 50 ms: the second retries several times
       v1::HeartbeatRequest beat;
       beat.set_session_id(first_session);
@@ -104,13 +130,12 @@ class RpcWorkerIdentityTest : public QObject {
       QVERIFY(s.stub->Heartbeat(context().get(), beat, &reply).ok());
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
       QCOMPARE(worker_row(s, "gpu-host").host, std::string("first-host"));
-      QVERIFY(!returned.load());
+      QVERIFY(!worker.returned());
     }
     QCOMPARE(worker_row(s, "gpu-host").live_lease_id, int64_t{0});
 
     // ... and registers and works once the first has gone silent.
-    QVERIFY(wait_until([&] { return returned.load(); }, 20000));
-    thread.join();
+    const dipaco::Status result = worker.join(20000);
     QVERIFY2(result.is_ok(), result.to_string().c_str());
     QCOMPARE(second.stats().tasks_completed, uint64_t{1});
     QCOMPARE(worker_row(s, "gpu-host").host, std::string("second-host"));
@@ -125,17 +150,11 @@ class RpcWorkerIdentityTest : public QObject {
     dipaco::FakeTaskRunner runner(0);
     std::atomic<int> stop{0};
     dipaco::WorkerClient second(worker_options(s, "busy", "bbbb"), runner);
-    std::atomic<bool> returned{false};
-    dipaco::Status result = dipaco::internal_error("run() did not return");
-    std::thread thread([&] {
-      result = second.run(stop);
-      returned = true;
-    });
+    WorkerThread worker(second, stop);
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    QVERIFY(!returned.load());
+    QVERIFY(!worker.returned());
     stop = 1;  // SIGTERM
-    QVERIFY(wait_until([&] { return returned.load(); }, 5000));
-    thread.join();
+    const dipaco::Status result = worker.join(5000);
     QVERIFY2(result.is_ok(), result.to_string().c_str());
     QCOMPARE(second.stats().tasks_completed, uint64_t{0});
     QCOMPARE(worker_row(s, "busy").host, std::string("first-host"));  // the holder kept the id
@@ -178,12 +197,7 @@ class RpcWorkerIdentityTest : public QObject {
     auto options = worker_options(s, "shared-id", "aaaa");
     options.on_lease = [&](const std::string& lease) { tasks_ended += lease.empty() ? 1 : 0; };
     dipaco::WorkerClient paused(std::move(options), runner);
-    std::atomic<bool> returned{false};
-    dipaco::Status result = dipaco::internal_error("run() did not return");
-    std::thread thread([&] {
-      result = paused.run(stop);
-      returned = true;
-    });
+    WorkerThread worker(paused, stop);
     QVERIFY(wait_until([&] { return worker_row(s, "shared-id").live_lease_id != 0; }, 10000));
 
     // As if the first had been paused past the presence window: another process takes the id.
@@ -195,11 +209,10 @@ class RpcWorkerIdentityTest : public QObject {
     // while the newer process is present. It neither exits nor takes the id back.
     QVERIFY(wait_until([&] { return tasks_ended.load() >= 1; }, 20000));
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    QVERIFY(!returned.load());
+    QVERIFY(!worker.returned());
     QCOMPARE(worker_row(s, "shared-id").host, std::string("newer-host"));
     stop = 1;
-    QVERIFY(wait_until([&] { return returned.load(); }, 5000));
-    thread.join();
+    const dipaco::Status result = worker.join(5000);
     QVERIFY2(result.is_ok(), result.to_string().c_str());
     QCOMPARE(paused.stats().tasks_completed, uint64_t{0});
     QCOMPARE(paused.stats().tasks_lost, uint64_t{1});
@@ -226,15 +239,10 @@ class RpcWorkerIdentityTest : public QObject {
     dipaco::FakeTaskRunner runner(0);
     std::atomic<int> stop{0};
     dipaco::WorkerClient restarted(worker_options(s, "flaky-gpu", "cccc"), runner);
-    std::atomic<bool> returned{false};
-    dipaco::Status result;
-    std::thread thread([&] {
-      result = restarted.run(stop);
-      returned = true;
-    });
+    WorkerThread worker(restarted, stop);
     QVERIFY(wait_until([&] { return worker_row(s, "flaky-gpu").host == "second-host"; }, 5000));
     std::this_thread::sleep_for(std::chrono::milliseconds(4 * kDrainTestWaitMs));  // a few polls
-    QVERIFY2(!returned.load(), "a worker registered while drained exited instead of idling");
+    QVERIFY2(!worker.returned(), "a worker registered while drained exited instead of idling");
     QCOMPARE(worker_row(s, "flaky-gpu").live_lease_id, int64_t{0});
     QCOMPARE(worker_row(s, "flaky-gpu").state, std::string("draining"));
 
@@ -254,8 +262,7 @@ class RpcWorkerIdentityTest : public QObject {
     v1::OperatorResponse undrained;
     QVERIFY(s.stub->UndrainWorker(context(kOperatorToken).get(), drain, &undrained).ok());
     QVERIFY(undrained.changed());
-    QVERIFY(wait_until([&] { return returned.load(); }, 20000));  // max_tasks = 1
-    thread.join();
+    const dipaco::Status result = worker.join(20000);  // max_tasks = 1
     QVERIFY2(result.is_ok(), result.to_string().c_str());
     QCOMPARE(restarted.stats().tasks_completed, uint64_t{1});
     QCOMPARE(worker_row(s, "flaky-gpu").state, std::string("active"));
