@@ -552,6 +552,7 @@ struct WorkerClient::Impl {
             break;
           }
           v1::OuterGradientChunk chunk;
+          chunk.set_session_id(session);
           chunk.set_lease_id(task.lease_id);
           chunk.set_sequence(piece.sequence);
           chunk.set_module_id(piece.module->module_id);

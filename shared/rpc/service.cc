@@ -503,6 +503,13 @@ grpc::Status CoordinatorService::PushOuterGradient(
   bool task_complete = false;
   std::string last_lease;
   while (reader->Read(&message)) {
+    if (count == 0) {
+      const WorkerSession session = parse_session(message.session_id());
+      if (Status current =
+              coordinator_.check_current_instance(session.worker_id, session.instance_id);
+          !current.is_ok())
+        return to_grpc(current);
+    }
     grpc::Status status = push_one(message, &task_complete);
     if (!status.ok()) return status;
     last_lease = message.lease_id();

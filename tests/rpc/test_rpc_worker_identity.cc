@@ -221,6 +221,47 @@ class RpcWorkerIdentityTest : public QObject {
              grpc::StatusCode::ALREADY_EXISTS);
   }
 
+  void aReplacedSessionIsRefusedOnEveryWorkerCall() {
+    Served s;
+    s.max_wait_ms = s.heartbeat_interval_ms = kForeverMs;
+    QVERIFY(s.start());
+    v1::RegisterResponse first, second;
+    QVERIFY(register_as(s, "w", "host-a", "aaaa", &first).ok());
+    QVERIFY(*s.coordinator->unregister_worker("w", "aaaa"));  // as if it had gone silent
+    QVERIFY(register_as(s, "w", "host-b", "bbbb", &second).ok());
+    QVERIFY(first.session_id() != second.session_id());
+
+    v1::HeartbeatRequest beat;
+    beat.set_session_id(first.session_id());
+    v1::HeartbeatResponse beat_reply;
+    grpc::Status refused = s.stub->Heartbeat(context().get(), beat, &beat_reply);
+    QCOMPARE(refused.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+    QVERIFY2(contains(refused.error_message(), "replaced by a newer registration of worker id w"),
+             refused.error_message().c_str());
+    v1::LeaseTaskRequest lease;
+    lease.set_session_id(first.session_id());
+    v1::LeaseTaskResponse lease_reply;
+    QCOMPARE(s.stub->LeaseTask(context().get(), lease, &lease_reply).error_code(),
+             grpc::StatusCode::FAILED_PRECONDITION);
+    v1::PushOuterGradientResponse push_reply;
+    auto push_context = context();
+    auto writer = s.stub->PushOuterGradient(push_context.get(), &push_reply);
+    v1::OuterGradientChunk chunk;
+    chunk.set_session_id(first.session_id());
+    chunk.set_lease_id("1");
+    writer->Write(chunk);
+    writer->WritesDone();
+    grpc::Status push = writer->Finish();
+    QCOMPARE(push.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+    QVERIFY2(contains(push.error_message(), "replaced"), push.error_message().c_str());
+
+    // The current process is served.
+    beat.set_session_id(second.session_id());
+    QVERIFY(s.stub->Heartbeat(context().get(), beat, &beat_reply).ok());
+    lease.set_session_id(second.session_id());
+    QVERIFY(s.stub->LeaseTask(context().get(), lease, &lease_reply).ok());
+  }
+
   void aDrainedWorkerIdlesUntilUndrained() {
     Served s;
     s.max_wait_ms = s.heartbeat_interval_ms = kDrainTestWaitMs;
