@@ -107,6 +107,11 @@ struct WorkerClient::Impl {
   std::optional<std::chrono::steady_clock::time_point> cached_runs_asked_at;
   const std::atomic<int>* stop = nullptr;
   std::atomic<bool> drained{false};  // set by the heartbeat thread
+  // Set by the heartbeat thread: a newer process registered with this worker id; the task is
+  // dropped and this process registers again (refused while the newer one is present).
+  std::atomic<bool> replaced{false};
+  // ALREADY_EXISTS refusals are logged as ERROR at most this often, INFO in between.
+  std::optional<std::chrono::steady_clock::time_point> refusal_error_logged_at;
   // Registered while drained by the operator: idle (no leases, no exit) until undrained.
   bool idle_while_drained = false;
 
@@ -192,13 +197,16 @@ struct WorkerClient::Impl {
     sleep_ms(wait);
   }
 
+  const std::string& instance_id() const {
+    return options.instance_id.empty() ? process_instance_id() : options.instance_id;
+  }
+
   grpc::Status register_worker() {
     v1::RegisterRequest request;
     request.set_worker_id(options.worker_id);
     request.set_host(options.host);
     request.set_version(options.version);
-    request.set_instance_id(options.instance_id.empty() ? process_instance_id()
-                                                        : options.instance_id);
+    request.set_instance_id(instance_id());
     v1::Device* cpu = request.add_devices();
     cpu->set_name("cpu");
     cpu->set_backend(v1::BACKEND_CPU);
@@ -544,6 +552,7 @@ struct WorkerClient::Impl {
             break;
           }
           v1::OuterGradientChunk chunk;
+          chunk.set_session_id(session);
           chunk.set_lease_id(task.lease_id);
           chunk.set_sequence(piece.sequence);
           chunk.set_module_id(piece.module->module_id);
@@ -761,6 +770,29 @@ struct WorkerClient::Impl {
     }
   }
 
+  // After a clean end of run(): gives the worker id back so that the next process with it
+  // registers at once. Best effort with a short deadline; an older coordinator's UNIMPLEMENTED
+  // is ignored (the next process then waits until this one counts as gone).
+  void unregister() {
+    if (session.empty()) return;
+    v1::UnregisterRequest request;
+    request.set_session_id(session);
+    request.set_instance_id(instance_id());
+    v1::UnregisterResponse response;
+    grpc::ClientContext context;
+    add_bearer_token(context, current_token());
+    context.set_deadline(
+        std::chrono::system_clock::now() +
+        std::chrono::milliseconds(std::min<int64_t>(2000, options.rpc_timeout_ms)));
+    grpc::Status s = stub->Unregister(&context, request, &response);
+    if (!s.ok() && s.error_code() != grpc::StatusCode::UNIMPLEMENTED) {
+      DIPACO_LOG(kInfo) << "worker " << options.worker_id << ": could not give the worker id back ("
+                        << describe(s)
+                        << "); the next process with it waits until this one counts as gone";
+    }
+    session.clear();
+  }
+
   // Hands the lease back; true when the coordinator took it.
   bool release(const std::string& lease_id, const std::string& why) {
     v1::ReleaseLeaseRequest request;
@@ -860,6 +892,13 @@ struct WorkerClient::Impl {
           }
         }
         refused_before = token_refused(s);
+        if (s.error_code() == grpc::StatusCode::FAILED_PRECONDITION && !replaced) {
+          DIPACO_LOG(kError) << "worker " << options.worker_id << ": lease " << task.lease_id()
+                             << ": " << s.error_message();
+          replaced = true;
+          lease_lost = true;
+          cancel = true;
+        }
         if (s.ok() && response.lease_valid() && response.lease_deadline_unix_ms() > 0)
           lease_deadline_unix_ms = response.lease_deadline_unix_ms();
         if (s.ok() && !response.lease_valid() && !stalled) {
@@ -1048,13 +1087,17 @@ Status WorkerClient::run(const std::atomic<int>& stop) {
         // seconds; a live one is a misconfiguration the operator must see.
         // A restart right after a clean exit sees this until the old process counts as gone:
         // an ERROR on the first refusal and every tenth, INFO in between.
+        // ERROR at most once a minute, INFO in between.
         const int64_t wait = w.call_backoff.next_wait_ms(w.random);
         const int64_t refusals = w.call_backoff.failures();
         const std::string line =
             "the coordinator refused to register this process: " + s.error_message() +
             "; retrying in " + std::to_string(wait) + " ms (" + std::to_string(refusals) +
             " refusals in a row)";
-        if (refusals % 10 == 1) {
+        const auto now = std::chrono::steady_clock::now();
+        if (!w.refusal_error_logged_at ||
+            now - *w.refusal_error_logged_at >= std::chrono::minutes(1)) {
+          w.refusal_error_logged_at = now;
           DIPACO_LOG(kError) << "worker " << w.options.worker_id << ": " << line;
         } else {
           DIPACO_LOG(kInfo) << "worker " << w.options.worker_id << ": " << line;
@@ -1086,6 +1129,14 @@ Status WorkerClient::run(const std::atomic<int>& stop) {
       w.session.clear();  // the coordinator lost our registration (new database)
       continue;
     }
+    if (s.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
+      // A newer process registered with this worker id: register again, which the coordinator
+      // refuses while that one is present.
+      DIPACO_LOG(kError) << "worker " << w.options.worker_id << ": " << s.error_message();
+      w.session.clear();
+      w.sleep_ms(w.call_backoff.next_wait_ms(w.random));
+      continue;
+    }
     if (!s.ok()) {
       w.back_off("lease: " + describe(s));
       continue;
@@ -1103,6 +1154,10 @@ Status WorkerClient::run(const std::atomic<int>& stop) {
       Result<TaskOutcome> outcome = w.execute(response.task());
       if (w.options.on_lease) w.options.on_lease("");
       if (!outcome.is_ok()) return outcome.status();
+      if (w.replaced.exchange(false)) {
+        w.session.clear();  // dropped the task; register again (see replaced)
+        continue;
+      }
       w.after_task(*outcome);
       continue;
     }
@@ -1112,6 +1167,7 @@ Status WorkerClient::run(const std::atomic<int>& stop) {
     }
     w.sleep_ms(response.wait_ms());
   }
+  w.unregister();
   DIPACO_LOG(kInfo) << "worker " << w.options.worker_id << ": stopped after "
                     << stats_.tasks_completed << " tasks";
   return Status::ok();

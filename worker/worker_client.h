@@ -50,10 +50,15 @@
 //     stays registered and asks for work at the coordinator's wait interval without taking any,
 //     until `dipaco ctl undrain <id>`; then it works again. Only `stop` ends it.
 //   - Worker id in use (ALREADY_EXISTS at Register: another process with the same id is still
-//     heard from): logged as an ERROR and retried with backoff, so that a restarted worker
-//     registers once its crashed predecessor has gone silent. Only `stop` ends it. How long a stop
-//     at 1 may take is the caller's to bound (worker_service.h raises it to 2 after
-//     stop_grace_s).
+//     heard from): logged as an ERROR (at most once a minute, INFO in between) and retried with
+//     backoff, so that a restarted worker registers once its crashed predecessor has gone
+//     silent. A clean return from run() (stop, drain, max_tasks) sends Unregister first, so
+//     that the next process with the id registers at once.
+//   - Replaced (FAILED_PRECONDITION on a heartbeat or lease: a newer process registered with
+//     this id while this one was silent, e.g. paused): the task is dropped without a push or a
+//     release and the worker registers again (refused while the newer one is present). Only `stop`
+//     ends it. How long a stop at 1 may take is the caller's to bound (worker_service.h raises it
+//     to 2 after stop_grace_s).
 // Logs go to stderr (util/log.h).
 #pragma once
 

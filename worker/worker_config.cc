@@ -198,12 +198,7 @@ BackendChoice backend_choice(const WorkerConfig& config) {
 }
 
 std::string worker_id_or_default(const WorkerConfig& config, const std::string& host) {
-  if (!config.worker_id.empty()) return config.worker_id;
-  if (config.devices.empty()) return host;
-  std::string id = host + "-gpu";
-  for (size_t i = 0; i < config.devices.size(); ++i)
-    id += (i == 0 ? "" : "-") + std::to_string(config.devices[i]);
-  return id;
+  return config.worker_id.empty() ? host : config.worker_id;
 }
 
 }  // namespace dipaco

@@ -14,8 +14,9 @@
 //   rpc_timeout_ms = 30000                  # deadline of each call and download stream;
 //                                           #   a push stream gets this plus 1 s per MiB
 //   [worker]
-//   id = ""                                 # stable worker id; default: hostname, or
-//                                           #   "hostname-gpu0-1" with explicit devices
+//   id = ""                                 # stable worker id; default: hostname (set one
+//                                           #   per process, e.g. "hostname-gpu0", when a
+//                                           #   host runs several workers)
 //   cache_dir = "/var/cache/dipaco"     # module and shard cache
 //   backend = "auto"                        # auto | cpu | cuda
 //   devices = []                            # CUDA device indices; empty = all usable. Several GPUs
@@ -99,9 +100,10 @@ BackendChoice backend_choice(const WorkerConfig& config);
 // back to) trains each path on this many CPU replicas in one island. Not in the config file: an
 // island of CPU replicas is only useful to watch the island code run.
 
-// The id this worker registers with: [worker] id, else `host`, suffixed with the GPUs when
-// [worker] devices names them ("gpu7-gpu0-1" for [0, 1]), so that one worker process per GPU on
-// a host gets distinct ids without configuration.
+// The id this worker registers with: [worker] id, else `host`. Not derived from [worker] devices:
+// an upgrade must not rename a fleet's workers (drains and task affinity are kept by id). Several
+// worker processes on one host each set their own id (e.g. "gpu7-gpu0"); the coordinator refuses
+// a second process with an id it still hears from, and its message says so.
 std::string worker_id_or_default(const WorkerConfig& config, const std::string& host);
 
 // The level a [worker] log_level names; nullopt for "" (not set) and for unknown names.

@@ -26,7 +26,8 @@ int cmd_work(const Args& args) {
   parser.add_option("--cache-dir", "DIR", "module and shard cache", &cache_dir);
   parser.add_option(
       "--worker-id", "ID",
-      "stable worker id (default: hostname; hostname-gpu0-1 with [worker] devices = [0, 1])",
+      "stable worker id (default: hostname; several workers on one host need one each, e.g. "
+      "hostname-gpu0)",
       &worker_id);
   parser.add_choice("--runner", {"train", "fake"}, "train, or fake (protocol tests)", &runner);
   parser.add_option("--fake-step-ms", "MS", "fake runner: sleep per inner step", &fake_step_ms, 0,

@@ -321,12 +321,14 @@ Result<OperatorReply> Coordinator::preempt(int64_t lease_id) {
 }
 
 Result<OperatorReply> Coordinator::release_lease(int64_t lease_id, const std::string& worker_id,
-                                                 const std::string& why) {
+                                                 const std::string& why,
+                                                 const std::string& instance_id) {
   return call<OperatorReply>([&](int64_t now) -> Result<OperatorReply> {
     DIPACO_ASSIGN_OR_RETURN(auto lease, find_lease(lease_id));
     std::string name = "lease " + std::to_string(lease_id);
     if (!lease || lease->worker_id != worker_id)
       return failed_precondition(name + " is not held by worker " + worker_id);
+    DIPACO_RETURN_IF_ERROR(check_instance(lease->worker, worker_id, instance_id));
     if (lease->state != "live")
       return OperatorReply{false, name + " is already " + lease->state + ": " + lease->end_reason};
     std::string reason = name + " handed back by worker " + worker_id + " at " +

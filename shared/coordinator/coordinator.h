@@ -267,18 +267,29 @@ class Coordinator {
 
   // ---- workers ----------------------------------------------------------------------------
   // Adds or updates the worker. Refused (Registration::refusal) when another instance of the
-  // same worker id is present (heard from within presence_window_ms()).
+  // same worker id is present (heard from within presence_window_ms(), the coordinator's own
+  // downtime not counted).
   Result<Registration> register_worker(const WorkerInfo& info);
+  // A worker process that ends cleanly gives its id back: when `instance_id` is the worker's
+  // current instance it is cleared, so that the next process registers at once. Leases and
+  // the drain state are untouched. False when nothing changed (another instance, or unknown).
+  Result<bool> unregister_worker(const std::string& worker_id, const std::string& instance_id);
+  // The calls below take the caller's instance (from its session): a non-empty instance that
+  // is not the worker's current one is refused (kFailedPrecondition: that process was replaced
+  // by a newer registration of the id). Empty: not checked (older workers).
   // Keeps the worker (and its lease, if given and live) alive. lease_id 0 = idle.
   Result<HeartbeatReply> heartbeat(const std::string& worker_id, int64_t lease_id,
-                                   uint64_t inner_step);
+                                   uint64_t inner_step, const std::string& instance_id = {});
   // The worker's live lease if it has one (a retried call gets the same task), else a new one,
   // else a wait hint.
-  Result<LeaseReply> lease_task(const std::string& worker_id);
+  Result<LeaseReply> lease_task(const std::string& worker_id, const std::string& instance_id = {});
   // The worker gives its live lease back (graceful stop, or it cannot run the task): ended as
   // preempted and requeued at once. kFailedPrecondition when the worker does not hold it.
   Result<OperatorReply> release_lease(int64_t lease_id, const std::string& worker_id,
-                                      const std::string& why);
+                                      const std::string& why, const std::string& instance_id = {});
+  // kFailedPrecondition when a non-empty `instance_id` is not worker `worker_id`'s current one
+  // (for calls that name a lease, not the worker: PushProgress).
+  Status check_current_instance(const std::string& worker_id, const std::string& instance_id);
   // Cheap check before receiving a chunk's payload; changes nothing, records nothing.
   Result<PushReply> begin_push(int64_t lease_id, uint32_t module_id, uint64_t sequence);
   // Stores and counts one chunk. Malformed chunks are errors (kInvalidArgument) and change
@@ -369,6 +380,9 @@ class Coordinator {
   };
   Result<std::optional<QueuedTask>> next_task_for(int64_t worker, int64_t now);
   Result<int64_t> wait_hint(int64_t now);
+  // Inside a transaction: kFailedPrecondition when a non-empty instance is not the current one.
+  Status check_instance(int64_t worker, const std::string& worker_id,
+                        const std::string& instance_id);
   // A worker heard from within this long is present: two of its longest silences (an idle
   // worker asks at least every max_wait_ms, a busy one heartbeats).
   int64_t presence_window_ms() const {

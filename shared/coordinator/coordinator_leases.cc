@@ -166,17 +166,25 @@ Result<Registration> Coordinator::register_worker(const WorkerInfo& info) {
     DIPACO_ASSIGN_OR_RETURN(bool known, holder.step());
     if (known && !info.instance_id.empty()) {
       const std::string host = holder.column_text(0), instance = holder.column_text(1);
-      const int64_t silent_ms = now - holder.column_int64(2);
+      int64_t last_heard_ms = holder.column_int64(2);
+      // The coordinator's own downtime is not the holder's silence (as in next_task_for).
+      if (last_heard_ms < downtime_.until_ms) last_heard_ms += downtime_.length_ms;
+      const int64_t silent_ms = std::max<int64_t>(0, now - last_heard_ms);
       if (!instance.empty() && instance != info.instance_id && silent_ms < presence_window_ms()) {
         Registration refused;
         refused.refusal =
-            "worker id \"" + info.worker_id + "\" is in use by another worker process on host " +
-            host + " (heard from " + format_double("%.1f", silent_ms / 1000.0) +
-            " s ago); give each worker process its own [worker] id (this one is on host " +
-            info.host + "); registering is retried and succeeds once the other has been silent " +
-            "for " + format_double("%.0f", presence_window_ms() / 1000.0) + " s";
-        DIPACO_LOG(kWarning) << "coordinator: refused to register a second process as "
-                             << refused.refusal;
+            "worker id \"" + info.worker_id + "\" is in use by a process on host " + host +
+            " last heard " + format_double("%.1f", silent_ms / 1000.0) +
+            " s ago; if that was this worker before a crash, this one registers once it has "
+            "been silent for " +
+            format_double("%.0f", presence_window_ms() / 1000.0) +
+            " s; otherwise give each worker process its own [worker] id (several workers on "
+            "one host: e.g. id = \"" +
+            info.host + "-gpu0\")";
+        DIPACO_LOG(kWarning) << "coordinator: refused a second process (host " << info.host
+                             << ") for worker id \"" << info.worker_id
+                             << "\": it is in use by a process on host " << host << " last heard "
+                             << format_double("%.1f", silent_ms / 1000.0) << " s ago";
         return refused;
       }
     }
@@ -206,6 +214,39 @@ Result<Registration> Coordinator::register_worker(const WorkerInfo& info) {
     registration.drain = draining.has_value();
     return registration;
   });
+}
+
+Result<bool> Coordinator::unregister_worker(const std::string& worker_id,
+                                            const std::string& instance_id) {
+  if (worker_id.empty() || instance_id.empty()) return false;
+  return call<bool>([&](int64_t) -> Result<bool> {
+    DIPACO_RETURN_IF_ERROR(exec_sql(
+        db_, "UPDATE workers SET instance = '' WHERE name = ?1 AND instance = ?2 AND ?2 != ''",
+        worker_id, instance_id));
+    return db_.changes() > 0;
+  });
+}
+
+Status Coordinator::check_instance(int64_t worker, const std::string& worker_id,
+                                   const std::string& instance_id) {
+  if (instance_id.empty()) return Status::ok();
+  DIPACO_ASSIGN_OR_RETURN(
+      auto current,
+      query_int(db_, "SELECT 1 FROM workers WHERE id = ?1 AND instance = ?2", worker, instance_id));
+  if (current) return Status::ok();
+  return failed_precondition("this process was replaced by a newer registration of worker id " +
+                             worker_id + "; stopping its task");
+}
+
+Status Coordinator::check_current_instance(const std::string& worker_id,
+                                           const std::string& instance_id) {
+  if (instance_id.empty()) return Status::ok();
+  return call<bool>([&](int64_t) -> Result<bool> {
+           DIPACO_ASSIGN_OR_RETURN(int64_t worker, worker_row(worker_id));
+           DIPACO_RETURN_IF_ERROR(check_instance(worker, worker_id, instance_id));
+           return true;
+         })
+      .status();
 }
 
 Result<std::vector<WorkerStatus>> Coordinator::workers() {
@@ -245,9 +286,10 @@ Result<bool> Coordinator::touch_worker(int64_t worker, int64_t now) {
 }
 
 Result<HeartbeatReply> Coordinator::heartbeat(const std::string& worker_id, int64_t lease_id,
-                                              uint64_t inner_step) {
+                                              uint64_t inner_step, const std::string& instance_id) {
   return call<HeartbeatReply>([&](int64_t now) -> Result<HeartbeatReply> {
     DIPACO_ASSIGN_OR_RETURN(int64_t worker, worker_row(worker_id));
+    DIPACO_RETURN_IF_ERROR(check_instance(worker, worker_id, instance_id));
     HeartbeatReply reply;
     DIPACO_ASSIGN_OR_RETURN(reply.drain, touch_worker(worker, now));
     if (lease_id == 0) return reply;
@@ -355,9 +397,11 @@ Result<std::optional<Coordinator::QueuedTask>> Coordinator::next_task_for(int64_
   return first_row(next);
 }
 
-Result<LeaseReply> Coordinator::lease_task(const std::string& worker_id) {
+Result<LeaseReply> Coordinator::lease_task(const std::string& worker_id,
+                                           const std::string& instance_id) {
   return call<LeaseReply>([&](int64_t now) -> Result<LeaseReply> {
     DIPACO_ASSIGN_OR_RETURN(int64_t worker, worker_row(worker_id));
+    DIPACO_RETURN_IF_ERROR(check_instance(worker, worker_id, instance_id));
     LeaseReply reply;
     DIPACO_ASSIGN_OR_RETURN(reply.drain, touch_worker(worker, now));
 

@@ -33,6 +33,27 @@ Result<int64_t> parse_id(const std::string& text, const char* what) {
   return value;
 }
 
+// RegisterResponse.session_id: the worker id, and the process's instance after kSessionSeparator
+// when it sent one, so that every later call says which process makes it. The worker treats the
+// session as opaque; a session without the separator (older workers) is the plain worker id.
+constexpr char kSessionSeparator = '\x1f';  // ASCII unit separator: never in a worker id
+
+struct WorkerSession {
+  std::string worker_id;
+  std::string instance_id;  // empty: not checked
+};
+
+std::string make_session(const std::string& worker_id, const std::string& instance_id) {
+  if (instance_id.empty()) return worker_id;
+  return worker_id + kSessionSeparator + instance_id;
+}
+
+WorkerSession parse_session(const std::string& session) {
+  const size_t separator = session.rfind(kSessionSeparator);
+  if (separator == std::string::npos) return {session, {}};
+  return {session.substr(0, separator), session.substr(separator + 1)};
+}
+
 }  // namespace
 
 grpc::Status to_grpc(const Status& status) {
@@ -111,6 +132,10 @@ grpc::Status CoordinatorService::Register(grpc::ServerContext* context,
   info.host = request->host();
   info.version = request->version();
   info.instance_id = request->instance_id().substr(0, 64);
+  if (info.worker_id.find(kSessionSeparator) != std::string::npos ||
+      info.instance_id.find(kSessionSeparator) != std::string::npos)
+    return bad(grpc::StatusCode::INVALID_ARGUMENT,
+               "worker id and instance id must not contain control character 0x1f");
   for (const v1::Device& device : request->devices()) {
     if (!info.devices.empty()) info.devices += "; ";
     info.devices += device.name();
@@ -121,7 +146,7 @@ grpc::Status CoordinatorService::Register(grpc::ServerContext* context,
   if (!registered.is_ok()) return to_grpc(registered.status());
   if (!registered->refusal.empty())
     return bad(grpc::StatusCode::ALREADY_EXISTS, registered->refusal);
-  response->set_session_id(info.worker_id);
+  response->set_session_id(make_session(info.worker_id, info.instance_id));
   response->set_drain(registered->drain);
   response->set_heartbeat_interval_ms(
       static_cast<uint32_t>(std::clamp<int64_t>(registered->heartbeat_interval_ms, 1, 3600000)));
@@ -138,7 +163,9 @@ grpc::Status CoordinatorService::Heartbeat(grpc::ServerContext* context,
     if (!parsed.is_ok()) return to_grpc(parsed.status());
     lease_id = *parsed;
   }
-  auto reply = coordinator_.heartbeat(request->session_id(), lease_id, request->inner_step());
+  const WorkerSession session = parse_session(request->session_id());
+  auto reply = coordinator_.heartbeat(session.worker_id, lease_id, request->inner_step(),
+                                      session.instance_id);
   if (!reply.is_ok()) return to_grpc(reply.status());
   response->set_lease_valid(reply->lease_valid);
   response->set_drain(reply->drain);
@@ -151,7 +178,8 @@ grpc::Status CoordinatorService::LeaseTask(grpc::ServerContext* context,
                                            const v1::LeaseTaskRequest* request,
                                            v1::LeaseTaskResponse* response) {
   if (auto s = authorize(*context, *tokens(), Role::kWorker); !s.ok()) return s;
-  auto reply = coordinator_.lease_task(request->session_id());
+  const WorkerSession session = parse_session(request->session_id());
+  auto reply = coordinator_.lease_task(session.worker_id, session.instance_id);
   if (!reply.is_ok()) return to_grpc(reply.status());
   response->set_drain(reply->drain);
   // Which of the worker's cached runs will never lease again: finished (a final state) or not a
@@ -475,6 +503,13 @@ grpc::Status CoordinatorService::PushOuterGradient(
   bool task_complete = false;
   std::string last_lease;
   while (reader->Read(&message)) {
+    if (count == 0) {
+      const WorkerSession session = parse_session(message.session_id());
+      if (Status current =
+              coordinator_.check_current_instance(session.worker_id, session.instance_id);
+          !current.is_ok())
+        return to_grpc(current);
+    }
     grpc::Status status = push_one(message, &task_complete);
     if (!status.ok()) return status;
     last_lease = message.lease_id();
@@ -554,9 +589,13 @@ grpc::Status CoordinatorService::PushProgress(grpc::ServerContext* context,
   if (!*lease)
     return bad(grpc::StatusCode::FAILED_PRECONDITION,
                "lease " + request->lease_id() + " is unknown; drop its task");
-  if (!request->session_id().empty() && request->session_id() != (*lease)->worker_id)
+  const WorkerSession session = parse_session(request->session_id());
+  if (!session.worker_id.empty() && session.worker_id != (*lease)->worker_id)
     return bad(grpc::StatusCode::FAILED_PRECONDITION,
                "lease " + request->lease_id() + " belongs to worker " + (*lease)->worker_id);
+  if (Status current = coordinator_.check_current_instance(session.worker_id, session.instance_id);
+      !current.is_ok())
+    return to_grpc(current);
   std::vector<uint64_t> held;
   for (uint32_t module : (*lease)->module_ids) {
     auto stored = coordinator_.stored_chunks(*lease_id, module);
@@ -576,11 +615,23 @@ grpc::Status CoordinatorService::ReleaseLease(grpc::ServerContext* context,
   if (auto s = authorize(*context, *tokens(), Role::kWorker); !s.ok()) return s;
   auto lease_id = parse_id(request->lease_id(), "lease id");
   if (!lease_id.is_ok()) return to_grpc(lease_id.status());
-  auto reply = coordinator_.release_lease(*lease_id, request->session_id(),
-                                          request->reason().substr(0, 200));
+  const WorkerSession session = parse_session(request->session_id());
+  auto reply = coordinator_.release_lease(*lease_id, session.worker_id,
+                                          request->reason().substr(0, 200), session.instance_id);
   if (!reply.is_ok()) return to_grpc(reply.status());
   response->set_released(reply->changed);
   response->set_reason(reply->message);
+  return grpc::Status::OK;
+}
+
+grpc::Status CoordinatorService::Unregister(grpc::ServerContext* context,
+                                            const v1::UnregisterRequest* request,
+                                            v1::UnregisterResponse* response) {
+  if (auto s = authorize(*context, *tokens(), Role::kWorker); !s.ok()) return s;
+  const WorkerSession session = parse_session(request->session_id());
+  auto cleared = coordinator_.unregister_worker(session.worker_id, request->instance_id());
+  if (!cleared.is_ok()) return to_grpc(cleared.status());
+  response->set_unregistered(*cleared);
   return grpc::Status::OK;
 }
 

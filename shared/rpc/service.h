@@ -91,6 +91,8 @@ class CoordinatorService final : public dipaco::v1::Coordinator::Service {
                              v1::ReportMetricsResponse* response) override;
   grpc::Status ReleaseLease(grpc::ServerContext* context, const v1::ReleaseLeaseRequest* request,
                             v1::ReleaseLeaseResponse* response) override;
+  grpc::Status Unregister(grpc::ServerContext* context, const v1::UnregisterRequest* request,
+                          v1::UnregisterResponse* response) override;
 
   grpc::Status CreateRun(grpc::ServerContext* context, const v1::CreateRunRequest* request,
                          v1::CreateRunResponse* response) override;
