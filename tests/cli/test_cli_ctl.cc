@@ -79,7 +79,12 @@ class CliCtlTest : public QObject {
     QVERIFY2(r.out.contains("nothing changed"), qPrintable(r.out));
     r = ctl({"drain", "ghost"});
     QCOMPARE(r.exit_code, 1);
-    QVERIFY2(r.err.contains("ghost") && r.err.contains("not registered"), qPrintable(r.err));
+    QVERIFY2(r.err.contains("no worker with id \"ghost\" (see dipaco ctl workers)") &&
+                 !r.err.contains("register first"),
+             qPrintable(r.err));
+    r = ctl({"undrain", "ghost"});
+    QCOMPARE(r.exit_code, 1);
+    QVERIFY2(r.err.contains("no worker with id \"ghost\""), qPrintable(r.err));
   }
 
   void pauseResumeAndWatch() {
@@ -123,6 +128,15 @@ class CliCtlTest : public QObject {
     QCOMPARE(ctl({"drain"}).exit_code, 2);
     QCOMPARE(ctl({"pause", "one"}).exit_code, 2);
     QCOMPARE(ctl({"inner-steps", "1"}).exit_code, 2);
+    r = ctl({"inner-steps", "1", "-3"});
+    QCOMPARE(r.exit_code, 2);
+    QVERIFY2(r.err.contains("N must be a positive whole number, not '-3'"), qPrintable(r.err));
+    r = ctl({"inner-steps", "-1", "3"});
+    QCOMPARE(r.exit_code, 2);
+    QVERIFY2(r.err.contains("RUN must be a positive whole number, not '-1'"), qPrintable(r.err));
+    r = ctl({"inner-steps", "1", "0"});
+    QCOMPARE(r.exit_code, 2);
+    QVERIFY2(r.err.contains("N must be a positive whole number, not '0'"), qPrintable(r.err));
     r = run_cli({"ctl", "--address", address(), "--insecure", "workers"});
     QCOMPARE(r.exit_code, 2);
     QVERIFY2(r.err.contains("--token-file is required"), qPrintable(r.err));
