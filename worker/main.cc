@@ -10,6 +10,7 @@
 #include "backend/cpu/cpu_features.h"
 #include "backend/cuda_runtime.h"
 #include "path_task_runner.h"
+#include "rpc/auth.h"
 #include "util/arg_parser.h"
 #include "worker_config.h"
 #include "worker_reload.h"
@@ -89,6 +90,10 @@ int run_check(const dipaco::WorkerConfig& config, const std::string& config_sour
   if (auto credentials = dipaco::read_worker_credentials(config); !credentials.is_ok()) {
     std::printf("error: %s\n", credentials.status().message().c_str());
     ++config_problems;
+  } else if (!credentials->token.empty()) {
+    // Compared with the fingerprints dipaco serve logs; the token itself is never printed.
+    std::printf("token: sha256 %s (from %s)\n",
+                dipaco::token_fingerprint(credentials->token).c_str(), config.token_file.c_str());
   }
   std::printf("%s\n", problems + config_problems == 0 ? "check: ok" : "check: FAILED");
   if (config_problems > 0) return kConfigError;

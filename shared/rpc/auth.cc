@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "util/atomic_file.h"
+#include "util/sha256.h"
 
 namespace dipaco {
 namespace {
@@ -74,19 +75,48 @@ Status check_auth_tokens(const AuthTokens& tokens) {
   return Status::ok();
 }
 
-std::vector<std::string> parse_token_list(std::string_view text) {
+Result<std::vector<std::string>> parse_token_list(std::string_view text) {
+  constexpr std::string_view kByteOrderMark = "\xEF\xBB\xBF";
+  if (text.substr(0, kByteOrderMark.size()) == kByteOrderMark)
+    text.remove_prefix(kByteOrderMark.size());
   std::vector<std::string> tokens;
-  while (!text.empty()) {
+  for (int line_number = 1; !text.empty(); ++line_number) {
     size_t end_of_line = text.find('\n');
     std::string_view line = text.substr(0, end_of_line);
     text =
         end_of_line == std::string_view::npos ? std::string_view() : text.substr(end_of_line + 1);
     size_t begin = line.find_first_not_of(kWhitespace);
     if (begin == std::string_view::npos || line[begin] == '#') continue;
-    size_t end = line.find_last_not_of(kWhitespace);
-    tokens.emplace_back(line.substr(begin, end - begin + 1));
+    line.remove_prefix(begin);
+    // An inline comment: whitespace, then '#' to the end of the line.
+    for (size_t hash = line.find('#'); hash != std::string_view::npos;
+         hash = line.find('#', hash + 1)) {
+      if (kWhitespace.find(line[hash - 1]) != std::string_view::npos) {
+        line = line.substr(0, hash);
+        break;
+      }
+    }
+    line = line.substr(0, line.find_last_not_of(kWhitespace) + 1);
+    if (line.find_first_of(kWhitespace) != std::string_view::npos)
+      return invalid_argument("line " + std::to_string(line_number) +
+                              ": a token cannot contain spaces (a comment starts with "
+                              "whitespace and '#')");
+    tokens.emplace_back(line);
   }
   return tokens;
+}
+
+std::string token_fingerprint(std::string_view token) {
+  return to_hex(sha256(token)).substr(0, 8);
+}
+
+std::string token_fingerprints(const std::vector<std::string>& tokens) {
+  std::string listed;
+  for (const std::string& token : tokens) {
+    if (!listed.empty()) listed += ' ';
+    listed += token_fingerprint(token);
+  }
+  return listed;
 }
 
 Result<std::vector<std::string>> read_token_list_file(const std::string& path) {
@@ -96,11 +126,12 @@ Result<std::vector<std::string>> read_token_list_file(const std::string& path) {
     return Status(contents.status().code(),
                   "cannot read the token file: " + contents.status().message());
   }
-  std::vector<std::string> tokens = parse_token_list(*contents);
-  if (tokens.empty())
+  auto tokens = parse_token_list(*contents);
+  if (!tokens.is_ok()) return invalid_argument(path + ": " + tokens.status().message());
+  if (tokens->empty())
     return invalid_argument(path +
                             ": the token file is empty (no token: one per line, blank lines and "
-                            "'#' comment lines are skipped)");
+                            "'#' comments are skipped)");
   return tokens;
 }
 

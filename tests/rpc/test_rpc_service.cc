@@ -209,7 +209,7 @@ class RpcServiceTest : public QObject {
   void tokenFilesAreReadOrRefused() {
     QTemporaryDir dir;
     const std::string token = dir.filePath("token").toStdString();
-    QVERIFY(dipaco::write_file_atomically(token, "  secret-token \r\nsecond line\n").is_ok());
+    QVERIFY(dipaco::write_file_atomically(token, "  secret-token \r\nsecond-token\n").is_ok());
     auto read = dipaco::read_token_file(token);
     QVERIFY2(read.is_ok(), read.status().message().c_str());
     QCOMPARE(*read, std::string("secret-token"));
@@ -230,6 +230,31 @@ class RpcServiceTest : public QObject {
     QVERIFY(!empty.is_ok());
     QVERIFY2(contains(empty.status().message(), "the token file is empty"),
              empty.status().message().c_str());
+
+    // A byte order mark (an editor's) and an annotation after the token are not part of it.
+    QVERIFY(dipaco::write_file_atomically(token,
+                                          "\xEF\xBB\xBF"
+                                          "rotated-token # new on 2026-11-26\n")
+                .is_ok());
+    auto annotated = dipaco::read_token_file(token);
+    QVERIFY2(annotated.is_ok(), annotated.status().message().c_str());
+    QCOMPARE(*annotated, std::string("rotated-token"));
+
+    // A space inside a token (an annotation without '#') is refused with the file and the line,
+    // not the token.
+    QVERIFY(dipaco::write_file_atomically(token, "# tokens\nfirst-token\nsecond-token rotated\n")
+                .is_ok());
+    auto spaced = dipaco::read_token_list_file(token);
+    QVERIFY(!spaced.is_ok());
+    QVERIFY2(contains(spaced.status().message(), token + ": line 3: a token cannot contain spaces"),
+             spaced.status().message().c_str());
+    QVERIFY(!contains(spaced.status().message(), "second-token"));
+
+    // Fingerprints: 8 hex digits of the token's sha256, the same on both sides.
+    QCOMPARE(dipaco::token_fingerprint("secret-token"),
+             dipaco::to_hex(dipaco::sha256("secret-token")).substr(0, 8));
+    QCOMPARE(dipaco::token_fingerprint("secret-token").size(), size_t{8});
+    QVERIFY(dipaco::token_fingerprint("secret-token") != dipaco::token_fingerprint("secret-tokem"));
   }
 
   // Several tokens per role: each listed one works for its role; a prefix, an extension, an
@@ -322,53 +347,70 @@ class RpcServiceTest : public QObject {
     QCOMPARE(resume_with(s, next), grpc::StatusCode::PERMISSION_DENIED);
   }
 
-  // The token-file parser against a model, on random files: tokens (with '#' or spaces inside),
-  // blank and whitespace-only lines, '#' comments (indented too), whitespace around tokens,
-  // LF or CRLF line ends, with or without a final newline. A file reads as its first token, or
-  // fails when it holds none.
+  // The token-file parser against a model, on random files: tokens (with '#' inside), blank and
+  // whitespace-only lines, '#' comments (indented too), inline comments (whitespace then '#'),
+  // whitespace around tokens, a byte order mark, LF or CRLF line ends, with or without a final
+  // newline; a token with whitespace inside fails, naming the first such line. A file reads as
+  // its first token, or fails when it holds none.
   void tokenListParserMatchesItsModel() {
     std::mt19937 random(20261126);
     const std::string token_chars = "abcXYZ0189-_.=+/~#";
-    const std::string inner_chars = token_chars + " \t";
+    const std::string first_chars = "abcXYZ0189-_.=+/~";  // a leading '#' makes a comment
     const std::string spaces = " \t\r\f\v";
+    const std::string comment_chars = token_chars + spaces;
     auto pick = [&](const std::string& from) { return from[random() % from.size()]; };
-    auto padding = [&] {
+    auto padding = [&](int at_least) {
       std::string pad;
-      for (int n = static_cast<int>(random() % 4); n > 0; --n) pad += pick(spaces);
+      for (int n = at_least + static_cast<int>(random() % 4); n > 0; --n) pad += pick(spaces);
       return pad;
+    };
+    auto comment = [&] {
+      std::string text = "#";
+      for (int n = static_cast<int>(random() % 12); n > 0; --n) text += pick(comment_chars);
+      return text;
     };
     QTemporaryDir dir;
     const std::string file = dir.filePath("tokens").toStdString();
     for (int round = 0; round < 3000; ++round) {
       std::vector<std::string> expected;
-      std::string text;
+      int first_bad_line = 0;  // 1-based; 0: every line is valid
+      std::string text = random() % 8 == 0 ? "\xEF\xBB\xBF" : "";
       const int lines = static_cast<int>(random() % 8);
       for (int i = 0; i < lines; ++i) {
-        std::string line = padding();
-        switch (random() % 4) {
+        std::string line = padding(0);
+        switch (random() % 5) {
           case 0: break;  // blank or whitespace only
-          case 1: {       // a comment
-            line += "#";
-            for (int n = static_cast<int>(random() % 12); n > 0; --n) line += pick(inner_chars);
-            break;
-          }
-          default: {  // a token: no whitespace at its ends, not starting with '#'
-            std::string token(1, pick("abcXYZ0189-_.=+/~"));
-            for (int n = static_cast<int>(random() % 24); n > 0; --n) token += pick(inner_chars);
-            while (spaces.find(token.back()) != std::string::npos) token.pop_back();
-            expected.push_back(token);
+          case 1: line += comment(); break;
+          default: {  // a token, maybe with an inline comment, rarely with a space inside
+            std::string token(1, pick(first_chars));
+            for (int n = static_cast<int>(random() % 24); n > 0; --n) token += pick(token_chars);
             line += token;
+            if (random() % 16 == 0) {
+              line += padding(1) + pick(first_chars);
+              if (first_bad_line == 0) first_bad_line = i + 1;
+            }
+            expected.push_back(token);
+            if (random() % 2 == 0) line += padding(1) + comment();
           }
         }
-        line += padding();
+        line += padding(0);
         text += line;
         if (i + 1 < lines || random() % 2 == 0) text += random() % 2 == 0 ? "\r\n" : "\n";
       }
-      const std::vector<std::string> parsed = dipaco::parse_token_list(text);
-      QVERIFY2(parsed == expected,
-               ("round " + std::to_string(round) + ": " + std::to_string(parsed.size()) +
-                " tokens parsed, " + std::to_string(expected.size()) + " expected, from \"" +
-                escaped(text) + "\"")
+      const std::string where =
+          "round " + std::to_string(round) + ", from \"" + escaped(text) + "\"";
+      const auto parsed = dipaco::parse_token_list(text);
+      if (first_bad_line != 0) {
+        QVERIFY2(!parsed.is_ok(), where.c_str());
+        QVERIFY2(contains(parsed.status().message(), "line " + std::to_string(first_bad_line) +
+                                                         ": a token cannot contain spaces"),
+                 (where + ": " + parsed.status().message()).c_str());
+        continue;
+      }
+      QVERIFY2(parsed.is_ok(), (where + ": " + parsed.status().message()).c_str());
+      QVERIFY2(*parsed == expected,
+               (where + ": " + std::to_string(parsed->size()) + " tokens parsed, " +
+                std::to_string(expected.size()) + " expected")
                    .c_str());
       if (round % 100 != 0) continue;  // the files, on a sample
       QVERIFY(dipaco::write_file_atomically(file, text).is_ok());
