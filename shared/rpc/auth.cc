@@ -1,8 +1,11 @@
 #include "rpc/auth.h"
 
 #include <algorithm>
+#include <chrono>
 
+#include "rpc/refusal_log_limiter.h"
 #include "util/atomic_file.h"
+#include "util/log.h"
 #include "util/sha256.h"
 
 namespace dipaco {
@@ -29,9 +32,33 @@ bool matches_any_constant_time(std::string_view token, const std::vector<std::st
   return matched;
 }
 
-}  // namespace
+// "Register" from "virtual grpc::Status dipaco::CoordinatorService::Register(grpc::...)".
+std::string_view rpc_name(std::string_view function) {
+  function = function.substr(0, function.find('('));
+  size_t scope = function.rfind("::");
+  return scope == std::string_view::npos ? function : function.substr(scope + 2);
+}
 
-grpc::Status authorize(const grpc::ServerContext& context, const AuthTokens& tokens, Role needed) {
+// A WARNING per refusal, at most once a minute per (peer address, role), so that the operator
+// sees who still holds a rotated-out token; never the token, only its fingerprint.
+void log_refusal(const grpc::ServerContext& context, Role needed, std::string_view token,
+                 const grpc::Status& refusal, std::string_view rpc) {
+  const std::string peer = context.peer();
+  const char* role = needed == Role::kOperator ? "operator" : "worker";
+  const char* article = needed == Role::kOperator ? "an " : "a ";
+  const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::steady_clock::now().time_since_epoch())
+                             .count();
+  if (!token_refusal_log_limiter().should_log(peer_without_port(peer) + " " + role, now_ms)) return;
+  std::string fingerprint =
+      token.empty() ? std::string("none") : "sha256 " + token_fingerprint(token);
+  DIPACO_LOG(kWarning) << "refused " << article << role << " call " << rpc << " from " << peer
+                       << " (token " << fingerprint << "): " << refusal.error_message()
+                       << " (logged at most once a minute per peer and role)";
+}
+
+grpc::Status check_bearer(const grpc::ServerContext& context, const AuthTokens& tokens, Role needed,
+                          std::string_view* token_seen) {
   const auto& metadata = context.client_metadata();
   auto found = metadata.find("authorization");
   if (found == metadata.end())
@@ -44,6 +71,7 @@ grpc::Status authorize(const grpc::ServerContext& context, const AuthTokens& tok
     return {grpc::StatusCode::UNAUTHENTICATED,
             "authorization metadata is not of the form 'Bearer <token>'"};
   std::string_view token = value.substr(kPrefix.size());
+  *token_seen = token;
   const bool is_operator = matches_any_constant_time(token, tokens.op);
   const bool is_worker = matches_any_constant_time(token, tokens.worker);
   if (!is_operator && !is_worker)
@@ -54,6 +82,16 @@ grpc::Status authorize(const grpc::ServerContext& context, const AuthTokens& tok
     return {grpc::StatusCode::PERMISSION_DENIED,
             "this RPC needs the operator token; a worker token cannot call it"};
   return grpc::Status::OK;
+}
+
+}  // namespace
+
+grpc::Status authorize(const grpc::ServerContext& context, const AuthTokens& tokens, Role needed,
+                       std::source_location caller) {
+  std::string_view token;
+  grpc::Status status = check_bearer(context, tokens, needed, &token);
+  if (!status.ok()) log_refusal(context, needed, token, status, rpc_name(caller.function_name()));
+  return status;
 }
 
 Status check_auth_tokens(const AuthTokens& tokens) {

@@ -14,6 +14,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <source_location>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -36,8 +37,11 @@ struct AuthTokens {
       : worker{std::move(worker_token)}, op{std::move(operator_token)} {}
 };
 
-// OK, UNAUTHENTICATED or PERMISSION_DENIED; messages say what to check, never echo tokens.
-grpc::Status authorize(const grpc::ServerContext& context, const AuthTokens& tokens, Role needed);
+// OK, UNAUTHENTICATED or PERMISSION_DENIED; messages say what to check, never echo tokens. A
+// refusal is logged as a WARNING naming the peer, the role and the RPC (the calling handler's
+// name), at most once a minute per peer address and role (refusal_log_limiter.h).
+grpc::Status authorize(const grpc::ServerContext& context, const AuthTokens& tokens, Role needed,
+                       std::source_location caller = std::source_location::current());
 
 // What a coordinator can serve with: at least one token per role, none empty, and no token in
 // both roles (a worker would hold operator rights).

@@ -1,6 +1,8 @@
 // The gRPC service over loopback against an in-process coordinator: the happy path, auth by
 // role (several tokens per role, tokens swapped while serving, the token-file parser against a
 // model), and every malformed input refused with a clear status and no change of state.
+#include <unistd.h>
+
 #include <QtTest>
 #include <cmath>
 #include <cstdio>
@@ -10,6 +12,7 @@
 #include <set>
 #include <thread>
 
+#include "rpc/refusal_log_limiter.h"
 #include "rpc_fixture.h"
 #include "test_support.h"
 #include "util/atomic_file.h"
@@ -418,6 +421,65 @@ class RpcServiceTest : public QObject {
       QCOMPARE(first.is_ok(), !expected.empty());
       if (first.is_ok()) QCOMPARE(*first, expected.front());
     }
+  }
+
+  // A refused token is logged once a minute per peer address and role, naming the peer, the role
+  // and the RPC, with the token's fingerprint and never the token.
+  void refusedTokensAreLoggedRateLimited() {
+    Served s;
+    QVERIFY(s.start());
+    dipaco::token_refusal_log_limiter().clear();
+    QTemporaryDir dir;
+    const std::string log_file = dir.filePath("stderr").toStdString();
+    std::fflush(stderr);
+    const int saved_stderr = dup(2);
+    FILE* captured = std::fopen(log_file.c_str(), "w");
+    QVERIFY(captured != nullptr);
+    dup2(fileno(captured), 2);
+    const std::string stale = "stale-token-rotated-out";
+    const auto first = register_with(s, stale);
+    const auto second = register_with(s, stale);
+    const auto as_operator = resume_with(s, stale);
+    std::fflush(stderr);
+    dup2(saved_stderr, 2);
+    close(saved_stderr);
+    std::fclose(captured);
+    QCOMPARE(first, grpc::StatusCode::UNAUTHENTICATED);
+    QCOMPARE(second, grpc::StatusCode::UNAUTHENTICATED);
+    QCOMPARE(as_operator, grpc::StatusCode::UNAUTHENTICATED);
+    auto text = dipaco::read_file(log_file);
+    QVERIFY(text.is_ok());
+    QVERIFY2(!contains(*text, stale), text->c_str());
+    auto count = [&](const std::string& needle) {
+      int found = 0;
+      for (size_t at = text->find(needle); at != std::string::npos; at = text->find(needle, at + 1))
+        ++found;
+      return found;
+    };
+    QVERIFY2(count("WARN") == 2, text->c_str());
+    QVERIFY2(count("refused a worker call Register from ipv") == 1, text->c_str());
+    QVERIFY2(count("refused a operator call Resume from ipv") == 0, text->c_str());
+    QVERIFY2(count("refused an operator call Resume from ipv") == 1, text->c_str());
+    QVERIFY2(count("sha256 " + dipaco::token_fingerprint(stale)) == 2, text->c_str());
+  }
+
+  // The limiter: once per key per interval, and never more than its capacity of keys.
+  void refusalLogLimiterIsBounded() {
+    dipaco::RefusalLogLimiter limiter(/*interval_ms=*/1000, /*capacity=*/3);
+    QVERIFY(limiter.should_log("a", 0));
+    QVERIFY(!limiter.should_log("a", 999));
+    QVERIFY(limiter.should_log("a", 1000));
+    QVERIFY(limiter.should_log("b", 1000));
+    QVERIFY(limiter.should_log("c", 1001));
+    QVERIFY(limiter.should_log("d", 1002));  // full: the one logged longest ago goes
+    QCOMPARE(limiter.size(), size_t{3});
+    QVERIFY(!limiter.should_log("d", 1500));
+    for (int key = 0; key < 100; ++key) limiter.should_log(std::to_string(key), 2000 + key);
+    QCOMPARE(limiter.size(), size_t{3});
+    QCOMPARE(dipaco::peer_without_port("ipv4:10.0.0.7:53122"), std::string("ipv4:10.0.0.7"));
+    QCOMPARE(dipaco::peer_without_port("ipv6:[::1]:53122"), std::string("ipv6:[::1]"));
+    QCOMPARE(dipaco::peer_without_port("unix:/run/dipaco.sock"),
+             std::string("unix:/run/dipaco.sock"));
   }
 
   // PushProgress tells a worker whose stream broke which sequences the coordinator holds.
