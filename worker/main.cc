@@ -103,7 +103,10 @@ int run_check(const dipaco::WorkerConfig& config, const std::string& config_sour
 }  // namespace
 
 int main(int argc, char** argv) {
-  dipaco::ensure_fast_blas_kernels(argv);
+  dipaco::ensure_fast_blas_kernels(argv);  // may exec this program again: handlers after it
+  // Before anything slow (the start-time check creates GPU contexts): a `systemctl reload`
+  // meanwhile is handled once the service runs rather than killing the worker.
+  dipaco::install_reload_signal_handler();
   dipaco::prepare_gpu_environment();
   bool check = false;
   bool version = false;

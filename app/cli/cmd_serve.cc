@@ -98,6 +98,13 @@ class CreatedOnStart {
 }  // namespace
 
 int cmd_serve(const Args& args) {
+  // First thing: a SIGHUP (a `systemctl reload`, a rotation script) during the start, which may
+  // plan a grid for minutes, is counted and handled once the server runs, instead of ending the
+  // process by its default action.
+  struct sigaction reload_action {};
+  reload_action.sa_handler = on_serve_reload_signal;
+  sigemptyset(&reload_action.sa_mask);
+  sigaction(SIGHUP, &reload_action, nullptr);
   std::string address = "127.0.0.1:7443";
   std::string db;
   std::string payload_dir;
@@ -302,10 +309,6 @@ int cmd_serve(const Args& args) {
   sigemptyset(&action.sa_mask);
   sigaction(SIGTERM, &action, nullptr);
   sigaction(SIGINT, &action, nullptr);
-  struct sigaction reload_action {};
-  reload_action.sa_handler = on_serve_reload_signal;
-  sigemptyset(&reload_action.sa_mask);
-  sigaction(SIGHUP, &reload_action, nullptr);
   auto server = RpcServer::start(**coordinator, options);
   if (!server.is_ok()) return fail(server.status().message());
   created.keep();
@@ -317,7 +320,7 @@ int cmd_serve(const Args& args) {
     Status written = write_file_atomically(port_file, std::to_string((*server)->port()) + "\n");
     if (!written.is_ok()) return fail(written.message());
   }
-  int reloads_handled = 0;  // a SIGHUP during the start is handled here
+  int reloads_handled = 0;  // so a SIGHUP during the start is handled on the first pass
   while (g_serve_stop.load() == 0) {
     const int reloads = g_serve_reloads.load();
     if (reloads != reloads_handled) {

@@ -3,6 +3,7 @@
 // unknown worker, no server, and bad usage.
 #include <QProcess>
 #include <QtTest>
+#include <csignal>
 #include <fstream>
 #include <memory>
 #include <thread>
@@ -118,6 +119,41 @@ class CliCtlTest : public QObject {
                  file("operator.token"), "workers"});
     QCOMPARE(r.exit_code, 1);
     QVERIFY2(r.err.contains("no coordinator at 127.0.0.1:1"), qPrintable(r.err));
+  }
+
+  // A SIGHUP while serve starts (here right after it read its tokens, before it listens) is
+  // counted, not fatal: serve goes on to listen and then reloads the tokens.
+  void aSighupDuringTheStartIsHandledOnceServing() {
+    QTemporaryDir dir;
+    QVERIFY(dir.isValid());
+    rpc_test::write_run(dir);
+    QProcess serve;
+    serve.setProcessChannelMode(QProcess::MergedChannels);
+    serve.start(DIPACO_CLI_PATH,
+                {"serve", "--db", dir.filePath("coordinator.db"), "--address", "127.0.0.1:0",
+                 "--insecure", "--worker-token-file", dir.filePath("worker.token"),
+                 "--operator-token-file", dir.filePath("operator.token"), "--run",
+                 dir.filePath("run.toml"), "--port-file", dir.filePath("port")});
+    QVERIFY(serve.waitForStarted(10000));
+    QByteArray log;
+    for (int i = 0; i < 1000 && !log.contains("dipaco serve: tokens:"); ++i) {
+      serve.waitForReadyRead(20);
+      log += serve.readAll();
+    }
+    QVERIFY2(log.contains("dipaco serve: tokens:"), log.constData());
+    QCOMPARE(::kill(static_cast<pid_t>(serve.processId()), SIGHUP), 0);
+    for (int i = 0; i < 1000 && !log.contains("tokens reloaded"); ++i) {
+      if (serve.state() != QProcess::Running) break;
+      serve.waitForReadyRead(20);
+      log += serve.readAll();
+    }
+    QVERIFY2(serve.state() == QProcess::Running, log.constData());
+    QVERIFY2(log.contains("listening on"), log.constData());
+    QVERIFY2(log.contains("SIGHUP: tokens reloaded: 1 worker token(s)"), log.constData());
+    serve.terminate();
+    QVERIFY(serve.waitForFinished(30000));
+    QCOMPARE(serve.exitStatus(), QProcess::NormalExit);
+    QCOMPARE(serve.exitCode(), 0);
   }
 
   void usageErrorsExitTwo() {
