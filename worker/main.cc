@@ -107,6 +107,9 @@ int main(int argc, char** argv) {
   // Before anything slow (the start-time check creates GPU contexts): a `systemctl reload`
   // meanwhile is handled once the service runs rather than killing the worker.
   dipaco::install_reload_signal_handler();
+  // The check report goes to stdout; a journal or `docker logs` must see it when printed (with
+  // its warnings), not when a block buffer fills or the worker exits.
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
   dipaco::prepare_gpu_environment();
   bool check = false;
   bool version = false;
