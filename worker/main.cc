@@ -116,7 +116,11 @@ int main(int argc, char** argv) {
   std::string config_path;
   dipaco::ArgParser parser("dipaco-worker",
                            "Lease tasks from a dipaco coordinator and train paths.");
-  parser.add_flag("--check", "check the config and this host, then exit (0 when usable)", &check);
+  parser.add_flag(
+      "--check",
+      "check the config, the token file and this host, then exit (0 when usable); offline: the "
+      "coordinator is not contacted, so its outage does not fail a health check",
+      &check);
   parser.add_flag("--version", "print the version and exit", &version);
   parser.add_option("--config", "FILE",
                     std::string("worker config (TOML), default ") + kDefaultConfig, &config_path);
