@@ -10,6 +10,7 @@
 #include "backend/cpu/cpu_features.h"
 #include "backend/cuda_runtime.h"
 #include "path_task_runner.h"
+#include "rpc/auth.h"
 #include "util/arg_parser.h"
 #include "worker_config.h"
 #include "worker_reload.h"
@@ -89,6 +90,10 @@ int run_check(const dipaco::WorkerConfig& config, const std::string& config_sour
   if (auto credentials = dipaco::read_worker_credentials(config); !credentials.is_ok()) {
     std::printf("error: %s\n", credentials.status().message().c_str());
     ++config_problems;
+  } else if (!credentials->token.empty()) {
+    // Compared with the fingerprints dipaco serve logs; the token itself is never printed.
+    std::printf("token: sha256 %s (from %s)\n",
+                dipaco::token_fingerprint(credentials->token).c_str(), config.token_file.c_str());
   }
   std::printf("%s\n", problems + config_problems == 0 ? "check: ok" : "check: FAILED");
   if (config_problems > 0) return kConfigError;
@@ -98,14 +103,24 @@ int run_check(const dipaco::WorkerConfig& config, const std::string& config_sour
 }  // namespace
 
 int main(int argc, char** argv) {
-  dipaco::ensure_fast_blas_kernels(argv);
+  dipaco::ensure_fast_blas_kernels(argv);  // may exec this program again: handlers after it
+  // Before anything slow (the start-time check creates GPU contexts): a `systemctl reload`
+  // meanwhile is handled once the service runs rather than killing the worker.
+  dipaco::install_reload_signal_handler();
+  // The check report goes to stdout; a journal or `docker logs` must see it when printed (with
+  // its warnings), not when a block buffer fills or the worker exits.
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
   dipaco::prepare_gpu_environment();
   bool check = false;
   bool version = false;
   std::string config_path;
   dipaco::ArgParser parser("dipaco-worker",
                            "Lease tasks from a dipaco coordinator and train paths.");
-  parser.add_flag("--check", "check the config and this host, then exit (0 when usable)", &check);
+  parser.add_flag(
+      "--check",
+      "check the config, the token file and this host, then exit (0 when usable); offline: the "
+      "coordinator is not contacted, so its outage does not fail a health check",
+      &check);
   parser.add_flag("--version", "print the version and exit", &version);
   parser.add_option("--config", "FILE",
                     std::string("worker config (TOML), default ") + kDefaultConfig, &config_path);

@@ -198,7 +198,7 @@ class ReloadSupervisor {
  private:
   void watch() {
     HandledSignalsBlocked::unblock_in_this_thread();
-    int handled = g_reload_requests.load();
+    int handled = 0;  // a SIGHUP counted before the service started is handled now
     while (!done_) {
       follow_stop_signals();
       int requested = g_reload_requests.load();
@@ -322,6 +322,10 @@ void add_stats(const WorkerStats& from, WorkerStats* to) {
 
 void set_train_runner_factory(TaskRunnerFactory factory) {
   train_factory() = std::move(factory);
+}
+
+void install_reload_signal_handler() {
+  install_handler(SIGHUP, on_reload_signal);
 }
 
 int run_worker_service(const WorkerConfig& config, const char* program, WorkerConfigLoader reload) {

@@ -42,6 +42,11 @@ using WorkerConfigLoader = std::function<Result<WorkerConfig>()>;
 // Installs the factory of the real trainer (call before run_worker_service).
 void set_train_runner_factory(TaskRunnerFactory factory);
 
+// Counts SIGHUPs for run_worker_service's reload instead of letting one end the process; a
+// program that reloads calls it first thing, so that a SIGHUP during its start-up checks (which
+// may take seconds) is handled once the service runs.
+void install_reload_signal_handler();
+
 // Runs the worker until stopped; returns the process exit code (0 stopped or drained, 1 failed,
 // 2 config error: no coordinator address, unreadable token or certificate, 3 no trainer in this
 // build). `program` prefixes messages. `reload` (may be empty) enables

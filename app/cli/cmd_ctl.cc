@@ -3,12 +3,15 @@
 // lease, pause / resume a run, change H, and watch a run's events. The channel, the token and
 // the calls are the studio's attach code (app/studio: attach_channel, RemoteRunControl,
 // watch_event); errors say what to check (no server, the token, TLS, an unknown id).
+#include <grpc/support/log.h>
+
 #include <algorithm>
 #include <atomic>
 #include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -55,15 +58,17 @@ void print_ctl_help(FILE* out) {
     std::string call = std::string(c.name) + (*c.arguments ? " " : "") + c.arguments;
     std::fprintf(out, "  %-16s %s\n", call.c_str(), c.summary);
   }
-  std::fprintf(out,
-               "\nconnection (every command):\n"
-               "  --address HOST:PORT  where dipaco serve listens (default %s)\n"
-               "  --token-file FILE    the operator token (dipaco serve --operator-token-file)\n"
-               "  --ca-file FILE       PEM CA of the server's certificate (default: system roots)\n"
-               "  --insecure           plaintext, for dipaco serve --insecure\n\n"
-               "exit codes: 0 done, 1 the coordinator refused or could not be reached, 2 usage.\n"
-               "'dipaco ctl COMMAND --help' describes a command.\n",
-               kDefaultAddress);
+  std::fprintf(
+      out,
+      "\nconnection (every command):\n"
+      "  --address HOST:PORT  where dipaco serve listens (default %s)\n"
+      "  --token-file FILE    the operator token (dipaco serve --operator-token-file)\n"
+      "  --ca-file FILE       PEM CA of the server's certificate (default: system roots)\n"
+      "  --insecure           plaintext, for dipaco serve --insecure\n\n"
+      "exit codes: 0 done, 1 the coordinator refused or could not be reached, or a local file\n"
+      "(--token-file, --ca-file) could not be read, 2 usage.\n"
+      "'dipaco ctl COMMAND --help' describes a command.\n",
+      kDefaultAddress);
 }
 
 struct Connection {
@@ -110,7 +115,8 @@ Result<int64_t> parse_positive(const std::string& text, const char* what) {
   int64_t value = 0;
   const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
   if (text.empty() || error != std::errc() || end != text.data() + text.size() || value <= 0)
-    return invalid_argument(std::string(what) + " '" + text + "' is not a positive number");
+    return invalid_argument(std::string(what) + " must be a positive whole number, not '" + text +
+                            "'");
   return value;
 }
 
@@ -225,6 +231,9 @@ int watch(const std::shared_ptr<grpc::Channel>& channel, const studio::AttachSet
 }  // namespace
 
 int cmd_ctl(const Args& args) {
+  // gRPC's own log lines (a raw "Handshake failed ..." before ctl's explanation) only confuse
+  // here: every failure is reported in ctl's words.
+  gpr_set_log_function([](gpr_log_func_args*) {});
   size_t at = 0;
   const CtlCommand* command = find_command(args, &at);
   if (command == nullptr) {
@@ -263,6 +272,28 @@ int cmd_ctl(const Args& args) {
                  parser.usage().c_str());
     return kExitUsage;
   };
+  // A negative number is a value, not an unknown option: say which argument must be positive.
+  if (name != "drain" && name != "undrain") {
+    std::vector<std::string> labels;  // "RUN N" -> {"RUN", "N"}
+    for (std::string_view left = command->arguments; !left.empty();) {
+      const size_t space = left.find(' ');
+      labels.emplace_back(left.substr(0, space));
+      left = space == std::string_view::npos ? std::string_view() : left.substr(space + 1);
+    }
+    size_t positional = 0;
+    for (size_t i = 0; i < rest.size(); ++i) {
+      const std::string& arg = rest[i];
+      const std::string& before = i > 0 ? rest[i - 1] : std::string();
+      if (before.starts_with("--") && before.find('=') == std::string::npos &&
+          before != "--insecure" && before != "--help")
+        continue;  // an option's value
+      if (arg.size() > 1 && arg[0] == '-' && arg[1] >= '0' && arg[1] <= '9' &&
+          positional < labels.size())
+        return usage_error(labels[positional] + " must be a positive whole number, not '" + arg +
+                           "'");
+      if (!arg.starts_with("-")) ++positional;
+    }
+  }
   if (Status s = parser.parse(rest); !s) return usage_error(s.message());
   if (parser.help_requested()) {
     std::printf("%s", parser.usage().c_str());
@@ -276,17 +307,17 @@ int cmd_ctl(const Args& args) {
         "--operator-token-file");
   int64_t run_id = 1, number = 0;
   if (name == "pause" || name == "resume" || name == "inner-steps" || name == "watch") {
-    auto parsed = parse_positive(first, "run id");
+    auto parsed = parse_positive(first, "RUN");
     if (!parsed.is_ok()) return usage_error(parsed.status().message());
     run_id = *parsed;
   }
   if (name == "preempt" || name == "inner-steps") {
-    auto parsed = parse_positive(name == "preempt" ? first : second,
-                                 name == "preempt" ? "lease id" : "inner steps");
+    auto parsed =
+        parse_positive(name == "preempt" ? first : second, name == "preempt" ? "LEASE" : "N");
     if (!parsed.is_ok()) return usage_error(parsed.status().message());
     number = *parsed;
     if (name == "inner-steps" && number > UINT32_MAX)
-      return usage_error("inner steps " + second + " is too large");
+      return usage_error("N " + second + " is too large");
   }
 
   auto token = read_token_file(connection.token_file);

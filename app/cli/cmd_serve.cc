@@ -42,6 +42,14 @@ extern "C" void on_serve_reload_signal(int) {
   g_serve_reloads.fetch_add(1);
 }
 
+// The counts and fingerprints (sha256 prefixes, never the tokens), which an operator compares
+// with a worker's.
+std::string describe_tokens(const AuthTokens& tokens) {
+  return std::to_string(tokens.worker.size()) + " worker token(s), " +
+         std::to_string(tokens.op.size()) + " operator token(s) (sha256 prefixes: worker " +
+         token_fingerprints(tokens.worker) + "; operator " + token_fingerprints(tokens.op) + ")";
+}
+
 // SIGHUP: both token files read again and swapped in whole; connections and calls in flight are
 // untouched. A file that cannot be read, holds no token, or a token listed for both roles
 // keeps the running tokens.
@@ -54,8 +62,7 @@ void reload_tokens(RpcServer& server, const std::string& worker_token_file,
                        << status.message();
     return;
   }
-  DIPACO_LOG(kInfo) << "dipaco serve: SIGHUP: tokens reloaded: " << tokens->worker.size()
-                    << " worker token(s), " << tokens->op.size() << " operator token(s)";
+  DIPACO_LOG(kInfo) << "dipaco serve: SIGHUP: tokens reloaded: " << describe_tokens(*tokens);
 }
 
 int fail(const std::string& message) {
@@ -94,6 +101,13 @@ class CreatedOnStart {
 }  // namespace
 
 int cmd_serve(const Args& args) {
+  // First thing: a SIGHUP (a `systemctl reload`, a rotation script) during the start, which may
+  // plan a grid for minutes, is counted and handled once the server runs, instead of ending the
+  // process by its default action.
+  struct sigaction reload_action {};
+  reload_action.sa_handler = on_serve_reload_signal;
+  sigemptyset(&reload_action.sa_mask);
+  sigaction(SIGHUP, &reload_action, nullptr);
   std::string address = "127.0.0.1:7443";
   std::string db;
   std::string payload_dir;
@@ -113,7 +127,8 @@ int cmd_serve(const Args& args) {
   int64_t affinity_grace_ms = 15000;
   ArgParser parser("dipaco serve",
                    "Run a headless coordinator that remote workers connect to. A token file holds "
-                   "one token per line ('#' comments); any listed token is accepted for its "
+                   "one token per line ('#' comments, also after a token and a space); any listed "
+                   "token is accepted for its "
                    "role. SIGHUP re-reads both token files without dropping a connection (a "
                    "file that does not read keeps the running tokens), so a token is rotated by "
                    "adding the new line, HUP, moving the clients over, removing the old line, "
@@ -230,6 +245,7 @@ int cmd_serve(const Args& args) {
   options.client_ca_file = client_ca;
   auto tokens = read_auth_tokens(worker_token_file, operator_token_file);
   if (!tokens.is_ok()) return fail(tokens.status().message());
+  DIPACO_LOG(kInfo) << "dipaco serve: tokens: " << describe_tokens(*tokens);
   options.service.tokens = std::move(*tokens);
 
   if (payload_dir.empty()) payload_dir = db + ".payload";
@@ -307,10 +323,6 @@ int cmd_serve(const Args& args) {
   sigemptyset(&action.sa_mask);
   sigaction(SIGTERM, &action, nullptr);
   sigaction(SIGINT, &action, nullptr);
-  struct sigaction reload_action {};
-  reload_action.sa_handler = on_serve_reload_signal;
-  sigemptyset(&reload_action.sa_mask);
-  sigaction(SIGHUP, &reload_action, nullptr);
   auto server = RpcServer::start(**coordinator, options);
   if (!server.is_ok()) return fail(server.status().message());
   created.keep();
@@ -322,7 +334,7 @@ int cmd_serve(const Args& args) {
     Status written = write_file_atomically(port_file, std::to_string((*server)->port()) + "\n");
     if (!written.is_ok()) return fail(written.message());
   }
-  int reloads_handled = 0;  // a SIGHUP during the start is handled here
+  int reloads_handled = 0;  // so a SIGHUP during the start is handled on the first pass
   while (g_serve_stop.load() == 0) {
     const int reloads = g_serve_reloads.load();
     if (reloads != reloads_handled) {

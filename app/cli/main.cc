@@ -50,6 +50,8 @@ void print_help(FILE* out) {
 
 int main(int argc, char** argv) {
   dipaco::ensure_fast_blas_kernels(argv);
+  // Reports reach a redirected stdout (a journal, a log file) line by line, as they are printed.
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
   dipaco::prepare_gpu_environment();
   if (argc < 2) {
     print_help(stderr);

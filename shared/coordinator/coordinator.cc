@@ -246,6 +246,13 @@ Result<std::string> run_state(SqliteDb& db, int64_t run_id) {
   return query.column_text(0);
 }
 
+// An operator action on an id no worker registered with: said in the operator's terms (the
+// worker-facing "register first" is no help to them).
+Status unknown_worker_for_operator(const Status& status, const std::string& worker_id) {
+  if (status.code() != StatusCode::kNotFound) return status;
+  return not_found("no worker with id \"" + worker_id + "\" (see dipaco ctl workers)");
+}
+
 }  // namespace
 
 Result<OperatorReply> Coordinator::pause(int64_t run_id) {
@@ -341,7 +348,9 @@ Result<OperatorReply> Coordinator::release_lease(int64_t lease_id, const std::st
 
 Result<OperatorReply> Coordinator::drain(const std::string& worker_id) {
   return call<OperatorReply>([&](int64_t now) -> Result<OperatorReply> {
-    DIPACO_ASSIGN_OR_RETURN(int64_t worker, worker_row(worker_id));
+    auto found = worker_row(worker_id);
+    if (!found.is_ok()) return unknown_worker_for_operator(found.status(), worker_id);
+    const int64_t worker = *found;
     DIPACO_ASSIGN_OR_RETURN(
         auto draining,
         query_int(db_, "SELECT 1 FROM workers WHERE id = ?1 AND state = 'draining'", worker));
@@ -360,7 +369,9 @@ Result<OperatorReply> Coordinator::drain(const std::string& worker_id) {
 
 Result<OperatorReply> Coordinator::undrain(const std::string& worker_id) {
   return call<OperatorReply>([&](int64_t now) -> Result<OperatorReply> {
-    DIPACO_ASSIGN_OR_RETURN(int64_t worker, worker_row(worker_id));
+    auto found = worker_row(worker_id);
+    if (!found.is_ok()) return unknown_worker_for_operator(found.status(), worker_id);
+    const int64_t worker = *found;
     DIPACO_RETURN_IF_ERROR(exec_sql(
         db_, "UPDATE workers SET state = 'active' WHERE id = ?1 AND state = 'draining'", worker));
     if (db_.changes() == 0) return OperatorReply{false, "worker " + worker_id + " is not draining"};

@@ -25,10 +25,16 @@ inline constexpr const char* kDialAddressForms =
     "dns:///host:port, unix:/path/to/socket or unix:///path/to/socket";
 
 // Checks an address make_channel (rpc/channel.h) hands to gRPC unchanged. Accepted:
-//   host:port and dns:///host:port   host a DNS name or IPv4 literal, port 1..65535
+//   host:port                        host a DNS name or IPv4 literal, port 1..65535
 //   [ipv6]:port                      an IPv6 literal in brackets, optionally with %zone
+//   dns:///host[:port]               no port: gRPC dials 443
+//   dns://server[:port]/host[:port]  a DNS server to ask
+//   ipv4:a.b.c.d:port[,...]          gRPC's literal lists (no resolution)
+//   ipv6:[addr]:port[,...]
 //   unix:path, unix:///absolute/path a Unix socket
-// The error says what is wrong and lists the accepted forms. Names are not resolved here.
+//   unix-abstract:name               a Linux abstract socket
+// A URL (http://host:port) is refused with "drop http://". The error says what is wrong and
+// lists the accepted forms. Names are not resolved here.
 Status check_dial_address(const std::string& address);
 
 }  // namespace dipaco

@@ -1,8 +1,12 @@
 #include "rpc/auth.h"
 
 #include <algorithm>
+#include <chrono>
 
+#include "rpc/refusal_log_limiter.h"
 #include "util/atomic_file.h"
+#include "util/log.h"
+#include "util/sha256.h"
 
 namespace dipaco {
 namespace {
@@ -28,9 +32,33 @@ bool matches_any_constant_time(std::string_view token, const std::vector<std::st
   return matched;
 }
 
-}  // namespace
+// "Register" from "virtual grpc::Status dipaco::CoordinatorService::Register(grpc::...)".
+std::string_view rpc_name(std::string_view function) {
+  function = function.substr(0, function.find('('));
+  size_t scope = function.rfind("::");
+  return scope == std::string_view::npos ? function : function.substr(scope + 2);
+}
 
-grpc::Status authorize(const grpc::ServerContext& context, const AuthTokens& tokens, Role needed) {
+// A WARNING per refusal, at most once a minute per (peer address, role), so that the operator
+// sees who still holds a rotated-out token; never the token, only its fingerprint.
+void log_refusal(const grpc::ServerContext& context, Role needed, std::string_view token,
+                 const grpc::Status& refusal, std::string_view rpc) {
+  const std::string peer = context.peer();
+  const char* role = needed == Role::kOperator ? "operator" : "worker";
+  const char* article = needed == Role::kOperator ? "an " : "a ";
+  const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::steady_clock::now().time_since_epoch())
+                             .count();
+  if (!token_refusal_log_limiter().should_log(peer_without_port(peer) + " " + role, now_ms)) return;
+  std::string fingerprint =
+      token.empty() ? std::string("none") : "sha256 " + token_fingerprint(token);
+  DIPACO_LOG(kWarning) << "refused " << article << role << " call " << rpc << " from " << peer
+                       << " (token " << fingerprint << "): " << refusal.error_message()
+                       << " (logged at most once a minute per peer and role)";
+}
+
+grpc::Status check_bearer(const grpc::ServerContext& context, const AuthTokens& tokens, Role needed,
+                          std::string_view* token_seen) {
   const auto& metadata = context.client_metadata();
   auto found = metadata.find("authorization");
   if (found == metadata.end())
@@ -43,6 +71,7 @@ grpc::Status authorize(const grpc::ServerContext& context, const AuthTokens& tok
     return {grpc::StatusCode::UNAUTHENTICATED,
             "authorization metadata is not of the form 'Bearer <token>'"};
   std::string_view token = value.substr(kPrefix.size());
+  *token_seen = token;
   const bool is_operator = matches_any_constant_time(token, tokens.op);
   const bool is_worker = matches_any_constant_time(token, tokens.worker);
   if (!is_operator && !is_worker)
@@ -53,6 +82,16 @@ grpc::Status authorize(const grpc::ServerContext& context, const AuthTokens& tok
     return {grpc::StatusCode::PERMISSION_DENIED,
             "this RPC needs the operator token; a worker token cannot call it"};
   return grpc::Status::OK;
+}
+
+}  // namespace
+
+grpc::Status authorize(const grpc::ServerContext& context, const AuthTokens& tokens, Role needed,
+                       std::source_location caller) {
+  std::string_view token;
+  grpc::Status status = check_bearer(context, tokens, needed, &token);
+  if (!status.ok()) log_refusal(context, needed, token, status, rpc_name(caller.function_name()));
+  return status;
 }
 
 Status check_auth_tokens(const AuthTokens& tokens) {
@@ -74,19 +113,48 @@ Status check_auth_tokens(const AuthTokens& tokens) {
   return Status::ok();
 }
 
-std::vector<std::string> parse_token_list(std::string_view text) {
+Result<std::vector<std::string>> parse_token_list(std::string_view text) {
+  constexpr std::string_view kByteOrderMark = "\xEF\xBB\xBF";
+  if (text.substr(0, kByteOrderMark.size()) == kByteOrderMark)
+    text.remove_prefix(kByteOrderMark.size());
   std::vector<std::string> tokens;
-  while (!text.empty()) {
+  for (int line_number = 1; !text.empty(); ++line_number) {
     size_t end_of_line = text.find('\n');
     std::string_view line = text.substr(0, end_of_line);
     text =
         end_of_line == std::string_view::npos ? std::string_view() : text.substr(end_of_line + 1);
     size_t begin = line.find_first_not_of(kWhitespace);
     if (begin == std::string_view::npos || line[begin] == '#') continue;
-    size_t end = line.find_last_not_of(kWhitespace);
-    tokens.emplace_back(line.substr(begin, end - begin + 1));
+    line.remove_prefix(begin);
+    // An inline comment: whitespace, then '#' to the end of the line.
+    for (size_t hash = line.find('#'); hash != std::string_view::npos;
+         hash = line.find('#', hash + 1)) {
+      if (kWhitespace.find(line[hash - 1]) != std::string_view::npos) {
+        line = line.substr(0, hash);
+        break;
+      }
+    }
+    line = line.substr(0, line.find_last_not_of(kWhitespace) + 1);
+    if (line.find_first_of(kWhitespace) != std::string_view::npos)
+      return invalid_argument("line " + std::to_string(line_number) +
+                              ": a token cannot contain spaces (a comment starts with "
+                              "whitespace and '#')");
+    tokens.emplace_back(line);
   }
   return tokens;
+}
+
+std::string token_fingerprint(std::string_view token) {
+  return to_hex(sha256(token)).substr(0, 8);
+}
+
+std::string token_fingerprints(const std::vector<std::string>& tokens) {
+  std::string listed;
+  for (const std::string& token : tokens) {
+    if (!listed.empty()) listed += ' ';
+    listed += token_fingerprint(token);
+  }
+  return listed;
 }
 
 Result<std::vector<std::string>> read_token_list_file(const std::string& path) {
@@ -96,11 +164,12 @@ Result<std::vector<std::string>> read_token_list_file(const std::string& path) {
     return Status(contents.status().code(),
                   "cannot read the token file: " + contents.status().message());
   }
-  std::vector<std::string> tokens = parse_token_list(*contents);
-  if (tokens.empty())
+  auto tokens = parse_token_list(*contents);
+  if (!tokens.is_ok()) return invalid_argument(path + ": " + tokens.status().message());
+  if (tokens->empty())
     return invalid_argument(path +
                             ": the token file is empty (no token: one per line, blank lines and "
-                            "'#' comment lines are skipped)");
+                            "'#' comments are skipped)");
   return tokens;
 }
 

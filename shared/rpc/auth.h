@@ -14,6 +14,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <source_location>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -36,19 +37,31 @@ struct AuthTokens {
       : worker{std::move(worker_token)}, op{std::move(operator_token)} {}
 };
 
-// OK, UNAUTHENTICATED or PERMISSION_DENIED; messages say what to check, never echo tokens.
-grpc::Status authorize(const grpc::ServerContext& context, const AuthTokens& tokens, Role needed);
+// OK, UNAUTHENTICATED or PERMISSION_DENIED; messages say what to check, never echo tokens. A
+// refusal is logged as a WARNING naming the peer, the role and the RPC (the calling handler's
+// name), at most once a minute per peer address and role (refusal_log_limiter.h).
+grpc::Status authorize(const grpc::ServerContext& context, const AuthTokens& tokens, Role needed,
+                       std::source_location caller = std::source_location::current());
 
 // What a coordinator can serve with: at least one token per role, none empty, and no token in
 // both roles (a worker would hold operator rights).
 Status check_auth_tokens(const AuthTokens& tokens);
 
-// The tokens of a token file's text: one per line, surrounding whitespace (CR included)
-// trimmed, blank lines and lines starting with '#' skipped, in file order.
-std::vector<std::string> parse_token_list(std::string_view text);
+// The tokens of a token file's text, in file order: one per line; a UTF-8 byte order mark at the
+// start is skipped; surrounding whitespace (CR included) is trimmed; blank lines and lines whose
+// first non-blank character is '#' are skipped; an inline comment (whitespace, then '#' to the
+// end of the line) is stripped. A token that still holds whitespace is an error naming the line
+// ("line 2: a token cannot contain spaces ...").
+Result<std::vector<std::string>> parse_token_list(std::string_view text);
 
-// Reads a token file's list (parse_token_list). Errors name the file; a file without a token is
-// an error.
+// What operators compare between the coordinator and a client without showing the token: the
+// first 8 hex digits of its SHA-256.
+std::string token_fingerprint(std::string_view token);
+// The fingerprints of a list, space-separated, in order.
+std::string token_fingerprints(const std::vector<std::string>& tokens);
+
+// Reads a token file's list (parse_token_list). Errors name the file (and the line); a file without
+// a token is an error.
 Result<std::vector<std::string>> read_token_list_file(const std::string& path);
 
 // A client's token: the first token of the file (read_token_list_file). Errors name the file.

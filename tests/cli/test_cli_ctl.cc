@@ -3,6 +3,7 @@
 // unknown worker, no server, and bad usage.
 #include <QProcess>
 #include <QtTest>
+#include <csignal>
 #include <fstream>
 #include <memory>
 #include <thread>
@@ -79,7 +80,12 @@ class CliCtlTest : public QObject {
     QVERIFY2(r.out.contains("nothing changed"), qPrintable(r.out));
     r = ctl({"drain", "ghost"});
     QCOMPARE(r.exit_code, 1);
-    QVERIFY2(r.err.contains("ghost") && r.err.contains("not registered"), qPrintable(r.err));
+    QVERIFY2(r.err.contains("no worker with id \"ghost\" (see dipaco ctl workers)") &&
+                 !r.err.contains("register first"),
+             qPrintable(r.err));
+    r = ctl({"undrain", "ghost"});
+    QCOMPARE(r.exit_code, 1);
+    QVERIFY2(r.err.contains("no worker with id \"ghost\""), qPrintable(r.err));
   }
 
   void pauseResumeAndWatch() {
@@ -138,6 +144,41 @@ class CliCtlTest : public QObject {
     QVERIFY(QFile::exists(file("coordinator.db.lock")));  // the first one's, still held
   }
 
+  // A SIGHUP while serve starts (here right after it read its tokens, before it listens) is
+  // counted, not fatal: serve goes on to listen and then reloads the tokens.
+  void aSighupDuringTheStartIsHandledOnceServing() {
+    QTemporaryDir dir;
+    QVERIFY(dir.isValid());
+    rpc_test::write_run(dir);
+    QProcess serve;
+    serve.setProcessChannelMode(QProcess::MergedChannels);
+    serve.start(DIPACO_CLI_PATH,
+                {"serve", "--db", dir.filePath("coordinator.db"), "--address", "127.0.0.1:0",
+                 "--insecure", "--worker-token-file", dir.filePath("worker.token"),
+                 "--operator-token-file", dir.filePath("operator.token"), "--run",
+                 dir.filePath("run.toml"), "--port-file", dir.filePath("port")});
+    QVERIFY(serve.waitForStarted(10000));
+    QByteArray log;
+    for (int i = 0; i < 1000 && !log.contains("dipaco serve: tokens:"); ++i) {
+      serve.waitForReadyRead(20);
+      log += serve.readAll();
+    }
+    QVERIFY2(log.contains("dipaco serve: tokens:"), log.constData());
+    QCOMPARE(::kill(static_cast<pid_t>(serve.processId()), SIGHUP), 0);
+    for (int i = 0; i < 1000 && !log.contains("tokens reloaded"); ++i) {
+      if (serve.state() != QProcess::Running) break;
+      serve.waitForReadyRead(20);
+      log += serve.readAll();
+    }
+    QVERIFY2(serve.state() == QProcess::Running, log.constData());
+    QVERIFY2(log.contains("listening on"), log.constData());
+    QVERIFY2(log.contains("SIGHUP: tokens reloaded: 1 worker token(s)"), log.constData());
+    serve.terminate();
+    QVERIFY(serve.waitForFinished(30000));
+    QCOMPARE(serve.exitStatus(), QProcess::NormalExit);
+    QCOMPARE(serve.exitCode(), 0);
+  }
+
   void usageErrorsExitTwo() {
     QCOMPARE(run_cli({"ctl"}).exit_code, 2);
     CliResult r = run_cli({"ctl", "frobnicate"});
@@ -146,6 +187,15 @@ class CliCtlTest : public QObject {
     QCOMPARE(ctl({"drain"}).exit_code, 2);
     QCOMPARE(ctl({"pause", "one"}).exit_code, 2);
     QCOMPARE(ctl({"inner-steps", "1"}).exit_code, 2);
+    r = ctl({"inner-steps", "1", "-3"});
+    QCOMPARE(r.exit_code, 2);
+    QVERIFY2(r.err.contains("N must be a positive whole number, not '-3'"), qPrintable(r.err));
+    r = ctl({"inner-steps", "-1", "3"});
+    QCOMPARE(r.exit_code, 2);
+    QVERIFY2(r.err.contains("RUN must be a positive whole number, not '-1'"), qPrintable(r.err));
+    r = ctl({"inner-steps", "1", "0"});
+    QCOMPARE(r.exit_code, 2);
+    QVERIFY2(r.err.contains("N must be a positive whole number, not '0'"), qPrintable(r.err));
     r = run_cli({"ctl", "--address", address(), "--insecure", "workers"});
     QCOMPARE(r.exit_code, 2);
     QVERIFY2(r.err.contains("--token-file is required"), qPrintable(r.err));

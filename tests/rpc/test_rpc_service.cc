@@ -1,6 +1,8 @@
 // The gRPC service over loopback against an in-process coordinator: the happy path, auth by
 // role (several tokens per role, tokens swapped while serving, the token-file parser against a
 // model), and every malformed input refused with a clear status and no change of state.
+#include <unistd.h>
+
 #include <QtTest>
 #include <cmath>
 #include <cstdio>
@@ -10,6 +12,7 @@
 #include <set>
 #include <thread>
 
+#include "rpc/refusal_log_limiter.h"
 #include "rpc_fixture.h"
 #include "test_support.h"
 #include "util/atomic_file.h"
@@ -209,7 +212,7 @@ class RpcServiceTest : public QObject {
   void tokenFilesAreReadOrRefused() {
     QTemporaryDir dir;
     const std::string token = dir.filePath("token").toStdString();
-    QVERIFY(dipaco::write_file_atomically(token, "  secret-token \r\nsecond line\n").is_ok());
+    QVERIFY(dipaco::write_file_atomically(token, "  secret-token \r\nsecond-token\n").is_ok());
     auto read = dipaco::read_token_file(token);
     QVERIFY2(read.is_ok(), read.status().message().c_str());
     QCOMPARE(*read, std::string("secret-token"));
@@ -230,6 +233,31 @@ class RpcServiceTest : public QObject {
     QVERIFY(!empty.is_ok());
     QVERIFY2(contains(empty.status().message(), "the token file is empty"),
              empty.status().message().c_str());
+
+    // A byte order mark (an editor's) and an annotation after the token are not part of it.
+    QVERIFY(dipaco::write_file_atomically(token,
+                                          "\xEF\xBB\xBF"
+                                          "rotated-token # new on 2026-11-26\n")
+                .is_ok());
+    auto annotated = dipaco::read_token_file(token);
+    QVERIFY2(annotated.is_ok(), annotated.status().message().c_str());
+    QCOMPARE(*annotated, std::string("rotated-token"));
+
+    // A space inside a token (an annotation without '#') is refused with the file and the line,
+    // not the token.
+    QVERIFY(dipaco::write_file_atomically(token, "# tokens\nfirst-token\nsecond-token rotated\n")
+                .is_ok());
+    auto spaced = dipaco::read_token_list_file(token);
+    QVERIFY(!spaced.is_ok());
+    QVERIFY2(contains(spaced.status().message(), token + ": line 3: a token cannot contain spaces"),
+             spaced.status().message().c_str());
+    QVERIFY(!contains(spaced.status().message(), "second-token"));
+
+    // Fingerprints: 8 hex digits of the token's sha256, the same on both sides.
+    QCOMPARE(dipaco::token_fingerprint("secret-token"),
+             dipaco::to_hex(dipaco::sha256("secret-token")).substr(0, 8));
+    QCOMPARE(dipaco::token_fingerprint("secret-token").size(), size_t{8});
+    QVERIFY(dipaco::token_fingerprint("secret-token") != dipaco::token_fingerprint("secret-tokem"));
   }
 
   // Several tokens per role: each listed one works for its role; a prefix, an extension, an
@@ -322,53 +350,70 @@ class RpcServiceTest : public QObject {
     QCOMPARE(resume_with(s, next), grpc::StatusCode::PERMISSION_DENIED);
   }
 
-  // The token-file parser against a model, on random files: tokens (with '#' or spaces inside),
-  // blank and whitespace-only lines, '#' comments (indented too), whitespace around tokens,
-  // LF or CRLF line ends, with or without a final newline. A file reads as its first token, or
-  // fails when it holds none.
+  // The token-file parser against a model, on random files: tokens (with '#' inside), blank and
+  // whitespace-only lines, '#' comments (indented too), inline comments (whitespace then '#'),
+  // whitespace around tokens, a byte order mark, LF or CRLF line ends, with or without a final
+  // newline; a token with whitespace inside fails, naming the first such line. A file reads as
+  // its first token, or fails when it holds none.
   void tokenListParserMatchesItsModel() {
     std::mt19937 random(20261126);
     const std::string token_chars = "abcXYZ0189-_.=+/~#";
-    const std::string inner_chars = token_chars + " \t";
+    const std::string first_chars = "abcXYZ0189-_.=+/~";  // a leading '#' makes a comment
     const std::string spaces = " \t\r\f\v";
+    const std::string comment_chars = token_chars + spaces;
     auto pick = [&](const std::string& from) { return from[random() % from.size()]; };
-    auto padding = [&] {
+    auto padding = [&](int at_least) {
       std::string pad;
-      for (int n = static_cast<int>(random() % 4); n > 0; --n) pad += pick(spaces);
+      for (int n = at_least + static_cast<int>(random() % 4); n > 0; --n) pad += pick(spaces);
       return pad;
+    };
+    auto comment = [&] {
+      std::string text = "#";
+      for (int n = static_cast<int>(random() % 12); n > 0; --n) text += pick(comment_chars);
+      return text;
     };
     QTemporaryDir dir;
     const std::string file = dir.filePath("tokens").toStdString();
     for (int round = 0; round < 3000; ++round) {
       std::vector<std::string> expected;
-      std::string text;
+      int first_bad_line = 0;  // 1-based; 0: every line is valid
+      std::string text = random() % 8 == 0 ? "\xEF\xBB\xBF" : "";
       const int lines = static_cast<int>(random() % 8);
       for (int i = 0; i < lines; ++i) {
-        std::string line = padding();
-        switch (random() % 4) {
+        std::string line = padding(0);
+        switch (random() % 5) {
           case 0: break;  // blank or whitespace only
-          case 1: {       // a comment
-            line += "#";
-            for (int n = static_cast<int>(random() % 12); n > 0; --n) line += pick(inner_chars);
-            break;
-          }
-          default: {  // a token: no whitespace at its ends, not starting with '#'
-            std::string token(1, pick("abcXYZ0189-_.=+/~"));
-            for (int n = static_cast<int>(random() % 24); n > 0; --n) token += pick(inner_chars);
-            while (spaces.find(token.back()) != std::string::npos) token.pop_back();
-            expected.push_back(token);
+          case 1: line += comment(); break;
+          default: {  // a token, maybe with an inline comment, rarely with a space inside
+            std::string token(1, pick(first_chars));
+            for (int n = static_cast<int>(random() % 24); n > 0; --n) token += pick(token_chars);
             line += token;
+            if (random() % 16 == 0) {
+              line += padding(1) + pick(first_chars);
+              if (first_bad_line == 0) first_bad_line = i + 1;
+            }
+            expected.push_back(token);
+            if (random() % 2 == 0) line += padding(1) + comment();
           }
         }
-        line += padding();
+        line += padding(0);
         text += line;
         if (i + 1 < lines || random() % 2 == 0) text += random() % 2 == 0 ? "\r\n" : "\n";
       }
-      const std::vector<std::string> parsed = dipaco::parse_token_list(text);
-      QVERIFY2(parsed == expected,
-               ("round " + std::to_string(round) + ": " + std::to_string(parsed.size()) +
-                " tokens parsed, " + std::to_string(expected.size()) + " expected, from \"" +
-                escaped(text) + "\"")
+      const std::string where =
+          "round " + std::to_string(round) + ", from \"" + escaped(text) + "\"";
+      const auto parsed = dipaco::parse_token_list(text);
+      if (first_bad_line != 0) {
+        QVERIFY2(!parsed.is_ok(), where.c_str());
+        QVERIFY2(contains(parsed.status().message(), "line " + std::to_string(first_bad_line) +
+                                                         ": a token cannot contain spaces"),
+                 (where + ": " + parsed.status().message()).c_str());
+        continue;
+      }
+      QVERIFY2(parsed.is_ok(), (where + ": " + parsed.status().message()).c_str());
+      QVERIFY2(*parsed == expected,
+               (where + ": " + std::to_string(parsed->size()) + " tokens parsed, " +
+                std::to_string(expected.size()) + " expected")
                    .c_str());
       if (round % 100 != 0) continue;  // the files, on a sample
       QVERIFY(dipaco::write_file_atomically(file, text).is_ok());
@@ -376,6 +421,65 @@ class RpcServiceTest : public QObject {
       QCOMPARE(first.is_ok(), !expected.empty());
       if (first.is_ok()) QCOMPARE(*first, expected.front());
     }
+  }
+
+  // A refused token is logged once a minute per peer address and role, naming the peer, the role
+  // and the RPC, with the token's fingerprint and never the token.
+  void refusedTokensAreLoggedRateLimited() {
+    Served s;
+    QVERIFY(s.start());
+    dipaco::token_refusal_log_limiter().clear();
+    QTemporaryDir dir;
+    const std::string log_file = dir.filePath("stderr").toStdString();
+    std::fflush(stderr);
+    const int saved_stderr = dup(2);
+    FILE* captured = std::fopen(log_file.c_str(), "w");
+    QVERIFY(captured != nullptr);
+    dup2(fileno(captured), 2);
+    const std::string stale = "stale-token-rotated-out";
+    const auto first = register_with(s, stale);
+    const auto second = register_with(s, stale);
+    const auto as_operator = resume_with(s, stale);
+    std::fflush(stderr);
+    dup2(saved_stderr, 2);
+    close(saved_stderr);
+    std::fclose(captured);
+    QCOMPARE(first, grpc::StatusCode::UNAUTHENTICATED);
+    QCOMPARE(second, grpc::StatusCode::UNAUTHENTICATED);
+    QCOMPARE(as_operator, grpc::StatusCode::UNAUTHENTICATED);
+    auto text = dipaco::read_file(log_file);
+    QVERIFY(text.is_ok());
+    QVERIFY2(!contains(*text, stale), text->c_str());
+    auto count = [&](const std::string& needle) {
+      int found = 0;
+      for (size_t at = text->find(needle); at != std::string::npos; at = text->find(needle, at + 1))
+        ++found;
+      return found;
+    };
+    QVERIFY2(count("WARN") == 2, text->c_str());
+    QVERIFY2(count("refused a worker call Register from ipv") == 1, text->c_str());
+    QVERIFY2(count("refused a operator call Resume from ipv") == 0, text->c_str());
+    QVERIFY2(count("refused an operator call Resume from ipv") == 1, text->c_str());
+    QVERIFY2(count("sha256 " + dipaco::token_fingerprint(stale)) == 2, text->c_str());
+  }
+
+  // The limiter: once per key per interval, and never more than its capacity of keys.
+  void refusalLogLimiterIsBounded() {
+    dipaco::RefusalLogLimiter limiter(/*interval_ms=*/1000, /*capacity=*/3);
+    QVERIFY(limiter.should_log("a", 0));
+    QVERIFY(!limiter.should_log("a", 999));
+    QVERIFY(limiter.should_log("a", 1000));
+    QVERIFY(limiter.should_log("b", 1000));
+    QVERIFY(limiter.should_log("c", 1001));
+    QVERIFY(limiter.should_log("d", 1002));  // full: the one logged longest ago goes
+    QCOMPARE(limiter.size(), size_t{3});
+    QVERIFY(!limiter.should_log("d", 1500));
+    for (int key = 0; key < 100; ++key) limiter.should_log(std::to_string(key), 2000 + key);
+    QCOMPARE(limiter.size(), size_t{3});
+    QCOMPARE(dipaco::peer_without_port("ipv4:10.0.0.7:53122"), std::string("ipv4:10.0.0.7"));
+    QCOMPARE(dipaco::peer_without_port("ipv6:[::1]:53122"), std::string("ipv6:[::1]"));
+    QCOMPARE(dipaco::peer_without_port("unix:/run/dipaco.sock"),
+             std::string("unix:/run/dipaco.sock"));
   }
 
   // PushProgress tells a worker whose stream broke which sequences the coordinator holds.

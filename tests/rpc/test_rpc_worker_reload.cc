@@ -17,6 +17,7 @@
 #include <csignal>
 #include <thread>
 
+#include "rpc/auth.h"
 #include "rpc_fixture.h"
 #include "test_support.h"
 
@@ -169,6 +170,12 @@ class RpcWorkerReloadTest : public QObject {
     WorkerProcess worker(config);
     QVERIFY2(worker.wait_for_log("SIGHUP reloads the config", 20000), worker.log().c_str());
     QVERIFY2(worker.wait_for_log("retrying in", 20000), worker.log().c_str());
+    // The start-time check report reaches the pipe while the worker runs (stdout line-buffered),
+    // with the token's fingerprint for comparing with the coordinator's log.
+    QVERIFY2(worker.log().find("check: ok") != std::string::npos, worker.log().c_str());
+    QVERIFY2(worker.log().find("token: sha256 " + dipaco::token_fingerprint(
+                                                      "not-the-worker-token")) != std::string::npos,
+             worker.log().c_str());
 
     // A file that does not parse: refused, the worker keeps running on the old config.
     QVERIFY(write_config(config, "[coordinator]\naddress = \n"));

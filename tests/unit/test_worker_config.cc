@@ -151,6 +151,14 @@ max_memory_gib = 0
     QTest::newRow("unix") << "unix:/run/dipaco/coordinator.sock" << ok;
     QTest::newRow("unix relative") << "unix:coordinator.sock" << ok;
     QTest::newRow("unix uri") << "unix:///run/dipaco/coordinator.sock" << ok;
+    QTest::newRow("dns no port") << "dns:///coord" << ok;  // gRPC's default port, 443
+    QTest::newRow("dns ipv6 no port") << "dns:///[::1]" << ok;
+    QTest::newRow("dns authority") << "dns://8.8.8.8/coordinator.example:443" << ok;
+    QTest::newRow("dns authority port") << "dns://ns1.example:53/coord:7443" << ok;
+    QTest::newRow("ipv4 scheme") << "ipv4:1.2.3.4:7443" << ok;
+    QTest::newRow("ipv4 list") << "ipv4:1.2.3.4:7443,10.0.0.2:7444" << ok;
+    QTest::newRow("ipv6 scheme") << "ipv6:[::1]:7443" << ok;
+    QTest::newRow("unix abstract") << "unix-abstract:dipaco-coordinator" << ok;
     QTest::newRow("port not a number") << "coord:abc"
                                        << "the port 'abc' is not a number in 1..65535";
     QTest::newRow("no port") << "coord:"
@@ -174,11 +182,25 @@ max_memory_gib = 0
     QTest::newRow("space in host") << "my host:7443"
                                    << "'my host' is not a host name";
     QTest::newRow("url") << "https://coord:7443"
-                         << "needs brackets, or the name has a ':'";
+                         << "drop https://: use host:port or dns:///host:port";
+    QTest::newRow("http url") << "http://127.0.0.1:33699"
+                              << "drop http://: use host:port or dns:///host:port";
+    QTest::newRow("ipv4 scheme no port") << "ipv4:1.2.3.4"
+                                         << "'1.2.3.4' is not an IPv4 address:port";
+    QTest::newRow("ipv4 scheme name") << "ipv4:coord:7443"
+                                      << "'coord:7443' is not an IPv4 address:port";
+    QTest::newRow("ipv6 scheme unbracketed") << "ipv6:::1:7443"
+                                             << "is not [an IPv6 address]:port";
+    QTest::newRow("unix abstract no name") << "unix-abstract:"
+                                           << "unix-abstract: needs a name";
+    QTest::newRow("dns bad server") << "dns://bad server/coord:7443"
+                                    << "the DNS server 'bad server' is not host[:port]";
+    QTest::newRow("dns server only") << "dns://8.8.8.8"
+                                     << "dns: must be followed by ///host:port";
     QTest::newRow("dns without slashes") << "dns:coord:7443"
                                          << "dns: must be followed by ///";
-    QTest::newRow("dns no port") << "dns:///coord"
-                                 << "it has no :port";
+    QTest::newRow("dns empty") << "dns:///"
+                               << "it has no :port";
     QTest::newRow("unix no path") << "unix:"
                                   << "a Unix socket needs a path";
     QTest::newRow("unix authority") << "unix://host/sock"
