@@ -20,6 +20,7 @@
 #include "cli/commands.h"
 #include "cli/stop_signal.h"
 #include "coordinator/clock.h"
+#include "data/json_writer.h"
 #include "remote_run_control.h"
 #include "rpc/auth.h"
 #include "util/arg_parser.h"
@@ -160,6 +161,24 @@ void print_workers(const std::vector<WorkerStatus>& workers) {
   }
 }
 
+// `workers --json`: one JSON array for scripts (jq); times in Unix milliseconds, lease null when
+// idle.
+void print_workers_json(const std::vector<WorkerStatus>& workers) {
+  std::string out = "[";
+  for (size_t i = 0; i < workers.size(); ++i) {
+    const WorkerStatus& w = workers[i];
+    out += i == 0 ? "\n  " : ",\n  ";
+    out += "{\"id\": " + json_quote(w.worker_id) + ", \"host\": " + json_quote(w.host) +
+           ", \"state\": " + json_quote(w.state) + ", \"lease\": " +
+           (w.live_lease_id == 0 ? std::string("null") : std::to_string(w.live_lease_id)) +
+           ", \"last_heard_unix_ms\": " + std::to_string(w.last_heartbeat_ms) +
+           ", \"version\": " + json_quote(w.version) + ", \"devices\": " + json_quote(w.devices) +
+           "}";
+  }
+  out += workers.empty() ? "]\n" : "\n]\n";
+  std::fputs(out.c_str(), stdout);
+}
+
 // One line of `watch`: time, kind, the structured fields, the sentence.
 std::string event_line(const RunEvent& e) {
   std::string line = format_unix_ms(e.time_ms) + "  " + event_kind_name(e.kind);
@@ -259,6 +278,9 @@ int cmd_ctl(const Args& args) {
   add_connection_options(parser, &connection);
   std::string first, second;
   int64_t for_seconds = 0;
+  bool json = false;
+  if (name == "workers")
+    parser.add_flag("--json", "one JSON array instead of the table (for scripts)", &json);
   if (name == "drain" || name == "undrain") parser.add_positional("ID", "worker id", &first);
   if (name == "preempt") parser.add_positional("LEASE", "lease id", &first);
   if (name == "pause" || name == "resume" || name == "inner-steps" || name == "watch")
@@ -338,7 +360,11 @@ int cmd_ctl(const Args& args) {
   if (name == "workers") {
     auto workers = control.workers();
     if (!workers.is_ok()) return fail(workers.status().message());
-    print_workers(*workers);
+    if (json) {
+      print_workers_json(*workers);
+    } else {
+      print_workers(*workers);
+    }
     return kExitOk;
   }
   if (name == "drain") return report(control.drain(first));

@@ -1,6 +1,9 @@
 // dipaco ctl against a spawned `dipaco serve` on 127.0.0.1 (plaintext): the worker table, drain
 // and undrain, pause and resume, watch --for, and the errors and exit codes for a bad token, an
 // unknown worker, no server, and bad usage.
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
 #include <QProcess>
 #include <QtTest>
 #include <csignal>
@@ -64,6 +67,20 @@ class CliCtlTest : public QObject {
     QVERIFY2(r.out.contains("gpu-a-gpu0") && r.out.contains("gpu-a") && r.out.contains("active") &&
                  r.out.contains("9.9.9"),
              qPrintable(r.out));
+  }
+
+  void workersAsJsonForScripts() {
+    CliResult r = ctl({"workers", "--json"});
+    QVERIFY2(r.exit_code == 0, qPrintable(r.err));
+    const QJsonDocument doc = QJsonDocument::fromJson(r.out.toUtf8());
+    QVERIFY2(doc.isArray(), qPrintable(r.out));
+    QCOMPARE(doc.array().size(), 1);
+    const QJsonObject worker = doc.array().at(0).toObject();
+    QCOMPARE(worker.value("id").toString(), QString("gpu-a-gpu0"));
+    QCOMPARE(worker.value("host").toString(), QString("gpu-a"));
+    QCOMPARE(worker.value("version").toString(), QString("9.9.9"));
+    QVERIFY(worker.value("lease").isNull());
+    QVERIFY(worker.value("last_heard_unix_ms").toDouble() > 1.7e12);  // a Unix time in ms
   }
 
   void drainAndUndrain() {
