@@ -22,6 +22,7 @@
 #include "coordinator/clock.h"
 #include "data/json_writer.h"
 #include "remote_run_control.h"
+#include "rpc/address.h"
 #include "rpc/auth.h"
 #include "util/arg_parser.h"
 #include "util/human_units.h"
@@ -321,6 +322,8 @@ int cmd_ctl(const Args& args) {
     std::printf("%s", parser.usage().c_str());
     return kExitOk;
   }
+  if (Status address = check_dial_address(connection.address); !address)
+    return usage_error("--address: " + address.message());
   if (connection.insecure && !connection.ca_file.empty())
     return usage_error("--insecure and --ca-file exclude each other");
   if (connection.token_file.empty())

@@ -197,6 +197,11 @@ class CliCtlTest : public QObject {
   }
 
   void usageErrorsExitTwo() {
+    CliResult url = run_cli({"ctl", "--address", "http://127.0.0.1:7443", "--insecure",
+                             "--token-file", file("operator.token"), "workers"});
+    QCOMPARE(url.exit_code, 2);
+    QVERIFY2(url.err.contains("--address") && url.err.contains("drop http://"),
+             qPrintable(url.err));
     QCOMPARE(run_cli({"ctl"}).exit_code, 2);
     CliResult r = run_cli({"ctl", "frobnicate"});
     QCOMPARE(r.exit_code, 2);
