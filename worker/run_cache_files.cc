@@ -1,10 +1,9 @@
 #include "run_cache_files.h"
 
 #include <cctype>
-#include <fstream>
-#include <sstream>
 #include <string_view>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 #include "util/atomic_file.h"
@@ -103,10 +102,8 @@ Result<ClaimedRunFiles> claim_run_files(const std::string& cache_dir, const std:
   const fs::path record = config_record(cache_dir, run_id);
   std::error_code ec;
   if (fs::exists(record, ec)) {
-    std::ifstream in(record);
-    std::stringstream text;
-    text << in.rdbuf();
-    claimed.previous_config_sha256 = text.str();
+    auto text = read_file(record.string());  // unreadable: another run's, as an empty record
+    if (text.is_ok()) claimed.previous_config_sha256 = std::move(text).value();
     while (!claimed.previous_config_sha256.empty() &&
            std::isspace(static_cast<unsigned char>(claimed.previous_config_sha256.back())))
       claimed.previous_config_sha256.pop_back();
