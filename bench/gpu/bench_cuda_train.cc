@@ -7,6 +7,11 @@
 //       [--kv-heads 16] [--d-ff 2816] [--seq 1024] [--batch 8] [--device 0]
 //       [--weight-copies 1|0]   (0: bf16 matmuls convert every weight again, as before the
 //                                bf16 compute copies)
+//       [--attention gemm|kernels|cudnn]   (default gemm: the attention path to measure)
+//
+// gpu_mem_gib is what the process took on the GPU from before the model's allocation to the end
+// of the run (free memory before minus after). The backend keeps what it allocates, so this is
+// its peak; unlike PyTorch's peak_mem_gib it includes cuBLASLt's and cuDNN's workspaces.
 #include <sys/resource.h>
 
 #include <chrono>
@@ -63,6 +68,13 @@ int main(int argc, char** argv) {
       peak_tflops = std::atof(value.c_str());
     } else if (k == "--device") {
       options.device = v;
+    } else if (k == "--attention") {
+      auto a = dipaco::parse_cuda_attention(value);
+      if (!a.is_ok()) {
+        std::fprintf(stderr, "dipaco_bench_cuda_train: %s\n", a.status().message().c_str());
+        return 2;
+      }
+      options.attention = *a;
     } else if (k == "--weight-copies") {
       options.bf16_weight_copies = v != 0;
     } else if (k == "--vocab") {
@@ -91,6 +103,7 @@ int main(int argc, char** argv) {
     std::printf("skipped: no CUDA device (%s)\n", backend.status().message().c_str());
     return 0;
   }
+  const size_t free_before = (*backend)->available_memory_bytes();
   auto trainer = dipaco::Trainer::create(backend->get(), model, train);
   if (!trainer.is_ok()) {
     std::fprintf(stderr, "dipaco_bench_cuda_train: %s\n", trainer.status().message().c_str());
@@ -113,6 +126,8 @@ int main(int argc, char** argv) {
   }
   (*backend)->synchronize();
   const double elapsed = now() - start;
+  const double gpu_mem_gib =
+      static_cast<double>(free_before - (*backend)->available_memory_bytes()) / (1 << 30);
   const double tokens = static_cast<double>(steps) * train.batch_size * train.seq_len;
   const dipaco::Model& m = (*trainer)->model();
   const double flops_per_token = dipaco::training_flops_per_token(model, train.seq_len);
@@ -121,9 +136,9 @@ int main(int argc, char** argv) {
       "{\"engine\": \"dipaco\", \"backend\": \"%s\", \"weight_copies\": %s, \"params\": %zu, "
       "\"batch\": %d, \"seq\": %d, "
       "\"steps\": %d, \"tokens_per_s\": %.1f, \"step_ms\": %.2f, \"model_tflops\": %.2f, "
-      "\"mfu\": %.4f, \"first_loss\": %.4f, \"last_loss\": %.4f}\n",
+      "\"mfu\": %.4f, \"gpu_mem_gib\": %.2f, \"first_loss\": %.4f, \"last_loss\": %.4f}\n",
       (*backend)->name().c_str(), options.bf16_weight_copies ? "true" : "false", m.num_params(),
       train.batch_size, train.seq_len, steps, tokens / elapsed, 1000.0 * elapsed / steps, tflops,
-      tflops / peak_tflops, first_loss, last_loss);
+      tflops / peak_tflops, gpu_mem_gib, first_loss, last_loss);
   return 0;
 }

@@ -55,12 +55,13 @@ bench() {
   shift
   echo "-- $label: $*"
   summary+="-- $label"$'\n'
-  measure "$dir/bin/dipaco_bench_cuda_train" --precision bf16 "$@"
-  echo "   (bf16 converting every weight in every product, as before the bf16 weight copies)"
-  measure "$dir/bin/dipaco_bench_cuda_train" --precision bf16 --weight-copies 0 "$@"
-  measure "$dir/bin/dipaco_bench_cuda_train" --precision tf32 "$@"
-  echo "   (bf16 with cuDNN fused attention)"
-  DIPACO_CUDA_ATTENTION=cudnn measure "$dir/bin/dipaco_bench_cuda_train" --precision bf16 "$@"
+  echo "   (bf16 with cuDNN fused attention, the training default in bf16)"
+  measure "$dir/bin/dipaco_bench_cuda_train" --precision bf16 --attention cudnn "$@"
+  echo "   (bf16 with the cuBLASLt attention path)"
+  measure "$dir/bin/dipaco_bench_cuda_train" --precision bf16 --attention gemm "$@"
+  echo "   (the same, converting every weight in every product, as before the bf16 weight copies)"
+  measure "$dir/bin/dipaco_bench_cuda_train" --precision bf16 --attention gemm --weight-copies 0 "$@"
+  measure "$dir/bin/dipaco_bench_cuda_train" --precision tf32 --attention gemm "$@"
   measure "$py" "$dir/scripts/torch_gpu_train.py" "$@"
 }
 # Runs one benchmark command and adds its last line (the JSON result) to the summary.
@@ -71,9 +72,12 @@ measure() {
   printf '%s\n' "$out"
   summary+="$(printf '%s\n' "$out" | tail -n1 | cut -c1-400)"$'\n'
 }
-# The CPU bench's reference model (7.4M parameters), then a GPU-sized one (~216M).
+# The CPU bench's reference model (7.4M parameters), then a GPU-sized one (~220M).
 bench "reference (bench/engine) config" --vocab 8192 --d-model 256 --layers 4 --heads 4 \
   --kv-heads 4 --d-ff 704 --seq 256 --batch 8
 bench "GPU config" --vocab 32000 --d-model 1024 --layers 12 --heads 16 --kv-heads 16 \
   --d-ff 2816 --seq 1024 --batch 8
+# The same model and tokens per step at 4x the context, where attention's T x T grows 16x.
+bench "GPU config, long context" --vocab 32000 --d-model 1024 --layers 12 --heads 16 \
+  --kv-heads 16 --d-ff 2816 --seq 4096 --batch 2
 exit $status
