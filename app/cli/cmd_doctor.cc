@@ -67,12 +67,12 @@ int cmd_doctor(const Args& args) {
           "gradients %.1e); bf16 matmul %.0f TFLOP/s\n",
           check.matmul_error, check.attention_error, check.model_error, check.bf16_tflops);
       if (check.cudnn_attention_used) {
-        std::printf("        cuDNN attention (opt-in): ok, vs the CPU backend %.1e\n",
+        std::printf("        cuDNN attention (the bf16 default): ok, vs the CPU backend %.1e\n",
                     check.cudnn_attention_error);
       } else {
         std::printf(
-            "        cuDNN attention (opt-in): not used here (reason above); the cuBLASLt path "
-            "runs instead\n");
+            "        cuDNN attention (the bf16 default): not used here (reason above); the "
+            "cuBLASLt path runs instead\n");
       }
     } else {
       std::printf("        backend self-test: %s\n", check.error.c_str());

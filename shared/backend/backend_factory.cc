@@ -120,11 +120,12 @@ Result<int> cpu_island_replicas_from_environment() {
 namespace {
 
 // A training backend's options on GPU `device`: the choice's precision, and the attention path
-// DIPACO_CUDA_ATTENTION names (the cuBLASLt path when it is unset or empty).
+// DIPACO_CUDA_ATTENTION names (default_training_attention when it is unset or empty).
 Result<CudaBackendOptions> training_cuda_options(const BackendChoice& choice, int device) {
   CudaBackendOptions options;
   options.device = device;
   options.precision = choice.precision;
+  options.attention = default_training_attention(choice.precision);
   const char* attention = std::getenv("DIPACO_CUDA_ATTENTION");
   if (attention != nullptr && *attention != '\0') {
     auto parsed = parse_cuda_attention(attention);

@@ -4,7 +4,8 @@
 // fallback_to_cpu is set: then the CPU backend runs and the reason is kept in the note.
 //
 // On CUDA, the environment variable DIPACO_CUDA_ATTENTION=gemm|kernels|cudnn picks the
-// attention path (backend/cuda_runtime.h); a value that is none of these is an error.
+// attention path (backend/cuda_runtime.h); a value that is none of these is an error. Unset, it
+// is cuDNN in bf16 and the cuBLASLt path in tf32 and fp32 (default_training_attention).
 //
 // create_island makes the backends of an island (tensor/island_all_reduce.h): several GPUs of
 // this host, or several CPU replicas, that train one path together, data parallel.

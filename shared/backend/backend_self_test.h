@@ -14,7 +14,7 @@ struct BackendSelfTest {
   double attention_error = 0;  // same, over out and dqkv
   double model_error = 0;      // same, over the model's gradients
   double bf16_tflops = 0;      // 4096^3 bf16 products with fp32 accumulation
-  // cuDNN fused attention (opt-in, DIPACO_CUDA_ATTENTION=cudnn) on the same attention shape:
+  // cuDNN fused attention (the bf16 training default) on the same attention shape:
   // whether the backend's probe let it run, and then its distance to the CPU backend.
   bool cudnn_attention_used = false;
   double cudnn_attention_error = 0;

@@ -100,6 +100,10 @@ Result<CudaAttention> parse_cuda_attention(std::string_view text) {
                           "' (choose gemm, kernels or cudnn)");
 }
 
+CudaAttention default_training_attention(CudaMatmulPrecision precision) {
+  return precision == CudaMatmulPrecision::kBf16 ? CudaAttention::kCudnn : CudaAttention::kGemm;
+}
+
 Result<std::unique_ptr<Backend>> create_cuda_backend(const CudaBackendOptions& options) {
   auto api = plugin();
   if (!api.is_ok()) return unavailable("CUDA backend not available: " + api.status().message());

@@ -72,15 +72,21 @@ inline const char* cuda_precision_name(CudaMatmulPrecision p) {
 Result<CudaMatmulPrecision> parse_cuda_precision(std::string_view text);
 
 // How the CUDA backend computes attention: batched cuBLASLt products around our softmax
-// kernels (tensor cores; the default), our own fused kernels only (the fallback, and the twin
-// the cross-backend tests hold the other against), or cuDNN's fused flash attention (bf16
+// kernels (tensor cores), our own fused kernels only (the fallback, and the twin the
+// cross-backend tests hold the others against), or cuDNN's fused flash attention (bf16
 // operands, no T x T buffers; a shape cuDNN refuses, or whose probe against the cuBLASLt path
 // fails, stays on cuBLASLt with the reason printed). Training backends take it from the
-// environment variable DIPACO_CUDA_ATTENTION (backend_factory.h).
+// environment variable DIPACO_CUDA_ATTENTION (backend_factory.h), or else
+// default_training_attention.
 enum class CudaAttention { kGemm, kKernels, kCudnn };
 
 // "gemm" | "kernels" | "cudnn"; anything else is an error naming the choices.
 Result<CudaAttention> parse_cuda_attention(std::string_view text);
+
+// The attention path of a training backend when DIPACO_CUDA_ATTENTION is not set: cuDNN in
+// bf16 (its operands are bf16 anyway), the cuBLASLt path in tf32 and fp32, whose users asked
+// for more precision than bf16 attention gives.
+CudaAttention default_training_attention(CudaMatmulPrecision precision);
 
 struct CudaBackendOptions {
   int device = 0;

@@ -12,7 +12,8 @@
 //   - Ops never allocate. Scratch memory an op needs is passed in by the caller, sized by the
 //     matching *_workspace_floats() query, so a training step allocates nothing.
 //   - Results are deterministic for a given backend and thread count (no atomics-order sums),
-//     except the CUDA backend's opt-in cuDNN attention, whose backward adds dQ with atomics.
+//     except the CUDA backend's cuDNN attention (its bf16 default), whose backward adds dQ
+//     with atomics.
 #pragma once
 
 #include <cstddef>

@@ -56,6 +56,25 @@ class BackendFactoryTest : public QObject {
     }
   }
 
+  // Attention: cuDNN's fused kernels are the default only where the matmuls are bf16 too;
+  // tf32 and fp32 keep the cuBLASLt path. The names parse, and others are refused with the list.
+  void attentionPathsParseAndDefaultByPrecision() {
+    using dipaco::CudaAttention;
+    using dipaco::CudaMatmulPrecision;
+    QVERIFY(dipaco::default_training_attention(CudaMatmulPrecision::kBf16) ==
+            CudaAttention::kCudnn);
+    QVERIFY(dipaco::default_training_attention(CudaMatmulPrecision::kTf32) == CudaAttention::kGemm);
+    QVERIFY(dipaco::default_training_attention(CudaMatmulPrecision::kFp32) == CudaAttention::kGemm);
+    QVERIFY(*dipaco::parse_cuda_attention("gemm") == CudaAttention::kGemm);
+    QVERIFY(*dipaco::parse_cuda_attention("kernels") == CudaAttention::kKernels);
+    QVERIFY(*dipaco::parse_cuda_attention("cudnn") == CudaAttention::kCudnn);
+    for (const char* bad : {"cuDNN", "flash", ""}) {
+      auto parsed = dipaco::parse_cuda_attention(bad);
+      QVERIFY2(!parsed.is_ok() && contains(parsed.status().message(), "gemm, kernels or cudnn"),
+               bad);
+    }
+  }
+
   // Local workers spread over the host's GPUs unless the choice named one.
   void localWorkersSpreadOverGpusUnlessPinned() {
     BackendChoice c;

@@ -8,8 +8,8 @@
 // graph runs on random inputs against the cuBLASLt path; only when forward and backward agree
 // does that shape use cuDNN. Any refusal (the graph, an engine, a mismatch) is printed once
 // with cuDNN's reason and that shape stays on the cuBLASLt path. cuDNN's backward accumulates
-// dQ with atomics, so this path is not bit-deterministic; that is why it is opt-in
-// (DIPACO_CUDA_ATTENTION=cudnn).
+// dQ with atomics, so this path is not bit-deterministic; DIPACO_CUDA_ATTENTION=gemm gives runs
+// that repeat bit for bit. It is the training default in bf16 (default_training_attention).
 #include <cuda_bf16.h>
 
 #include <algorithm>
