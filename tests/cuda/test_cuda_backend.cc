@@ -515,8 +515,9 @@ class CudaBackendTest : public QObject {
     o.batch_size = 5;
     o.seq_len = 1024;
     o.steps = 1;
-    // Allocation granularity, cuDNN's handle and loaded engines; still less than the dlogits
-    // copy (391 MiB with scratch's growth) that the budget must not miss.
+    // Allocation granularity and cuDNN's engines beyond the budget's 64 MiB for lazily loaded
+    // kernels (on an H100 the step used 14 and 28 MiB more than the budget without it); still
+    // less than the dlogits copy (391 MiB with scratch's growth) that the budget must not miss.
     const size_t slack = size_t{256} << 20;
     for (dipaco::CudaAttention attention :
          {dipaco::CudaAttention::kGemm, dipaco::CudaAttention::kCudnn}) {

@@ -173,12 +173,19 @@ void CudaBackend::gemm(const GemmCall& g, CudaMatmulPrecision precision) {
 // In bf16, gemm() converts A and B into the kBf16A and kBf16B scratch: A is the weight in the
 // forward and dinp products (unless read from its bf16 copy) and the input in the dweight
 // product; B is the input in the forward product and dout in both backward ones.
+//
+// Every precision also counts the kernel modules that the CUDA runtime, cuBLASLt and cuDNN load
+// into device memory at their first use (lazy loading): a first training step on an H100 (CUDA
+// 13.0, cuDNN 9.19) used 14 MiB (cuBLASLt attention) and 28 MiB (cuDNN attention) more than the
+// budget without this reserve.
 size_t CudaBackend::matmul_scratch_bytes(size_t max_input, size_t max_output,
                                          size_t max_weight) const {
-  if (precision_ != CudaMatmulPrecision::kBf16) return 0;
+  constexpr size_t kLazyModuleReserveBytes = size_t{64} << 20;
+  if (precision_ != CudaMatmulPrecision::kBf16) return kLazyModuleReserveBytes;
   const size_t a = std::max(max_input, keep_weight_copies_ ? 0 : max_weight);
   const size_t b = std::max(max_input, max_output);
-  return scratch_held(a * sizeof(__nv_bfloat16)) + scratch_held(b * sizeof(__nv_bfloat16));
+  return kLazyModuleReserveBytes + scratch_held(a * sizeof(__nv_bfloat16)) +
+         scratch_held(b * sizeof(__nv_bfloat16));
 }
 
 // out[N, OC] = inp[N, C] @ weight[OC, C]^T  <=>  out^T[OC, N] = (weight^T)^T[OC, C] inp^T[C, N]
