@@ -8,7 +8,8 @@
 #
 # --with-run adds the dipaco CLI, resources/runs and the prepared Brown token files
 # (data/brown/tokens, from `bash tools/bootstrap.sh main` or `dipaco data`), so that run.sh also
-# runs `dipaco doctor` and the main DiPaCo job with GPU workers.
+# runs `dipaco doctor`, the main DiPaCo job with GPU workers and a served run (dipaco serve and
+# two dipaco work processes over gRPC).
 set -euo pipefail
 build="${1:-build}"
 out="${2:-.gpu/dipaco-gpu.tar.xz}"
@@ -41,7 +42,7 @@ for f in "$stage"/bin/* "$stage/lib/libdipaco_cuda.so"; do
   done
 done
 mkdir -p "$stage/scripts"
-cp "$repo/bench/gpu/torch_gpu_train.py" "$stage/scripts/"
+cp "$repo/bench/gpu/torch_gpu_train.py" "$repo/bench/gpu/served_run.sh" "$stage/scripts/"
 cp "$repo/bench/engine/torch_train.py" "$stage/scripts/"
 mkdir -p "$(dirname "$out")"
 tar -C "$stage" -cJf "$out" .

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU checks in one go, on a host with an NVIDIA GPU, its driver and the CUDA 13 libraries:
 # the CUDA tests (every op against the CPU backend, a model's gradients, a training curve,
-# cuDNN attention, the NCCL island, outer-gradient encoding), then
+# cuDNN attention, the NCCL island, outer-gradient encoding), with a --with-run bundle also
+# `dipaco doctor`, the README's main job and a served run (served_run.sh), then
 # training throughput of dipaco's CUDA backend and of PyTorch on the same GPU, same model.
 #
 #   bash bench/gpu/run.sh [ARCHIVE from tools/gpu-bundle.sh] [--quick]
@@ -46,6 +47,11 @@ if [[ -x "$dir/bin/dipaco" ]]; then
   echo "wall: ${SECONDS} s"
   summary+="main job: ${SECONDS} s wall"$'\n'
   cat /tmp/brown-gpu/summary.md 2>/dev/null
+  echo "== a served run: dipaco serve + two dipaco work processes on this GPU over gRPC (loopback)"
+  SECONDS=0
+  bash "$dir/scripts/served_run.sh" "$dir/bin/dipaco" "$dir/work" 4 ||
+    { status=1; summary+="served run: FAILED"$'\n'; }
+  summary+="served run (4 outer steps): ${SECONDS} s wall"$'\n'
   [[ "${2:-}" == "--quick" ]] && exit $status
 fi
 echo "== benchmark: tokens/s and MFU (dense bf16 peak 989 TFLOP/s), dipaco vs PyTorch, same GPU"
@@ -67,8 +73,7 @@ bench() {
 # Runs one benchmark command and adds its last line (the JSON result) to the summary.
 measure() {
   local out
-  out=$("$@" 2>&1)
-  [[ $? -eq 0 ]] || status=1
+  out=$("$@" 2>&1) || status=1
   printf '%s\n' "$out"
   summary+="$(printf '%s\n' "$out" | tail -n1 | cut -c1-400)"$'\n'
 }
