@@ -5,12 +5,14 @@
 // make, and a backend without the memory is refused with figures (so it really is the one used).
 #include <QTemporaryDir>
 #include <QtTest>
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <string>
 #include <vector>
 
 #include "backend/cpu/cpu_backend.h"
+#include "model/model.h"
 #include "run/local_run.h"
 #include "run/run_compute_backend.h"
 #include "run/run_plan.h"
@@ -18,6 +20,7 @@
 #include "run/shard_routing.h"
 #include "run_test_data.h"
 #include "test_support.h"
+#include "train/trainer.h"
 #include "util/atomic_file.h"
 
 using namespace dipaco;
@@ -104,6 +107,13 @@ class RunComputeBackendTest : public QObject {
     gpu = run_compute_gpu_choice(pinned, {0, 1}, 1);
     QVERIFY(gpu);
     QCOMPARE(gpu->device, 1);
+
+    // Workers spread over the usable GPUs, or islands of them: how many share a GPU.
+    QCOMPARE(local_workers_on_gpu(automatic, 2, {0}, 1, 0), 2);
+    QCOMPARE(local_workers_on_gpu(automatic, 2, {0, 1}, 1, 0), 1);
+    QCOMPARE(local_workers_on_gpu(automatic, 3, {0, 1}, 1, 0), 2);
+    QCOMPARE(local_workers_on_gpu(islands, 2, {0, 1, 2, 3}, 2, 1), 1);
+    QCOMPARE(local_workers_on_gpu(pinned, 3, {0, 1}, 1, 1), 3);
   }
 
   void aRunOnTheCpuAsksForNoGpuAndAGpuThatCannotBeMadeLeavesTheCpu() {
@@ -118,21 +128,42 @@ class RunComputeBackendTest : public QObject {
     BackendChoice cuda;
     QVERIFY(parse_backend_name("cuda", &cuda));
     compute = create_run_compute_backend(g, cuda, {0}, 1);
+    qInfo("%s", compute.line.c_str());
     QVERIFY(!compute.gpu);
-    QVERIFY2(contains(compute.line, "base model and evaluation: CPU (cuda:0 cannot run them: "),
-             compute.line.c_str());
+    QVERIFY2(
+        contains(compute.line, "base model and evaluation: CPU (cuda:0: falling back to the CPU: "),
+        compute.line.c_str());
   }
 
   void aBackendWithoutTheMemoryIsRefusedWithFigures() {
     const GridSpec g = resolved_grid(dir_.path(), (dir_.path() + "/small").toStdString(),
                                      "[routing]\nbase_steps = 2\n");
     SmallCpuBackend small(1024);
-    Status fits = check_run_compute_fits(g, &small);
+    Status fits = check_run_compute_fits(g, 1, 1, &small);
     QVERIFY(!fits.is_ok());
     QVERIFY2(contains(fits.message(), "the model needs") && contains(fits.message(), "free"),
              fits.message().c_str());
     CpuBackend roomy(1);
-    QVERIFY2(check_run_compute_fits(g, &roomy).is_ok(), "the tiny model fits on the CPU");
+    QVERIFY2(check_run_compute_fits(g, 1, 1, &roomy).is_ok(), "the tiny model fits on the CPU");
+    // The evaluator's model has to fit next to the trainers of the workers on the same device:
+    // room for one worker's, not two.
+    size_t worker_bytes = 0, features_bytes = 0, evaluator_bytes = 0;
+    {
+      auto trainer = Trainer::create(&roomy, g.model, g.inner);
+      QVERIFY(trainer);
+      worker_bytes = (*trainer)->model().budget_bytes();
+      auto features = Model::create(&roomy, g.model, 16, g.routing.prefix_tokens);
+      auto evaluator = Model::create(&roomy, g.model, 8, g.inner.seq_len);
+      QVERIFY(features && evaluator);
+      features_bytes = (*features)->budget_bytes();
+      evaluator_bytes = (*evaluator)->budget_bytes();
+    }
+    SmallCpuBackend one_worker(
+        std::max({worker_bytes, features_bytes, evaluator_bytes + worker_bytes}));
+    QVERIFY(check_run_compute_fits(g, 1, 1, &one_worker).is_ok());
+    fits = check_run_compute_fits(g, 2, 1, &one_worker);
+    QVERIFY(!fits.is_ok());
+    QVERIFY2(contains(fits.message(), "the model needs"), fits.message().c_str());
     // Routing trains its base model on the backend it is given.
     std::filesystem::create_directories(g.dir);
     auto refused = prepare_shards(g, RunLayout{g.dir}, &small, stderr);
