@@ -56,7 +56,8 @@ int cmd_run(const Args& args) {
   std::string backend = "auto";
   parser.add_option("--backend", "NAME",
                     "what the local workers train on: auto (a GPU when present), cpu, cuda, "
-                    "cuda:N",
+                    "cuda:N; on a GPU, the run's base model, routing features and evaluations "
+                    "run on worker 0's GPU too (the CPU, with the reason, when they do not fit)",
                     &backend);
   parser.add_option("--gpus-per-worker", "N",
                     "train each local worker's path on N GPUs at once (an NCCL island, data "

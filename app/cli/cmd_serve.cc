@@ -165,7 +165,9 @@ int cmd_serve(const Args& args) {
                     "create this DiPaCo/DiLoCo run at start unless it exists (a grid file as for "
                     "'dipaco run': routing, shards and module version 0 are prepared here)",
                     &grid_file);
-  parser.add_option("--threads", "N", "CPU threads for planning grids (base model, routing)",
+  parser.add_option("--threads", "N",
+                    "CPU threads for planning grids (base model, routing; always on the CPU, also "
+                    "for grid runs whose workers train on GPUs)",
                     &threads, 0, 1024);
   parser.add_choice("--aggregator", {"auto", "copy", "none"},
                     "auto: the grid's outer optimizer for grid runs (CreateRun and --grid), copy "

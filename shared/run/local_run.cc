@@ -24,6 +24,7 @@
 #include "run/module_files.h"
 #include "run/path_task.h"
 #include "run/round_traffic.h"
+#include "run/run_compute_backend.h"
 #include "run/run_layout.h"
 #include "run/run_plan.h"
 #include "run/run_results.h"
@@ -268,10 +269,19 @@ Result<LocalRunResult> run_local(const GridSpec& input, const LocalRunOptions& o
   DIPACO_RETURN_IF_ERROR(
       check_local_run_gpus(options.backend, input.workers, options.gpus_per_worker, cuda));
   // A missing data.train is refused before the run directory is created.
-  DIPACO_RETURN_IF_ERROR(resolve_grid_vocabulary(input).status());
+  DIPACO_ASSIGN_OR_RETURN(const GridSpec resolved, resolve_grid_vocabulary(input));
   // Held until run_local returns: see run_dir_lock.h.
   DIPACO_ASSIGN_OR_RETURN(RunDirLock run_dir_lock, lock_run_dir(input.dir, "dipaco run"));
-  DIPACO_ASSIGN_OR_RETURN(PlannedRun planned, plan_grid_run(input, threads, out, run_dir_lock));
+  // The base model, routing and evaluation run on worker 0's GPU when the workers train on GPUs
+  // (run_compute_backend.h); outlives the evaluator below.
+  const RunComputeBackend compute = create_run_compute_backend(
+      resolved, options.backend, usable_gpu_indices(cuda), options.gpus_per_worker);
+  if (!compute.line.empty()) {
+    std::fprintf(out, "%s\n", compute.line.c_str());
+    std::fflush(out);
+  }
+  DIPACO_ASSIGN_OR_RETURN(PlannedRun planned,
+                          plan_grid_run(input, threads, out, run_dir_lock, compute.gpu.get()));
   const GridSpec& grid = planned.grid;
   const RunLayout& layout = planned.layout;
   const ShardPlan& plan = planned.shards;
@@ -289,7 +299,7 @@ Result<LocalRunResult> run_local(const GridSpec& input, const LocalRunOptions& o
   if (options.on_started) options.on_started(coordinator.get(), run_id);
 
   PathEvaluator evaluator(grid, layout);
-  DIPACO_RETURN_IF_ERROR(evaluator.init(1));
+  DIPACO_RETURN_IF_ERROR(compute.gpu ? evaluator.init(compute.gpu.get()) : evaluator.init(1));
   std::unique_ptr<FILE, int (*)(FILE*)> metrics_file(std::fopen(layout.metrics().c_str(), "a"),
                                                      &std::fclose);
   FILE* metrics = metrics_file.get();

@@ -37,7 +37,8 @@ struct LocalRunOptions {
   // What each local worker trains on: "auto" takes the GPUs when this host has usable ones
   // (spread over the workers, local_worker_choice), else the CPU; cpu_threads is set per worker
   // from run.threads; cpu_replicas > 1 makes each worker on the CPU an island of that many
-  // replicas. Routing and evaluation run on the CPU.
+  // replicas. The run's own compute (base model, routing features, document scores, validation)
+  // runs on worker 0's GPU when the workers train on GPUs, else on the CPU: run_compute_backend.h.
   BackendChoice backend;
   // GPUs per local worker: more than 1 makes each worker an island of that many GPUs (NCCL,
   // data parallel inside its path), e.g. 1 worker x 8 GPUs trains one path on a whole node.

@@ -94,7 +94,7 @@ void remove_failed_start(const RunLayout& layout, RunDirLock& run_dir_lock) {
   run_dir_lock.release_leaving_nothing();
 }
 
-Result<PlannedRun> plan_claimed_run(PlannedRun planned, int threads, FILE* out);
+Result<PlannedRun> plan_claimed_run(PlannedRun planned, int threads, FILE* out, Backend* compute);
 
 std::string grid_request_id(const GridSpec& grid) {
   return "dipaco-run:" + sha256_hex(run_identity(grid)).substr(0, 32);
@@ -155,7 +155,7 @@ std::string describe_grid_differences(const GridSpec& in_run, const GridSpec& no
 }
 
 Result<PlannedRun> plan_grid_run(const GridSpec& input, int threads, FILE* out,
-                                 RunDirLock& run_dir_lock) {
+                                 RunDirLock& run_dir_lock, Backend* compute) {
   if (!run_dir_lock.lock.held())
     return internal_error("planning into run.dir " + input.dir + " without holding its lock");
   PlannedRun planned;
@@ -187,9 +187,9 @@ Result<PlannedRun> plan_grid_run(const GridSpec& input, int threads, FILE* out,
     }
     std::fprintf(out, "resuming the run in %s\n", grid.dir.c_str());
     planned.resumed = true;
-    return plan_claimed_run(std::move(planned), threads, out);
+    return plan_claimed_run(std::move(planned), threads, out, compute);
   }
-  auto fresh = plan_claimed_run(std::move(planned), threads, out);
+  auto fresh = plan_claimed_run(std::move(planned), threads, out, compute);
   if (!fresh.is_ok()) remove_failed_start(RunLayout{input.dir}, run_dir_lock);
   return fresh;
 }
@@ -198,7 +198,7 @@ namespace {
 
 // Creates the directories, writes grid.toml (the directory now belongs to this grid), routes
 // the shards and writes version 0 of the modules.
-Result<PlannedRun> plan_claimed_run(PlannedRun planned, int threads, FILE* out) {
+Result<PlannedRun> plan_claimed_run(PlannedRun planned, int threads, FILE* out, Backend* compute) {
   const GridSpec& grid = planned.grid;
   const RunLayout& layout = planned.layout;
   std::error_code ec;
@@ -219,7 +219,11 @@ Result<PlannedRun> plan_claimed_run(PlannedRun planned, int threads, FILE* out) 
                wire_dtype_name(grid.dtype));
   std::fflush(out);
 
-  DIPACO_ASSIGN_OR_RETURN(planned.shards, prepare_shards(grid, layout, threads, out));
+  if (compute != nullptr) {
+    DIPACO_ASSIGN_OR_RETURN(planned.shards, prepare_shards(grid, layout, compute, out));
+  } else {
+    DIPACO_ASSIGN_OR_RETURN(planned.shards, prepare_shards(grid, layout, threads, out));
+  }
   const ShardPlan& plan = planned.shards;
   for (size_t s = 0; s < plan.shard_tokens.size(); ++s) {
     std::fprintf(out, "shard %zu: %llu documents, %llu tokens\n", s,

@@ -22,6 +22,7 @@
 #include "run/run_dir_lock.h"
 #include "run/run_layout.h"
 #include "run/shard_routing.h"
+#include "tensor/backend.h"
 #include "util/status.h"
 
 namespace dipaco {
@@ -34,12 +35,13 @@ struct PlannedRun {
   bool resumed = false;  // the run directory already held this run
 };
 
-// `threads`: CPU threads for the base model and routing features. Progress goes to `out`.
-// The caller holds the lock of grid.dir (lock_run_dir) for as long as it owns the directory; a
-// first start whose planning fails releases it, leaving nothing it created (the lock file and
-// the directory included).
+// The base model, routing features and document scores run on `compute` when given (a run's
+// GPU: run_compute_backend.h), else on a CPU backend of `threads` threads. Progress goes to
+// `out`. The caller holds the lock of grid.dir (lock_run_dir) for as long as it owns the
+// directory; a first start whose planning fails releases it, leaving nothing it created (the
+// lock file and the directory included).
 Result<PlannedRun> plan_grid_run(const GridSpec& grid, int threads, FILE* out,
-                                 RunDirLock& run_dir_lock);
+                                 RunDirLock& run_dir_lock, Backend* compute = nullptr);
 
 // The vocabulary from data.train (and a check of data.val); errors point at `dipaco data`.
 Result<GridSpec> resolve_grid_vocabulary(const GridSpec& grid);

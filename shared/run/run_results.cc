@@ -32,9 +32,12 @@ PathEvaluator::PathEvaluator(const GridSpec& grid, const RunLayout& layout)
     : grid_(grid), layout_(layout), pl_(grid.model) {}
 
 Status PathEvaluator::init(int threads) {
-  backend_ = std::make_unique<CpuBackend>(threads);
-  DIPACO_ASSIGN_OR_RETURN(model_,
-                          Model::create(backend_.get(), grid_.model, 8, grid_.inner.seq_len));
+  own_backend_ = std::make_unique<CpuBackend>(threads);
+  return init(own_backend_.get());
+}
+
+Status PathEvaluator::init(Backend* backend) {
+  DIPACO_ASSIGN_OR_RETURN(model_, Model::create(backend, grid_.model, 8, grid_.inner.seq_len));
   for (int p = 0; p < grid_.num_paths(); ++p) {
     const std::string file = layout_.val_shard(static_cast<uint32_t>(p));
     if (!std::filesystem::exists(file)) {

@@ -32,7 +32,10 @@ Result<std::vector<float>> assemble_path(const GridSpec& grid, const RunLayout& 
 class PathEvaluator {
  public:
   PathEvaluator(const GridSpec& grid, const RunLayout& layout);
-  // Opens the validation shards and reads back the models kept so far.
+  // Opens the validation shards and reads back the models kept so far. The evaluations run on
+  // `backend` (a run's GPU, or the CPU), from the calling thread; it must outlive the evaluator.
+  Status init(Backend* backend);
+  // The same on a CPU backend of `threads` threads, owned by the evaluator.
   Status init(int threads);
   // Evaluates every path at `version`; returns the routed sums of this version and sets
   // (*losses)[p] (NaN for a path without validation documents).
@@ -46,7 +49,7 @@ class PathEvaluator {
   const GridSpec& grid_;
   const RunLayout& layout_;
   ParamLayout pl_;
-  std::unique_ptr<CpuBackend> backend_;
+  std::unique_ptr<CpuBackend> own_backend_;  // init(threads) only
   std::unique_ptr<Model> model_;
   std::vector<std::unique_ptr<TokenFile>> val_;  // per path; null without validation documents
   // Per path, with re-routing: the predictions of val_[p] that path p scores.

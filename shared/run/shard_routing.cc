@@ -176,6 +176,12 @@ Result<ScoredPredictions> read_val_predictions(const GridSpec& grid, const RunLa
 
 Result<ShardPlan> prepare_shards(const GridSpec& grid, const RunLayout& layout, int threads,
                                  FILE* out) {
+  CpuBackend backend(threads);
+  return prepare_shards(grid, layout, &backend, out);
+}
+
+Result<ShardPlan> prepare_shards(const GridSpec& grid, const RunLayout& layout, Backend* backend,
+                                 FILE* out) {
   if (std::filesystem::exists(layout.routing_json())) return read_plan(grid, layout);
   std::error_code ec;
   std::filesystem::create_directories(layout.shards_dir(), ec);
@@ -196,8 +202,6 @@ Result<ShardPlan> prepare_shards(const GridSpec& grid, const RunLayout& layout, 
                             " documents, fewer than the " + std::to_string(clusters) +
                             " paths/shards to route them to");
   }
-  CpuBackend backend(threads);
-
   const bool need_base = grid.warm_start || rs.method != RoutingMethod::kRandom;
   Router router;
   router.method = rs.method;
@@ -210,9 +214,9 @@ Result<ShardPlan> prepare_shards(const GridSpec& grid, const RunLayout& layout, 
   std::vector<float> train_features;
   std::unique_ptr<Model> feature_model;
   if (need_base) {
-    DIPACO_ASSIGN_OR_RETURN(std::vector<float> base, obtain_base(grid, layout, &backend, out));
+    DIPACO_ASSIGN_OR_RETURN(std::vector<float> base, obtain_base(grid, layout, backend, out));
     DIPACO_ASSIGN_OR_RETURN(feature_model,
-                            Model::create(&backend, grid.model, 16, rs.prefix_tokens));
+                            Model::create(backend, grid.model, 16, rs.prefix_tokens));
     feature_model->set_params(base);
     std::vector<TokenSpan> spans = document_spans(train);
     DIPACO_ASSIGN_OR_RETURN(train_features,
@@ -245,7 +249,7 @@ Result<ShardPlan> prepare_shards(const GridSpec& grid, const RunLayout& layout, 
     }
     case RoutingMethod::kDiscriminative: {
       DIPACO_ASSIGN_OR_RETURN(std::vector<float> losses,
-                              score_documents(grid, train, &backend, out));
+                              score_documents(grid, train, backend, out));
       DIPACO_ASSIGN_OR_RETURN(std::vector<int32_t> labels, best_path_labels(losses, n, clusters));
       DiscriminativeRouterOptions o;
       o.paths = clusters;

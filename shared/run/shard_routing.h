@@ -30,6 +30,7 @@
 #include "data/token_file.h"
 #include "run/document_eval.h"
 #include "run/run_layout.h"
+#include "tensor/backend.h"
 #include "util/status.h"
 
 namespace dipaco {
@@ -52,7 +53,12 @@ Result<ScoredPredictions> read_val_predictions(const GridSpec& grid, const RunLa
                                                uint32_t path_id, const TokenFile& val_shard);
 
 // `grid` must have its vocabulary resolved (model.vocab_size = the data's). Runs the stage, or
-// reads its result when routing.json exists. Progress lines go to `out`.
+// reads its result when routing.json exists. Progress lines go to `out`. The base model, the
+// routing features and the document scores are computed on `backend` (a run's GPU, or the CPU);
+// it is used from the calling thread only.
+Result<ShardPlan> prepare_shards(const GridSpec& grid, const RunLayout& layout, Backend* backend,
+                                 FILE* out);
+// The same on a CPU backend of `threads` threads.
 Result<ShardPlan> prepare_shards(const GridSpec& grid, const RunLayout& layout, int threads,
                                  FILE* out);
 

@@ -38,6 +38,13 @@ class RunCliTest : public QObject {
     QVERIFY(QFile::exists(dir.filePath("run/run.json")));
     QVERIFY(QFile::exists(dir.filePath("run/paths/path-3.safetensors")));
     QVERIFY(QFile::exists(dir.filePath("run/coordinator.db")));
+    // --backend auto (the default): without a usable GPU the base model and evaluation run on
+    // the CPU as before, saying nothing; with one, on worker 0's GPU, said in one line.
+    if (dipaco::usable_gpu_indices(dipaco::probe_cuda()).empty()) {
+      QVERIFY2(!r.out.contains("base model and evaluation"), qPrintable(r.out));
+    } else {
+      QVERIFY2(r.out.contains("base model and evaluation: "), qPrintable(r.out));
+    }
   }
 
   void badGridsAreUsageErrors() {
