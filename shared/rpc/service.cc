@@ -247,7 +247,12 @@ grpc::Status CoordinatorService::LeaseTask(grpc::ServerContext* context,
     ref->set_version(module.version);
     ref->set_num_params(layout->second.num_params);
     ref->set_param_offset(layout->second.param_offset);
-    ref->set_gradient_bytes(encoded_size(config->gradient_dtype, layout->second.num_params));
+    const WireDtype gradient_dtype = layout->second.gradient_dtype.value_or(config->gradient_dtype);
+    ref->set_gradient_bytes(encoded_size(gradient_dtype, layout->second.num_params));
+    if (layout->second.gradient_dtype)
+      ref->set_gradient_dtype(to_proto_dtype(*layout->second.gradient_dtype));
+    if (layout->second.module_delta_dtype)
+      ref->set_module_delta_dtype(to_proto_dtype(*layout->second.module_delta_dtype));
     if (digest.is_ok()) ref->set_sha256(*digest);
   }
   return grpc::Status::OK;
@@ -428,11 +433,14 @@ grpc::Status CoordinatorService::push_one(const v1::OuterGradientChunk& message,
                    std::to_string((*lease)->path_id) + " of this lease");
   auto dtype = from_proto_dtype(message.dtype());
   if (!dtype.is_ok()) return to_grpc(dtype.status().with_context(where));
-  if (*dtype != config->gradient_dtype)
+  // The module's own dtype, or the run's: a worker that predates ModuleRef.gradient_dtype
+  // pushes every module in the run's (the aggregator tells them apart by size).
+  const WireDtype module_dtype = layout->second.gradient_dtype.value_or(config->gradient_dtype);
+  if (*dtype != module_dtype && *dtype != config->gradient_dtype)
     return bad(grpc::StatusCode::INVALID_ARGUMENT,
                where + ": dtype " + wire_dtype_name(*dtype) + " but run " +
-                   std::to_string((*lease)->run_id) + " pushes " +
-                   wire_dtype_name(config->gradient_dtype));
+                   std::to_string((*lease)->run_id) + " pushes module " +
+                   std::to_string(message.module_id()) + " in " + wire_dtype_name(module_dtype));
   if (message.num_params() != layout->second.num_params)
     return bad(grpc::StatusCode::INVALID_ARGUMENT,
                where + ": num_params " + std::to_string(message.num_params()) + " but module " +

@@ -11,8 +11,10 @@
 
 namespace dipaco {
 
-WireDtype module_wire_dtype(const GridSpec& grid, int /*module_id*/) {
-  return grid.dtype;
+ModuleOuterSettings module_outer_settings(const GridSpec& grid, int module_id) {
+  if (module_is_path_specific(grid, module_id))
+    return {default_outer_config(OuterOptimizerKind::kSgd), AggregationOptions{}};
+  return {grid.outer, grid.aggregation};
 }
 
 ModuleAggregator::ModuleAggregator(const GridSpec& grid, RunLayout layout, Coordinator* coordinator,
@@ -28,9 +30,6 @@ Result<AggregationOutcome> ModuleAggregator::apply(const AggregationDecision& d)
   if (id < 0 || id >= grid_.num_modules())
     return invalid_argument("aggregation for unknown module " + std::to_string(d.module_id));
   const ParamRange range = grid_.module_range(params_, id);
-  const WireDtype dtype = module_wire_dtype(grid_, id);
-  const bool path_specific =
-      grid_.levels[static_cast<size_t>(grid_.module_level(id))].path_specific;
   const std::string base_file = layout_.module_version(d.module_id, d.outer_step);
   DIPACO_ASSIGN_OR_RETURN(std::vector<float> theta,
                           read_module_version(base_file, d.module_id, range.count));
@@ -55,6 +54,9 @@ Result<AggregationOutcome> ModuleAggregator::apply(const AggregationDecision& d)
     decoded[i].resize(range.count);
     std::span<const uint8_t> bytes(reinterpret_cast<const uint8_t*>(payload.data()),
                                    payload.size());
+    // A worker that predates per-module dtypes sends the grid's dtype for every module.
+    const WireDtype dtype = report_wire_dtype(grid_, id, range.count, payload.size())
+                                .value_or(module_wire_dtype(grid_, id));
     if (Status s = decode_into(bytes, dtype, decoded[i]); !s) {
       return s.with_context("module " + std::to_string(d.module_id) + " outer step " +
                             std::to_string(d.outer_step) + ", lease " + std::to_string(r.lease_id));
@@ -68,13 +70,10 @@ Result<AggregationOutcome> ModuleAggregator::apply(const AggregationDecision& d)
     reports.push_back(report);
   }
 
-  OuterOptimizerConfig config = grid_.outer;
-  AggregationOptions options = grid_.aggregation;
-  if (path_specific) {
-    config = default_outer_config(OuterOptimizerKind::kSgd);  // lr 1, no momentum: θ ← θ_p
-    options = AggregationOptions{};
-  }
-  DIPACO_ASSIGN_OR_RETURN(OuterOptimizer optimizer, OuterOptimizer::create(config, range.count));
+  const ModuleOuterSettings settings = module_outer_settings(grid_, id);
+  const AggregationOptions& options = settings.aggregation;
+  DIPACO_ASSIGN_OR_RETURN(OuterOptimizer optimizer,
+                          OuterOptimizer::create(settings.optimizer, range.count));
   std::vector<float> downlink_residual;  // empty: zeros
   if (d.outer_step > 0) {
     const std::string previous = layout_.outer_state(d.module_id, d.outer_step);
@@ -84,7 +83,10 @@ Result<AggregationOutcome> ModuleAggregator::apply(const AggregationDecision& d)
       DIPACO_RETURN_IF_ERROR(optimizer.load_state(std::move(state)).with_context(previous));
     }
   }
-  const bool quantized_downlink = grid_.downlink != WireDtype::kFp32;
+  // A path-specific module's version goes down whole (fp32): no downlink residual for it.
+  const WireDtype downlink = module_downlink_dtype(grid_, id);
+  const bool quantized_downlink = downlink != WireDtype::kFp32;
+  if (!quantized_downlink) downlink_residual.clear();
   std::vector<float> base;
   if (quantized_downlink) base = theta;
   if (!reports.empty()) {
@@ -96,7 +98,7 @@ Result<AggregationOutcome> ModuleAggregator::apply(const AggregationDecision& d)
   ModuleDelta delta;
   if (quantized_downlink) {
     const std::vector<float> target = std::move(theta);
-    if (Status s = publish_quantized_step(grid_.downlink, base, target, &downlink_residual,
+    if (Status s = publish_quantized_step(downlink, base, target, &downlink_residual,
                                           &delta.payload, &theta);
         !s) {
       return s.with_context("module " + std::to_string(d.module_id) + " outer step " +
@@ -111,7 +113,7 @@ Result<AggregationOutcome> ModuleAggregator::apply(const AggregationDecision& d)
   if (quantized_downlink) {
     delta.module_id = d.module_id;
     delta.version = out.new_version;
-    delta.dtype = grid_.downlink;
+    delta.dtype = downlink;
     delta.num_params = range.count;
     DIPACO_ASSIGN_OR_RETURN(delta.base_sha256, sha256_file_hex(base_file));
     delta.target_sha256 = sha;

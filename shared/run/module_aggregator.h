@@ -2,14 +2,17 @@
 // of the tasks that fed it) into version s+1 of the module.
 //
 //   θ_s        read from modules/m<id>/v<s>.safetensors
-//   Δ_p        each report's payload decoded (the grid's wire dtype), weighted by its shard's
-//              token count (module_aggregation.h)
+//   Δ_p        each report's payload decoded (module_wire_dtype, or the grid's dtype for a
+//              report of an older worker: report_wire_dtype), weighted by its shard's token
+//              count (module_aggregation.h)
 //   θ_{s+1}    the outer optimizer's step (Nesterov by default; plain replacement θ − Δ for a
-//              path-specific module, whose single path owns it), written atomically with the
-//              optimizer state, then recorded through Coordinator::complete_aggregation.
-//              With a quantized downlink (grid.downlink) θ_{s+1} is θ_s plus the quantized
-//              step (compress/quantized_delta.h), written also as modules/m<id>/delta-v<s+1>;
-//              the downlink residual lives in the outer-state file, so a restart resumes it.
+//              path-specific module, whose single path owns it: fp32 both ways, so with one
+//              shard per path θ_{s+1} = θ_s − (θ_s − θ_p) with no codec loss), written atomically
+//              with the optimizer state, then recorded through Coordinator::complete_aggregation.
+//              With a quantized downlink (module_downlink_dtype) θ_{s+1} is θ_s plus the
+//              quantized step (compress/quantized_delta.h), written also as
+//              modules/m<id>/delta-v<s+1>; the downlink residual lives in the outer-state file,
+//              so a restart resumes it.
 //
 // Idempotent: applying the same decision again rewrites the same files and completes nothing
 // twice, so a coordinator killed between the file writes and the commit redoes it on restart.
@@ -22,15 +25,21 @@
 #include "algo/module_outer_step.h"
 #include "coordinator/coordinator.h"
 #include "model/param_layout.h"
+#include "run/module_wire.h"
 #include "run/run_layout.h"
 #include "util/status.h"
 
 namespace dipaco {
 
-// How module `module_id`'s outer gradients travel: the grid's compression, for every module
-// (one dtype per run keeps the wire contract simple; a path-specific module's error-feedback
-// residual reaches it in the next round).
-WireDtype module_wire_dtype(const GridSpec& grid, int module_id);
+// The outer step module `module_id` takes: the grid's optimizer and aggregation options for a
+// shared module; for a path-specific one plain replacement (SGD, lr 1, no momentum, no rescale,
+// no dropping): with one shard per path its new version is θ − Δ exactly, the path's trained
+// parameters as far as fp32 carries them (Δ = θ − θ_p, both fp32 on the wire).
+struct ModuleOuterSettings {
+  OuterOptimizerConfig optimizer;
+  AggregationOptions aggregation;
+};
+ModuleOuterSettings module_outer_settings(const GridSpec& grid, int module_id);
 
 struct AggregationOutcome {
   uint32_t module_id = 0;
