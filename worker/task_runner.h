@@ -26,6 +26,9 @@ struct TaskAssignment {
     // How its outer gradient travels: ModuleRef.gradient_dtype, or the task's gradient_dtype
     // from a coordinator that predates it (fp32 for a path-specific module).
     WireDtype gradient_dtype = WireDtype::kInt8;
+    // ModuleRef.push_params: the runner returns the trained parameters (in gradient_dtype, fp32)
+    // instead of the outer gradient; a path-specific module.
+    bool push_params = false;
   };
   std::string lease_id;
   std::string run_id;

@@ -415,7 +415,7 @@ struct WorkerClient::Impl {
         DIPACO_ASSIGN_OR_RETURN(gradient_dtype, from_proto_dtype(ref.gradient_dtype()));
       }
       assignment->modules.push_back({ref.module_id(), ref.version(), ref.num_params(),
-                                     ref.param_offset(), file, gradient_dtype});
+                                     ref.param_offset(), file, gradient_dtype, ref.push_params()});
     }
     std::string shard = (fs::path(options.cache_dir) / "shards" /
                          ("run-" + task.run_id() + ".shard-" + std::to_string(task.shard_id())))
@@ -471,6 +471,7 @@ struct WorkerClient::Impl {
       uint32_t module_id;
       uint64_t num_params;
       WireDtype dtype;
+      bool params;
       std::string bytes;
       std::string digest;
     };
@@ -482,7 +483,8 @@ struct WorkerClient::Impl {
       if (found == result.gradients.end())
         return internal_error("the task runner returned no gradient for module " +
                               std::to_string(module.module_id));
-      Encoded e{module.module_id, module.num_params, module.gradient_dtype, found->encoded, {}};
+      Encoded e{module.module_id,   module.num_params, module.gradient_dtype,
+                module.push_params, found->encoded,    {}};
       if (e.bytes.empty()) {
         if (found->values.size() != module.num_params)
           return internal_error("module " + std::to_string(module.module_id) + ": runner gave " +
@@ -565,6 +567,7 @@ struct WorkerClient::Impl {
           chunk.set_sequence(piece.sequence);
           chunk.set_module_id(piece.module->module_id);
           chunk.set_dtype(to_proto_dtype(piece.module->dtype));
+          chunk.set_params(piece.module->params);
           chunk.set_num_params(piece.module->num_params);
           v1::Chunk* c = chunk.mutable_chunk();
           c->set_offset_bytes(piece.offset);

@@ -38,6 +38,9 @@ struct ModuleLayout {
   // TaskConfig::gradient_dtype / module_delta_dtype.
   std::optional<WireDtype> gradient_dtype;
   std::optional<WireDtype> module_delta_dtype;
+  // Workers push the trained parameters (fp32) of this module, not its outer gradient
+  // (ModuleRef.push_params): a path-specific module.
+  bool push_params = false;
 };
 
 // The hyper-parameters every task of a run shares.

@@ -17,6 +17,37 @@ ModuleOuterSettings module_outer_settings(const GridSpec& grid, int module_id) {
   return {grid.outer, grid.aggregation};
 }
 
+Result<ModuleOuterStepResult> replace_with_path_parameters(std::span<float> theta,
+                                                           std::span<const ModuleReport> reports,
+                                                           uint64_t round, uint64_t module_id,
+                                                           std::vector<float>* scratch) {
+  const size_t n = theta.size();
+  scratch->resize(n);
+  ModuleOuterStepResult result;
+  // Checks the reports (sizes, finite values, duplicates) and gives the summary and the norm of
+  // θ − (the new version).
+  DIPACO_ASSIGN_OR_RETURN(
+      result.aggregation,
+      aggregate_outer_gradient(theta, reports, AggregationOptions{}, round, module_id, *scratch));
+  auto trained = [&](const ModuleReport& r, size_t i) {
+    return r.kind == ModuleReport::Kind::kParams ? r.values[i] : theta[i] - r.values[i];
+  };
+  if (reports.size() == 1) {
+    for (size_t i = 0; i < n; ++i) theta[i] = trained(reports[0], i);
+  } else {
+    // Several shards of the path (DiLoCo replicas): their parameters' weighted mean.
+    std::vector<float>& mean = *scratch;
+    std::fill(mean.begin(), mean.end(), 0.0f);
+    for (const ModuleReport& r : reports) {
+      const auto c = static_cast<float>(r.shard_size / result.aggregation.total_weight);
+      for (size_t i = 0; i < n; ++i) mean[i] += c * trained(r, i);
+    }
+    std::copy(mean.begin(), mean.end(), theta.begin());
+  }
+  result.stepped = true;
+  return result;
+}
+
 ModuleAggregator::ModuleAggregator(const GridSpec& grid, RunLayout layout, Coordinator* coordinator,
                                    int64_t run_id)
     : grid_(grid),
@@ -54,17 +85,18 @@ Result<AggregationOutcome> ModuleAggregator::apply(const AggregationDecision& d)
     decoded[i].resize(range.count);
     std::span<const uint8_t> bytes(reinterpret_cast<const uint8_t*>(payload.data()),
                                    payload.size());
-    // A worker that predates per-module dtypes sends the grid's dtype for every module.
-    const WireDtype dtype = report_wire_dtype(grid_, id, range.count, payload.size())
-                                .value_or(module_wire_dtype(grid_, id));
-    if (Status s = decode_into(bytes, dtype, decoded[i]); !s) {
+    // θ_p of a path-specific module, or an outer gradient (a shared module's, or one of a worker
+    // that predates per-module dtypes).
+    const ReportEncoding encoding = report_encoding(grid_, id, range.count, payload.size())
+                                        .value_or(ReportEncoding{module_wire_dtype(grid_, id)});
+    if (Status s = decode_into(bytes, encoding.dtype, decoded[i]); !s) {
       return s.with_context("module " + std::to_string(d.module_id) + " outer step " +
                             std::to_string(d.outer_step) + ", lease " + std::to_string(r.lease_id));
     }
     ModuleReport report;
     report.path_id = r.shard_id;  // unique per module per round (a path may have several shards)
     report.path = r.path_id;
-    report.kind = ModuleReport::Kind::kOuterGrad;
+    report.kind = encoding.params ? ModuleReport::Kind::kParams : ModuleReport::Kind::kOuterGrad;
     report.values = decoded[i];
     report.shard_size = static_cast<double>(std::max<uint64_t>(1, r.shard_tokens));
     reports.push_back(report);
@@ -89,7 +121,10 @@ Result<AggregationOutcome> ModuleAggregator::apply(const AggregationDecision& d)
   if (!quantized_downlink) downlink_residual.clear();
   std::vector<float> base;
   if (quantized_downlink) base = theta;
-  if (!reports.empty()) {
+  if (!reports.empty() && module_is_path_specific(grid_, id)) {
+    DIPACO_ASSIGN_OR_RETURN(out.step, replace_with_path_parameters(theta, reports, d.outer_step,
+                                                                   d.module_id, &scratch_));
+  } else if (!reports.empty()) {
     DIPACO_ASSIGN_OR_RETURN(out.step, module_outer_step(theta, reports, options, d.outer_step,
                                                         d.module_id, &optimizer, &scratch_));
   }

@@ -2,13 +2,14 @@
 // of the tasks that fed it) into version s+1 of the module.
 //
 //   θ_s        read from modules/m<id>/v<s>.safetensors
-//   Δ_p        each report's payload decoded (module_wire_dtype, or the grid's dtype for a
-//              report of an older worker: report_wire_dtype), weighted by its shard's token
-//              count (module_aggregation.h)
-//   θ_{s+1}    the outer optimizer's step (Nesterov by default; plain replacement θ − Δ for a
-//              path-specific module, whose single path owns it: fp32 both ways, so with one
-//              shard per path θ_{s+1} = θ_s − (θ_s − θ_p) with no codec loss), written atomically
-//              with the optimizer state, then recorded through Coordinator::complete_aggregation.
+//   Δ_p        each report's payload decoded (report_encoding: the grid's dtype, or θ_p in
+//              fp32 for a path-specific module), weighted by its shard's token count
+//              (module_aggregation.h)
+//   θ_{s+1}    the outer optimizer's step (Nesterov by default), written atomically with the
+//              optimizer state, then recorded through Coordinator::complete_aggregation. A
+//              path-specific module, whose single path owns it, is replaced by the trained
+//              parameters θ_p its worker sent in fp32 (run/module_wire.h): with one shard per
+//              path θ_{s+1} = θ_p bit for bit.
 //              With a quantized downlink (module_downlink_dtype) θ_{s+1} is θ_s plus the
 //              quantized step (compress/quantized_delta.h), written also as
 //              modules/m<id>/delta-v<s+1>; the downlink residual lives in the outer-state file,
@@ -20,6 +21,8 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
+#include <vector>
 
 #include "algo/grid_spec.h"
 #include "algo/module_outer_step.h"
@@ -31,15 +34,24 @@
 
 namespace dipaco {
 
-// The outer step module `module_id` takes: the grid's optimizer and aggregation options for a
-// shared module; for a path-specific one plain replacement (SGD, lr 1, no momentum, no rescale,
-// no dropping): with one shard per path its new version is θ − Δ exactly, the path's trained
-// parameters as far as fp32 carries them (Δ = θ − θ_p, both fp32 on the wire).
+// The outer optimizer of module `module_id`: the grid's optimizer and aggregation options for a
+// shared module; for a path-specific one plain SGD at lr 1 without momentum (no state), whose
+// step is replacement by the path's parameters (replace_with_path_parameters, which the
+// aggregator uses for it so that the version is θ_p bit for bit).
 struct ModuleOuterSettings {
   OuterOptimizerConfig optimizer;
   AggregationOptions aggregation;
 };
 ModuleOuterSettings module_outer_settings(const GridSpec& grid, int module_id);
+
+// A path-specific module's new version: its path's trained parameters (a report of θ_p, or
+// θ − Δ_p from a worker that predates sending θ_p), weighted by shard size when the path has
+// several shards; with one shard exactly the θ_p reported, bit for bit. Errors as
+// aggregate_outer_gradient's.
+Result<ModuleOuterStepResult> replace_with_path_parameters(std::span<float> theta,
+                                                           std::span<const ModuleReport> reports,
+                                                           uint64_t round, uint64_t module_id,
+                                                           std::vector<float>* scratch);
 
 struct AggregationOutcome {
   uint32_t module_id = 0;

@@ -14,11 +14,13 @@ WireDtype module_downlink_dtype(const GridSpec& grid, int module_id) {
   return module_is_path_specific(grid, module_id) ? WireDtype::kFp32 : grid.downlink;
 }
 
-std::optional<WireDtype> report_wire_dtype(const GridSpec& grid, int module_id, size_t num_params,
-                                           size_t payload_bytes) {
-  const WireDtype own = module_wire_dtype(grid, module_id);
-  if (payload_bytes == encoded_size(own, num_params)) return own;
-  if (payload_bytes == encoded_size(grid.dtype, num_params)) return grid.dtype;
+std::optional<ReportEncoding> report_encoding(const GridSpec& grid, int module_id,
+                                              size_t num_params, size_t payload_bytes) {
+  if (module_is_path_specific(grid, module_id) &&
+      payload_bytes == encoded_size(WireDtype::kFp32, num_params))
+    return ReportEncoding{WireDtype::kFp32, true};
+  if (payload_bytes == encoded_size(grid.dtype, num_params))
+    return ReportEncoding{grid.dtype, false};
   return std::nullopt;
 }
 
