@@ -11,7 +11,9 @@
 #include <filesystem>
 #include <fstream>
 
+#include "compress/wire_dtype.h"
 #include "coordinator/coordinator.h"
+#include "model/param_layout.h"
 #include "path_task_runner.h"
 #include "rpc/server.h"
 #include "run/grid_run_hooks.h"
@@ -130,6 +132,98 @@ class RunDownlinkRpcTest : public QObject {
     for (uint32_t m = 0; m < 4; ++m)
       whole_versions += std::filesystem::file_size(layout.module_version(m, 1));
     QVERIFY(expected_down < whole_versions);
+    (*server)->shutdown();
+  }
+
+  // A path-specific module over gRPC (int4 up, int8 down configured): the task asks for its
+  // trained parameters in fp32, the worker pushes exactly those bytes, the coordinator publishes
+  // no delta for it, and the next task fetches its version whole.
+  void pathSpecificModulesTravelAsFp32() {
+    QTemporaryDir dir;
+    dipaco::test::write_tiny_corpus(dir.path());
+    auto grid = parse_grid_spec(
+        dipaco::test::tiny_grid(dir.path(),
+                                "[[grid.level]]\nblocks = [0, 0]\nmodules = 2\n\n[[grid.level]]\n"
+                                "blocks = [1, 1]\npath_specific = true\n",
+                                "[routing]\nbase_steps = 10\n\n[compression]\ndtype = \"int4\"\n"),
+        "grid.toml");
+    QVERIFY2(grid, grid.status().message().c_str());
+    QCOMPARE(grid->num_paths(), 2);
+    QCOMPARE(grid->num_modules(), 4);  // level 0: 0, 1; level 1 (path-specific): 2, 3
+    FILE* quiet = std::fopen("/dev/null", "w");
+    auto run_dir_lock = lock_run_dir(grid->dir, "test");
+    QVERIFY2(run_dir_lock, run_dir_lock.status().message().c_str());
+    auto planned = plan_grid_run(*grid, 1, quiet, *run_dir_lock);
+    std::fclose(quiet);
+    QVERIFY2(planned, planned.status().message().c_str());
+    CoordinatorOptions copts;
+    copts.db_path = dir.filePath("coordinator.db").toStdString();
+    copts.payload_dir = dir.filePath("payload").toStdString();
+    auto coordinator = Coordinator::open(copts);
+    QVERIFY2(coordinator, coordinator.status().message().c_str());
+    auto run_id = (*coordinator)->create_run(planned->spec);
+    QVERIFY2(run_id, run_id.status().message().c_str());
+    ServerOptions options;
+    options.insecure = true;
+    options.service.tokens = {kWorkerToken, kOperatorToken};
+    options.service.hooks = grid_run_hooks(1, stderr, std::make_shared<RunDirLocks>("test"));
+    options.aggregator = grid_aggregator();
+    options.poll_ms = 3600000;
+    auto server = RpcServer::start(**coordinator, std::move(options));
+    QVERIFY2(server, server.status().message().c_str());
+
+    WorkerConfig config;
+    config.cpu_threads = 1;
+    config.cache_dir = dir.filePath("cache").toStdString();
+    PathTaskRunner runner(config);
+    WorkerClientOptions wopts;
+    wopts.channel.address = (*server)->target();
+    wopts.channel.insecure = true;
+    wopts.token = kWorkerToken;
+    wopts.worker_id = "w1";
+    wopts.host = "test";
+    wopts.cache_dir = config.cache_dir;
+    wopts.backoff_initial_ms = 10;
+    wopts.backoff_max_ms = 100;
+    wopts.max_tasks = 2;  // one outer step: the two paths
+    std::atomic<int> stop{0};
+    const GridSpec& planned_grid = planned->grid;  // vocabulary resolved
+    const ParamLayout params(planned_grid.model);
+    uint64_t expected_up = 0;
+    for (int p = 0; p < 2; ++p) {
+      for (int id : planned_grid.path_modules(p)) {
+        const uint64_t n = planned_grid.module_range(params, id).count;
+        expected_up += id >= 2 ? 4 * n : encoded_size(WireDtype::kInt4, n);
+      }
+    }
+    {
+      WorkerClient first(wopts, runner);
+      QVERIFY(first.run(stop));
+      QCOMPARE(first.stats().tasks_completed, uint64_t{2});
+      QCOMPARE(first.stats().bytes_up, expected_up);
+    }
+    (*server)->poll_once();
+    const RunLayout layout = planned->layout;
+    for (uint32_t m = 0; m < 4; ++m) {
+      QVERIFY(std::filesystem::exists(layout.module_version(m, 1)));
+      QCOMPARE(std::filesystem::exists(layout.module_delta(m, 1)), m < 2);
+      QVERIFY(file_bytes(layout.module_version(m, 1)) != file_bytes(layout.module_version(m, 0)));
+    }
+    WorkerClient second(wopts, runner);
+    QVERIFY(second.run(stop));
+    QCOMPARE(second.stats().tasks_completed, uint64_t{2});
+    uint64_t expected_down = 0;
+    for (uint32_t m = 0; m < 4; ++m) {
+      const std::string cached =
+          (std::filesystem::path(config.cache_dir) / "modules" /
+           ("run-" + std::to_string(*run_id) + ".module-" + std::to_string(m) + ".v-1"))
+              .string();
+      QVERIFY2(std::filesystem::exists(cached), cached.c_str());
+      QVERIFY(file_bytes(cached) == file_bytes(layout.module_version(m, 1)));
+      expected_down += std::filesystem::file_size(m < 2 ? layout.module_delta(m, 1)
+                                                        : layout.module_version(m, 1));
+    }
+    QCOMPARE(second.stats().bytes_down, expected_down);
     (*server)->shutdown();
   }
 };
