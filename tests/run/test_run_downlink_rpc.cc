@@ -186,11 +186,12 @@ class RunDownlinkRpcTest : public QObject {
         worker_options(*served, config.cache_dir, 2);  // one outer step: the two paths
     std::atomic<int> stop{0};
     const ParamLayout params(grid.model);
-    uint64_t expected_up = 0;
+    uint64_t expected_up = 0, int4_up = 0;  // int4_up: every module as an int4 outer gradient
     for (int p = 0; p < 2; ++p) {
       for (int id : grid.path_modules(p)) {
         const uint64_t n = grid.module_range(params, id).count;
         expected_up += id >= 2 ? 4 * n : encoded_size(WireDtype::kInt4, n);
+        int4_up += encoded_size(WireDtype::kInt4, n);
       }
     }
     {
@@ -198,6 +199,8 @@ class RunDownlinkRpcTest : public QObject {
       QVERIFY(first.run(stop));
       QCOMPARE(first.stats().tasks_completed, uint64_t{2});
       QCOMPARE(first.stats().bytes_up, expected_up);
+      qInfo("outer step 1: %llu bytes up (%llu if every module went as int4)",
+            static_cast<unsigned long long>(expected_up), static_cast<unsigned long long>(int4_up));
     }
     served->server->poll_once();
     const RunLayout layout = served->planned.layout;
