@@ -80,7 +80,10 @@ Result<TaskResult> PathTaskRunner::run(const TaskAssignment& task, TaskProgress&
     TaskModule tm;
     tm.module_id = m.module_id;
     tm.range = {m.param_offset, m.num_params};
-    tm.dtype = module_wire_dtype(grid, static_cast<int>(m.module_id));
+    // As the coordinator asked (ModuleRef.gradient_dtype, else the run's dtype): it decodes
+    // what it asked for, whatever this worker's grid code would decide.
+    tm.dtype = m.gradient_dtype;
+    tm.send_params = m.push_params;  // path-specific: its new version is what this task trains
     tm.error_feedback = grid.error_feedback;
     DIPACO_ASSIGN_OR_RETURN(tm.params,
                             read_module_version(m.checkpoint_file, m.module_id, m.num_params));

@@ -23,6 +23,12 @@ struct TaskAssignment {
     uint64_t num_params = 0;
     uint64_t param_offset = 0;    // in the path's flat parameter vector
     std::string checkpoint_file;  // local copy of this version (hash verified)
+    // How its outer gradient travels: ModuleRef.gradient_dtype, or the task's gradient_dtype
+    // from a coordinator that predates it (fp32 for a path-specific module).
+    WireDtype gradient_dtype = WireDtype::kInt8;
+    // ModuleRef.push_params: the runner returns the trained parameters (in gradient_dtype, fp32)
+    // instead of the outer gradient; a path-specific module.
+    bool push_params = false;
   };
   std::string lease_id;
   std::string run_id;
@@ -43,9 +49,9 @@ struct TaskAssignment {
 };
 
 // One module's outer gradient (version's parameters minus the trained ones, as the outer
-// optimizer expects). Either `values` (the client encodes them in the task's dtype) or
-// `encoded` (already encoded by the runner, e.g. with error feedback; must have
-// encoded_size(dtype, num_params) bytes).
+// optimizer expects). Either `values` (the client encodes them in the module's gradient_dtype)
+// or `encoded` (already encoded by the runner, e.g. with error feedback; must have
+// encoded_size(module's gradient_dtype, num_params) bytes).
 struct ModuleGradient {
   uint32_t module_id = 0;
   std::vector<float> values;

@@ -385,9 +385,12 @@ struct WorkerClient::Impl {
                                                                : task.run_config_sha256()));
     fs::create_directories(fs::path(options.cache_dir) / "modules");
     fs::create_directories(fs::path(options.cache_dir) / "shards");
-    auto delta_dtype = from_proto_dtype(task.module_delta_dtype());
-    const bool deltas = delta_dtype.is_ok() && *delta_dtype != WireDtype::kFp32;
     for (const v1::ModuleRef& ref : task.modules()) {
+      // The module's own downlink dtype (fp32 for a path-specific one), else the task's.
+      auto delta_dtype = from_proto_dtype(ref.module_delta_dtype() != v1::DTYPE_UNSPECIFIED
+                                              ? ref.module_delta_dtype()
+                                              : task.module_delta_dtype());
+      const bool deltas = delta_dtype.is_ok() && *delta_dtype != WireDtype::kFp32;
       std::string file = module_file(task.run_id(), ref.module_id(), ref.version());
       if (deltas && ref.version() > 0 && !fs::exists(file)) {
         if (Status s = fetch_by_deltas(task, ref, *delta_dtype); !s) {
@@ -407,8 +410,12 @@ struct WorkerClient::Impl {
             request.set_offset_bytes(offset);
             return stub->FetchModule(&context, request);
           }));
-      assignment->modules.push_back(
-          {ref.module_id(), ref.version(), ref.num_params(), ref.param_offset(), file});
+      WireDtype gradient_dtype = assignment->gradient_dtype;
+      if (ref.gradient_dtype() != v1::DTYPE_UNSPECIFIED) {
+        DIPACO_ASSIGN_OR_RETURN(gradient_dtype, from_proto_dtype(ref.gradient_dtype()));
+      }
+      assignment->modules.push_back({ref.module_id(), ref.version(), ref.num_params(),
+                                     ref.param_offset(), file, gradient_dtype, ref.push_params()});
     }
     std::string shard = (fs::path(options.cache_dir) / "shards" /
                          ("run-" + task.run_id() + ".shard-" + std::to_string(task.shard_id())))
@@ -457,12 +464,14 @@ struct WorkerClient::Impl {
   //     chunk held), kPushAttemptsWithoutProgress attempts in a row.
   // A hard stop ends it after the chunk being written. Each stream's deadline grows with the
   // bytes it carries (rpc_timeout_ms + bytes / push_min_bytes_per_second).
-  Result<bool> push(const TaskAssignment& task, const TaskResult& result, v1::DType dtype,
+  Result<bool> push(const TaskAssignment& task, const TaskResult& result,
                     const std::atomic<uint64_t>& lease_deadline_unix_ms,
                     const std::atomic<bool>& lease_lost) {
     struct Encoded {
       uint32_t module_id;
       uint64_t num_params;
+      WireDtype dtype;
+      bool params;
       std::string bytes;
       std::string digest;
     };
@@ -474,14 +483,15 @@ struct WorkerClient::Impl {
       if (found == result.gradients.end())
         return internal_error("the task runner returned no gradient for module " +
                               std::to_string(module.module_id));
-      Encoded e{module.module_id, module.num_params, found->encoded, {}};
+      Encoded e{module.module_id,   module.num_params, module.gradient_dtype,
+                module.push_params, found->encoded,    {}};
       if (e.bytes.empty()) {
         if (found->values.size() != module.num_params)
           return internal_error("module " + std::to_string(module.module_id) + ": runner gave " +
                                 std::to_string(found->values.size()) + " values for " +
                                 std::to_string(module.num_params) + " params");
         std::vector<uint8_t> out;
-        DIPACO_RETURN_IF_ERROR(encode_into(task.gradient_dtype, found->values, &out));
+        DIPACO_RETURN_IF_ERROR(encode_into(module.gradient_dtype, found->values, &out));
         e.bytes.assign(reinterpret_cast<const char*>(out.data()), out.size());
       }
       e.digest = sha256(e.bytes);
@@ -556,7 +566,8 @@ struct WorkerClient::Impl {
           chunk.set_lease_id(task.lease_id);
           chunk.set_sequence(piece.sequence);
           chunk.set_module_id(piece.module->module_id);
-          chunk.set_dtype(dtype);
+          chunk.set_dtype(to_proto_dtype(piece.module->dtype));
+          chunk.set_params(piece.module->params);
           chunk.set_num_params(piece.module->num_params);
           v1::Chunk* c = chunk.mutable_chunk();
           c->set_offset_bytes(piece.offset);
@@ -1001,8 +1012,7 @@ struct WorkerClient::Impl {
       if (cancelled) return TaskOutcome{};
       return TaskOutcome{false, true, result.status().message()};
     }
-    auto pushed =
-        push(assignment, *result, task.gradient_dtype(), lease_deadline_unix_ms, lease_lost);
+    auto pushed = push(assignment, *result, lease_deadline_unix_ms, lease_lost);
     finish();
     watcher.join();
     if (!pushed.is_ok()) {

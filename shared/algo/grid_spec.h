@@ -83,7 +83,8 @@ struct GridSpec {
   // [outer]
   OuterOptimizerConfig outer;
   AggregationOptions aggregation;  // rescale_by_sqrt_paths, drop_fraction (seeded by `seed`)
-  // [compression]
+  // [compression], for shared modules: a path-specific module travels as fp32 both ways, its
+  // trained parameters up and whole versions down (run/module_wire.h).
   WireDtype dtype = WireDtype::kInt8;  // outer gradients, worker → coordinator
   bool error_feedback = true;
   // Module versions after version 0, coordinator → a worker that holds the previous version:

@@ -247,7 +247,13 @@ grpc::Status CoordinatorService::LeaseTask(grpc::ServerContext* context,
     ref->set_version(module.version);
     ref->set_num_params(layout->second.num_params);
     ref->set_param_offset(layout->second.param_offset);
-    ref->set_gradient_bytes(encoded_size(config->gradient_dtype, layout->second.num_params));
+    const WireDtype gradient_dtype = layout->second.gradient_dtype.value_or(config->gradient_dtype);
+    ref->set_gradient_bytes(encoded_size(gradient_dtype, layout->second.num_params));
+    if (layout->second.gradient_dtype)
+      ref->set_gradient_dtype(to_proto_dtype(*layout->second.gradient_dtype));
+    if (layout->second.module_delta_dtype)
+      ref->set_module_delta_dtype(to_proto_dtype(*layout->second.module_delta_dtype));
+    ref->set_push_params(layout->second.push_params);
     if (digest.is_ok()) ref->set_sha256(*digest);
   }
   return grpc::Status::OK;
@@ -428,11 +434,31 @@ grpc::Status CoordinatorService::push_one(const v1::OuterGradientChunk& message,
                    std::to_string((*lease)->path_id) + " of this lease");
   auto dtype = from_proto_dtype(message.dtype());
   if (!dtype.is_ok()) return to_grpc(dtype.status().with_context(where));
-  if (*dtype != config->gradient_dtype)
+  // The module's own dtype, or the run's: a worker that predates ModuleRef.gradient_dtype and
+  // push_params pushes every module's outer gradient in the run's dtype (the aggregator tells
+  // it from trained parameters by its size, run/module_wire.h).
+  const WireDtype module_dtype = layout->second.gradient_dtype.value_or(config->gradient_dtype);
+  const std::string module_name = "module " + std::to_string(message.module_id());
+  if (message.params() && !layout->second.push_params)
+    return bad(grpc::StatusCode::INVALID_ARGUMENT,
+               where + ": trained parameters for " + module_name +
+                   ", which takes outer gradients (it is not path-specific)");
+  if (*dtype != module_dtype && *dtype != config->gradient_dtype)
     return bad(grpc::StatusCode::INVALID_ARGUMENT,
                where + ": dtype " + wire_dtype_name(*dtype) + " but run " +
-                   std::to_string((*lease)->run_id) + " pushes " +
-                   wire_dtype_name(config->gradient_dtype));
+                   std::to_string((*lease)->run_id) + " pushes " + module_name + " in " +
+                   wire_dtype_name(module_dtype));
+  if (layout->second.push_params) {
+    const uint64_t n = layout->second.num_params;
+    const bool trained_params = message.params() && *dtype == module_dtype;
+    const bool older_worker = !message.params() && *dtype == config->gradient_dtype &&
+                              encoded_size(*dtype, n) != encoded_size(module_dtype, n);
+    if (!trained_params && !older_worker)
+      return bad(grpc::StatusCode::INVALID_ARGUMENT,
+                 where + ": " + module_name + " is path-specific: push its trained parameters in " +
+                     wire_dtype_name(module_dtype) +
+                     " (OuterGradientChunk.params); a worker that predates that must be upgraded");
+  }
   if (message.num_params() != layout->second.num_params)
     return bad(grpc::StatusCode::INVALID_ARGUMENT,
                where + ": num_params " + std::to_string(message.num_params()) + " but module " +

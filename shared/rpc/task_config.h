@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 
 #include "compress/wire_dtype.h"
@@ -33,6 +34,13 @@ struct InnerOptimizerConfig {
 struct ModuleLayout {
   uint64_t param_offset = 0;
   uint64_t num_params = 0;
+  // This module's own wire dtypes (e.g. fp32 for a path-specific module); nullopt: the run's
+  // TaskConfig::gradient_dtype / module_delta_dtype.
+  std::optional<WireDtype> gradient_dtype;
+  std::optional<WireDtype> module_delta_dtype;
+  // Workers push the trained parameters (fp32) of this module, not its outer gradient
+  // (ModuleRef.push_params): a path-specific module.
+  bool push_params = false;
 };
 
 // The hyper-parameters every task of a run shares.

@@ -67,7 +67,12 @@ RunHooks grid_run_hooks(int threads, FILE* log, std::shared_ptr<RunDirLocks> run
     ParamLayout layout(grid->model);
     for (int id = 0; id < grid->num_modules(); ++id) {
       ParamRange r = grid->module_range(layout, id);
-      t.modules[static_cast<uint32_t>(id)] = {r.offset, r.count};
+      ModuleLayout& m = t.modules[static_cast<uint32_t>(id)];
+      m = {r.offset, r.count, std::nullopt, std::nullopt, module_is_path_specific(*grid, id)};
+      if (module_wire_dtype(*grid, id) != grid->dtype)
+        m.gradient_dtype = module_wire_dtype(*grid, id);
+      if (module_downlink_dtype(*grid, id) != grid->downlink)
+        m.module_delta_dtype = module_downlink_dtype(*grid, id);
     }
     return t;
   };
@@ -88,6 +93,9 @@ RunHooks grid_run_hooks(int threads, FILE* log, std::shared_ptr<RunDirLocks> run
     if (grid->downlink == WireDtype::kFp32)
       return not_found("run " + std::to_string(run_id) +
                        " sends whole module versions (compression.downlink = \"fp32\")");
+    if (module_downlink_dtype(*grid, static_cast<int>(module_id)) == WireDtype::kFp32)
+      return not_found("module " + std::to_string(module_id) + " of run " + std::to_string(run_id) +
+                       " is path-specific: its versions travel whole, never as deltas");
     return RunLayout{grid->dir}.module_delta(module_id, version);
   };
   return hooks;

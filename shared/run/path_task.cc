@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "compress/backend_encoder.h"
+#include "compress/codec.h"
 #include "data/batch_loader.h"
 #include "tensor/safetensors.h"
 #include "train/token_batch_source.h"
@@ -153,6 +154,20 @@ Result<PathTaskResult> PathTrainer::run(const PathTaskSpec& spec, const std::str
   Backend* backend = &model.backend();
   for (const TaskModule& m : spec.modules) {
     const size_t count = m.range.count;
+    if (m.send_params) {
+      if (m.dtype != WireDtype::kFp32)
+        return invalid_argument("module " + std::to_string(m.module_id) +
+                                ": trained parameters travel as fp32, not " +
+                                wire_dtype_name(m.dtype));
+      std::vector<float> trained(count);
+      if (count > 0)
+        backend->copy_to_host(trained.data(), model.params() + m.range.offset,
+                              count * sizeof(float));
+      OuterGradientPayload g{m.module_id, m.range.count, m.dtype, {}};
+      DIPACO_RETURN_IF_ERROR(encode_into(WireDtype::kFp32, trained, &g.payload));
+      result.gradients.push_back(std::move(g));
+      continue;
+    }
     DIPACO_ASSIGN_OR_RETURN(BackendEncoder * encoder, encoder_for(m));
     if (count > 0) {
       backend->copy_to_device(encoder->input(), m.params.data(), count * sizeof(float));

@@ -2,7 +2,8 @@
 // starting from the path's modules at version k, and return each module's outer gradient
 // Δ_m = θ_m(version k) − θ_m(after H steps), compressed with error feedback. Both are computed
 // on the backend, where the trained parameters are (compress/backend_encoder.h): a GPU worker
-// copies the encoded payload to the host, not the fp32 parameters.
+// copies the encoded payload to the host, not the fp32 parameters. A path-specific module
+// (TaskModule::send_params) returns its trained parameters θ_m(after H steps) in fp32 instead.
 //
 // The inner optimizer (AdamW) state, the data position and the error-feedback residuals of a
 // (path, shard) carry over from one outer step to the next (PathTaskState); the learning-rate
@@ -35,6 +36,9 @@ struct TaskModule {
   std::vector<float> params;           // the version the task starts from (range.count values)
   WireDtype dtype = WireDtype::kFp32;  // how its outer gradient travels
   bool error_feedback = true;
+  // Send the trained parameters θ_end themselves (fp32, dtype must be kFp32) instead of
+  // θ_start − θ_end: a path-specific module, whose new version is exactly what its path trained.
+  bool send_params = false;
 };
 
 struct PathTaskSpec {
@@ -63,7 +67,7 @@ struct OuterGradientPayload {
   uint32_t module_id = 0;
   uint64_t num_params = 0;
   WireDtype dtype = WireDtype::kFp32;
-  std::vector<uint8_t> payload;  // encoded_size(dtype, num_params) bytes
+  std::vector<uint8_t> payload;  // encoded_size(dtype, num_params) bytes: Δ, or θ (send_params)
 };
 
 struct PathTaskResult {

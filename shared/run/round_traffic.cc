@@ -1,7 +1,7 @@
 #include "run/round_traffic.h"
 
 #include "compress/wire_dtype.h"
-#include "run/module_aggregator.h"
+#include "run/module_wire.h"
 
 namespace dipaco {
 
@@ -11,7 +11,7 @@ RoundTraffic round_traffic(const GridSpec& grid, const ParamLayout& layout) {
   for (int p = 0; p < grid.num_paths(); ++p) {
     for (int id : grid.path_modules(p)) {
       const uint64_t n = grid.module_range(layout, id).count;
-      if (grid.levels[static_cast<size_t>(grid.module_level(id))].path_specific) {
+      if (module_is_path_specific(grid, id)) {
         t.path_local += shards * (n * sizeof(float) + encoded_size(module_wire_dtype(grid, id), n));
       } else {
         t.down += shards * n * sizeof(float);

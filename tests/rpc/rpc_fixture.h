@@ -5,6 +5,7 @@
 #include <QTemporaryDir>
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -89,6 +90,9 @@ struct Served {
   // they set how long a silent worker still counts as present. Set before start().
   int64_t max_wait_ms = 0;
   int64_t heartbeat_interval_ms = 0;
+  // Changes the run's task config as the hooks give it (e.g. per-module dtypes). Set before
+  // start().
+  std::function<void(dipaco::TaskConfig&)> adjust_task_config;
 
   dipaco::Status start(uint64_t outer_steps = 2, int64_t lease_timeout_ms = 5000,
                        uint64_t push_chunk_limit = 1 << 20) {
@@ -130,6 +134,15 @@ struct Served {
     server_options.insecure = true;
     server_options.service.tokens = {kWorkerToken, kOperatorToken};
     server_options.service.hooks = dipaco::simple_run_hooks(dir.path().toStdString());
+    if (adjust_task_config) {
+      server_options.service.hooks.task_config =
+          [inner = server_options.service.hooks.task_config, adjust = adjust_task_config](
+              int64_t run, const std::string& config) -> dipaco::Result<dipaco::TaskConfig> {
+        auto t = inner(run, config);
+        if (t.is_ok()) adjust(*t);
+        return t;
+      };
+    }
     server_options.service.max_push_chunk_bytes = max_push_chunk_bytes;
     server_options.service.download_chunk_bytes = 1000;  // several chunks per file
     server_options.aggregator =

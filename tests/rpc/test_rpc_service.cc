@@ -566,6 +566,65 @@ class RpcServiceTest : public QObject {
     QCOMPARE(fingerprint(s, task), before);
   }
 
+  // A path-specific module (modules 2 and 3 here, as a grid's path_specific level): the task asks
+  // for its trained parameters in fp32; a worker that predates that pushes an int8 outer gradient
+  // (params unset), which is still taken as its size tells it apart; trained parameters for a
+  // shared module, and fp32 without `params` for the path-specific one, are refused.
+  void pathSpecificModulesTakeTrainedParametersOrAnOlderWorkersGradient() {
+    Served s;
+    s.adjust_task_config = [](dipaco::TaskConfig& t) {
+      for (uint32_t m : {2u, 3u}) {
+        t.modules[m].gradient_dtype = dipaco::WireDtype::kFp32;
+        t.modules[m].module_delta_dtype = dipaco::WireDtype::kFp32;
+        t.modules[m].push_params = true;
+      }
+    };
+    QVERIFY(s.start());
+    for (const char* worker : {"new", "old"}) {
+      v1::Task task = lease(s, worker);
+      QCOMPARE(task.modules_size(), 2);
+      const v1::ModuleRef& shared = task.modules(0);
+      const v1::ModuleRef& own = task.modules(1);
+      QVERIFY(!shared.push_params());
+      QCOMPARE(shared.gradient_dtype(), v1::DTYPE_UNSPECIFIED);  // the task's int8
+      QCOMPARE(shared.gradient_bytes(), uint64_t{int8_payload().size()});
+      QVERIFY(own.push_params());
+      QCOMPARE(own.gradient_dtype(), v1::DTYPE_F32);
+      QCOMPARE(own.module_delta_dtype(), v1::DTYPE_F32);
+      QCOMPARE(own.gradient_bytes(), kModuleParams * 4);
+
+      const std::string int8 = int8_payload();
+      const std::string fp32(kModuleParams * 4, '\0');  // zeros: finite parameters
+      auto chunks_of = [&](const std::string& own_payload, v1::DType own_dtype, bool params) {
+        std::vector<v1::OuterGradientChunk> chunks = {
+            make_chunk(task.lease_id(), 0, shared.module_id(), int8, 0, int8.size()),
+            make_chunk(task.lease_id(), 1, own.module_id(), own_payload, 0, own_payload.size())};
+        chunks[1].set_dtype(own_dtype);
+        chunks[1].set_params(params);
+        return chunks;
+      };
+      v1::PushOuterGradientResponse response;
+      auto refused = chunks_of(int8, v1::DTYPE_INT8, false);
+      refused[0].set_params(true);  // a shared module takes outer gradients only
+      grpc::Status status = push(*s.stub, refused, &response);
+      QCOMPARE(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+      QVERIFY2(contains(status.error_message(), "not path-specific"),
+               status.error_message().c_str());
+      status = push(*s.stub, chunks_of(fp32, v1::DTYPE_F32, false), &response);
+      QCOMPARE(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+      QVERIFY2(contains(status.error_message(), "is path-specific"),
+               status.error_message().c_str());
+
+      const bool new_worker = std::string(worker) == "new";
+      status = push(*s.stub,
+                    new_worker ? chunks_of(fp32, v1::DTYPE_F32, true)
+                               : chunks_of(int8, v1::DTYPE_INT8, false),
+                    &response);
+      QVERIFY2(status.ok(), status.error_message().c_str());
+      QVERIFY(response.task_complete());
+    }
+  }
+
   void nonFiniteGradientIsRefused() {
     Served s;
     QVERIFY(s.start());
