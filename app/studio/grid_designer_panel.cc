@@ -427,7 +427,7 @@ QString GridDesignerPanel::estimates_text() const {
                      .arg(ratio_to(e.bytes_steady_per_outer_step), 0, 'f', 0);
   if (!vocab_note_.isEmpty()) text += QLatin1Char('\n') + vocab_note_;
   if (e.path_local_bytes_per_outer_step > 0)
-    text += tr("\npath-specific modules stay on workers: %1 per outer step")
+    text += tr("\npath-specific modules travel whole in fp32, never compressed: %1 per outer step")
                 .arg(b(e.path_local_bytes_per_outer_step));
   return text;
 }

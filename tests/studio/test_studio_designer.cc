@@ -95,8 +95,8 @@ class StudioDesignerTest : public QObject {
     QCOMPARE(e.params_total, uint64_t{2 * 12352 + 2 * 12384});
     QCOMPARE(e.bytes_up_per_outer_step, uint64_t{2 * 12380});
     QCOMPARE(e.bytes_down_per_outer_step, uint64_t{2 * 12352 * 4});
-    // Path-specific: fetched in fp32 and pushed in the run's dtype (int8: 7 chunk scales).
-    QCOMPARE(e.path_local_bytes_per_outer_step, uint64_t{2 * (12384 * 4 + 7 * 4 + 12384)});
+    // Path-specific: fetched and pushed whole in fp32, never through the run's int8 codec.
+    QCOMPARE(e.path_local_bytes_per_outer_step, uint64_t{2 * (12384 * 4 + 12384 * 4)});
   }
 
   void errorKeysNameTheField() {
