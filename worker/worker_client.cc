@@ -207,9 +207,16 @@ struct WorkerClient::Impl {
     request.set_host(options.host);
     request.set_version(options.version);
     request.set_instance_id(instance_id());
-    v1::Device* cpu = request.add_devices();
-    cpu->set_name("cpu");
-    cpu->set_backend(v1::BACKEND_CPU);
+    const std::vector<WorkerDevice> devices =
+        options.devices.empty() ? std::vector<WorkerDevice>{WorkerDevice{"cpu", false, 0, ""}}
+                                : options.devices;
+    for (const WorkerDevice& device : devices) {
+      v1::Device* sent = request.add_devices();
+      sent->set_name(device.name);
+      sent->set_backend(device.cuda ? v1::BACKEND_CUDA : v1::BACKEND_CPU);
+      sent->set_memory_bytes(device.memory_bytes);
+      sent->set_compute_capability(device.compute_capability);
+    }
     v1::RegisterResponse response;
     grpc::ClientContext context;
     prepare(context);

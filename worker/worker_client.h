@@ -67,10 +67,12 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "dipaco/v1/coordinator.grpc.pb.h"
 #include "rpc/channel.h"
 #include "task_runner.h"
+#include "worker_devices.h"
 
 namespace dipaco {
 
@@ -85,6 +87,8 @@ struct WorkerClientOptions {
   // coordinator refuses the second while the first is present). Empty: process_instance_id().
   std::string instance_id;
   std::string host;
+  // What the worker trains on, sent at Register (describe_worker_devices); empty = one "cpu".
+  std::vector<WorkerDevice> devices;
   std::string version = DIPACO_VERSION;
   std::string cache_dir;  // must be writable; created if missing
   uint64_t push_chunk_bytes = 1 << 20;

@@ -18,6 +18,7 @@
 #include "rpc/channel.h"
 #include "util/log.h"
 #include "worker_client.h"
+#include "worker_devices.h"
 #include "worker_reload.h"
 
 namespace dipaco {
@@ -120,6 +121,7 @@ WorkerClientOptions client_options(const WorkerConfig& config, const WorkerCrede
   options.token = credentials.token;
   options.host = host_name();
   options.worker_id = worker_id_or_default(config, options.host);
+  options.devices = describe_worker_devices(config);
   options.cache_dir = config.cache_dir;
   options.backoff_initial_ms = config.backoff_initial_ms;
   options.backoff_max_ms = config.backoff_max_ms;

@@ -54,6 +54,28 @@ WorkerSession parse_session(const std::string& session) {
   return {session.substr(0, separator), session.substr(separator + 1)};
 }
 
+// The worker's devices as one line for `dipaco ctl workers` and the studio: equal devices in a
+// row are counted ("8x NVIDIA H100 80GB HBM3 81559 MiB cc 9.0"), groups are joined by "; ".
+std::string describe_devices(const google::protobuf::RepeatedPtrField<v1::Device>& devices) {
+  auto one = [](const v1::Device& device) {
+    std::string text = device.name();
+    if (device.memory_bytes() > 0)
+      text += " " + std::to_string(device.memory_bytes() >> 20) + " MiB";
+    if (!device.compute_capability().empty()) text += " cc " + device.compute_capability();
+    return text;
+  };
+  std::string line;
+  for (int i = 0; i < devices.size();) {
+    const std::string text = one(devices[i]);
+    int same = 1;
+    while (i + same < devices.size() && one(devices[i + same]) == text) ++same;
+    if (!line.empty()) line += "; ";
+    line += (same > 1 ? std::to_string(same) + "x " : std::string()) + text;
+    i += same;
+  }
+  return line;
+}
+
 }  // namespace
 
 grpc::Status to_grpc(const Status& status) {
@@ -136,12 +158,7 @@ grpc::Status CoordinatorService::Register(grpc::ServerContext* context,
       info.instance_id.find(kSessionSeparator) != std::string::npos)
     return bad(grpc::StatusCode::INVALID_ARGUMENT,
                "worker id and instance id must not contain control character 0x1f");
-  for (const v1::Device& device : request->devices()) {
-    if (!info.devices.empty()) info.devices += "; ";
-    info.devices += device.name();
-    if (device.memory_bytes() > 0)
-      info.devices += " " + std::to_string(device.memory_bytes() >> 20) + " MiB";
-  }
+  info.devices = describe_devices(request->devices());
   auto registered = coordinator_.register_worker(info);
   if (!registered.is_ok()) return to_grpc(registered.status());
   if (!registered->refusal.empty())

@@ -185,6 +185,38 @@ class RpcWorkerIdentityTest : public QObject {
              grpc::StatusCode::ALREADY_EXISTS);
   }
 
+  // The devices a worker describes reach ListWorkers (`dipaco ctl workers`, the studio): equal
+  // GPUs counted, name, total memory and compute capability; no description is one "cpu".
+  void theDevicesAWorkerSendsAreListed() {
+    Served s;
+    s.max_wait_ms = s.heartbeat_interval_ms = kForeverMs;
+    QVERIFY(s.start());
+    dipaco::FakeTaskRunner runner(0);
+    std::atomic<int> stop{0};
+    dipaco::WorkerClientOptions gpu_options = worker_options(s, "gpu-box", "aaaa");
+    const dipaco::WorkerDevice h100{"NVIDIA H100 80GB HBM3", true, uint64_t{81559} << 20, "9.0"};
+    gpu_options.devices = {
+        h100, h100, {"NVIDIA A100-SXM4-40GB", true, uint64_t{40960} << 20, "8.0"}};
+    dipaco::WorkerClient gpu_worker(gpu_options, runner);
+    QVERIFY(gpu_worker.run(stop).is_ok());
+    dipaco::WorkerClient cpu_worker(worker_options(s, "cpu-box", "bbbb"), runner);
+    QVERIFY(cpu_worker.run(stop).is_ok());
+
+    v1::ListWorkersResponse listed;
+    QVERIFY(
+        s.stub->ListWorkers(context(kOperatorToken).get(), v1::ListWorkersRequest(), &listed).ok());
+    QCOMPARE(listed.workers_size(), 2);
+    for (const v1::WorkerSummary& worker : listed.workers()) {
+      if (worker.worker_id() == "gpu-box") {
+        QCOMPARE(worker.devices(), std::string("2x NVIDIA H100 80GB HBM3 81559 MiB cc 9.0; "
+                                               "NVIDIA A100-SXM4-40GB 40960 MiB cc 8.0"));
+      } else {
+        QCOMPARE(worker.worker_id(), std::string("cpu-box"));
+        QCOMPARE(worker.devices(), std::string("cpu"));
+      }
+    }
+  }
+
   void aReplacedWorkerDropsItsTaskAndRegistersAgain() {
     Served s;
     s.max_wait_ms = s.heartbeat_interval_ms = kForeverMs;
