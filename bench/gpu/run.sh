@@ -42,6 +42,7 @@ if [[ -x "$dir/bin/dipaco" ]]; then
   "$dir/bin/dipaco" doctor || { status=1; summary+="dipaco doctor: FAILED"$'\n'; }
   echo "== the main job (resources/runs/brown-main.toml) with GPU workers"
   SECONDS=0
+  rm -rf /tmp/brown-gpu  # a second run.sh on this host must not time a resume of the first
   (cd "$dir/work" && "$dir/bin/dipaco" run resources/runs/brown-main.toml --backend cuda \
     --dir /tmp/brown-gpu) || { status=1; summary+="main job: FAILED"$'\n'; }
   echo "wall: ${SECONDS} s"

@@ -459,7 +459,8 @@ grpc::Status CoordinatorService::push_one(const v1::OuterGradientChunk& message,
   if (message.params() && !layout->second.push_params)
     return bad(grpc::StatusCode::INVALID_ARGUMENT,
                where + ": trained parameters for " + module_name +
-                   ", which takes outer gradients (it is not path-specific)");
+                   ", which takes outer gradients (a shared module, or any module of a run whose "
+                   "dtype is fp32)");
   if (*dtype != module_dtype && *dtype != config->gradient_dtype)
     return bad(grpc::StatusCode::INVALID_ARGUMENT,
                where + ": dtype " + wire_dtype_name(*dtype) + " but run " +

@@ -39,7 +39,8 @@ struct ModuleLayout {
   std::optional<WireDtype> gradient_dtype;
   std::optional<WireDtype> module_delta_dtype;
   // Workers push the trained parameters (fp32) of this module, not its outer gradient
-  // (ModuleRef.push_params): a path-specific module.
+  // (ModuleRef.push_params): a path-specific module of a run whose dtype is not fp32
+  // (run/module_wire.h).
   bool push_params = false;
 };
 

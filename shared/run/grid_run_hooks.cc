@@ -68,7 +68,7 @@ RunHooks grid_run_hooks(int threads, FILE* log, std::shared_ptr<RunDirLocks> run
     for (int id = 0; id < grid->num_modules(); ++id) {
       ParamRange r = grid->module_range(layout, id);
       ModuleLayout& m = t.modules[static_cast<uint32_t>(id)];
-      m = {r.offset, r.count, std::nullopt, std::nullopt, module_is_path_specific(*grid, id)};
+      m = {r.offset, r.count, std::nullopt, std::nullopt, module_pushes_params(*grid, id)};
       if (module_wire_dtype(*grid, id) != grid->dtype)
         m.gradient_dtype = module_wire_dtype(*grid, id);
       if (module_downlink_dtype(*grid, id) != grid->downlink)

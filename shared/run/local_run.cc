@@ -152,7 +152,7 @@ void worker_main(RunShared* shared, int index) {
       m.module_id = ref.module_id;
       m.range = grid.module_range(layout, static_cast<int>(ref.module_id));
       m.dtype = module_wire_dtype(grid, static_cast<int>(ref.module_id));
-      m.send_params = module_is_path_specific(grid, static_cast<int>(ref.module_id));
+      m.send_params = module_pushes_params(grid, static_cast<int>(ref.module_id));
       m.error_feedback = grid.error_feedback;
       auto fetched = modules.fetch(ref, m.range.count);
       if (!fetched.is_ok()) return shared->fail(fetched.status());

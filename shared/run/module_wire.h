@@ -11,8 +11,10 @@
 // Both sides make the same decision from the grid file; the coordinator also sends it per module
 // in the task (ModuleRef.gradient_dtype, module_delta_dtype, push_params), and a worker follows
 // the task. A worker that predates those fields sends every module's outer gradient in
-// grid.dtype: the coordinator tells the two apart by payload size (report_encoding), and refuses
-// the older worker's push where the sizes coincide (grid.dtype fp32; rpc/service.cc).
+// grid.dtype: the coordinator tells the two apart by payload size (report_encoding). With
+// grid.dtype fp32 the sizes would coincide, so there a path-specific module sends its outer
+// gradient in fp32 as before (exact up to one float rounding of θ − (θ − θ_p)), which keeps stored
+// reports and older workers unambiguous.
 #pragma once
 
 #include <cstddef>
@@ -25,6 +27,10 @@ namespace dipaco {
 
 // True when module `module_id` lies on a path-specific level (one module per path).
 bool module_is_path_specific(const GridSpec& grid, int module_id);
+
+// True when the worker pushes the module's trained parameters θ_p (ModuleRef.push_params): a
+// path-specific module of a grid whose dtype is not fp32 (see above).
+bool module_pushes_params(const GridSpec& grid, int module_id);
 
 // How the module's task result travels up: fp32 (trained parameters) for a path-specific module,
 // else grid.dtype (outer gradient).
@@ -39,10 +45,10 @@ struct ReportEncoding {
   WireDtype dtype = WireDtype::kFp32;
   bool params = false;  // θ_p (a path-specific module's fp32 payload), else an outer gradient
 };
-// A path-specific module's 4n-byte payload is θ_p; a payload of encoded_size(grid.dtype, n)
-// bytes is an outer gradient (a shared module's, or an older worker's). nullopt: neither size.
-// The sizes never coincide for n >= 1 unless grid.dtype is fp32 (fp32 takes 4n bytes, every
-// other layout fewer); then a 4n-byte payload of a path-specific module is θ_p.
+// A 4n-byte payload of a module that pushes its parameters (module_pushes_params) is θ_p; a
+// payload of encoded_size(grid.dtype, n) bytes is an outer gradient (a shared module's, or an
+// older worker's). nullopt: neither size. The two sizes never coincide for n >= 1, since fp32
+// takes 4n bytes, every other layout fewer, and an fp32 grid pushes outer gradients only.
 std::optional<ReportEncoding> report_encoding(const GridSpec& grid, int module_id,
                                               size_t num_params, size_t payload_bytes);
 

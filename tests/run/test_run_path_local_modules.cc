@@ -175,6 +175,20 @@ class RunPathLocalModulesTest : public QObject {
       QVERIFY(!older->params);
       QVERIFY(!report_encoding(grid, id, n, encoded_size(WireDtype::kInt8, n)).has_value());
     }
+    // A grid whose dtype is fp32 keeps outer gradients for every module (an older worker's Δ and
+    // θ_p would both be 4n bytes): a 4n-byte payload is Δ, and no module pushes parameters.
+    const GridSpec fp32_grid = tiny_grid_spec(dir_.path(), "fp32");
+    int path_specific_in_fp32 = 0;
+    for (int id = 0; id < fp32_grid.num_modules(); ++id) {
+      const size_t n = fp32_grid.module_range(layout, id).count;
+      path_specific_in_fp32 += module_is_path_specific(fp32_grid, id) ? 1 : 0;
+      QVERIFY(!module_pushes_params(fp32_grid, id));
+      auto payload = report_encoding(fp32_grid, id, n, encoded_size(WireDtype::kFp32, n));
+      QVERIFY(payload.has_value());
+      QCOMPARE(payload->dtype, WireDtype::kFp32);
+      QVERIFY(!payload->params);
+    }
+    QVERIFY(path_specific_in_fp32 > 0);
     // The sizes of fp32 and any other layout never coincide, so the guess is unambiguous.
     for (size_t n = 1; n < 5000; ++n) {
       for (WireDtype d : {WireDtype::kBf16, WireDtype::kInt8, WireDtype::kInt4})
