@@ -300,7 +300,11 @@ class RpcWorkerTest : public QObject {
     QVERIFY2(runs <= bound, std::to_string(runs).c_str());
     QVERIFY2(runs >= 1, "the worker stopped leasing after failed tasks");
     QCOMPARE(worker.stats().tasks_completed, uint64_t{0});
-    QCOMPARE(worker.stats().tasks_failed, broken.runs());
+    // The stop can land between the last run's failure and its accounting: that run then ends
+    // as cancelled (lost, handed back) rather than failed.
+    const uint64_t failed = worker.stats().tasks_failed;
+    QVERIFY2(failed == broken.runs() || failed + 1 == broken.runs(),
+             qPrintable(QString("%1 failed of %2 runs").arg(failed).arg(broken.runs())));
     QCOMPARE(worker.stats().tasks_lost, broken.runs());
     auto status = s.coordinator->run_status(s.run_id);
     QCOMPARE(status->tasks_leased, int64_t{0});  // every failed lease was handed back
