@@ -3,6 +3,8 @@
 #include <algorithm>
 
 #include "model/model.h"
+#include "run/run_results.h"
+#include "run/shard_routing.h"
 #include "train/trainer.h"
 
 namespace dipaco {
@@ -10,11 +12,6 @@ namespace dipaco {
 namespace {
 
 constexpr char kWhat[] = "base model and evaluation: ";
-
-// The evaluator scores batches of 8 windows (run_results.h), routing features 16 documents'
-// prefixes (shard_routing.cc).
-constexpr int kEvaluatorBatch = 8;
-constexpr int kFeatureBatch = 16;
 
 }  // namespace
 
@@ -50,12 +47,12 @@ Status check_run_compute_fits(const GridSpec& grid, int workers_here, int gpus_p
   const int prefix = std::min(grid.routing.prefix_tokens, grid.model.max_seq_len);
   if (prefix > 0) {
     DIPACO_ASSIGN_OR_RETURN(std::unique_ptr<Model> features,
-                            Model::create(backend, grid.model, kFeatureBatch, prefix));
+                            Model::create(backend, grid.model, kRoutingFeatureBatch, prefix));
   }
   // The evaluator's model stays while the workers train next to it.
   DIPACO_ASSIGN_OR_RETURN(
       std::unique_ptr<Model> evaluator,
-      Model::create(backend, grid.model, kEvaluatorBatch, grid.inner.seq_len,
+      Model::create(backend, grid.model, PathEvaluator::kBatch, grid.inner.seq_len,
                     static_cast<size_t>(std::max(0, workers_here)) * worker_bytes));
   return Status::ok();
 }

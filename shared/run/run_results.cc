@@ -37,7 +37,7 @@ Status PathEvaluator::init(int threads) {
 }
 
 Status PathEvaluator::init(Backend* backend) {
-  DIPACO_ASSIGN_OR_RETURN(model_, Model::create(backend, grid_.model, 8, grid_.inner.seq_len));
+  DIPACO_ASSIGN_OR_RETURN(model_, Model::create(backend, grid_.model, kBatch, grid_.inner.seq_len));
   for (int p = 0; p < grid_.num_paths(); ++p) {
     const std::string file = layout_.val_shard(static_cast<uint32_t>(p));
     if (!std::filesystem::exists(file)) {

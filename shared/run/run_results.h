@@ -31,6 +31,8 @@ Result<std::vector<float>> assemble_path(const GridSpec& grid, const RunLayout& 
 // in the file's metadata, so a resumed run (or a coordinator restart) continues from them.
 class PathEvaluator {
  public:
+  static constexpr int kBatch = 8;  // validation windows scored per forward
+
   PathEvaluator(const GridSpec& grid, const RunLayout& layout);
   // Opens the validation shards and reads back the models kept so far. The evaluations run on
   // `backend` (a run's GPU, or the CPU), from the calling thread; it must outlive the evaluator.

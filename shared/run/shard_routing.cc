@@ -215,8 +215,8 @@ Result<ShardPlan> prepare_shards(const GridSpec& grid, const RunLayout& layout, 
   std::unique_ptr<Model> feature_model;
   if (need_base) {
     DIPACO_ASSIGN_OR_RETURN(std::vector<float> base, obtain_base(grid, layout, backend, out));
-    DIPACO_ASSIGN_OR_RETURN(feature_model,
-                            Model::create(backend, grid.model, 16, rs.prefix_tokens));
+    DIPACO_ASSIGN_OR_RETURN(
+        feature_model, Model::create(backend, grid.model, kRoutingFeatureBatch, rs.prefix_tokens));
     feature_model->set_params(base);
     std::vector<TokenSpan> spans = document_spans(train);
     DIPACO_ASSIGN_OR_RETURN(train_features,

@@ -52,6 +52,9 @@ std::string val_predictions_file(const RunLayout& layout, uint32_t path_id);
 Result<ScoredPredictions> read_val_predictions(const GridSpec& grid, const RunLayout& layout,
                                                uint32_t path_id, const TokenFile& val_shard);
 
+// Documents whose prefixes the routing model reads per forward (its batch).
+inline constexpr int kRoutingFeatureBatch = 16;
+
 // `grid` must have its vocabulary resolved (model.vocab_size = the data's). Runs the stage, or
 // reads its result when routing.json exists. Progress lines go to `out`. The base model, the
 // routing features and the document scores are computed on `backend` (a run's GPU, or the CPU);
