@@ -21,6 +21,7 @@ pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null; done
   wait 2>/dev/null
+  pids=()
 }
 trap cleanup EXIT
 
